@@ -1,0 +1,125 @@
+"""Key sets on disk: generation for a new deployment, loading, and the server-key cache.
+
+A key directory holds `client_key.bin` (only where decryption is allowed: tests, the devnet),
+`server_key.bin`, `public_key.bin`, `crs.bin` and `keys.json`. Server keys are about 1.6 GB and
+take minutes to derive on a small machine, so a server key derived from a client key is cached
+under the cache directory, keyed by the client key's digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import tfhe_py
+
+CLIENT_KEY = "client_key.bin"
+SERVER_KEY = "server_key.bin"
+PUBLIC_KEY = "public_key.bin"
+CRS = "crs.bin"
+METADATA = "keys.json"
+
+
+class KeySetError(RuntimeError):
+    """A key directory that is missing, incomplete or of another parameter set."""
+
+
+def cache_dir() -> Path:
+    """Where derived keys and other caches live: outside the clone, shared by runs."""
+    return Path(os.environ.get("FHEVM_DAGSTER_CACHE", Path.home() / ".cache" / "fhevm-dagster"))
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """The keys of one deployment; `client_key` is None on a production coprocessor."""
+
+    server_key: tfhe_py.ServerKey
+    public_key: tfhe_py.CompactPublicKey
+    crs: tfhe_py.Crs
+    client_key: tfhe_py.ClientKey | None = None
+
+    def engine(self) -> tfhe_py.Engine:
+        return tfhe_py.Engine(self.server_key, self.public_key, self.crs)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def cached_server_key(client_key_path: Path) -> tfhe_py.ServerKey:
+    """The server key of a client key, derived once and then loaded from the cache."""
+    target = cache_dir() / "server-keys" / f"{_digest(client_key_path)}-{tfhe_py.TFHE_RS_VERSION}.bin"
+    if target.exists():
+        return tfhe_py.ServerKey.load(target)
+    server_key = tfhe_py.ClientKey.load(client_key_path).server_key()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".partial-{os.getpid()}")
+    server_key.save(partial)
+    partial.replace(target)
+    return server_key
+
+
+def generate_key_dir(directory: Path, seed: int | None = None) -> Path:
+    """Writes a new key set (files 0600) for a deployment; refuses to overwrite one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if (directory / SERVER_KEY).exists() or (directory / CLIENT_KEY).exists():
+        raise KeySetError(f"{directory} already holds keys; choose an empty directory")
+    started = time.monotonic()
+    client_key = tfhe_py.ClientKey.generate(seed)
+    client_key.save(directory / CLIENT_KEY)
+    client_key.public_key().save(directory / PUBLIC_KEY)
+    tfhe_py.Crs.generate(tfhe_py.CRS_MAX_BITS).save(directory / CRS)
+    client_key.server_key().save(directory / SERVER_KEY)
+    write_metadata(directory, seconds=time.monotonic() - started)
+    return directory
+
+
+def write_metadata(directory: Path, seconds: float | None = None) -> None:
+    meta = {
+        "parameter_set": tfhe_py.PARAMETER_SET,
+        "tfhe_rs": tfhe_py.TFHE_RS_VERSION,
+        "crs_max_bits": tfhe_py.CRS_MAX_BITS,
+    }
+    if seconds is not None:
+        meta["generation_seconds"] = round(seconds, 1)
+    (directory / METADATA).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def load_key_dir(directory: Path, with_client_key: bool = False) -> KeySet:
+    """Loads a key set; a directory without a server key derives it (cached) from its client key."""
+    for name in (PUBLIC_KEY, CRS):
+        if not (directory / name).exists():
+            raise KeySetError(f"{directory / name} is missing (run `fhevm-dagster keys generate`)")
+    meta_path = directory / METADATA
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("parameter_set") != tfhe_py.PARAMETER_SET:
+            raise KeySetError(
+                f"{directory} holds keys of {meta.get('parameter_set')}, "
+                f"this build uses {tfhe_py.PARAMETER_SET}"
+            )
+    if (directory / SERVER_KEY).exists():
+        server_key = tfhe_py.ServerKey.load(directory / SERVER_KEY)
+    elif (directory / CLIENT_KEY).exists():
+        server_key = cached_server_key(directory / CLIENT_KEY)
+    else:
+        raise KeySetError(f"{directory} has neither {SERVER_KEY} nor {CLIENT_KEY}")
+    client_key = None
+    if with_client_key:
+        if not (directory / CLIENT_KEY).exists():
+            raise KeySetError(f"{directory / CLIENT_KEY} is missing: decryption is not possible")
+        client_key = tfhe_py.ClientKey.load(directory / CLIENT_KEY)
+    return KeySet(
+        server_key=server_key,
+        public_key=tfhe_py.CompactPublicKey.load(directory / PUBLIC_KEY),
+        crs=tfhe_py.Crs.load(directory / CRS),
+        client_key=client_key,
+    )

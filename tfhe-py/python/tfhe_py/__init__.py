@@ -1,0 +1,43 @@
+"""Python bindings for TFHE-rs 1.6.3, with the fhEVM parameter set built in.
+
+Every computing call releases the GIL and installs the server key in the calling thread, so an
+`Engine` can be shared by a thread pool. Failures raise `TfheError`, never a Rust panic.
+"""
+
+from tfhe_py._tfhe_py import (
+    CRS_MAX_BITS,
+    MAX_INPUT_ENTRIES,
+    MAX_SUM_VALUES,
+    PARAMETER_SET,
+    TFHE_RS_VERSION,
+    Ciphertext,
+    ClientKey,
+    CompactPublicKey,
+    CompressedServerKey,
+    Crs,
+    Engine,
+    ServerKey,
+    TfheError,
+    build_proven_list,
+    fhe_type_names,
+    opcode_names,
+)
+
+__all__ = [
+    "CRS_MAX_BITS",
+    "MAX_INPUT_ENTRIES",
+    "MAX_SUM_VALUES",
+    "PARAMETER_SET",
+    "TFHE_RS_VERSION",
+    "Ciphertext",
+    "ClientKey",
+    "CompactPublicKey",
+    "CompressedServerKey",
+    "Crs",
+    "Engine",
+    "ServerKey",
+    "TfheError",
+    "build_proven_list",
+    "fhe_type_names",
+    "opcode_names",
+]

@@ -1,0 +1,131 @@
+"""Type stubs of the native module."""
+
+from collections.abc import Sequence
+from os import PathLike
+
+PARAMETER_SET: str
+TFHE_RS_VERSION: str
+CRS_MAX_BITS: int
+MAX_INPUT_ENTRIES: int
+MAX_SUM_VALUES: int
+
+class TfheError(Exception):
+    """Any failure inside TFHE-rs or the bindings: bad input, wrong type, missing key material."""
+
+_Path = str | PathLike[str]
+
+class _KeyIO:
+    def to_bytes(self) -> bytes:
+        """Safe-serialized bytes (TFHE-rs `safe_serialize`, 2 GiB limit)."""
+    def save(self, path: _Path) -> None:
+        """Writes the key to `path` with 0600 permissions."""
+
+class ClientKey(_KeyIO):
+    """The secret key: encrypts and decrypts (tests, demo, debugging) and derives the others."""
+    @staticmethod
+    def generate(seed: int | None = None) -> ClientKey:
+        """A new client key of the fhEVM parameter set; with `seed` (u128), the same key each time."""
+    @staticmethod
+    def from_bytes(data: bytes) -> ClientKey: ...
+    @staticmethod
+    def load(path: _Path) -> ClientKey: ...
+    def server_key(self) -> ServerKey:
+        """The server key with compression, noise squashing and re-randomization material."""
+    def compressed_server_key(self) -> CompressedServerKey: ...
+    def public_key(self) -> CompactPublicKey: ...
+    def encrypt(self, value: int, fhe_type: int) -> Ciphertext:
+        """Encrypts `value` as `fhe_type`; a value wider than the type raises `TfheError`."""
+    def decrypt(self, ct: Ciphertext) -> int: ...
+    def decrypt_squashed(self, data: bytes, fhe_type: int) -> int:
+        """Decrypts a ct128 (noise-squashed, compressed list) of type `fhe_type`."""
+
+class ServerKey(_KeyIO):
+    """The evaluation key."""
+    @staticmethod
+    def from_bytes(data: bytes) -> ServerKey: ...
+    @staticmethod
+    def load(path: _Path) -> ServerKey: ...
+    @property
+    def supports_noise_squashing(self) -> bool: ...
+    @property
+    def supports_compression(self) -> bool: ...
+
+class CompressedServerKey(_KeyIO):
+    """The seeded server key: smaller to store, decompressed once per process."""
+    @staticmethod
+    def from_bytes(data: bytes) -> CompressedServerKey: ...
+    @staticmethod
+    def load(path: _Path) -> CompressedServerKey: ...
+    def decompress(self) -> ServerKey: ...
+
+class CompactPublicKey(_KeyIO):
+    """The key users encrypt inputs with."""
+    @staticmethod
+    def from_bytes(data: bytes) -> CompactPublicKey: ...
+    @staticmethod
+    def load(path: _Path) -> CompactPublicKey: ...
+
+class Crs(_KeyIO):
+    """The common reference string of input proofs."""
+    @staticmethod
+    def generate(max_bits: int = 2048) -> Crs: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> Crs: ...
+    @staticmethod
+    def load(path: _Path) -> Crs: ...
+
+class Ciphertext:
+    """An immutable ciphertext of one fhEVM type."""
+    @property
+    def fhe_type(self) -> int:
+        """The fhEVM type number (byte 30 of a handle)."""
+    def to_bytes(self) -> bytes:
+        """Raw safe-serialized bytes (not the stored, compressed format)."""
+    @staticmethod
+    def from_bytes(data: bytes, fhe_type: int) -> Ciphertext: ...
+
+class Engine:
+    """Computes with one key set; share one per process across threads."""
+    def __init__(
+        self,
+        server_key: ServerKey,
+        public_key: CompactPublicKey | None = None,
+        crs: Crs | None = None,
+    ) -> None: ...
+    def execute(
+        self,
+        opcode: int,
+        operands: Sequence[Ciphertext | bytes],
+        result_type: int | None = None,
+        rerandomize: bool = False,
+    ) -> Ciphertext:
+        """Evaluates FHEVMExecutor operator `opcode`.
+
+        Operands are Ciphertexts or big-endian plaintexts of at most 32 bytes, in the order of the
+        event's dependencies. `result_type` (byte 30 of the result handle) is required for Cast,
+        TrivialEncrypt, Rand, RandBounded and an empty Sum, and checked everywhere else.
+        """
+    def trivial_encrypt(self, value: int, fhe_type: int) -> Ciphertext: ...
+    def compress(self, ct: Ciphertext) -> bytes:
+        """The stored format (ct64): a single-element CompressedCiphertextList."""
+    def decompress(self, data: bytes) -> Ciphertext: ...
+    def squash(self, ct: Ciphertext) -> bytes:
+        """Switch-and-squash to the ct128 format."""
+    def rerandomize(
+        self, cts: Sequence[Ciphertext], fn_description: Sequence[bytes]
+    ) -> list[Ciphertext]: ...
+    def verify_and_expand(self, data: bytes, metadata: bytes, seed: bytes) -> list[Ciphertext]:
+        """Verifies and expands an untrusted ProvenCompactCiphertextList."""
+
+def build_proven_list(
+    public_key: CompactPublicKey,
+    crs: Crs,
+    values: Sequence[tuple[int, int]],
+    metadata: bytes,
+    seed: bytes | None = None,
+    compute_load: str = "verify",
+) -> bytes:
+    """Client side: encrypts and proves `values` (pairs of int and FHE type)."""
+
+def fhe_type_names() -> dict[int, str]: ...
+def opcode_names() -> dict[int, str]: ...

@@ -1,0 +1,325 @@
+//! Ciphertexts of the fhEVM types as one enum, and what every type can do alike:
+//! (de)serialization, compression, noise squashing, re-randomization, client-key encryption.
+
+use tfhe::integer::U256;
+use tfhe::prelude::*;
+use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
+use tfhe::{
+    ClientKey, CompactPublicKey, CompressedCiphertextList, CompressedCiphertextListBuilder,
+    CompressedSquashedNoiseCiphertextList, FheBool, FheTypes, FheUint128, FheUint16, FheUint160,
+    FheUint256, FheUint32, FheUint64, FheUint8, ReRandomizationContext, SquashedNoiseFheBool,
+    SquashedNoiseFheUint,
+};
+
+use crate::errors::{ctx, Res};
+use crate::params::CIPHERTEXT_LIMIT;
+use crate::scalar::{Be32, ClearValue};
+
+/// The fhEVM ciphertext types, numbered as in handles (byte 30) and TFHE-rs `FheTypes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FheType {
+    Bool = 0,
+    Uint8 = 2,
+    Uint16 = 3,
+    Uint32 = 4,
+    Uint64 = 5,
+    Uint128 = 6,
+    Uint160 = 7,
+    Uint256 = 8,
+}
+
+impl FheType {
+    pub const ALL: [FheType; 8] = [
+        FheType::Bool,
+        FheType::Uint8,
+        FheType::Uint16,
+        FheType::Uint32,
+        FheType::Uint64,
+        FheType::Uint128,
+        FheType::Uint160,
+        FheType::Uint256,
+    ];
+
+    pub fn from_u8(v: u8) -> Res<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| *t as u8 == v)
+            .ok_or_else(|| match v {
+                1 => "FHE type 1 (Uint4) is not supported by the fhEVM operators".to_string(),
+                9..=11 => format!("FHE type {v} is a retired 512/1024/2048-bit type"),
+                _ => format!("unknown FHE type {v}"),
+            })
+    }
+
+    pub fn from_tfhe(t: FheTypes) -> Res<Self> {
+        Self::from_u8(t as u8).map_err(ctx("unsupported ciphertext kind in list"))
+    }
+
+    pub fn bits(self) -> u32 {
+        match self {
+            FheType::Bool => 1,
+            FheType::Uint8 => 8,
+            FheType::Uint16 => 16,
+            FheType::Uint32 => 32,
+            FheType::Uint64 => 64,
+            FheType::Uint128 => 128,
+            FheType::Uint160 => 160,
+            FheType::Uint256 => 256,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FheType::Bool => "Bool",
+            FheType::Uint8 => "Uint8",
+            FheType::Uint16 => "Uint16",
+            FheType::Uint32 => "Uint32",
+            FheType::Uint64 => "Uint64",
+            FheType::Uint128 => "Uint128",
+            FheType::Uint160 => "Uint160",
+            FheType::Uint256 => "Uint256",
+        }
+    }
+}
+
+/// A ciphertext of one of the fhEVM types.
+#[derive(Clone)]
+pub enum Ct {
+    Bool(FheBool),
+    U8(FheUint8),
+    U16(FheUint16),
+    U32(FheUint32),
+    U64(FheUint64),
+    U128(FheUint128),
+    U160(FheUint160),
+    U256(FheUint256),
+}
+
+macro_rules! ct_from {
+    ($($v:ident: $t:ty),*) => {$(
+        impl From<$t> for Ct {
+            fn from(x: $t) -> Self { Ct::$v(x) }
+        }
+    )*};
+}
+ct_from!(Bool: FheBool, U8: FheUint8, U16: FheUint16, U32: FheUint32, U64: FheUint64,
+         U128: FheUint128, U160: FheUint160, U256: FheUint256);
+
+/// Applies the same expression to whichever ciphertext type `$ct` holds.
+macro_rules! each_ct {
+    ($ct:expr, $x:ident => $body:expr) => {
+        match $ct {
+            Ct::Bool($x) => $body,
+            Ct::U8($x) => $body,
+            Ct::U16($x) => $body,
+            Ct::U32($x) => $body,
+            Ct::U64($x) => $body,
+            Ct::U128($x) => $body,
+            Ct::U160($x) => $body,
+            Ct::U256($x) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$T` bound to the TFHE-rs type of an [`FheType`].
+macro_rules! by_type {
+    ($t:expr, $T:ident => $body:expr) => {
+        match $t {
+            FheType::Bool => {
+                type $T = tfhe::FheBool;
+                $body
+            }
+            FheType::Uint8 => {
+                type $T = tfhe::FheUint8;
+                $body
+            }
+            FheType::Uint16 => {
+                type $T = tfhe::FheUint16;
+                $body
+            }
+            FheType::Uint32 => {
+                type $T = tfhe::FheUint32;
+                $body
+            }
+            FheType::Uint64 => {
+                type $T = tfhe::FheUint64;
+                $body
+            }
+            FheType::Uint128 => {
+                type $T = tfhe::FheUint128;
+                $body
+            }
+            FheType::Uint160 => {
+                type $T = tfhe::FheUint160;
+                $body
+            }
+            FheType::Uint256 => {
+                type $T = tfhe::FheUint256;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use by_type;
+
+fn serialize<T: serde::Serialize + tfhe::Versionize + tfhe::named::Named>(x: &T) -> Res<Vec<u8>> {
+    let mut buf = Vec::new();
+    safe_serialize(x, &mut buf, CIPHERTEXT_LIMIT).map_err(ctx("serialization failed"))?;
+    Ok(buf)
+}
+
+impl Ct {
+    pub fn fhe_type(&self) -> FheType {
+        match self {
+            Ct::Bool(_) => FheType::Bool,
+            Ct::U8(_) => FheType::Uint8,
+            Ct::U16(_) => FheType::Uint16,
+            Ct::U32(_) => FheType::Uint32,
+            Ct::U64(_) => FheType::Uint64,
+            Ct::U128(_) => FheType::Uint128,
+            Ct::U160(_) => FheType::Uint160,
+            Ct::U256(_) => FheType::Uint256,
+        }
+    }
+
+    /// Raw `safe_serialize` bytes of the ciphertext itself (not the stored format).
+    pub fn to_raw_bytes(&self) -> Res<Vec<u8>> {
+        each_ct!(self, x => serialize(x))
+    }
+
+    pub fn from_raw_bytes(data: &[u8], t: FheType) -> Res<Self> {
+        by_type!(t, T => safe_deserialize::<T>(data, CIPHERTEXT_LIMIT)
+            .map(Ct::from)
+            .map_err(ctx(&format!("not a serialized {} ciphertext", t.name()))))
+    }
+
+    /// The stored format (ct64): a single-element `CompressedCiphertextList`, safe-serialized.
+    pub fn compress(&self) -> Res<Vec<u8>> {
+        let mut builder = CompressedCiphertextListBuilder::new();
+        each_ct!(self, x => builder.push(x.clone()));
+        let list = builder.build().map_err(ctx("compression failed"))?;
+        serialize(&list)
+    }
+
+    pub fn decompress(data: &[u8]) -> Res<Self> {
+        let list: CompressedCiphertextList = safe_deserialize(data, CIPHERTEXT_LIMIT)
+            .map_err(ctx("not a serialized CompressedCiphertextList"))?;
+        if list.len() != 1 {
+            return Err(format!(
+                "a stored ciphertext holds exactly one element, this list holds {}",
+                list.len()
+            ));
+        }
+        let kind = list
+            .get_kind_of(0)
+            .ok_or("the compressed list has no element kind")?;
+        let t = FheType::from_tfhe(kind)?;
+        by_type!(t, T => list.get::<T>(0)
+            .map_err(ctx("decompression failed"))?
+            .map(Ct::from)
+            .ok_or_else(|| "the compressed list is empty".to_string()))
+    }
+
+    /// Switch-and-squash (ct128): squashed, put in a `CompressedSquashedNoiseCiphertextList`.
+    pub fn squash(&self) -> Res<Vec<u8>> {
+        let mut builder = CompressedSquashedNoiseCiphertextList::builder();
+        each_ct!(self, x => {
+            let squashed = x.squash_noise().map_err(ctx("noise squashing failed"))?;
+            builder.push(squashed);
+        });
+        let list = builder
+            .build()
+            .map_err(ctx("squashed-noise compression failed"))?;
+        serialize(&list)
+    }
+
+    /// Re-randomizes with the seeded context of the reference coprocessor, one seed per operand.
+    pub fn rerandomize_all(
+        cts: &mut [Ct],
+        fn_description: &[&[u8]],
+        public_key: &CompactPublicKey,
+    ) -> Res<()> {
+        let mut context = ReRandomizationContext::new(
+            *b"TFHE_Rrd",
+            fn_description.iter().copied(),
+            *b"TFHE_Enc",
+        );
+        for ct in cts.iter() {
+            each_ct!(ct, x => context.add_ciphertext(x));
+        }
+        let mut seeds = context.finalize();
+        for ct in cts.iter_mut() {
+            let seed = seeds.next_seed().map_err(ctx("re-randomization seed"))?;
+            each_ct!(ct, x => x.re_randomize(public_key, seed))
+                .map_err(ctx("re-randomization failed"))?;
+        }
+        Ok(())
+    }
+
+    pub fn encrypt(value: &Be32, t: FheType, key: &ClientKey) -> Res<Self> {
+        check_fits(value, t)?;
+        Ok(match t {
+            FheType::Bool => Ct::Bool(FheBool::encrypt(bool::from_be32(value), key)),
+            FheType::Uint8 => Ct::U8(FheUint8::encrypt(u8::from_be32(value), key)),
+            FheType::Uint16 => Ct::U16(FheUint16::encrypt(u16::from_be32(value), key)),
+            FheType::Uint32 => Ct::U32(FheUint32::encrypt(u32::from_be32(value), key)),
+            FheType::Uint64 => Ct::U64(FheUint64::encrypt(u64::from_be32(value), key)),
+            FheType::Uint128 => Ct::U128(FheUint128::encrypt(u128::from_be32(value), key)),
+            FheType::Uint160 => Ct::U160(FheUint160::encrypt(U256::from_be32(value), key)),
+            FheType::Uint256 => Ct::U256(FheUint256::encrypt(U256::from_be32(value), key)),
+        })
+    }
+
+    pub fn decrypt(&self, key: &ClientKey) -> Be32 {
+        match self {
+            Ct::Bool(x) => bool::to_be32(x.decrypt(key)),
+            Ct::U8(x) => u8::to_be32(x.decrypt(key)),
+            Ct::U16(x) => u16::to_be32(x.decrypt(key)),
+            Ct::U32(x) => u32::to_be32(x.decrypt(key)),
+            Ct::U64(x) => u64::to_be32(x.decrypt(key)),
+            Ct::U128(x) => u128::to_be32(x.decrypt(key)),
+            Ct::U160(x) => U256::to_be32(x.decrypt(key)),
+            Ct::U256(x) => U256::to_be32(x.decrypt(key)),
+        }
+    }
+}
+
+/// Decrypts a ct128 (squashed, compressed) with the client key's noise-squashing key.
+pub fn decrypt_squashed(data: &[u8], t: FheType, key: &ClientKey) -> Res<Be32> {
+    let list: CompressedSquashedNoiseCiphertextList = safe_deserialize(data, CIPHERTEXT_LIMIT)
+        .map_err(ctx("not a serialized CompressedSquashedNoiseCiphertextList"))?;
+    if list.len() != 1 {
+        return Err(format!(
+            "a ct128 holds exactly one element, this list holds {}",
+            list.len()
+        ));
+    }
+    let missing = || "the squashed list is empty".to_string();
+    if t == FheType::Bool {
+        let ct: SquashedNoiseFheBool = list
+            .get(0)
+            .map_err(ctx("not a squashed Bool"))?
+            .ok_or_else(missing)?;
+        let clear: bool = ct.decrypt(key);
+        return Ok(bool::to_be32(clear));
+    }
+    let ct: SquashedNoiseFheUint = list
+        .get(0)
+        .map_err(ctx("not a squashed unsigned integer"))?
+        .ok_or_else(missing)?;
+    let clear: U256 = ct.decrypt(key);
+    Ok(U256::to_be32(clear))
+}
+
+/// Client-side encryption refuses values wider than the type: silent truncation hides bugs.
+pub fn check_fits(value: &Be32, t: FheType) -> Res<()> {
+    let bits = t.bits();
+    let used = crate::scalar::bit_length(value);
+    if used > bits {
+        return Err(format!(
+            "value needs {used} bits, which does not fit in {}",
+            t.name()
+        ));
+    }
+    Ok(())
+}
