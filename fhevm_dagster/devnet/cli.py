@@ -1,0 +1,131 @@
+"""Command groups `fhevm-dagster devnet up|down|status` and `fhevm-dagster traffic`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import DevnetError
+from .lifecycle import DEFAULT_GATEWAY_CHAIN_ID, devnet_down, devnet_status, devnet_up
+from .state import load_devnet, resolve_state_dir
+from .traffic import TxRecord, run_operator_sweep, run_token_traffic
+
+ERRORS: tuple[type[BaseException], ...] = (DevnetError,)
+
+
+def _state_dir_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="state dir (default $FHEVM_DAGSTER_DEVNET_DIR or ~/.cache/fhevm-dagster/devnet)",
+    )
+
+
+def register(subparsers: Any) -> None:
+    devnet = subparsers.add_parser("devnet", help="local host + gateway anvil chains")
+    actions = devnet.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    up = actions.add_parser(
+        "up", help="start both chains, install host contracts, deploy contracts"
+    )
+    _state_dir_arg(up)
+    up.add_argument("--host-port", type=int, default=8545)
+    up.add_argument("--gateway-port", type=int, default=8546)
+    up.add_argument("--gateway-chain-id", type=int, default=DEFAULT_GATEWAY_CHAIN_ID)
+    up.add_argument("--no-demo", action="store_true", help="skip ConfidentialToken/OpsExerciser")
+    up.add_argument("--json", action="store_true", help="print devnet.json")
+    up.set_defaults(handler=_up)
+
+    down = actions.add_parser("down", help="stop both chains")
+    _state_dir_arg(down)
+    down.set_defaults(handler=_down)
+
+    status = actions.add_parser("status", help="is the devnet running (exit 0) or not (exit 3)")
+    _state_dir_arg(status)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_status)
+
+    traffic = subparsers.add_parser("traffic", help="demo transactions on the host chain")
+    _state_dir_arg(traffic)
+    traffic.add_argument(
+        "--transfers", type=int, default=10, help="ConfidentialToken transfers (default 10)"
+    )
+    traffic.add_argument("--seed", type=int, default=0)
+    traffic.add_argument(
+        "--ops", action="store_true", help="also run the OpsExerciser operator sweep"
+    )
+    traffic.add_argument("--json", action="store_true")
+    traffic.set_defaults(handler=_traffic)
+
+
+def _up(args: argparse.Namespace) -> int:
+    info = devnet_up(
+        args.state_dir,
+        args.host_port,
+        args.gateway_port,
+        gateway_chain_id=args.gateway_chain_id,
+        deploy_demo=not args.no_demo,
+    )
+    if args.json:
+        print(info.to_json(), end="")
+        return 0
+    print(f"host     {info.host_rpc_url} (chain {info.host_chain_id})")
+    print(f"         host_start_block {info.host_start_block}")
+    print(f"gateway  {info.gateway_rpc_url} (chain {info.gateway_chain_id})")
+    print(f"ACL {info.acl_address}  FHEVMExecutor {info.executor_address}")
+    print(f"InputVerification {info.input_verification_address}")
+    print(f"CiphertextCommits {info.ciphertext_commits_address}")
+    print(f"ConfidentialToken {info.demo_token_address}  OpsExerciser {info.ops_exerciser_address}")
+    print(f"coprocessor signer    {info.coprocessor_signer_address}")
+    print(f"coprocessor tx sender {info.coprocessor_tx_sender_address}")
+    print(f"state: {Path(info.state_dir) / 'devnet.json'}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    stopped = devnet_down(args.state_dir)
+    print(
+        "devnet stopped"
+        if stopped
+        else f"no devnet was running in {resolve_state_dir(args.state_dir)}"
+    )
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    status = devnet_status(args.state_dir)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(status), indent=2, sort_keys=True))
+    else:
+        for node in (status.host, status.gateway):
+            if node.running:
+                where = f"{node.rpc_url} chain {node.chain_id} block {node.block_number}"
+                print(f"{node.name:8} running pid {node.pid} {where}")
+            else:
+                print(f"{node.name:8} stopped")
+        print(f"state: {status.state_dir}" + ("" if status.info else " (no devnet.json)"))
+    return 0 if status.running else 3
+
+
+def _print_records(records: list[TxRecord], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([dataclasses.asdict(r) for r in records], indent=2))
+        return
+    for r in records:
+        outcome = {True: "moves funds", False: "fails balance check", None: ""}[r.expected_success]
+        print(f"block {r.block_number:6}  {r.tx_hash}  {r.detail}  {outcome}".rstrip())
+
+
+def _traffic(args: argparse.Namespace) -> int:
+    info = load_devnet(args.state_dir)
+    if not info.demo_token_address:
+        raise DevnetError("this devnet has no demo token (brought up with --no-demo)")
+    records = run_token_traffic(info, args.transfers, seed=args.seed)
+    if args.ops:
+        records += run_operator_sweep(info)
+    _print_records(records, args.json)
+    return 0

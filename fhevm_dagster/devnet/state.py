@@ -1,0 +1,146 @@
+"""The devnet's state dir: `devnet.json` (DevnetInfo), per-devnet keys (0600), anvil PIDs/logs.
+
+DevnetInfo is the one document other parts of the project read to find the local chains, contracts
+and coprocessor identity; it never holds a private key, only the paths of the key files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from .errors import DevnetError
+
+#: Overrides the default state dir.
+STATE_DIR_ENV = "FHEVM_DAGSTER_DEVNET_DIR"
+INFO_FILE = "devnet.json"
+KEYS_DIR = "keys"
+
+
+def default_state_dir() -> Path:
+    """`$FHEVM_DAGSTER_DEVNET_DIR`, else ~/.cache/fhevm-dagster/devnet."""
+    override = os.environ.get(STATE_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path.home() / ".cache" / "fhevm-dagster" / "devnet"
+
+
+def resolve_state_dir(state_dir: Path | str | None) -> Path:
+    return Path(state_dir).expanduser().resolve() if state_dir is not None else default_state_dir()
+
+
+@dataclass(frozen=True)
+class DevnetInfo:
+    """Everything needed to talk to a running local devnet (`<state_dir>/devnet.json`)."""
+
+    state_dir: str
+    host_rpc_url: str
+    gateway_rpc_url: str
+    host_chain_id: int
+    gateway_chain_id: int
+    # Host chain: the real @fhevm/host-contracts (SPEC §9).
+    host_contracts_version: str
+    acl_address: str
+    executor_address: str
+    input_verifier_address: str
+    kms_verifier_address: str
+    hcu_limit_address: str
+    pauser_set_address: str
+    host_owner_address: str
+    # Gateway chain: our InputVerification / CiphertextCommits; Decryption is a placeholder.
+    input_verification_address: str
+    ciphertext_commits_address: str
+    decryption_address: str
+    coprocessor_threshold: int
+    # Demo apps on the host, deployed in a fixed order by the deployer (deterministic addresses).
+    demo_token_address: str
+    ops_exerciser_address: str
+    deployer_address: str
+    # This coprocessor's identity; keys live in 0600 files, never in this document.
+    coprocessor_signer_address: str
+    coprocessor_tx_sender_address: str
+    kms_signer_address: str
+    signer_key_file: str
+    tx_sender_key_file: str
+    kms_signer_key_file: str
+    # First host block after the host contracts were installed (ingestion may start here).
+    host_start_block: int
+    gateway_start_block: int
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> DevnetInfo:
+        data = json.loads(text)
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = names - data.keys()
+        if missing:
+            raise DevnetError(
+                f"devnet.json lacks {sorted(missing)}: recreate it with `fhevm-dagster devnet up`"
+            )
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def signer_account(self) -> LocalAccount:
+        """The coprocessor's EIP-712 signer (gateway answers, host inputProofs)."""
+        return read_key_file(Path(self.signer_key_file))
+
+    def tx_sender_account(self) -> LocalAccount:
+        """The coprocessor's gateway transaction sender."""
+        return read_key_file(Path(self.tx_sender_key_file))
+
+    def kms_signer_account(self) -> LocalAccount:
+        return read_key_file(Path(self.kms_signer_key_file))
+
+
+def save_devnet(info: DevnetInfo) -> Path:
+    path = Path(info.state_dir) / INFO_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(info.to_json())
+    tmp.replace(path)
+    return path
+
+
+def load_devnet(state_dir: Path | str | None = None) -> DevnetInfo:
+    """The DevnetInfo of a devnet brought up in `state_dir` (default state dir when None)."""
+    path = resolve_state_dir(state_dir) / INFO_FILE
+    if not path.is_file():
+        raise DevnetError(f"no devnet in {path.parent}: run `fhevm-dagster devnet up`")
+    return DevnetInfo.from_json(path.read_text())
+
+
+def write_key_file(path: Path, account: LocalAccount) -> None:
+    """Writes `account`'s private key as 0x-hex to `path`, readable by the owner only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, ("0x" + bytes(account.key).hex() + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def read_key_file(path: Path) -> LocalAccount:
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise DevnetError(f"cannot read key file {path}: {exc}") from exc
+    account: LocalAccount = Account.from_key(text)
+    return account
+
+
+def ensure_key(state_dir: Path, name: str) -> tuple[LocalAccount, Path]:
+    """The key `<state_dir>/keys/<name>.key`, generated on first use and kept across restarts."""
+    path = state_dir / KEYS_DIR / f"{name}.key"
+    if path.is_file():
+        return read_key_file(path), path
+    account: LocalAccount = Account.create()
+    write_key_file(path, account)
+    return account, path

@@ -1,0 +1,242 @@
+"""Demo traffic on the host chain: ConfidentialToken transfers and the OpsExerciser operator sweep.
+
+Token traffic keeps a plaintext ledger (`<state_dir>/traffic-ledger.json`) of what the encrypted
+balances should hold, so tests can check decrypted results and know which transfers had to fail the
+encrypted balance check. The operator sweep makes the executor emit every operator of host-contracts
+0.10.0 on every type it accepts, each result allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.types import TxReceipt
+
+from .artifacts import load_artifact
+from .chain import MAX_TX_GAS, anvil_account, connect, contract_at, revert_error, send_transaction
+from .lifecycle import DEPLOYER_INDEX, TRAFFIC_USER_INDEXES
+from .state import DevnetInfo
+
+LEDGER_FILE = "traffic-ledger.json"
+MINT_AMOUNT = 1_000_000
+_UINT64_MAX = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class TxRecord:
+    """One demo transaction: what it did, where it landed, whether its transfer moves funds."""
+
+    kind: str
+    tx_hash: str
+    block_number: int
+    sender: str
+    detail: str
+    expected_success: bool | None = None
+
+
+def _record(
+    kind: str, receipt: TxReceipt, sender: str, detail: str, ok: bool | None = None
+) -> TxRecord:
+    return TxRecord(
+        kind, receipt["transactionHash"].to_0x_hex(), receipt["blockNumber"], sender, detail, ok
+    )
+
+
+def token_contract(w3: Web3, info: DevnetInfo) -> Contract:
+    return contract_at(w3, info.demo_token_address, load_artifact("ConfidentialToken").abi)
+
+
+def _load_ledger(path: Path, token: str, genesis: str) -> dict[str, int]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if doc.get("token") != token or doc.get("genesis") != genesis:
+        return {}
+    return {k: int(v) for k, v in doc["balances"].items()}
+
+
+def _save_ledger(path: Path, token: str, genesis: str, balances: dict[str, int]) -> None:
+    path.write_text(
+        json.dumps({"token": token, "genesis": genesis, "balances": balances}, indent=2) + "\n"
+    )
+
+
+def read_ledger(info: DevnetInfo) -> dict[str, int]:
+    """Plaintext balances the demo token's encrypted balances decrypt to (empty if unknown)."""
+    w3 = connect(info.host_rpc_url)
+    genesis = w3.eth.get_block(0)["hash"].to_0x_hex()
+    return _load_ledger(Path(info.state_dir) / LEDGER_FILE, info.demo_token_address, genesis)
+
+
+def run_token_traffic(
+    info: DevnetInfo,
+    transfers: int,
+    *,
+    seed: int = 0,
+    users: Iterable[int] = TRAFFIC_USER_INDEXES,
+) -> list[TxRecord]:
+    """Mints MINT_AMOUNT to each user on first use, then `transfers` transferAmount calls.
+
+    Every third transfer asks for nearly 2**64 - 1, more than any balance, so it fails the encrypted
+    balance check and moves 0; the others move at most a third of the sender's ledger balance.
+    """
+    w3 = connect(info.host_rpc_url)
+    token = token_contract(w3, info)
+    accounts = [anvil_account(i) for i in users]
+    genesis = w3.eth.get_block(0)["hash"].to_0x_hex()
+    ledger_path = Path(info.state_dir) / LEDGER_FILE
+    ledger = _load_ledger(ledger_path, token.address, genesis)
+    records: list[TxRecord] = []
+
+    owner = anvil_account(DEPLOYER_INDEX)
+    for account in accounts:
+        if bytes(token.functions.balanceOf(account.address).call()) != bytes(32):
+            ledger.setdefault(account.address, -1)  # funded by someone else: unknown balance
+            continue
+        receipt = send_transaction(w3, owner, token.functions.mint(account.address, MINT_AMOUNT))
+        ledger[account.address] = MINT_AMOUNT
+        records.append(
+            _record(
+                "mint", receipt, owner.address, f"mint {MINT_AMOUNT} to {account.address}", True
+            )
+        )
+    _save_ledger(ledger_path, token.address, genesis, ledger)
+
+    rng = random.Random(seed)
+    for i in range(transfers):
+        sender, receiver = rng.sample(accounts, 2)
+        balance = ledger.get(sender.address, -1)  # -1: unknown
+        if i % 3 == 2:
+            amount = _UINT64_MAX - rng.randrange(1000)  # more than any balance: must move 0
+        else:
+            amount = rng.randrange(0, max(balance, 0) // 3 + 1)
+        receipt = send_transaction(
+            w3, sender, token.functions.transferAmount(receiver.address, amount)
+        )
+        expected: bool | None = None if balance < 0 else amount <= balance
+        if expected:
+            ledger[sender.address] = balance - amount
+        receiver_balance = ledger.get(receiver.address, -1)
+        if receiver_balance >= 0 and expected is None:
+            ledger[receiver.address] = -1
+        elif receiver_balance >= 0 and expected:
+            ledger[receiver.address] = receiver_balance + amount
+        detail = f"transferAmount {amount} from {sender.address} to {receiver.address}"
+        records.append(_record("transfer", receipt, sender.address, detail, expected))
+        _save_ledger(ledger_path, token.address, genesis, ledger)
+    return records
+
+
+# ---- OpsExerciser sweep ---------------------------------------------------------------------
+
+BOOL, U8, U16, U32, U64, U128, U160, U256 = 0, 2, 3, 4, 5, 6, 7, 8
+#: Binary opcodes (FHEVMExecutor.Operators 0..19) per operand type accepted by host-contracts 0.10.0
+BINARY_OPS_BY_TYPE: dict[int, tuple[int, ...]] = {
+    BOOL: (5, 6, 7, 12, 13),
+    **{t: tuple(range(20)) for t in (U8, U16, U32, U64, U128)},
+    U160: (12, 13),
+    U256: (5, 6, 7, 8, 9, 10, 11, 12, 13),
+}
+CAST_TYPES = (BOOL, U8, U16, U32, U64, U128, U256)
+CAST_TARGETS = (U8, U16, U32, U64, U128, U256)
+RAND_TYPES = (BOOL, U8, U16, U32, U64, U128, U256)
+#: Representative operands per type (a, b): mixed magnitudes.
+OPERANDS: dict[int, tuple[int, int]] = {
+    BOOL: (1, 0),
+    U8: (200, 7),
+    U16: (60_000, 300),
+    U32: (4_000_000_000, 77_777),
+    U64: (2**63 + 12_345, 987_654_321),
+    U128: (2**127 + 99, 2**70 + 3),
+    U160: (0x5FBDB2315678AFECB367F032D93F642F64180AA3, 0x5FBDB2315678AFECB367F032D93F642F64180AA3),
+    U256: (2**255 + 2**128 + 1, 2**200 + 5),
+}
+_LIMIT_ERRORS = ("HCUTransactionLimitExceeded", "HCUTransactionDepthLimitExceeded")
+
+
+def exerciser_contract(w3: Web3, info: DevnetInfo) -> Contract:
+    return contract_at(w3, info.ops_exerciser_address, load_artifact("OpsExerciser").abi)
+
+
+def _mask(ops: Iterable[int]) -> int:
+    mask = 0
+    for op in ops:
+        mask |= 1 << op
+    return mask
+
+
+def _send_binary(
+    w3: Web3, exerciser: Contract, account: LocalAccount, fhe_type: int, ops: tuple[int, ...]
+) -> list[TxReceipt]:
+    """binaryOps for `ops`, halving the set while a transaction exceeds the HCU or gas limit."""
+    a, b = OPERANDS[fhe_type]
+    call = exerciser.functions.binaryOps(fhe_type, a, b, _mask(ops), 3)
+    try:
+        too_big = call.estimate_gas({"from": account.address}) > MAX_TX_GAS * 0.8
+    except (ContractCustomError, ContractLogicError) as exc:
+        reverted = revert_error(f"binaryOps type {fhe_type}", exc)
+        if reverted.error not in _LIMIT_ERRORS:
+            raise reverted from exc
+        too_big = True
+    if too_big and len(ops) > 1:
+        half = len(ops) // 2
+        return _send_binary(w3, exerciser, account, fhe_type, ops[:half]) + _send_binary(
+            w3, exerciser, account, fhe_type, ops[half:]
+        )
+    return [send_transaction(w3, account, call, label=f"binaryOps type {fhe_type}")]
+
+
+def run_operator_sweep(info: DevnetInfo, *, sender_index: int = DEPLOYER_INDEX) -> list[TxRecord]:
+    """Every operator of host-contracts 0.10.0 on every type it accepts, each result allowed.
+
+    Includes a cross-transaction dependency: `accumulate` twice, then `scaleStored`, each reading
+    the encrypted value stored by the previous transaction.
+    """
+    w3 = connect(info.host_rpc_url)
+    exerciser = exerciser_contract(w3, info)
+    account = anvil_account(sender_index)
+    records: list[TxRecord] = []
+
+    def sent(kind: str, receipt: TxReceipt, detail: str) -> None:
+        records.append(_record(kind, receipt, account.address, detail))
+
+    for fhe_type, ops in BINARY_OPS_BY_TYPE.items():
+        for receipt in _send_binary(w3, exerciser, account, fhe_type, ops):
+            sent("binary", receipt, f"binary ops on type {fhe_type}")
+    for fhe_type in (BOOL, U8, U16, U32, U64, U128, U256):
+        receipt = send_transaction(
+            w3, account, exerciser.functions.unaryOps(fhe_type, OPERANDS[fhe_type][0])
+        )
+        sent("unary", receipt, f"neg/not on type {fhe_type}")
+    for fhe_type, (a, b) in OPERANDS.items():
+        receipt = send_transaction(w3, account, exerciser.functions.selectOp(fhe_type, True, a, b))
+        sent("select", receipt, f"ifThenElse on type {fhe_type}")
+    for fhe_type in CAST_TYPES:
+        targets = [t for t in CAST_TARGETS if t != fhe_type]
+        call = exerciser.functions.castOps(fhe_type, OPERANDS[fhe_type][0], targets)
+        sent("cast", send_transaction(w3, account, call), f"cast from type {fhe_type} to {targets}")
+    call = exerciser.functions.trivialOps(12_345, list(OPERANDS))
+    sent("trivial", send_transaction(w3, account, call), "trivialEncrypt to every type")
+    for fhe_type in RAND_TYPES:
+        bound = 0 if fhe_type == BOOL else 2 ** min(_bits(fhe_type) - 1, 64)
+        receipt = send_transaction(w3, account, exerciser.functions.randOps(fhe_type, bound))
+        sent("rand", receipt, f"rand/randBounded({bound}) on type {fhe_type}")
+    for value in (41, 1):
+        receipt = send_transaction(w3, account, exerciser.functions.accumulate(value))
+        sent("stored", receipt, f"accumulate {value}")
+    receipt = send_transaction(w3, account, exerciser.functions.scaleStored(3, 100))
+    sent("stored", receipt, "scaleStored 3 cap 100")
+    return records
+
+
+def _bits(fhe_type: int) -> int:
+    return {BOOL: 1, U8: 8, U16: 16, U32: 32, U64: 64, U128: 128, U160: 160, U256: 256}[fhe_type]

@@ -1,0 +1,3 @@
+"""Shared fixtures of the test suite (each fixture module documents its own fixtures)."""
+
+from devnet_fixtures import *  # noqa: F403

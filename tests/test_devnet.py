@@ -1,0 +1,196 @@
+"""The local devnet on real anvil: lifecycle, host-contract installation, CLI, demo traffic."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from devnet_fixtures import DevnetClient
+from web3 import Web3
+
+from fhevm_dagster.cli import main as cli_main
+from fhevm_dagster.devnet import (
+    DevnetError,
+    DevnetInfo,
+    ToolMissingError,
+    devnet_down,
+    devnet_status,
+    devnet_up,
+    free_port,
+    load_devnet,
+    load_host_artifact,
+    read_ledger,
+    run_token_traffic,
+    start_anvil,
+    stop_anvil,
+)
+from fhevm_dagster.devnet.host_contracts import (
+    ACL_ADDRESS,
+    EXECUTOR_ADDRESS,
+    INPUT_VERIFIER_ADDRESS,
+    KMS_VERIFIER_ADDRESS,
+)
+from fhevm_dagster.devnet.tools import ANVIL_ENV, ROOT_ENV, anvil_binary, node_modules
+from fhevm_dagster.devnet.traffic import MINT_AMOUNT
+
+
+def test_devnet_info(devnet: DevnetInfo) -> None:
+    assert devnet.host_chain_id == 31337 and devnet.gateway_chain_id == 10901
+    assert devnet.acl_address == ACL_ADDRESS and devnet.executor_address == EXECUTOR_ADDRESS
+    assert devnet.input_verifier_address == INPUT_VERIFIER_ADDRESS
+    assert devnet.kms_verifier_address == KMS_VERIFIER_ADDRESS
+    assert devnet.host_contracts_version == "0.10.0"
+    # Fixed deployment order from fixed deployers: deterministic addresses.
+    assert devnet.demo_token_address == "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    assert devnet.ops_exerciser_address == "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+    assert devnet.input_verification_address == "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    assert devnet.ciphertext_commits_address == "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+    assert devnet.deployer_address == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+    assert load_devnet(devnet.state_dir) == devnet
+    text = (Path(devnet.state_dir) / "devnet.json").read_text()
+    for key_file, _address in (
+        (devnet.signer_key_file, devnet.coprocessor_signer_address),
+        (devnet.tx_sender_key_file, devnet.coprocessor_tx_sender_address),
+        (devnet.kms_signer_key_file, devnet.kms_signer_address),
+    ):
+        assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+        key = Path(key_file).read_text().strip()
+        assert key[2:] not in text  # never a private key in devnet.json
+    assert devnet.signer_account().address == devnet.coprocessor_signer_address
+    assert devnet.tx_sender_account().address == devnet.coprocessor_tx_sender_address
+
+
+def test_host_contracts_installed(devnet_client: DevnetClient, host_w3: Web3) -> None:
+    info = devnet_client.info
+    for address, name in (
+        (info.acl_address, "ACL"),
+        (info.executor_address, "FHEVMExecutor"),
+        (info.input_verifier_address, "InputVerifier"),
+        (info.kms_verifier_address, "KMSVerifier"),
+        (info.hcu_limit_address, "HCULimit"),
+        (info.pauser_set_address, "PauserSet"),
+    ):
+        code = host_w3.eth.get_code(Web3.to_checksum_address(address)).to_0x_hex()
+        assert code == load_host_artifact(name).deployed_bytecode.lower(), name
+    assert devnet_client.acl.functions.owner().call() == info.host_owner_address
+    signers = devnet_client.input_verifier.functions.getCoprocessorSigners().call()
+    assert signers == [info.coprocessor_signer_address]
+    assert devnet_client.input_verifier.functions.getThreshold().call() == 1
+    executor = devnet_client.executor.functions
+    assert executor.getHCULimitAddress().call() == info.hcu_limit_address
+    assert executor.getVersion().call() == "FHEVMExecutor v0.1.0"
+    assert devnet_client.acl.functions.paused().call() is False
+    assert devnet_client.token.functions.confidentialProtocolId().call() == 2**256 - 1
+
+
+def test_status_and_idempotent_up(devnet: DevnetInfo) -> None:
+    status = devnet_status(devnet.state_dir)
+    assert status.running and status.info == devnet
+    assert status.host.chain_id == 31337 and status.gateway.chain_id == 10901
+    again = devnet_up(devnet.state_dir, 1, 1)  # already running: ports are not even looked at
+    assert again == devnet
+    assert devnet_status(devnet.state_dir).host.pid == status.host.pid
+
+
+def test_cli_up_status_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if not _has_anvil():
+        pytest.skip("anvil is not installed: run `npm ci`")
+    state = str(tmp_path / "cli-devnet")
+    args = ["--state-dir", state]
+    assert cli_main(["devnet", "status", *args]) == 3
+    host_port, gateway_port = free_port(), free_port()
+    up = ["devnet", "up", *args, "--host-port", str(host_port), "--gateway-port", str(gateway_port)]
+    try:
+        assert cli_main([*up, "--no-demo"]) == 0
+        out = capsys.readouterr().out
+        assert f"127.0.0.1:{host_port}" in out and "InputVerification 0x" in out
+        info = load_devnet(state)
+        assert info.demo_token_address == "" and info.host_rpc_url.endswith(str(host_port))
+        assert cli_main(["devnet", "status", *args]) == 0
+        assert "running" in capsys.readouterr().out
+        host_pid = devnet_status(state).host.pid
+        assert host_pid is not None
+    finally:
+        assert cli_main(["devnet", "down", *args]) == 0
+    assert "devnet stopped" in capsys.readouterr().out
+    status = devnet_status(state)
+    assert not status.host.running and not status.gateway.running and status.info is None
+    assert (
+        not Path(f"/proc/{host_pid}").exists()
+        or "Z" in Path(f"/proc/{host_pid}/stat").read_text().split()[2]
+    )
+    assert not devnet_down(state)  # twice is fine
+    assert cli_main(["traffic", "--transfers", "1", *args]) == 1
+    assert "fhevm-dagster devnet up" in capsys.readouterr().err
+    # The keys survive a restart: same coprocessor identity.
+    assert (Path(state) / "keys" / "coprocessor-signer.key").is_file()
+
+
+def test_anvil_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not _has_anvil():
+        pytest.skip("anvil is not installed: run `npm ci`")
+    node = start_anvil(tmp_path, "probe", port=free_port(), chain_id=1234)
+    try:
+        with pytest.raises(DevnetError, match="already running"):
+            start_anvil(tmp_path, "probe", port=free_port(), chain_id=1234)
+        with pytest.raises(DevnetError, match="already in use"):
+            start_anvil(tmp_path, "other", port=node.port, chain_id=1234)
+    finally:
+        assert stop_anvil(tmp_path, "probe")
+    assert not (tmp_path / "probe.pid").exists() and (tmp_path / "probe.log").exists()
+
+    monkeypatch.setenv(ANVIL_ENV, str(tmp_path / "no-anvil"))
+    with pytest.raises(ToolMissingError, match="does not exist"):
+        anvil_binary()
+    monkeypatch.delenv(ANVIL_ENV)
+    fake_root = tmp_path / "checkout"
+    (fake_root / "contracts").mkdir(parents=True)
+    (fake_root / "package.json").write_text("{}")
+    monkeypatch.setenv(ROOT_ENV, str(fake_root))
+    with pytest.raises(ToolMissingError, match="npm ci"):
+        node_modules()
+    with pytest.raises(ToolMissingError, match="npm ci"):
+        anvil_binary()
+
+
+def test_token_traffic(devnet: DevnetInfo, devnet_client: DevnetClient) -> None:
+    records = run_token_traffic(devnet, 7, seed=3)
+    mints = [r for r in records if r.kind == "mint"]
+    transfers = [r for r in records if r.kind == "transfer"]
+    assert len(mints) == 4 and len(transfers) == 7
+    assert [r.expected_success for r in transfers].count(False) >= 2
+    assert all(r.expected_success is not None for r in transfers)
+    blocks = [r.block_number for r in records]
+    assert blocks == sorted(blocks) and blocks[0] >= devnet.host_start_block
+    ledger = read_ledger(devnet)
+    assert sum(ledger.values()) == 4 * MINT_AMOUNT
+    # A failing transfer does not revert and still emits the full encrypted transfer logic.
+    failing = next(r for r in transfers if r.expected_success is False)
+    receipt = devnet_client.host_w3.eth.get_transaction_receipt(failing.tx_hash)  # type: ignore[arg-type]
+    names = [e.name for e in devnet_client.events(receipt)]
+    assert {"FheGe", "FheIfThenElse", "FheSub", "FheAdd", "Transfer"} <= set(names)
+    # A second run does not mint again and keeps the ledger consistent.
+    more = run_token_traffic(devnet, 3, seed=4)
+    assert [r.kind for r in more] == ["transfer"] * 3
+    assert sum(read_ledger(devnet).values()) == 4 * MINT_AMOUNT
+
+
+def _has_anvil() -> bool:
+    try:
+        anvil_binary()
+    except ToolMissingError:
+        return False
+    return True
+
+
+def test_devnet_info_json_roundtrip() -> None:
+    fields = {
+        f.name: (0 if f.type in ("int", int) else "x") for f in dataclasses.fields(DevnetInfo)
+    }
+    info = DevnetInfo(**fields)  # type: ignore[arg-type]
+    assert DevnetInfo.from_json(info.to_json()) == info
+    with pytest.raises(DevnetError, match="lacks"):
+        DevnetInfo.from_json('{"host_rpc_url": "http://x"}')
