@@ -1,0 +1,38 @@
+"""The coprocessor store: SQLAlchemy schema, versioned migrations, idempotent queries."""
+
+from .engine import DATABASE_URL_ENV, create_store_engine, default_database_url
+from .migrations import LATEST_VERSION, migrate
+from .queries import Store
+from .records import (
+    Ciphertext,
+    CommitState,
+    CommitStatus,
+    ComputationStatus,
+    Digest,
+    HostChain,
+    HostRange,
+    ProofRequest,
+    RangeWrite,
+    StoredComputation,
+    TransactionComputations,
+)
+
+__all__ = [
+    "DATABASE_URL_ENV",
+    "LATEST_VERSION",
+    "Ciphertext",
+    "CommitState",
+    "CommitStatus",
+    "ComputationStatus",
+    "Digest",
+    "HostChain",
+    "HostRange",
+    "ProofRequest",
+    "RangeWrite",
+    "Store",
+    "StoredComputation",
+    "TransactionComputations",
+    "create_store_engine",
+    "default_database_url",
+    "migrate",
+]

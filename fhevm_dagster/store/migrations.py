@@ -1,0 +1,94 @@
+"""Versioned schema migrations.
+
+A new database is created from `schema.metadata` and stamped with the latest version (the
+Alembic "create_all + stamp" practice). An existing database is brought forward by the migrations
+whose version is above its recorded one, in order, in one transaction with their version rows. To
+change the schema: edit `schema.py` *and* append a `Migration` that alters existing databases
+the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    inspect,
+    select,
+    text,
+)
+
+from . import schema
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    upgrade: Callable[[Connection], None] | None  # None: the baseline, created by create_all
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "baseline: chains, ranges, computations, ciphertexts, proofs, digests", None),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+_version_meta = MetaData()
+schema_version = Table(
+    "store_schema_version",
+    _version_meta,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", String(200), nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+_PG_LOCK_ID = 0x6668_6576_6D00  # advisory lock key: serialises concurrent migrators
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was migrated by a newer version of this package."""
+
+
+def current_version(conn: Connection) -> int | None:
+    """Recorded version, or None for a database without the version table."""
+    if not inspect(conn).has_table(schema_version.name):
+        return None
+    return conn.execute(select(func.max(schema_version.c.version))).scalar_one_or_none()
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the database to `LATEST_VERSION`; safe to call from many processes at once."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
+        version = current_version(conn)
+        if version is None:
+            schema.metadata.create_all(conn)
+            _version_meta.create_all(conn)
+            latest = MIGRATIONS[-1]
+            conn.execute(
+                schema_version.insert().values(
+                    version=latest.version, description=f"created at v{latest.version}"
+                )
+            )
+            return latest.version
+        if version > LATEST_VERSION:
+            raise SchemaTooNewError(
+                f"store schema is v{version}, this package knows up to v{LATEST_VERSION}"
+            )
+        for m in MIGRATIONS:
+            if m.version > version and m.upgrade is not None:
+                m.upgrade(conn)
+                conn.execute(
+                    schema_version.insert().values(version=m.version, description=m.description)
+                )
+        return LATEST_VERSION

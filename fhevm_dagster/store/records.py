@@ -1,0 +1,122 @@
+"""Plain records the store reads and writes (besides the protocol's `ComputationRow`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ..protocol.computations import ComputationRow
+
+
+class ComputationStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    ERROR = "error"
+
+
+class CommitState(StrEnum):
+    SENT = "sent"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class HostChain:
+    chain_id: int
+    acl_address: str
+    executor_address: str
+    key_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class HostRange:
+    """A block range the sensor requested; hashes are of its last block."""
+
+    chain_id: int
+    partition_key: str
+    first_block: int
+    last_block: int
+    requested_hash: bytes
+    processed_hash: bytes | None
+    reorg_count: int
+
+    @property
+    def known_hash(self) -> bytes:
+        """The hash the range was last seen with: processed if ingested, else requested."""
+        return self.processed_hash or self.requested_hash
+
+
+@dataclass(frozen=True, slots=True)
+class StoredComputation(ComputationRow):
+    """A computation row with its ingestion context and evaluation status."""
+
+    chain_id: int
+    range_key: str
+    status: ComputationStatus
+    error_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionComputations:
+    """The computations of one host transaction, in log order: one DAG for the compute core."""
+
+    tx_hash: bytes
+    block_number: int
+    tx_index: int
+    computations: tuple[StoredComputation, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ciphertext:
+    """A ct64: `safe_serialize` of a single-element CompressedCiphertextList."""
+
+    handle: bytes
+    ciphertext: bytes
+    fhe_type: int
+    key_id: int
+    origin: str  # "computed" | "input"
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    handle: bytes
+    key_id: int
+    ct64_digest: bytes
+    ct128_digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CommitStatus:
+    handle: bytes
+    status: CommitState
+    tx_hash: bytes | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProofRequest:
+    """A gateway `VerifyProofRequest` and what became of it."""
+
+    zk_proof_id: int
+    gateway_chain_id: int
+    contract_chain_id: int
+    contract_address: str
+    user_address: str
+    ciphertext_with_proof: bytes
+    extra_data: bytes
+    block_number: int
+    tx_hash: bytes
+    status: str = "pending"  # pending | verified | rejected | answered
+    reason: str | None = None
+    handles: tuple[bytes, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RangeWrite:
+    """What a range (re)ingestion changed in the store."""
+
+    inserted: int
+    updated: int
+    unchanged: int
+    removed: int
+    allowed_inserted: int

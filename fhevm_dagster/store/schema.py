@@ -1,0 +1,194 @@
+"""Current shape of the coprocessor store (SQLAlchemy Core, portable SQLite/PostgreSQL).
+
+Queries use these tables. The database itself is built by the versioned migrations in
+`migrations.py`; a test compares the migrated database against this metadata, so a change here
+without a migration fails.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class BytesList(TypeDecorator[tuple[bytes, ...]]):
+    """An ordered list of byte strings, stored as a JSON array of hex (portable, readable)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return json.dumps([bytes(v).hex() for v in value])
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> tuple[bytes, ...] | None:
+        if value is None:
+            return None
+        return tuple(bytes.fromhex(v) for v in json.loads(value))
+
+
+metadata = MetaData()
+ADDRESS = String(42)
+HASH = LargeBinary(32)
+UINT256 = String(78)  # uint256 as decimal text: exact on both backends
+
+
+def _created() -> Column[Any]:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+def _updated() -> Column[Any]:
+    return Column(
+        "updated_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+        onupdate=func.now(),
+    )
+
+
+host_chains = Table(
+    "host_chains",
+    metadata,
+    Column("chain_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("acl_address", ADDRESS, nullable=False),
+    Column("executor_address", ADDRESS, nullable=False),
+    Column("key_id", UINT256, nullable=False),
+    _created(),
+    _updated(),
+)
+
+host_ranges = Table(
+    "host_ranges",
+    metadata,
+    Column("chain_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("partition_key", String(32), primary_key=True),
+    Column("first_block", BigInteger, nullable=False),
+    Column("last_block", BigInteger, nullable=False),
+    Column("requested_hash", HASH, nullable=False),  # last block's hash when requested
+    Column("processed_hash", HASH, nullable=True),  # last block's hash when ingested
+    Column("reorg_count", Integer, nullable=False, server_default="0"),
+    Column("processed_at", DateTime(timezone=True), nullable=True),
+    _created(),
+    _updated(),
+)
+
+computations = Table(
+    "computations",
+    metadata,
+    Column("output_handle", HASH, primary_key=True),
+    Column("tx_hash", HASH, primary_key=True),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("range_key", String(32), nullable=False),
+    Column("block_number", BigInteger, nullable=False),
+    Column("block_hash", HASH, nullable=False),
+    Column("tx_index", Integer, nullable=False),
+    Column("log_index", Integer, nullable=False),
+    Column("opcode", SmallInteger, nullable=False),
+    Column("dependencies", BytesList, nullable=False),
+    Column("is_scalar", Boolean, nullable=False),
+    Column("is_allowed", Boolean, nullable=False),
+    Column("fhe_type", SmallInteger, nullable=False),
+    Column("caller", ADDRESS, nullable=False),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("error_message", Text, nullable=True),
+    _created(),
+    _updated(),
+    Index("ix_computations_range_order", "range_key", "block_number", "tx_index", "log_index"),
+    Index("ix_computations_status", "status"),
+)
+
+ciphertexts = Table(
+    "ciphertexts",
+    metadata,
+    Column("handle", HASH, primary_key=True),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("fhe_type", SmallInteger, nullable=False),
+    Column("key_id", UINT256, nullable=False),
+    Column("origin", String(16), nullable=False),  # computed | input
+    _created(),
+)
+
+ciphertexts128 = Table(
+    "ciphertexts128",
+    metadata,
+    Column("handle", HASH, primary_key=True),
+    Column("ciphertext", LargeBinary, nullable=False),
+    _created(),
+)
+
+allowed_handles = Table(
+    "allowed_handles",
+    metadata,
+    Column("handle", HASH, primary_key=True),
+    Column("account", ADDRESS, primary_key=True),  # "" for public decryption
+    Column("kind", String(16), primary_key=True),  # account | decryption
+    Column("chain_id", BigInteger, nullable=False),
+    Column("range_key", String(32), nullable=False),
+    Column("caller", ADDRESS, nullable=False),
+    Column("tx_hash", HASH, nullable=False),
+    Column("block_number", BigInteger, nullable=False),
+    Column("log_index", Integer, nullable=False),
+    _created(),
+    Index("ix_allowed_handles_range", "range_key"),
+)
+
+proof_requests = Table(
+    "proof_requests",
+    metadata,
+    Column("zk_proof_id", UINT256, primary_key=True),
+    Column("gateway_chain_id", BigInteger, nullable=False),
+    Column("contract_chain_id", BigInteger, nullable=False),
+    Column("contract_address", ADDRESS, nullable=False),
+    Column("user_address", ADDRESS, nullable=False),
+    Column("ciphertext_with_proof", LargeBinary, nullable=False),
+    Column("extra_data", LargeBinary, nullable=False),
+    Column("block_number", BigInteger, nullable=False),
+    Column("tx_hash", HASH, nullable=False),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("reason", Text, nullable=True),
+    Column("handles", BytesList, nullable=True),
+    _created(),
+    _updated(),
+    Index("ix_proof_requests_status", "status"),
+)
+
+digests = Table(
+    "digests",
+    metadata,
+    Column("handle", HASH, primary_key=True),
+    Column("key_id", UINT256, nullable=False),
+    Column("ct64_digest", HASH, nullable=False),
+    Column("ct128_digest", HASH, nullable=False),
+    _created(),
+)
+
+commit_status = Table(
+    "commit_status",
+    metadata,
+    Column("handle", HASH, primary_key=True),
+    Column("status", String(16), nullable=False),  # sent | confirmed | failed
+    Column("tx_hash", HASH, nullable=True),
+    Column("reason", Text, nullable=True),
+    _created(),
+    _updated(),
+)

@@ -1,0 +1,210 @@
+"""host_blocks_sensor against a real anvil: ranges, confirmations, cap, RPC outage, reorg."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import DagsterInstance, SensorResult, build_sensor_context, instance_for_test
+from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
+
+from fhevm_dagster.devnet.anvil import AnvilNode, free_port, rpc_call, start_anvil, stop_anvil
+from fhevm_dagster.partitions import HOST_RANGES, BlockRange, next_ranges, parse_range_key
+from fhevm_dagster.resources.chain import HostChainResource, HostIngestSettings
+from fhevm_dagster.resources.store import StoreResource
+from fhevm_dagster.sensors.host_blocks import host_blocks_sensor
+
+
+@pytest.fixture(scope="module")
+def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilNode]:
+    state = tmp_path_factory.mktemp("anvil")
+    node = start_anvil(state, "sensor-host", port=free_port(), chain_id=31337)
+    try:
+        yield node
+    finally:
+        stop_anvil(state, "sensor-host")
+
+
+@pytest.fixture()
+def fresh_chain(anvil: AnvilNode) -> Iterator[AnvilNode]:
+    """Each test starts from the same chain state (block 0)."""
+    snap = rpc_call(anvil.rpc_url, "evm_snapshot")
+    yield anvil
+    rpc_call(anvil.rpc_url, "evm_revert", [snap])
+
+
+@pytest.fixture()
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as inst:
+        yield inst
+
+
+def mine_to(node: AnvilNode, block: int) -> None:
+    head = int(str(rpc_call(node.rpc_url, "eth_blockNumber")), 16)
+    if block > head:
+        rpc_call(node.rpc_url, "anvil_mine", [hex(block - head)])
+
+
+class Ticker:
+    """Evaluates the sensor like the daemon does: carries the cursor, applies partition requests."""
+
+    def __init__(self, instance: DagsterInstance, resources: dict[str, Any]) -> None:
+        self.instance, self.resources, self.cursor = instance, resources, None
+
+    def tick(self, **overrides: Any) -> SensorResult:
+        resources = {**self.resources, **overrides}
+        ctx = build_sensor_context(instance=self.instance, cursor=self.cursor, resources=resources)
+        result = host_blocks_sensor(ctx)
+        assert isinstance(result, SensorResult)
+        for req in result.dynamic_partitions_requests or []:
+            self.instance.add_dynamic_partitions(HOST_RANGES, list(req.partition_keys or []))
+        if result.cursor is not None:
+            self.cursor = result.cursor
+        return result
+
+
+def make_ticker(
+    instance: DagsterInstance,
+    node: AnvilNode,
+    url: str,
+    **settings: int,
+) -> Ticker:
+    defaults = {"range_size": 10, "confirmations": 0, "max_ranges_per_tick": 10, "start_block": 0}
+    return Ticker(
+        instance,
+        {
+            "chain": HostChainResource(rpc_url=node.rpc_url),
+            "store": StoreResource(database_url=url),
+            "host_settings": HostIngestSettings(**{**defaults, **settings}),
+        },
+    )
+
+
+def keys(result: SensorResult) -> list[tuple[str | None, str | None]]:
+    return [(r.partition_key, r.run_key) for r in result.run_requests or []]
+
+
+def skip_text(result: SensorResult) -> str:
+    assert result.skip_reason is not None
+    return result.skip_reason.skip_message or ""
+
+
+def test_confirmations_and_partitions(
+    fresh_chain: AnvilNode,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+) -> None:
+    mine_to(fresh_chain, 25)
+    t = make_ticker(instance, fresh_chain, store_url, confirmations=3, start_block=5)
+    r = t.tick()
+    assert keys(r) == [
+        ("000000000005-000000000009", "000000000005-000000000009"),
+        ("000000000010-000000000019", "000000000010-000000000019"),
+    ]
+    assert t.cursor == "20"
+    assert instance.get_dynamic_partitions(HOST_RANGES) == [k for k, _ in keys(r)]
+    r = t.tick()
+    assert not r.run_requests and "needs safe head >= 29" in skip_text(r)
+    mine_to(fresh_chain, 31)
+    assert keys(t.tick()) == []  # safe head 28 < 29
+    mine_to(fresh_chain, 32)
+    assert [k for k, _ in keys(t.tick())] == ["000000000020-000000000029"]
+
+
+def test_cap_per_tick(
+    fresh_chain: AnvilNode,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+) -> None:
+    mine_to(fresh_chain, 55)
+    t = make_ticker(instance, fresh_chain, store_url, max_ranges_per_tick=2)
+    assert len(keys(t.tick())) == 2 and t.cursor == "20"
+    assert len(keys(t.tick())) == 2 and t.cursor == "40"
+    assert [k for k, _ in keys(t.tick())] == ["000000000040-000000000049"]
+
+
+def test_rpc_outage_is_a_skip_then_recovers(
+    fresh_chain: AnvilNode,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+) -> None:
+    mine_to(fresh_chain, 12)
+    t = make_ticker(instance, fresh_chain, store_url)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    down = t.tick(chain=HostChainResource(rpc_url=dead, request_timeout_s=1))
+    assert not down.run_requests and f"host RPC {dead} failed" in skip_text(down)
+    assert t.cursor is None
+    assert [k for k, _ in keys(t.tick())] == ["000000000000-000000000009"]
+
+
+def test_reorg_requests_range_again(
+    fresh_chain: AnvilNode,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+) -> None:
+    url = fresh_chain.rpc_url
+    mine_to(fresh_chain, 15)
+    fork_point = rpc_call(url, "evm_snapshot")
+    mine_to(fresh_chain, 29)
+    t = make_ticker(instance, fresh_chain, store_url)
+    assert len(keys(t.tick())) == 3  # 0-9, 10-19, 20-29
+    rpc_call(url, "evm_revert", [fork_point])  # head 15: ranges 20-29 and 10-19 are gone
+    shrunk = t.tick()
+    assert not shrunk.run_requests and t.cursor == "10"
+    rpc_call(url, "evm_increaseTime", [1000])  # new timestamps: new block hashes
+    mine_to(fresh_chain, 31)
+    again = keys(t.tick())
+    assert again == [
+        ("000000000010-000000000019", "000000000010-000000000019:reorg-1"),
+        ("000000000020-000000000029", "000000000020-000000000029:reorg-1"),
+    ]
+    assert t.cursor == "30"
+    assert keys(t.tick()) == []  # nothing changed since
+
+
+def test_reorg_below_head_detected_by_hash(
+    fresh_chain: AnvilNode,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+) -> None:
+    url = fresh_chain.rpc_url
+    mine_to(fresh_chain, 5)
+    fork_point = rpc_call(url, "evm_snapshot")
+    mine_to(fresh_chain, 12)
+    t = make_ticker(instance, fresh_chain, store_url)
+    assert [k for k, _ in keys(t.tick())] == ["000000000000-000000000009"]
+    rpc_call(url, "evm_revert", [fork_point])
+    rpc_call(url, "evm_increaseTime", [1000])
+    mine_to(fresh_chain, 12)  # as long as before, different blocks 6..12
+    assert keys(t.tick()) == [("000000000000-000000000009", "000000000000-000000000009:reorg-1")]
+
+
+def test_settings_from_devnet_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    devnet = tmp_path / "devnet.json"
+    devnet.write_text(
+        '{"host_rpc_url": "http://127.0.0.1:9999", "acl_address": "0x' + "ab" * 20 + '",'
+        ' "executor_address": "0x' + "cd" * 20 + '", "host_start_block": 42}'
+    )
+    monkeypatch.setenv("FHEVM_DAGSTER_DEVNET_JSON", str(devnet))
+    monkeypatch.setenv("FHEVM_DAGSTER_HOST_RANGE_SIZE", "50")
+    chain, settings = HostChainResource.from_env(), HostIngestSettings.from_env()
+    assert chain.rpc_url == "http://127.0.0.1:9999" and chain.acl_address == "0x" + "ab" * 20
+    assert settings.start_block == 42 and settings.range_size == 50
+    monkeypatch.setenv("FHEVM_DAGSTER_HOST_RPC_URL", "http://h:1")
+    assert HostChainResource.from_env().rpc_url == "http://h:1"
+
+
+def test_range_keys() -> None:
+    assert BlockRange(1000, 1099).key == "000000001000-000000001099"
+    assert parse_range_key("000000001000-000000001099") == BlockRange(1000, 1099)
+    with pytest.raises(ValueError, match="not a host range key"):
+        parse_range_key("1000-1099")
+    with pytest.raises(ValueError, match="invalid block range"):
+        parse_range_key("000000000009-000000000001")
+    assert next_ranges(5, 25, 10, 10) == [BlockRange(5, 9), BlockRange(10, 19)]
+    assert next_ranges(0, 8, 10, 10) == [] and len(next_ranges(0, 10**6, 10, 3)) == 3
