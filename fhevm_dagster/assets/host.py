@@ -20,6 +20,7 @@ from dagster import (
     asset,
 )
 
+from ..compute.ranges import MissingInputsError, RangeReport, evaluate_range
 from ..jobs import HOST_RANGE_GROUP
 from ..partitions import host_ranges, parse_range_key
 from ..protocol.computations import allowed_handles, computations_from_events
@@ -27,6 +28,7 @@ from ..protocol.events import DecodeReport, RawLog, decode_logs
 from ..protocol.opcodes import Operator
 from ..protocol.types import FheType
 from ..resources.chain import HostChainResource
+from ..resources.fhe import FheResource
 from ..resources.store import StoreResource
 from ..store import HostChain
 
@@ -47,6 +49,8 @@ EVENT_COLUMNS = [
 ]
 RPC_RETRY = RetryPolicy(max_retries=4, delay=2, backoff=Backoff.EXPONENTIAL)
 STORE_RETRY = RetryPolicy(max_retries=2, delay=1)
+# Inputs produced by an earlier range (or the gateway) appear once that run completes.
+MISSING_INPUT_RETRY = RetryPolicy(max_retries=5, delay=10, backoff=Backoff.EXPONENTIAL)
 PREVIEW_ROWS = 20
 
 
@@ -236,3 +240,69 @@ def fhe_computations(
         }
     )
     return df
+
+
+@asset(
+    partitions_def=host_ranges,
+    group_name=HOST_RANGE_GROUP,
+    io_manager_key="parquet_io_manager",
+    retry_policy=MISSING_INPUT_RETRY,
+    deps=[fhe_computations],
+    kinds={"python", "tfhe"},
+)
+def ciphertexts(
+    context: AssetExecutionContext,
+    chain: HostChainResource,
+    store: StoreResource,
+    fhe: FheResource,
+) -> pd.DataFrame:
+    """The range's FHE DAG evaluated; every allowed result stored as a ct64 (idempotent).
+
+    Inputs from earlier ranges or the gateway that are not stored yet fail the range with a
+    retryable error naming them; everything else of the range is evaluated and stored first.
+    """
+    rng = parse_range_key(context.partition_key)
+    chain_id = chain.chain_id()
+    st = store.get()
+    registered = st.get_chain(chain_id)
+    key_id = registered.key_id if registered else int(chain.key_id)
+    try:
+        report, dag = evaluate_range(
+            st, fhe.engine(), rng.key, key_id, fhe.pool_size, chain_id=chain_id
+        )
+    except MissingInputsError as exc:
+        context.add_output_metadata(_evaluation_metadata(exc.report))
+        raise Failure(description=str(exc), metadata=_evaluation_metadata(exc.report)) from exc
+    for handle, message in report.errors.items():
+        context.log.error(f"computation {handle} failed: {message}")
+    context.add_output_metadata(_evaluation_metadata(report))
+    return pd.DataFrame(
+        [
+            {
+                "output_handle": _hex(key[0]),
+                "tx_hash": _hex(key[1]),
+                "operator": node.row.operator.name,
+                "fhe_type": _type_name(node.row.fhe_type),
+                "allowed": node.row.is_allowed,
+                "error": report.errors.get(key[0].hex(), ""),
+            }
+            for key, node in dag.nodes.items()
+        ],
+        columns=["output_handle", "tx_hash", "operator", "fhe_type", "allowed", "error"],
+    )
+
+
+def _evaluation_metadata(report: RangeReport) -> dict[str, Any]:
+    return {
+        "evaluated": report.evaluated,
+        "stored": report.stored,
+        "pruned": report.pruned,
+        "errors": len(report.errors),
+        "error_messages": MetadataValue.json(report.errors),
+        "missing_inputs": MetadataValue.json(report.missing),
+        "operations": MetadataValue.json(dict(sorted(report.operations.items()))),
+        "fhe_seconds": round(report.fhe_seconds, 3),
+        "wall_seconds": round(report.wall_seconds, 3),
+        "operations_per_second": round(report.operations_per_second, 3),
+        "longest_chain": report.longest_chain,
+    }

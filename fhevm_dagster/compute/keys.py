@@ -56,7 +56,9 @@ def _digest(path: Path) -> str:
 
 def cached_server_key(client_key_path: Path) -> tfhe_py.ServerKey:
     """The server key of a client key, derived once and then loaded from the cache."""
-    target = cache_dir() / "server-keys" / f"{_digest(client_key_path)}-{tfhe_py.TFHE_RS_VERSION}.bin"
+    target = (
+        cache_dir() / "server-keys" / f"{_digest(client_key_path)}-{tfhe_py.TFHE_RS_VERSION}.bin"
+    )
     if target.exists():
         return tfhe_py.ServerKey.load(target)
     server_key = tfhe_py.ClientKey.load(client_key_path).server_key()

@@ -132,10 +132,11 @@ def evaluate(
         value = None if first.value is None else first.value & _mask(result_type)
         return Plain(value, result_type)
     if op is Operator.IfThenElse:
-        a, b = _plain(op, operands[1], "true branch"), _plain(op, operands[2], "false branch")
+        when_true = _plain(op, operands[1], "true branch")
+        when_false = _plain(op, operands[2], "false branch")
         if first.value is None:
-            return Plain(None, a.fhe_type)
-        return a if first.value else b
+            return Plain(None, when_true.fhe_type)
+        return when_true if first.value else when_false
     if op in (Operator.Neg, Operator.Not):
         t = first.fhe_type
         if first.value is None:

@@ -100,7 +100,7 @@ def test_rand_bounds(engine: tfhe_py.Engine) -> None:
     with pytest.raises(tfhe_py.TfheError, match="exceeds Uint8"):
         engine.execute(Operator.RandBounded, [seed, (1 << 9).to_bytes(2, "big")], T.Uint8)
     with pytest.raises(tfhe_py.TfheError, match="seed has 16 bytes"):
-        engine.execute(Operator.Rand, [bytes(17) + b"\x01"], T.Uint8)
+        engine.execute(Operator.Rand, [b"\x01" + bytes(16)], T.Uint8)
     with pytest.raises(tfhe_py.TfheError, match="cannot generate a Uint160"):
         engine.execute(Operator.Rand, [seed], T.Uint160)
 

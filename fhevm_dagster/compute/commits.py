@@ -1,0 +1,185 @@
+"""Check-then-send of a range's digest commits, with the per-handle status kept in the store.
+
+A commit is a gateway transaction per handle; a wrong or missing one is a lost result and a
+duplicate wastes gas. So before sending, a handle is skipped when the store already holds it as
+confirmed, or when this sender's `AddCiphertextMaterial` event is already on the gateway (a crash
+after sending, a run on another machine). `CoprocessorAlreadyAdded` counts as done. The gateway
+side (web3, nonces, receipts, retries) sits behind `CommitGateway`; this module has no web3.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from ..protocol.digests import Material
+from ..store.queries import Store
+from ..store.records import CommitState, CommitStatus
+
+
+class SendStatus(StrEnum):
+    CONFIRMED = "confirmed"  # mined, status 1
+    ALREADY_DONE = "already_done"  # CoprocessorAlreadyAdded: this sender committed before
+    FAILED = "failed"  # reverted for another reason, or the gateway could not be reached
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What became of one `addCiphertextMaterial`; `unreachable` marks RPC-level failures."""
+
+    status: SendStatus
+    tx_hash: bytes | None = None
+    reason: str | None = None
+    gas_used: int | None = None
+    unreachable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OnChainCommit:
+    """An `AddCiphertextMaterial` event of this coprocessor's sender."""
+
+    material: Material
+    tx_hash: bytes
+    block_number: int
+
+
+class CommitGateway(Protocol):
+    """The gateway's CiphertextCommits as seen by one transaction sender."""
+
+    def committed(self, handles: Sequence[bytes]) -> dict[bytes, OnChainCommit]:
+        """This sender's `AddCiphertextMaterial` events for `handles` (latest per handle)."""
+        ...
+
+    def add_many(self, materials: Sequence[Material]) -> list[SendResult]:
+        """Sends `addCiphertextMaterial` for each (pipelined nonces), waits for every receipt."""
+        ...
+
+
+class GatewayUnreachable(RuntimeError):
+    """The gateway RPC could not be reached: the commit step should be retried later."""
+
+
+@dataclass
+class CommitReport:
+    """Per-handle outcome of one commit pass, for the asset's metadata and table."""
+
+    skipped_confirmed: int = 0
+    found_on_chain: int = 0
+    sent: int = 0
+    already_added: int = 0
+    failed: dict[bytes, str] = field(default_factory=dict)
+    tx_hashes: dict[bytes, bytes] = field(default_factory=dict)
+    gas_used: dict[bytes, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def confirmed(self) -> int:
+        return self.skipped_confirmed + self.found_on_chain + self.sent + self.already_added
+
+
+def _same(a: Material, b: Material) -> bool:
+    return (a.key_id, a.ciphertext_digest, a.sns_ciphertext_digest) == (
+        b.key_id,
+        b.ciphertext_digest,
+        b.sns_ciphertext_digest,
+    )
+
+
+def _describe(m: Material) -> str:
+    return (
+        f"keyId={m.key_id} ciphertextDigest=0x{m.ciphertext_digest.hex()} "
+        f"snsCiphertextDigest=0x{m.sns_ciphertext_digest.hex()}"
+    )
+
+
+def commit_materials(
+    store: Store, gateway: CommitGateway, materials: Sequence[Material], batch_size: int = 32
+) -> CommitReport:
+    """Commits every material not yet committed by this sender; statuses go to the store.
+
+    Sends in batches of `batch_size` pipelined transactions and stops after a batch with an
+    unreachable-gateway failure (the rest are marked failed with that reason), so a dead RPC costs
+    one batch of timeouts, not one per handle. Never raises for a per-handle failure: the caller
+    decides from `report.failed`.
+    """
+    started = time.perf_counter()
+    report = CommitReport()
+    statuses = store.get_commit_statuses([m.handle for m in materials])
+    pending: list[Material] = []
+    for m in materials:
+        st = statuses.get(m.handle)
+        if st is not None and st.status is CommitState.CONFIRMED:
+            report.skipped_confirmed += 1
+            if st.tx_hash:
+                report.tx_hashes[m.handle] = st.tx_hash
+        else:
+            pending.append(m)
+
+    def fail(m: Material, reason: str, tx_hash: bytes | None = None) -> None:
+        report.failed[m.handle] = reason
+        store.set_commit_status(CommitStatus(m.handle, CommitState.FAILED, tx_hash, reason))
+
+    if not pending:
+        report.seconds = time.perf_counter() - started
+        return report
+    try:
+        on_chain = gateway.committed([m.handle for m in pending])
+    except GatewayUnreachable as exc:
+        for m in pending:
+            fail(m, f"gateway unreachable while checking commits: {exc}")
+        report.seconds = time.perf_counter() - started
+        return report
+
+    to_send: list[Material] = []
+    for m in pending:
+        seen = on_chain.get(m.handle)
+        if seen is None:
+            to_send.append(m)
+        elif _same(seen.material, m):
+            report.found_on_chain += 1
+            report.tx_hashes[m.handle] = seen.tx_hash
+            store.set_commit_status(
+                CommitStatus(m.handle, CommitState.CONFIRMED, seen.tx_hash, "found on chain")
+            )
+        else:
+            fail(
+                m,
+                f"the gateway holds other digests from this sender ({_describe(seen.material)}, "
+                f"tx 0x{seen.tx_hash.hex()}) than the stored ones ({_describe(m)})",
+                seen.tx_hash,
+            )
+
+    down: str | None = None
+    for i in range(0, len(to_send), max(1, batch_size)):
+        batch = to_send[i : i + max(1, batch_size)]
+        if down is not None:
+            for m in batch:
+                fail(m, f"not sent: gateway unreachable ({down})")
+            continue
+        for m in batch:
+            store.set_commit_status(CommitStatus(m.handle, CommitState.SENT, None, None))
+        for m, result in zip(batch, gateway.add_many(batch), strict=True):
+            if result.status is SendStatus.FAILED:
+                reason = result.reason or "addCiphertextMaterial failed"
+                fail(m, reason, result.tx_hash)
+                if result.unreachable:
+                    down = reason
+                continue
+            if result.status is SendStatus.ALREADY_DONE:
+                report.already_added += 1
+                note = "CoprocessorAlreadyAdded"
+            else:
+                report.sent += 1
+                note = None
+            if result.tx_hash is not None:
+                report.tx_hashes[m.handle] = result.tx_hash
+            if result.gas_used is not None:
+                report.gas_used[m.handle] = result.gas_used
+            store.set_commit_status(
+                CommitStatus(m.handle, CommitState.CONFIRMED, result.tx_hash, note)
+            )
+    report.seconds = time.perf_counter() - started
+    return report

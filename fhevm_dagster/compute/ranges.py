@@ -1,0 +1,144 @@
+"""Evaluates the computations of one block range and stores its allowed results.
+
+Re-running a range recomputes it and writes nothing new: TFHE operations and the seeded
+re-randomization are deterministic, and stores are idempotent by handle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import tfhe_py
+
+from fhevm_dagster.compute.dag import Node, RangeDag, build_dag
+from fhevm_dagster.compute.evaluate import FheBackend, PlainBackend, run_dag
+from fhevm_dagster.compute.oracle import Plain
+from fhevm_dagster.protocol.handles import parse_handle
+from fhevm_dagster.protocol.types import FheType
+from fhevm_dagster.store.queries import Store
+from fhevm_dagster.store.records import Ciphertext, StoredComputation
+
+INPUT_INDEX_COMPUTED = 0xFF
+
+
+@dataclass
+class RangeReport:
+    """What one evaluation did, for the asset's metadata."""
+
+    range_key: str
+    evaluated: int = 0
+    stored: int = 0
+    pruned: int = 0
+    longest_chain: int = 0
+    fhe_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    operations: Counter[str] = field(default_factory=Counter)
+    errors: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def operations_per_second(self) -> float:
+        return self.evaluated / self.wall_seconds if self.wall_seconds else 0.0
+
+
+class MissingInputsError(RuntimeError):
+    """Inputs of the range are not in the store yet: retry once their producers have run."""
+
+    def __init__(self, range_key: str, missing: dict[bytes, str], report: RangeReport) -> None:
+        self.range_key = range_key
+        self.missing = missing
+        self.report = report
+        lines = [f"{h.hex()} ({where})" for h, where in sorted(missing.items())]
+        super().__init__(
+            f"range {range_key}: {len(missing)} input ciphertext(s) not in the store yet: "
+            + "; ".join(lines)
+        )
+
+
+def _producer_of(store: Store, handles: Sequence[bytes]) -> dict[bytes, str]:
+    """Where each missing handle should come from, for the retry message."""
+    producers = {c.output_handle: c.range_key for c in store.computations_by_output(handles)}
+    out: dict[bytes, str] = {}
+    for h in handles:
+        if h in producers:
+            out[h] = f"produced by range {producers[h]}, not evaluated yet"
+        elif parse_handle(h).index != INPUT_INDEX_COMPUTED:
+            out[h] = "a verified input: its gateway range has not stored it yet"
+        else:
+            out[h] = "produced by a range not ingested yet"
+    return out
+
+
+def _load_inputs(
+    engine: tfhe_py.Engine, stored: dict[bytes, Ciphertext], pool_size: int
+) -> dict[bytes, tfhe_py.Ciphertext]:
+    handles = list(stored)
+    with ThreadPoolExecutor(max_workers=max(1, pool_size)) as pool:
+        cts = list(pool.map(lambda h: engine.decompress(stored[h].ciphertext), handles))
+    return dict(zip(handles, cts, strict=True))
+
+
+def evaluate_range(
+    store: Store,
+    engine: tfhe_py.Engine,
+    range_key: str,
+    key_id: int,
+    pool_size: int,
+    chain_id: int | None = None,
+) -> tuple[RangeReport, RangeDag]:
+    """Evaluates the range, stores allowed results, records errors per computation.
+
+    Raises `MissingInputsError` (after storing everything it could) when inputs from earlier
+    ranges or the gateway are missing.
+    """
+    started = time.perf_counter()
+    rows = store.computations_of_range(range_key, chain_id=chain_id)
+    dag = build_dag(rows)
+    report = RangeReport(range_key, pruned=len(dag.pruned), longest_chain=dag.longest_chain())
+    stored = store.get_ciphertexts(sorted(dag.external))
+    missing = sorted(dag.external - stored.keys())
+    inputs = _load_inputs(engine, stored, pool_size)
+    compressed: dict[bytes, bytes] = {}
+
+    def finish(node: Node, value: tfhe_py.Ciphertext) -> None:
+        if node.row.is_allowed:
+            compressed[node.row.output_handle] = engine.compress(value)
+
+    result = run_dag(dag, FheBackend(engine), inputs, pool_size, finish)
+    results = [
+        Ciphertext(h, compressed[h], dag.nodes[key].row.fhe_type, key_id, "computed")
+        for key in dag.order
+        if key in result.values and (h := key[0]) in compressed
+    ]
+    done = [k for k in dag.order if k in result.values] + dag.pruned
+    store.mark_errors([(h, tx, msg) for (h, tx), msg in result.errors.items()])
+    report.stored = store.store_results(results, done)
+    report.evaluated = len(result.values)
+    report.fhe_seconds = sum(result.op_seconds.values())
+    report.errors = {k[0].hex(): msg for k, msg in result.errors.items()}
+    for key in result.values:
+        row = dag.nodes[key].row
+        report.operations[f"{row.operator.name}:{FheType(row.fhe_type).name}"] += 1
+    report.wall_seconds = time.perf_counter() - started
+    if missing:
+        where = _producer_of(store, missing)
+        report.missing = {h.hex(): w for h, w in where.items()}
+        raise MissingInputsError(range_key, where, report)
+    return report, dag
+
+
+def oracle_range(
+    rows: Sequence[StoredComputation], inputs: dict[bytes, Plain]
+) -> dict[bytes, Plain]:
+    """The plaintext value of every needed result of a range, given its external inputs.
+
+    The reference of the tests and a debugging aid: decrypt the inputs (test keys), then compare
+    each stored result's decryption with this.
+    """
+    dag = build_dag(rows)
+    result = run_dag(dag, PlainBackend(), inputs, pool_size=1)
+    return {key[0]: value for key, value in result.values.items()}

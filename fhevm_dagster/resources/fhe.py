@@ -1,0 +1,84 @@
+"""The FHE engine as a Dagster resource: keys loaded once per process, shared by threads.
+
+Settings (environment, then default):
+
+| variable | default |
+|---|---|
+| FHEVM_DAGSTER_KEY_DIR | the committed devnet test keys (`tfhe-py/tests/fixtures/keys`) |
+| FHEVM_DAGSTER_DEVICE | cpu |
+| FHEVM_DAGSTER_FHE_THREADS | number of CPUs |
+
+The test keys are public: a real deployment sets FHEVM_DAGSTER_KEY_DIR to keys made with
+`fhevm-dagster keys generate`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+import tfhe_py
+from dagster import ConfigurableResource
+
+from ..compute.keys import KeySet, load_key_dir
+
+DEVNET_TEST_KEYS = Path(__file__).resolve().parents[2] / "tfhe-py" / "tests" / "fixtures" / "keys"
+DEVICES = ("cpu",)
+
+
+class DeviceError(RuntimeError):
+    """A device this build of tfhe_py cannot use."""
+
+
+def default_key_dir() -> str:
+    return os.environ.get("FHEVM_DAGSTER_KEY_DIR") or str(DEVNET_TEST_KEYS)
+
+
+def check_device(device: str) -> None:
+    """CUDA needs tfhe_py built with TFHE-rs's `gpu` feature on a CUDA machine: not this build."""
+    if device not in DEVICES:
+        raise DeviceError(
+            f"device {device!r} is not available in this build of tfhe_py (available: "
+            f"{', '.join(DEVICES)}); the CUDA backend needs tfhe-py built with TFHE-rs's `gpu` "
+            "feature on a machine with CUDA"
+        )
+
+
+@cache
+def _key_set(key_dir: str, with_client_key: bool) -> KeySet:
+    return load_key_dir(Path(key_dir), with_client_key=with_client_key)
+
+
+@cache
+def _engine(key_dir: str) -> tfhe_py.Engine:
+    return _key_set(key_dir, False).engine()
+
+
+class FheResource(ConfigurableResource):  # type: ignore[type-arg]
+    """Where the keys are, which device computes, and how many operations run at once."""
+
+    key_dir: str = ""
+    device: str = ""
+    threads: int = 0
+
+    @property
+    def resolved_key_dir(self) -> str:
+        return self.key_dir or default_key_dir()
+
+    @property
+    def resolved_device(self) -> str:
+        return self.device or os.environ.get("FHEVM_DAGSTER_DEVICE", "cpu")
+
+    @property
+    def pool_size(self) -> int:
+        env = os.environ.get("FHEVM_DAGSTER_FHE_THREADS", "")
+        return self.threads or (int(env) if env else os.cpu_count() or 1)
+
+    def engine(self) -> tfhe_py.Engine:
+        """The process-wide engine of this key directory (loaded on first use)."""
+        check_device(self.resolved_device)
+        return _engine(self.resolved_key_dir)
+
+    def key_set(self, with_client_key: bool = False) -> KeySet:
+        return _key_set(self.resolved_key_dir, with_client_key)
