@@ -1,0 +1,71 @@
+# fhevm-dagster: the two commands of the README, and what they are made of.
+#   make demo   local devnet with real fhEVM contracts, demo traffic, `dagster dev` with sensors on
+#   make test   everything installed, lint, then the whole test suite (PostgreSQL included)
+# Caches live outside the clone, so repeat runs are fast: the virtual environment, the cargo target
+# directory of tfhe-py, derived server keys and the devnet state under ~/.cache/fhevm-dagster.
+
+SHELL := /bin/bash
+CACHE ?= $(HOME)/.cache/fhevm-dagster
+VENV ?= $(CACHE)/venv
+PY := $(VENV)/bin/python
+export CARGO_TARGET_DIR ?= $(CACHE)/cargo-target
+export DAGSTER_HOME ?= $(CACHE)/dagster_home
+PORT ?= 3000
+TRANSFERS ?= 6
+PYTEST_ARGS ?=
+
+.PHONY: demo test install system python node tfhe-py lint fmt bench demo-down
+
+demo: install
+	$(VENV)/bin/fhevm-dagster devnet up
+	$(VENV)/bin/fhevm-dagster traffic --transfers $(TRANSFERS)
+	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@echo "Dagster UI: http://127.0.0.1:$(PORT)  (sensors on; Ctrl-C stops Dagster, 'make demo-down' stops the devnet)"
+	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+
+demo-down:
+	$(VENV)/bin/fhevm-dagster devnet down
+
+test: install lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+install: system node python tfhe-py
+
+# Debian packages: the PostgreSQL server the tests start their own clusters from.
+system:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "installing PostgreSQL from Debian packages"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	fi
+
+# anvil, solcjs, the fhEVM contracts and node-tfhe, pinned by package-lock.json.
+node:
+	@if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_modules/.package-lock.json.src; then \
+		npm ci --no-audit --no-fund && cp package-lock.json node_modules/.package-lock.json.src; \
+	fi
+
+python:
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]' --no-deps
+	$(PY) -m pip install -q -r requirements.txt
+
+# The Rust build of tfhe-py (release; the target dir is cached, so an unchanged crate is a no-op).
+tfhe-py:
+	cd tfhe-py && $(VENV)/bin/maturin build --release --compatibility linux -o $(CACHE)/wheels
+	$(PY) -m pip install -q --force-reinstall --no-deps $$(ls -t $(CACHE)/wheels/tfhe_py-*.whl | head -1)
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	cd tfhe-py && cargo fmt --check && cargo clippy --release --quiet -- -D warnings
+
+fmt:
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	cd tfhe-py && cargo fmt
+
+bench: install
+	$(PY) benchmarks/tfhe_ops.py
+	$(PY) benchmarks/transfers.py
