@@ -239,11 +239,8 @@ impl Ct {
         fn_description: &[&[u8]],
         public_key: &CompactPublicKey,
     ) -> Res<()> {
-        let mut context = ReRandomizationContext::new(
-            *b"TFHE_Rrd",
-            fn_description.iter().copied(),
-            *b"TFHE_Enc",
-        );
+        let mut context =
+            ReRandomizationContext::new(*b"TFHE_Rrd", fn_description.iter().copied(), *b"TFHE_Enc");
         for ct in cts.iter() {
             each_ct!(ct, x => context.add_ciphertext(x));
         }
@@ -287,7 +284,9 @@ impl Ct {
 /// Decrypts a ct128 (squashed, compressed) with the client key's noise-squashing key.
 pub fn decrypt_squashed(data: &[u8], t: FheType, key: &ClientKey) -> Res<Be32> {
     let list: CompressedSquashedNoiseCiphertextList = safe_deserialize(data, CIPHERTEXT_LIMIT)
-        .map_err(ctx("not a serialized CompressedSquashedNoiseCiphertextList"))?;
+        .map_err(ctx(
+            "not a serialized CompressedSquashedNoiseCiphertextList",
+        ))?;
     if list.len() != 1 {
         return Err(format!(
             "a ct128 holds exactly one element, this list holds {}",

@@ -147,9 +147,11 @@ impl Engine {
         let ops: Vec<Operand<'_>> = operands
             .iter()
             .map(|o| match o {
-                OwnedOperand::Ct(_) if rerandomize => {
-                    Operand::Ct(next_fresh.next().expect("one re-randomized copy per operand"))
-                }
+                OwnedOperand::Ct(_) if rerandomize => Operand::Ct(
+                    next_fresh
+                        .next()
+                        .expect("one re-randomized copy per operand"),
+                ),
                 OwnedOperand::Ct(ct) => Operand::Ct(ct),
                 OwnedOperand::Scalar(v) => Operand::Scalar(*v),
             })
@@ -245,7 +247,10 @@ impl Engine {
         rerandomize: bool,
     ) -> PyResult<Ciphertext> {
         let op = Op::from_u8(opcode).map_err(py_err)?;
-        let result_type = result_type.map(FheType::from_u8).transpose().map_err(py_err)?;
+        let result_type = result_type
+            .map(FheType::from_u8)
+            .transpose()
+            .map_err(py_err)?;
         let owned = operands
             .iter()
             .map(extract_operand)

@@ -58,7 +58,10 @@ pub fn guard<T>(f: impl FnOnce() -> Res<T>) -> Res<T> {
     GUARDED.with(|g| g.set(was));
     match out {
         Ok(r) => r,
-        Err(payload) => Err(format!("TFHE-rs panicked: {}", panic_message(payload.as_ref()))),
+        Err(payload) => Err(format!(
+            "TFHE-rs panicked: {}",
+            panic_message(payload.as_ref())
+        )),
     }
 }
 

@@ -24,10 +24,15 @@ fn build(
     load: ZkComputeLoad,
 ) -> Res<Vec<u8>> {
     if values.len() > MAX_INPUT_ENTRIES {
-        return Err(format!("an input list holds at most {MAX_INPUT_ENTRIES} entries"));
+        return Err(format!(
+            "an input list holds at most {MAX_INPUT_ENTRIES} entries"
+        ));
     }
     if metadata.len() != INPUT_METADATA_LEN {
-        return Err(format!("input metadata is {INPUT_METADATA_LEN} bytes, got {}", metadata.len()));
+        return Err(format!(
+            "input metadata is {INPUT_METADATA_LEN} bytes, got {}",
+            metadata.len()
+        ));
     }
     let mut builder = ProvenCompactCiphertextList::builder(public_key);
     for (value, t) in values {
@@ -73,14 +78,20 @@ pub fn build_proven_list<'py>(
     let load = match compute_load {
         "verify" => ZkComputeLoad::Verify,
         "proof" => ZkComputeLoad::Proof,
-        other => return Err(py_err(format!("compute_load is 'verify' or 'proof', got {other:?}"))),
+        other => {
+            return Err(py_err(format!(
+                "compute_load is 'verify' or 'proof', got {other:?}"
+            )))
+        }
     };
     let values = values
         .iter()
         .map(|(v, t)| Ok((int_to_be32(v)?, FheType::from_u8(*t).map_err(py_err)?)))
         .collect::<PyResult<Vec<_>>>()?;
     let data = py
-        .allow_threads(|| guard(|| build(&public_key.inner, &crs.inner, &values, metadata, seed, load)))
+        .allow_threads(|| {
+            guard(|| build(&public_key.inner, &crs.inner, &values, metadata, seed, load))
+        })
         .map_err(py_err)?;
     Ok(PyBytes::new(py, &data))
 }

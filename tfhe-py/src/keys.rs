@@ -20,7 +20,8 @@ use crate::pyconv::{be32_to_int, int_to_be32};
 
 fn to_vec<T: serde::Serialize + Versionize + Named>(x: &T) -> Res<Vec<u8>> {
     let mut buf = Vec::new();
-    safe_serialize(x, &mut buf, KEY_LIMIT).map_err(ctx(&format!("cannot serialize {}", T::NAME)))?;
+    safe_serialize(x, &mut buf, KEY_LIMIT)
+        .map_err(ctx(&format!("cannot serialize {}", T::NAME)))?;
     Ok(buf)
 }
 
@@ -48,8 +49,11 @@ fn save_file<T: serde::Serialize + Versionize + Named>(x: &T, path: &PathBuf) ->
 /// Streams from the file into the object: no second in-memory copy of GB-sized keys.
 fn load_file<T: serde::de::DeserializeOwned + Unversionize + Named>(path: &PathBuf) -> Res<T> {
     let file = File::open(path).map_err(ctx(&format!("cannot read {}", path.display())))?;
-    safe_deserialize(BufReader::new(file), KEY_LIMIT)
-        .map_err(ctx(&format!("{} is not a serialized {}", path.display(), T::NAME)))
+    safe_deserialize(BufReader::new(file), KEY_LIMIT).map_err(ctx(&format!(
+        "{} is not a serialized {}",
+        path.display(),
+        T::NAME
+    )))
 }
 
 /// Serialization methods shared by every key class: bytes and files, GIL released.
@@ -59,7 +63,9 @@ macro_rules! key_io {
         impl $py_ty {
             /// Safe-serialized bytes.
             fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-                let data = py.allow_threads(|| guard(|| to_vec(&self.inner))).map_err(py_err)?;
+                let data = py
+                    .allow_threads(|| guard(|| to_vec(&self.inner)))
+                    .map_err(py_err)?;
                 Ok(PyBytes::new(py, &data))
             }
 
@@ -139,7 +145,12 @@ impl ClientKey {
     }
 
     /// Encrypts `value` as `fhe_type`; a value wider than the type is an error.
-    fn encrypt(&self, py: Python<'_>, value: &Bound<'_, PyAny>, fhe_type: u8) -> PyResult<Ciphertext> {
+    fn encrypt(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        fhe_type: u8,
+    ) -> PyResult<Ciphertext> {
         let v = int_to_be32(value)?;
         let t = FheType::from_u8(fhe_type).map_err(py_err)?;
         let ct = py
@@ -230,7 +241,9 @@ impl Crs {
     fn generate(py: Python<'_>, max_bits: usize) -> PyResult<Self> {
         let inner = py
             .allow_threads(|| {
-                guard(|| CompactPkeCrs::from_config(config(), max_bits).map_err(ctx("CRS generation")))
+                guard(|| {
+                    CompactPkeCrs::from_config(config(), max_bits).map_err(ctx("CRS generation"))
+                })
             })
             .map_err(py_err)?;
         Ok(Self { inner })

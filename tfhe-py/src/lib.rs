@@ -17,7 +17,10 @@ use pyo3::prelude::*;
 /// FHE type numbers and names this build supports (for cross-checks with protocol tables).
 #[pyfunction]
 fn fhe_type_names() -> BTreeMap<u8, &'static str> {
-    ct::FheType::ALL.iter().map(|t| (*t as u8, t.name())).collect()
+    ct::FheType::ALL
+        .iter()
+        .map(|t| (*t as u8, t.name()))
+        .collect()
 }
 
 /// Opcode numbers and event names the dispatcher knows.

@@ -149,7 +149,11 @@ impl Operand<'_> {
 
 fn unsupported(op: Op, operands: &[Operand<'_>]) -> String {
     let kinds: Vec<&str> = operands.iter().map(Operand::describe).collect();
-    format!("{}: unsupported operand types ({})", op.name(), kinds.join(", "))
+    format!(
+        "{}: unsupported operand types ({})",
+        op.name(),
+        kinds.join(", ")
+    )
 }
 
 fn arity(op: Op, operands: &[Operand<'_>], n: usize) -> Res<()> {
@@ -428,7 +432,10 @@ fn rand_bounded(ops: &[Operand<'_>], to: FheType) -> Res<Ct> {
     let seed = seed_of(op, &ops[0])?;
     let bound = scalar_of(op, &ops[1], "upper bound")?;
     if bound.iter().map(|b| b.count_ones()).sum::<u32>() != 1 {
-        return Err(format!("{}: the upper bound must be a power of two", op.name()));
+        return Err(format!(
+            "{}: the upper bound must be a power of two",
+            op.name()
+        ));
     }
     let random_bits = u64::from(bit_length(&bound) - 1);
     if random_bits > u64::from(to.bits()) {
@@ -439,14 +446,36 @@ fn rand_bounded(ops: &[Operand<'_>], to: FheType) -> Res<Ct> {
         ));
     }
     Ok(match to {
-        FheType::Uint8 => Ct::from(FheUint8::generate_oblivious_pseudo_random_bounded(seed, random_bits)),
-        FheType::Uint16 => Ct::from(FheUint16::generate_oblivious_pseudo_random_bounded(seed, random_bits)),
-        FheType::Uint32 => Ct::from(FheUint32::generate_oblivious_pseudo_random_bounded(seed, random_bits)),
-        FheType::Uint64 => Ct::from(FheUint64::generate_oblivious_pseudo_random_bounded(seed, random_bits)),
-        FheType::Uint128 => Ct::from(FheUint128::generate_oblivious_pseudo_random_bounded(seed, random_bits)),
-        FheType::Uint256 => Ct::from(FheUint256::generate_oblivious_pseudo_random_bounded(seed, random_bits)),
+        FheType::Uint8 => Ct::from(FheUint8::generate_oblivious_pseudo_random_bounded(
+            seed,
+            random_bits,
+        )),
+        FheType::Uint16 => Ct::from(FheUint16::generate_oblivious_pseudo_random_bounded(
+            seed,
+            random_bits,
+        )),
+        FheType::Uint32 => Ct::from(FheUint32::generate_oblivious_pseudo_random_bounded(
+            seed,
+            random_bits,
+        )),
+        FheType::Uint64 => Ct::from(FheUint64::generate_oblivious_pseudo_random_bounded(
+            seed,
+            random_bits,
+        )),
+        FheType::Uint128 => Ct::from(FheUint128::generate_oblivious_pseudo_random_bounded(
+            seed,
+            random_bits,
+        )),
+        FheType::Uint256 => Ct::from(FheUint256::generate_oblivious_pseudo_random_bounded(
+            seed,
+            random_bits,
+        )),
         FheType::Bool | FheType::Uint160 => {
-            return Err(format!("{}: cannot generate a bounded {}", op.name(), to.name()))
+            return Err(format!(
+                "{}: cannot generate a bounded {}",
+                op.name(),
+                to.name()
+            ))
         }
     })
 }
@@ -466,7 +495,11 @@ macro_rules! all_of {
 fn sum(ops: &[Operand<'_>], to: Option<FheType>) -> Res<Ct> {
     let op = Op::Sum;
     if ops.len() > MAX_SUM_VALUES {
-        return Err(format!("{}: at most {MAX_SUM_VALUES} values, got {}", op.name(), ops.len()));
+        return Err(format!(
+            "{}: at most {MAX_SUM_VALUES} values, got {}",
+            op.name(),
+            ops.len()
+        ));
     }
     let Some(first) = ops.first() else {
         return match to {
@@ -477,16 +510,30 @@ fn sum(ops: &[Operand<'_>], to: Option<FheType>) -> Res<Ct> {
                 | FheType::Uint64
                 | FheType::Uint128),
             ) => trivial(&[0u8; 32], t),
-            Some(t) => Err(format!("{}: unsupported result type {}", op.name(), t.name())),
+            Some(t) => Err(format!(
+                "{}: unsupported result type {}",
+                op.name(),
+                t.name()
+            )),
             None => Err(format!("{}: an empty sum needs the result type", op.name())),
         };
     };
     match first {
-        Operand::Ct(Ct::U8(_)) => Ok(Ct::from(all_of!(op, ops, U8)?.into_iter().sum::<FheUint8>())),
-        Operand::Ct(Ct::U16(_)) => Ok(Ct::from(all_of!(op, ops, U16)?.into_iter().sum::<FheUint16>())),
-        Operand::Ct(Ct::U32(_)) => Ok(Ct::from(all_of!(op, ops, U32)?.into_iter().sum::<FheUint32>())),
-        Operand::Ct(Ct::U64(_)) => Ok(Ct::from(all_of!(op, ops, U64)?.into_iter().sum::<FheUint64>())),
-        Operand::Ct(Ct::U128(_)) => Ok(Ct::from(all_of!(op, ops, U128)?.into_iter().sum::<FheUint128>())),
+        Operand::Ct(Ct::U8(_)) => Ok(Ct::from(
+            all_of!(op, ops, U8)?.into_iter().sum::<FheUint8>(),
+        )),
+        Operand::Ct(Ct::U16(_)) => Ok(Ct::from(
+            all_of!(op, ops, U16)?.into_iter().sum::<FheUint16>(),
+        )),
+        Operand::Ct(Ct::U32(_)) => Ok(Ct::from(
+            all_of!(op, ops, U32)?.into_iter().sum::<FheUint32>(),
+        )),
+        Operand::Ct(Ct::U64(_)) => Ok(Ct::from(
+            all_of!(op, ops, U64)?.into_iter().sum::<FheUint64>(),
+        )),
+        Operand::Ct(Ct::U128(_)) => Ok(Ct::from(
+            all_of!(op, ops, U128)?.into_iter().sum::<FheUint128>(),
+        )),
         _ => Err(unsupported(op, ops)),
     }
 }
@@ -531,10 +578,14 @@ fn mul_div(ops: &[Operand<'_>]) -> Res<Ct> {
         ($a:expr, $c:ty, $v:ident) => {{
             let d = <$c>::from_be32(&divisor);
             match &ops[1] {
-                Operand::Ct(Ct::$v(b)) => Ok(Ct::from(FusedMulScalarDiv::fused_mul_scalar_div($a, b, d))),
+                Operand::Ct(Ct::$v(b)) => {
+                    Ok(Ct::from(FusedMulScalarDiv::fused_mul_scalar_div($a, b, d)))
+                }
                 Operand::Scalar(raw) => {
                     let m = <$c>::from_be32(&truncate(raw, bits));
-                    Ok(Ct::from(FusedScalarMulScalarDiv::fused_scalar_mul_scalar_div($a, m, d)))
+                    Ok(Ct::from(
+                        FusedScalarMulScalarDiv::fused_scalar_mul_scalar_div($a, m, d),
+                    ))
                 }
                 _ => Err(unsupported(op, ops)),
             }
@@ -564,7 +615,10 @@ pub fn execute(op: Op, ops: &[Operand<'_>], result_type: Option<FheType>) -> Res
             comparison(op, ops)
         }
         Op::Neg | Op::Not => unary(op, ops),
-        Op::VerifyInput => Err("VerifyInput has no computation: its ciphertext comes from input verification".to_string()),
+        Op::VerifyInput => Err(
+            "VerifyInput has no computation: its ciphertext comes from input verification"
+                .to_string(),
+        ),
         Op::Cast => cast(ops, needs_type("toType")?),
         Op::TrivialEncrypt => {
             arity(op, ops, 1)?;

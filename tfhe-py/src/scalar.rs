@@ -8,7 +8,10 @@ pub type Be32 = [u8; 32];
 /// Left-pads a big-endian value of at most 32 bytes.
 pub fn be32_from_slice(bytes: &[u8]) -> Result<Be32, String> {
     if bytes.len() > 32 {
-        return Err(format!("a plaintext has at most 32 bytes, got {}", bytes.len()));
+        return Err(format!(
+            "a plaintext has at most 32 bytes, got {}",
+            bytes.len()
+        ));
     }
     let mut out = [0u8; 32];
     out[32 - bytes.len()..].copy_from_slice(bytes);

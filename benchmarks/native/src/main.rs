@@ -39,7 +39,10 @@ fn samples_json(name: &str, samples: &[f64]) -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    assert!(args.len() == 5, "usage: native-bench <client_key> <server_key> <repeats> <slow_repeats>");
+    assert!(
+        args.len() == 5,
+        "usage: native-bench <client_key> <server_key> <repeats> <slow_repeats>"
+    );
     let client_key: ClientKey = load(&args[1]);
     let server_key: ServerKey = load(&args[2]);
     let n: usize = args[3].parse().expect("repeats");
