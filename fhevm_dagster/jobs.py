@@ -1,4 +1,4 @@
-"""Jobs: one run of `host_range_job` per host block range.
+"""Jobs: one run of `host_range_job` per host block range, of `gateway_range_job` per gateway range.
 
 The job is partitioned by `host_ranges` (inferred from its assets) and selects the `host_range`
 asset group, so later per-range assets (ciphertexts, sns_ciphertexts, ciphertext_digests,
@@ -20,4 +20,13 @@ host_range_job = define_asset_job(
     # One process per run loads it once; FHE calls release the GIL, so the engine's thread pool
     # still evaluates independent operations in parallel.
     executor_def=in_process_executor,
+)
+
+GATEWAY_RANGE_GROUP = "gateway_range"
+
+gateway_range_job = define_asset_job(
+    "gateway_range_job",
+    selection=AssetSelection.groups(GATEWAY_RANGE_GROUP),
+    description="Answer the input-verification requests of one gateway block range.",
+    executor_def=in_process_executor,  # one server-key load per run, as for host_range_job
 )

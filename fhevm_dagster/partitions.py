@@ -1,4 +1,4 @@
-"""Host block ranges as dynamic partitions, keyed `000000001000-000000001099` (sortable)."""
+"""Host and gateway block ranges as dynamic partitions, keyed `000000001000-000000001099`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from dagster import DynamicPartitionsDefinition
 
 HOST_RANGES = "host_ranges"
 host_ranges = DynamicPartitionsDefinition(name=HOST_RANGES)
+# Gateway block ranges: same key format, their own partition set (gateway_blocks_sensor).
+GATEWAY_RANGES = "gateway_ranges"
+gateway_ranges = DynamicPartitionsDefinition(name=GATEWAY_RANGES)
 
 _WIDTH = 12
 _KEY = re.compile(rf"^(\d{{{_WIDTH}}})-(\d{{{_WIDTH}}})$")

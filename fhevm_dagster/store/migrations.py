@@ -37,8 +37,25 @@ class Migration:
     upgrade: Callable[[Connection], None] | None  # None: the baseline, created by create_all
 
 
+def _add_columns(table: str, *names: str) -> Callable[[Connection], None]:
+    """An upgrade adding columns of `schema` to an existing table (portable ALTER TABLE)."""
+
+    def upgrade(conn: Connection) -> None:
+        for name in names:
+            column = schema.metadata.tables[table].c[name]
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
+
+    return upgrade
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: chains, ranges, computations, ciphertexts, proofs, digests", None),
+    Migration(
+        2,
+        "proof_requests: gateway response status, tx hash and reason",
+        _add_columns("proof_requests", "response_status", "response_tx_hash", "response_reason"),
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

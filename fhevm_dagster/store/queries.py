@@ -608,12 +608,20 @@ class Store:
                 )
             )
 
-    def get_proof_request(self, zk_proof_id: int) -> ProofRequest | None:
+    def set_proof_response(
+        self, zk_proof_id: int, status: str, tx_hash: bytes | None, reason: str | None
+    ) -> None:
+        """Record what became of the gateway answer (confirmed | already_done | failed)."""
         t = s.proof_requests
-        with self.engine.connect() as conn:
-            m = conn.execute(select(t).where(t.c.zk_proof_id == str(zk_proof_id))).first()
-        if m is None:
-            return None
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t)
+                .where(t.c.zk_proof_id == str(zk_proof_id))
+                .values(response_status=status, response_tx_hash=tx_hash, response_reason=reason)
+            )
+
+    @staticmethod
+    def _proof_request(m: Any) -> ProofRequest:
         return ProofRequest(
             zk_proof_id=int(m.zk_proof_id),
             gateway_chain_id=m.gateway_chain_id,
@@ -627,7 +635,28 @@ class Store:
             status=m.status,
             reason=m.reason,
             handles=m.handles,
+            response_status=m.response_status,
+            response_tx_hash=m.response_tx_hash,
+            response_reason=m.response_reason,
         )
+
+    def get_proof_request(self, zk_proof_id: int) -> ProofRequest | None:
+        t = s.proof_requests
+        with self.engine.connect() as conn:
+            m = conn.execute(select(t).where(t.c.zk_proof_id == str(zk_proof_id))).first()
+        return None if m is None else self._proof_request(m)
+
+    def get_proof_requests(self, zk_proof_ids: Sequence[int]) -> dict[int, ProofRequest]:
+        """The stored requests among `zk_proof_ids`, by id."""
+        t = s.proof_requests
+        ids = list(dict.fromkeys(str(i) for i in zk_proof_ids))
+        out: dict[int, ProofRequest] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), _CHUNK):
+                q = select(t).where(t.c.zk_proof_id.in_(ids[i : i + _CHUNK]))
+                for m in conn.execute(q):
+                    out[int(m.zk_proof_id)] = self._proof_request(m)
+        return out
 
     # --- diagnostics -----------------------------------------------------------------------
 

@@ -106,9 +106,12 @@ class ProofRequest:
     extra_data: bytes
     block_number: int
     tx_hash: bytes
-    status: str = "pending"  # pending | verified | rejected | answered
+    status: str = "pending"  # pending | verified | rejected
     reason: str | None = None
     handles: tuple[bytes, ...] | None = None
+    response_status: str | None = None  # None (not answered) | confirmed | already_done | failed
+    response_tx_hash: bytes | None = None
+    response_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,6 +167,10 @@ proof_requests = Table(
     Column("status", String(16), nullable=False, server_default="pending"),
     Column("reason", Text, nullable=True),
     Column("handles", BytesList, nullable=True),
+    # The answer sent on the gateway: confirmed | already_done | failed (migration 2).
+    Column("response_status", String(16), nullable=True),
+    Column("response_tx_hash", HASH, nullable=True),
+    Column("response_reason", Text, nullable=True),
     _created(),
     _updated(),
     Index("ix_proof_requests_status", "status"),

@@ -1,0 +1,98 @@
+"""The coprocessor's two keys: the EIP-712 signer and the gateway transaction sender.
+
+Each key comes from an environment variable holding the 0x-hex key, else from a file (0x-hex, one
+line), else from the devnet's key files. Key files readable by group or other are refused. Keys are
+never config fields (Dagster shows config in its UI), never logged and never in metadata: only the
+addresses are shown.
+
+| variable | default |
+|---|---|
+| FHEVM_DAGSTER_SIGNER_KEY | (unset) |
+| FHEVM_DAGSTER_SIGNER_KEY_FILE | devnet `signer_key_file` |
+| FHEVM_DAGSTER_TX_SENDER_KEY | (unset) |
+| FHEVM_DAGSTER_TX_SENDER_KEY_FILE | devnet `tx_sender_key_file` |
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from .chain import devnet_info
+
+SIGNER_KEY_ENV = "FHEVM_DAGSTER_SIGNER_KEY"
+SIGNER_KEY_FILE_ENV = "FHEVM_DAGSTER_SIGNER_KEY_FILE"
+TX_SENDER_KEY_ENV = "FHEVM_DAGSTER_TX_SENDER_KEY"
+TX_SENDER_KEY_FILE_ENV = "FHEVM_DAGSTER_TX_SENDER_KEY_FILE"
+
+
+class KeyFileError(RuntimeError):
+    """A key that cannot be used; the message never contains key material."""
+
+
+def _parse(text: str, source: str) -> LocalAccount:
+    try:
+        account: LocalAccount = Account.from_key(text.strip())
+    except Exception:  # the library's message could echo the value: replace it
+        raise KeyFileError(
+            f"{source} does not hold a private key (expected 0x followed by 64 hex digits)"
+        ) from None
+    return account
+
+
+def read_private_key_file(path: Path) -> LocalAccount:
+    """The account of a 0x-hex key file that only its owner can read."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(
+            f"key file {path} is accessible by group or other (mode {stat.S_IMODE(mode):04o}); "
+            f"run `chmod 600 {path}`"
+        )
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
+    return _parse(text, f"key file {path}")
+
+
+def _load(
+    key_env: str, file_setting: str, file_env: str, devnet_key: str, what: str
+) -> LocalAccount:
+    value = os.environ.get(key_env, "").strip()
+    if value:
+        return _parse(value, f"${key_env}")
+    path = file_setting or os.environ.get(file_env, "").strip() or devnet_info().get(devnet_key)
+    if not path:
+        raise KeyFileError(f"no {what} key: set ${key_env}, ${file_env}, or bring up the devnet")
+    return read_private_key_file(Path(str(path)).expanduser())
+
+
+class SignerResource(ConfigurableResource):  # type: ignore[type-arg]
+    """Where the coprocessor keys are; file paths only, the keys themselves are read on use."""
+
+    signer_key_file: str = ""
+    tx_sender_key_file: str = ""
+
+    def signer_account(self) -> LocalAccount:
+        """The EIP-712 signer (gateway answers, signatures inside host inputProofs)."""
+        return _load(
+            SIGNER_KEY_ENV, self.signer_key_file, SIGNER_KEY_FILE_ENV, "signer_key_file", "signer"
+        )
+
+    def tx_sender_account(self) -> LocalAccount:
+        """The account that sends gateway transactions."""
+        return _load(
+            TX_SENDER_KEY_ENV,
+            self.tx_sender_key_file,
+            TX_SENDER_KEY_FILE_ENV,
+            "tx_sender_key_file",
+            "transaction sender",
+        )

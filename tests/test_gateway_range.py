@@ -1,0 +1,481 @@
+"""The gateway range end to end: real anvil chains, real tfhe_py, inputs made by node-tfhe.
+
+A user's encrypted input goes to the gateway (`verifyProofRequest`), `gateway_range_job`'s assets
+verify it and answer on chain, the answer becomes an inputProof the real host InputVerifier
+accepts, and the host range evaluates the transfer: the new balances decrypt with the test key.
+Bad inputs are rejected on chain with their reason; replaying a range sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import (
+    AssetsDefinition,
+    DagsterInstance,
+    SensorResult,
+    build_sensor_context,
+    instance_for_test,
+    materialize,
+)
+from devnet_fixtures import DevnetClient
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
+
+from fhevm_dagster.assets.gateway import proof_requests, proof_responses, verified_inputs
+from fhevm_dagster.assets.host import ciphertexts, fhe_computations, host_events
+from fhevm_dagster.devnet import DevnetInfo, anvil_account, set_balance
+from fhevm_dagster.devnet.anvil import rpc_call
+from fhevm_dagster.partitions import GATEWAY_RANGES, HOST_RANGES, BlockRange
+from fhevm_dagster.protocol.eip712 import encode_input_proof
+from fhevm_dagster.resources.chain import (
+    GatewayCall,
+    GatewayChainResource,
+    GatewayIngestSettings,
+    HostChainResource,
+)
+from fhevm_dagster.resources.fhe import FheResource
+from fhevm_dagster.resources.io import ParquetIOManager
+from fhevm_dagster.resources.signer import SignerResource
+from fhevm_dagster.resources.store import StoreResource
+from fhevm_dagster.sensors.gateway_blocks import gateway_blocks_sensor
+from fhevm_dagster.store import Store
+
+INPUTS = Path(__file__).parent / "fixtures" / "inputs"
+ROOT = Path(__file__).parents[1]
+GATEWAY_ASSETS = [proof_requests, verified_inputs, proof_responses]
+HOST_ASSETS = [host_events, fhe_computations, ciphertexts]
+EXTRA = b"\x00"
+
+
+def fixture(name: str) -> tuple[bytes, dict[str, Any]]:
+    return (INPUTS / f"{name}.bin").read_bytes(), json.loads((INPUTS / f"{name}.json").read_text())
+
+
+@pytest.fixture()
+def fresh(devnet: DevnetInfo) -> Iterator[DevnetInfo]:
+    """Both chains back to their state before the test (tests and backends stay independent)."""
+    snaps = [
+        (url, rpc_call(url, "evm_snapshot"))
+        for url in (devnet.host_rpc_url, devnet.gateway_rpc_url)
+    ]
+    yield devnet
+    for url, snap in snaps:
+        rpc_call(url, "evm_revert", [snap])
+
+
+@pytest.fixture()
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as inst:
+        yield inst
+
+
+def resources(info: DevnetInfo, url: str, parquet: Path) -> dict[str, Any]:
+    return {
+        "gateway": GatewayChainResource(
+            rpc_url=info.gateway_rpc_url,
+            input_verification_address=info.input_verification_address,
+            ciphertext_commits_address=info.ciphertext_commits_address,
+            tx_backoff_s=0.2,
+        ),
+        "chain": HostChainResource(
+            rpc_url=info.host_rpc_url,
+            acl_address=info.acl_address,
+            executor_address=info.executor_address,
+        ),
+        "store": StoreResource(database_url=url),
+        "fhe": FheResource(threads=2),
+        "signer": SignerResource(
+            signer_key_file=info.signer_key_file, tx_sender_key_file=info.tx_sender_key_file
+        ),
+        "parquet_io_manager": ParquetIOManager(base_dir=str(parquet)),
+    }
+
+
+def run(
+    instance: DagsterInstance,
+    assets: list[AssetsDefinition],
+    partitions: str,
+    rng: BlockRange,
+    res: dict[str, Any],
+) -> dict[str, Any]:
+    """Materialise `assets` for one range; the metadata of each asset by name."""
+    if not instance.has_dynamic_partition(partitions, rng.key):
+        instance.add_dynamic_partitions(partitions, [rng.key])
+    result = materialize(assets, partition_key=rng.key, instance=instance, resources=res)
+    assert result.success
+    return {
+        m.asset_key.to_user_string(): {k: v.value for k, v in m.metadata.items()}
+        for a in assets
+        for m in result.asset_materializations_for_node(a.key.path[-1])
+    }
+
+
+def request(
+    client: DevnetClient, sender: LocalAccount, data: bytes, *, user: str, contract: str
+) -> tuple[int, int]:
+    """(zkProofId, block) of a verifyProofRequest sent by `sender`."""
+    fn = client.input_verification.functions.verifyProofRequest(
+        client.info.host_chain_id, contract, user, data, EXTRA
+    )
+    receipt = client.send(sender, fn, gateway=True)
+    (event,) = client.events(receipt, gateway=True)
+    return int(event.args["zkProofId"]), int(receipt["blockNumber"])
+
+
+def input_proof(client: DevnetClient, store: Store, zk_proof_id: int) -> tuple[list[bytes], bytes]:
+    """The handles and inputProof a user builds from the gateway's consensus event."""
+    req = store.get_proof_request(zk_proof_id)
+    assert req is not None and req.response_tx_hash is not None
+    receipt = client.gateway_w3.eth.get_transaction_receipt(req.response_tx_hash)  # type: ignore[arg-type]
+    consensus = next(
+        e for e in client.events(receipt, gateway=True) if e.name == "VerifyProofResponse"
+    )
+    assert consensus.args["zkProofId"] == zk_proof_id
+    handles = list(consensus.args["ctHandles"])
+    return handles, encode_input_proof(handles, list(consensus.args["signatures"]), EXTRA)
+
+
+def tx_count(info: DevnetInfo, client: DevnetClient) -> int:
+    return int(client.gateway_w3.eth.get_transaction_count(info.tx_sender_account().address))
+
+
+# --- the real client path, end to end -------------------------------------------------------
+
+
+def test_encrypted_transfer_end_to_end(
+    fresh: DevnetInfo,
+    devnet_client: DevnetClient,
+    instance: DagsterInstance,
+    tmp_path: Path,
+    store_url: str,  # noqa: F811
+) -> None:
+    client, info = devnet_client, fresh
+    data, meta = fixture("transfer_u64")  # node-tfhe: 100 as Uint64, for anvil account 9
+    user, receiver = anvil_account(9), Account.create().address
+    assert meta["user"] == user.address and meta["contract"] == info.demo_token_address
+    res = resources(info, store_url, tmp_path / "parquet")
+    token = client.token
+
+    start = client.gateway_w3.eth.block_number + 1
+    zk_id, last = request(client, user, data, user=user.address, contract=token.address)
+    md = run(instance, GATEWAY_ASSETS, GATEWAY_RANGES, BlockRange(start, last), res)
+    assert md["verified_inputs"]["verified"] == 1 and md["proof_responses"]["confirmed"] == 1
+
+    store = StoreResource(database_url=store_url).get()
+    handles, proof = input_proof(client, store, zk_id)
+    assert ["0x" + h.hex() for h in handles] == meta["handles"]  # the JS SDK's handles
+    stored = store.get_ciphertexts(handles)
+    assert stored[handles[0]].origin == "input" and stored[handles[0]].fhe_type == 5
+
+    mint = client.send(anvil_account(0), token.functions.mint(user.address, 1_000))
+    transfer = client.send(user, token.functions.transfer(receiver, handles[0], proof))
+    verify = next(e for e in client.events(transfer) if e.name == "VerifyInput")
+    assert verify.args["inputHandle"] == handles[0] == verify.args["result"]
+    assert verify.args["userAddress"] == user.address and verify.args["inputProof"] == proof
+
+    host = BlockRange(int(mint["blockNumber"]), int(transfer["blockNumber"]))
+    host_md = run(instance, HOST_ASSETS, HOST_RANGES, host, res)
+    assert host_md["ciphertexts"]["errors"] == 0
+    balances = [token.functions.balanceOf(a).call() for a in (user.address, receiver)]
+    keys = FheResource().key_set(with_client_key=True)
+    assert keys.client_key is not None
+    engine = FheResource().engine()
+    cts = store.get_ciphertexts(balances)
+    assert [keys.client_key.decrypt(engine.decompress(cts[b].ciphertext)) for b in balances] == [
+        900,
+        100,
+    ]
+
+
+def _node() -> str:
+    node = shutil.which("node")
+    if node is None or not (ROOT / "node_modules" / "node-tfhe").is_dir():
+        if os.environ.get("FHEVM_DAGSTER_REQUIRE_DEVNET") == "1":
+            pytest.fail("node and node_modules/node-tfhe are required (npm ci)")
+        pytest.skip("node or node_modules/node-tfhe missing: run `npm ci`")
+    return node
+
+
+def test_live_js_client_input_is_accepted_by_the_host(
+    fresh: DevnetInfo, devnet_client: DevnetClient, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    """node-tfhe encrypts now (tens of seconds), for a brand-new user: no pre-made bytes."""
+    node = _node()
+    client, info = devnet_client, fresh
+    user: LocalAccount = Account.create()
+    set_balance(client.host_w3, user.address, 10**18)
+    set_balance(client.gateway_w3, user.address, 10**18)
+    out = tmp_path / "live"
+    subprocess.run(
+        [node, str(INPUTS / "encrypt.mjs"), str(out), client.token.address, user.address,
+         info.acl_address, str(info.host_chain_id), "5:77"],
+        check=True, cwd=ROOT, capture_output=True, timeout=300,
+    )  # fmt: skip
+    data = out.with_suffix(".bin").read_bytes()
+    js_handles = json.loads(out.with_suffix(".json").read_text())["handles"]
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    res = resources(info, url, tmp_path / "parquet")
+
+    start = client.gateway_w3.eth.block_number + 1
+    zk_id, last = request(client, user, data, user=user.address, contract=client.token.address)
+    run(instance, GATEWAY_ASSETS, GATEWAY_RANGES, BlockRange(start, last), res)
+    handles, proof = input_proof(client, StoreResource(database_url=url).get(), zk_id)
+    assert ["0x" + h.hex() for h in handles] == js_handles
+    transfer = client.send(
+        user, client.token.functions.transfer(anvil_account(9).address, handles[0], proof)
+    )
+    verify = next(e for e in client.events(transfer) if e.name == "VerifyInput")
+    assert verify.args["result"] == handles[0] and verify.args["inputType"] == 5
+
+
+# --- bad inputs and replays -----------------------------------------------------------------
+
+
+def test_bad_inputs_are_rejected_and_replays_send_nothing(
+    fresh: DevnetInfo,
+    devnet_client: DevnetClient,
+    instance: DagsterInstance,
+    tmp_path: Path,
+    store_url: str,  # noqa: F811
+) -> None:
+    client, info = devnet_client, fresh
+    iv = client.input_verification.functions
+    good, meta = fixture("pair_bool_u8")  # anvil account 1, demo token
+    user, stranger = anvil_account(1), anvil_account(2)
+    token, other_contract = client.token.address, client.exerciser.address
+    cases: list[tuple[str, bytes, str, str, str]] = [
+        ("good", good, user.address, token, ""),
+        ("garbage", b"\x01garbage bytes", user.address, token, "malformed"),
+        ("truncated", good[: len(good) // 2], user.address, token, "malformed"),
+        ("proof_load", fixture("proof_load_u8")[0], user.address, token, "malformed"),
+        ("too_many", fixture("too_many_256")[0], user.address, token, "too_many_entries"),
+        ("other_user", good, stranger.address, token, "proof_rejected"),
+        ("other_contract", good, user.address, other_contract, "proof_rejected"),
+    ]
+    start = client.gateway_w3.eth.block_number + 1
+    ids: dict[str, int] = {}
+    for name, data, who, contract, _ in cases:
+        ids[name], last = request(client, user, data, user=who, contract=contract)
+    rng = BlockRange(start, last)
+    res = resources(info, store_url, tmp_path / "parquet")
+    sent_before = tx_count(info, client)
+
+    md = run(instance, GATEWAY_ASSETS, GATEWAY_RANGES, rng, res)
+    assert md["proof_requests"]["requests"] == len(cases)
+    assert md["verified_inputs"]["verified"] == 1
+    assert md["verified_inputs"]["rejected"] == len(cases) - 1
+    shown = md["verified_inputs"]["rejections"]
+    responses = md["proof_responses"]
+    assert responses["confirmed"] == len(cases) and responses["failed"] == 0
+    assert responses["transactions_sent"] == len(cases) == tx_count(info, client) - sent_before
+    assert responses["rejections"] == shown
+
+    store = StoreResource(database_url=store_url).get()
+    for name, _, _, _, code in cases:
+        req = store.get_proof_request(ids[name])
+        assert req is not None and req.response_status == "confirmed", name
+        if code:
+            assert req.status == "rejected" and req.reason and req.reason.startswith(code), name
+            assert shown[str(ids[name])] == req.reason
+            assert iv.isProofRejected(ids[name]).call(), name
+        else:
+            assert req.status == "verified" and iv.isProofVerified(ids[name]).call()
+            assert ["0x" + h.hex() for h in req.handles or ()] == meta["handles"]
+            stored = store.get_ciphertexts(list(req.handles or ()))
+            assert {c.origin for c in stored.values()} == {"input"} and len(stored) == 2
+    assert "at most 255 entries, got 256" in (store.get_proof_request(ids["too_many"]).reason or "")  # type: ignore[union-attr]
+
+    # Replay: the store knows every answer; nothing is verified or sent again.
+    again = run(instance, GATEWAY_ASSETS, GATEWAY_RANGES, rng, res)
+    assert again["verified_inputs"]["newly_checked"] == 0
+    assert again["proof_responses"]["transactions_sent"] == 0
+    assert again["proof_responses"]["skipped_already_answered"] == len(cases)
+    # The store lost the answers (say, a crash before the write): the chain says they are done.
+    for i in ids.values():
+        store.set_proof_response(i, "failed", None, "lost")
+    lost = run(instance, GATEWAY_ASSETS, GATEWAY_RANGES, rng, res)
+    assert lost["proof_responses"]["already_done"] == len(cases)
+    assert lost["proof_responses"]["transactions_sent"] == 0
+    assert tx_count(info, client) - sent_before == len(cases)
+
+
+# --- the transaction sender -----------------------------------------------------------------
+
+
+def test_gateway_transactions_outcomes(fresh: DevnetInfo, devnet_client: DevnetClient) -> None:
+    client, info = devnet_client, fresh
+    gateway = GatewayChainResource(
+        rpc_url=info.gateway_rpc_url,
+        input_verification_address=info.input_verification_address,
+        ciphertext_commits_address=info.ciphertext_commits_address,
+    )
+    txs = gateway.transactions(info.tx_sender_account())
+    assert gateway.transactions(info.tx_sender_account()) is txs  # one nonce keeper per process
+    zk_id, _ = request(
+        client, anvil_account(1), b"x", user=anvil_account(1).address, contract=client.token.address
+    )
+    reject = GatewayCall("InputVerification", "rejectProofResponse", (zk_id, b""))
+    unknown = GatewayCall("InputVerification", "rejectProofResponse", (10**9, b""))
+    first, second, missing = txs.send_many([reject, reject, unknown])
+    assert first.status == "confirmed" and first.tx_hash is not None and first.block_number
+    # Simulated after the first was mined: already done, nothing sent.
+    assert second.status == "already_done" and second.tx_hash is None
+    assert second.error == "CoprocessorAlreadyRejected" and str(zk_id) in (second.reason or "")
+    assert missing.status == "failed" and missing.error == "VerifyProofNotRequested"
+    assert not missing.retryable and missing.tx_hash is None
+    assert txs.view("InputVerification", "isProofRejected", zk_id) is True
+
+    stranger = gateway.transactions(anvil_account(3))
+    outcome = stranger.send(GatewayCall("InputVerification", "rejectProofResponse", (zk_id, b"")))
+    assert outcome.status == "failed" and outcome.error == "NotCoprocessorTxSender"
+    with pytest.raises(ValueError, match="no address configured"):
+        GatewayChainResource(rpc_url=info.gateway_rpc_url).transactions(anvil_account(3)).send(
+            reject
+        )
+    # The sender keeps working after the chain forgot its transactions (reverted devnet).
+    snap = rpc_call(info.gateway_rpc_url, "evm_snapshot")
+    zk2, _ = request(
+        client, anvil_account(1), b"y", user=anvil_account(1).address, contract=client.token.address
+    )
+    assert txs.send(GatewayCall("InputVerification", "rejectProofResponse", (zk2, b""))).done
+    rpc_call(info.gateway_rpc_url, "evm_revert", [snap])
+    zk3, _ = request(
+        client, anvil_account(1), b"z", user=anvil_account(1).address, contract=client.token.address
+    )
+    after = txs.send(GatewayCall("InputVerification", "rejectProofResponse", (zk3, b"")))
+    assert after.status == "confirmed", after
+
+
+def test_a_misconfigured_signer_fails_the_run(
+    fresh: DevnetInfo,
+    devnet_client: DevnetClient,
+    instance: DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    """A signer key the gateway does not know: every answer fails with the decoded reason."""
+    client, info = devnet_client, fresh
+    key = tmp_path / "wrong.key"
+    key.write_text("0x" + bytes(Account.create().key).hex())
+    key.chmod(0o600)
+    data, meta = fixture("pair_bool_u8")
+    start = client.gateway_w3.eth.block_number + 1
+    zk_id, last = request(
+        client, anvil_account(1), data, user=meta["user"], contract=meta["contract"]
+    )
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    res = resources(info, url, tmp_path / "parquet")
+    res["signer"] = SignerResource(
+        signer_key_file=str(key), tx_sender_key_file=info.tx_sender_key_file
+    )
+    rng = BlockRange(start, last)
+    instance.add_dynamic_partitions(GATEWAY_RANGES, [rng.key])
+    result = materialize(
+        GATEWAY_ASSETS,
+        partition_key=rng.key,
+        instance=instance,
+        resources=res,
+        raise_on_error=False,
+    )
+    assert not result.success
+    req = StoreResource(database_url=url).get().get_proof_request(zk_id)
+    assert req is not None and req.status == "verified" and req.response_status == "failed"
+    assert "NotCoprocessorSigner" in (req.response_reason or "")
+
+
+# --- the sensor -----------------------------------------------------------------------------
+
+
+def test_gateway_sensor(
+    fresh: DevnetInfo,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+) -> None:
+    info = fresh
+    gateway = GatewayChainResource(
+        rpc_url=info.gateway_rpc_url, input_verification_address=info.input_verification_address
+    )
+    head = gateway.head()
+    rpc_call(info.gateway_rpc_url, "anvil_mine", [hex(45)])  # >= 4 complete ranges
+    settings = GatewayIngestSettings(range_size=10, max_ranges_per_tick=2, start_block=head + 1)
+    res: dict[str, Any] = {
+        "gateway": gateway,
+        "store": StoreResource(database_url=store_url),
+        "gateway_settings": settings,
+    }
+    cursor = None
+
+    def tick(**over: Any) -> SensorResult:
+        nonlocal cursor
+        ctx = build_sensor_context(instance=instance, cursor=cursor, resources={**res, **over})
+        result = gateway_blocks_sensor(ctx)
+        assert isinstance(result, SensorResult)
+        for req in result.dynamic_partitions_requests or []:
+            instance.add_dynamic_partitions(GATEWAY_RANGES, list(req.partition_keys or []))
+        if result.cursor is not None:
+            cursor = result.cursor
+        return result
+
+    first = tick()
+    keys = [r.partition_key for r in first.run_requests or []]
+    assert len(keys) == 2 and keys[0] == BlockRange(head + 1, (head + 1) // 10 * 10 + 9).key
+    assert instance.get_dynamic_partitions(GATEWAY_RANGES) == keys
+    assert all(
+        r.tags["fhevm/gateway_chain_id"] == str(info.gateway_chain_id)
+        for r in first.run_requests or []
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    before = cursor
+    down = tick(gateway=GatewayChainResource(rpc_url=dead, request_timeout_s=1))
+    assert not down.run_requests and down.skip_reason is not None
+    assert f"gateway RPC {dead} failed" in (down.skip_reason.skip_message or "")
+    assert cursor == before
+    more = tick()
+    assert more.run_requests, "the sensor goes on after the outage"
+    while (r := tick()).run_requests:
+        pass
+    assert "no complete gateway range" in (r.skip_reason.skip_message or "")  # type: ignore[union-attr]
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+def test_signer_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fhevm_dagster.resources.signer import KeyFileError
+
+    account = Account.create()
+    secret = bytes(account.key).hex()
+    path = tmp_path / "signer.key"
+    path.write_text("0x" + secret + "\n")
+    path.chmod(0o644)
+    for name in ("FHEVM_DAGSTER_SIGNER_KEY", "FHEVM_DAGSTER_TX_SENDER_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FHEVM_DAGSTER_DEVNET_JSON", str(tmp_path / "none.json"))
+    res = SignerResource(signer_key_file=str(path))
+    with pytest.raises(KeyFileError, match="accessible by group or other") as exc:
+        res.signer_account()
+    assert secret not in str(exc.value)
+    path.chmod(0o600)
+    assert res.signer_account().address == account.address
+    with pytest.raises(KeyFileError, match="no transaction sender key"):
+        res.tx_sender_account()
+    monkeypatch.setenv("FHEVM_DAGSTER_TX_SENDER_KEY", "0x" + secret)
+    assert res.tx_sender_account().address == account.address
+    monkeypatch.setenv("FHEVM_DAGSTER_TX_SENDER_KEY", "not-a-key-" + secret[:20])
+    with pytest.raises(KeyFileError, match="does not hold a private key") as exc:
+        res.tx_sender_account()
+    assert secret[:20] not in str(exc.value)
+    assert "signer_key_file" in SignerResource.model_fields and all(
+        "key_file" in f for f in SignerResource.model_fields
+    )  # only paths are config: keys never reach the Dagster UI
