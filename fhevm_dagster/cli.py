@@ -16,7 +16,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 #: Modules that register command groups, in help order.
-COMMAND_GROUPS: tuple[str, ...] = ("fhevm_dagster.devnet.cli", "fhevm_dagster.compute.keys_cli")
+COMMAND_GROUPS: tuple[str, ...] = (
+    "fhevm_dagster.devnet.cli",
+    "fhevm_dagster.compute.keys_cli",
+    "fhevm_dagster.ciphertext_cli",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 

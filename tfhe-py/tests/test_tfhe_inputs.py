@@ -6,11 +6,10 @@ import json
 
 import pytest
 import tfhe_py
+from conftest import FIXTURES
 
 from fhevm_dagster.compute.keys import KeySet
 from fhevm_dagster.protocol.types import FheType as T
-
-from conftest import FIXTURES
 
 METADATA = bytes(range(92))
 OTHER_METADATA = bytes(range(1, 93))
@@ -53,9 +52,7 @@ def test_more_than_255_entries_is_rejected(keyset: KeySet) -> None:
 
 
 @pytest.mark.parametrize("cut", [0, 10, 1000, -1])
-def test_garbage_and_truncated_lists(
-    keyset: KeySet, engine: tfhe_py.Engine, cut: int
-) -> None:
+def test_garbage_and_truncated_lists(keyset: KeySet, engine: tfhe_py.Engine, cut: int) -> None:
     data = tfhe_py.build_proven_list(keyset.public_key, keyset.crs, [(5, int(T.Uint8))], METADATA)
     with pytest.raises(tfhe_py.TfheError, match="malformed or non-conformant"):
         engine.verify_and_expand(data[:cut], METADATA, SEED)

@@ -196,9 +196,7 @@ def test_sum_wraps(engine: tfhe_py.Engine, client_key: tfhe_py.ClientKey, t: Fhe
     assert client_key.decrypt(ct) == expected.value == 6
 
 
-def test_empty_sum_is_a_trivial_zero(
-    engine: tfhe_py.Engine, client_key: tfhe_py.ClientKey
-) -> None:
+def test_empty_sum_is_a_trivial_zero(engine: tfhe_py.Engine, client_key: tfhe_py.ClientKey) -> None:
     ct = engine.execute(Operator.Sum, [], int(T.Uint32))
     assert ct.fhe_type == T.Uint32
     assert client_key.decrypt(ct) == 0

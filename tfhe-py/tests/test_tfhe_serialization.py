@@ -35,9 +35,7 @@ def test_small_keys_round_trip_through_bytes_and_files(keyset: KeySet, tmp_path:
         assert cls.load(path).to_bytes() == data  # type: ignore[attr-defined]
 
 
-def test_compressed_server_key_computes_like_the_server_key(
-    keyset: KeySet, tmp_path: Path
-) -> None:
+def test_compressed_server_key_computes_like_the_server_key(keyset: KeySet, tmp_path: Path) -> None:
     assert keyset.client_key is not None
     compressed = keyset.client_key.compressed_server_key()
     compressed.save(tmp_path / "csk.bin")

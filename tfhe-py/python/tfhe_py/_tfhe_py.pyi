@@ -24,7 +24,7 @@ class ClientKey(_KeyIO):
     """The secret key: encrypts and decrypts (tests, demo, debugging) and derives the others."""
     @staticmethod
     def generate(seed: int | None = None) -> ClientKey:
-        """A new client key of the fhEVM parameter set; with `seed` (u128), the same key each time."""
+        """A new client key of the fhEVM parameter set; with a `seed` (u128), the same key."""
     @staticmethod
     def from_bytes(data: bytes) -> ClientKey: ...
     @staticmethod

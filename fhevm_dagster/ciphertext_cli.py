@@ -1,0 +1,164 @@
+"""`fhevm-dagster ciphertext get <handle>`: a consumer's view of one committed ciphertext.
+
+Reads the ct64 and ct128 from the store, recomputes both digests (SPEC §7) and checks them against
+what coprocessors committed on the gateway's CiphertextCommits: the consensus event when there is
+one, else any coprocessor's `AddCiphertextMaterial`. Optionally writes the bytes to files.
+
+Exit status: 0 the digests match the gateway; 3 the handle is absent (store or gateway);
+4 a digest mismatch (store vs bytes, or bytes vs gateway); 1 a configuration or RPC error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .protocol.digests import ciphertext_digest, sns_ciphertext_digest
+from .protocol.types import FheType
+from .resources.chain import GatewayChainResource
+from .resources.commits import CommitConfigError, CommitEvent, gateway_commit_events
+from .store import Store
+
+ERRORS: tuple[type[BaseException], ...] = (CommitConfigError, ValueError, ConnectionError)
+EXIT_ABSENT = 3
+EXIT_MISMATCH = 4
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+def _type_name(value: int) -> str:
+    try:
+        return FheType(value).name
+    except ValueError:
+        return str(value)
+
+
+def parse_handle(text: str) -> bytes:
+    raw = text.strip().removeprefix("0x")
+    try:
+        handle = bytes.fromhex(raw)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a hex handle") from None
+    if len(handle) != 32:
+        raise ValueError(f"a handle is 32 bytes, {text!r} has {len(handle)}")
+    return handle
+
+
+def _fail(code: int, message: str, report: dict[str, Any], as_json: bool) -> int:
+    report["error"] = message
+    if as_json:
+        print(json.dumps(report, indent=2))
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _get(args: argparse.Namespace) -> int:
+    handle = parse_handle(args.handle)
+    report: dict[str, Any] = {"handle": _hex(handle)}
+    store = Store.open(args.database_url or None)
+    try:
+        ct64 = store.get_ciphertexts([handle]).get(handle)
+        ct128 = store.get_ciphertexts128([handle]).get(handle)
+        stored = store.get_digests([handle]).get(handle)
+    finally:
+        store.dispose()
+    if ct64 is None or ct128 is None:
+        which = "ct64" if ct64 is None else "ct128"
+        return _fail(EXIT_ABSENT, f"{_hex(handle)} has no {which} in the store", report, args.json)
+    d64, d128 = ciphertext_digest(ct64.ciphertext), sns_ciphertext_digest(ct128)
+    report |= {
+        "fhe_type": _type_name(ct64.fhe_type),
+        "key_id": str(ct64.key_id),
+        "ct64_bytes": len(ct64.ciphertext),
+        "ct128_bytes": len(ct128),
+        "ciphertext_digest": _hex(d64),
+        "sns_ciphertext_digest": _hex(d128),
+    }
+    if args.out:
+        out = Path(args.out).expanduser()
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{_hex(handle)}.ct64").write_bytes(ct64.ciphertext)
+        (out / f"{_hex(handle)}.ct128").write_bytes(ct128)
+        report["written_to"] = str(out)
+    if stored is not None and (stored.ct64_digest, stored.ct128_digest) != (d64, d128):
+        return _fail(EXIT_MISMATCH, "the store's digests do not match its bytes", report, args.json)
+
+    base = GatewayChainResource.from_env()
+    gateway = GatewayChainResource(
+        rpc_url=args.gateway_rpc_url or base.rpc_url,
+        ciphertext_commits_address=args.commits_address or base.ciphertext_commits_address,
+        request_timeout_s=base.request_timeout_s,
+    )
+    try:
+        events = gateway_commit_events(gateway, [handle], args.from_block)
+    except CommitConfigError:
+        raise
+    except Exception as exc:  # RPC: say which gateway could not be read
+        raise ConnectionError(f"cannot read the gateway at {gateway.rpc_url}: {exc}") from exc
+    report["gateway"] = _gateway_view(events, key_id=ct64.key_id, d64=d64, d128=d128)
+    view = report["gateway"]
+    if not events:
+        return _fail(
+            EXIT_ABSENT, f"{_hex(handle)} is not committed on the gateway", report, args.json
+        )
+    if not view["matches"]:
+        return _fail(
+            EXIT_MISMATCH,
+            "the gateway's committed digests differ from the stored bytes' digests",
+            report,
+            args.json,
+        )
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for key, value in report.items():
+            shown = json.dumps(value) if isinstance(value, dict | list) else value
+            print(f"{key}: {shown}")
+    return 0
+
+
+def _gateway_view(
+    events: list[CommitEvent], *, key_id: int, d64: bytes, d128: bytes
+) -> dict[str, Any]:
+    def same(e: CommitEvent) -> bool:
+        m = e.material
+        return (m.key_id, m.ciphertext_digest, m.sns_ciphertext_digest) == (key_id, d64, d128)
+
+    consensus = [e for e in events if e.consensus]
+    adds = [e for e in events if not e.consensus]
+    # Consensus decides when there is one; before it, any coprocessor's agreeing commit counts.
+    matches = same(consensus[-1]) if consensus else any(same(e) for e in adds)
+    return {
+        "consensus": bool(consensus),
+        "matches": matches,
+        "commits": [
+            {
+                "sender": e.sender,
+                "matches": same(e),
+                "tx_hash": _hex(e.tx_hash),
+                "block": e.block_number,
+            }
+            for e in adds
+        ],
+    }
+
+
+def register(subparsers: Any) -> None:
+    ct = subparsers.add_parser("ciphertext", help="read committed ciphertexts (ct64 and ct128)")
+    sub = ct.add_subparsers(dest="ciphertext_command", metavar="ACTION", required=True)
+    get = sub.add_parser(
+        "get", help="fetch a handle's ct64/ct128 from the store and check them on the gateway"
+    )
+    get.add_argument("handle", help="0x-prefixed 32-byte handle")
+    get.add_argument("--out", help="directory to write <handle>.ct64 and <handle>.ct128 into")
+    get.add_argument("--database-url", default="", help="store URL (default: the configured one)")
+    get.add_argument("--gateway-rpc-url", default="", help="default: the configured gateway")
+    get.add_argument("--commits-address", default="", help="CiphertextCommits address")
+    get.add_argument("--from-block", type=int, default=0, help="first gateway block searched")
+    get.add_argument("--json", action="store_true", help="print the report as JSON")
+    get.set_defaults(handler=_get)

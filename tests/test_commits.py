@@ -1,0 +1,451 @@
+"""Squash, digest and commit a range's allowed ciphertexts (real tfhe_py, real gateway anvil).
+
+The store is seeded directly: test-key encryptions of small values, compressed like `ciphertexts`
+stores them, marked allowed in the range. Every handle is random per test, so tests sharing the
+session devnet (and the SQLite / PostgreSQL parameters) never see each other's commits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, RetryPolicy, instance_for_test, materialize
+from eth_account import Account
+from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
+from web3 import Web3
+
+from fhevm_dagster.assets.commits import (
+    COMMIT_ASSETS,
+    COMMIT_CHECKS,
+    build_digest_commits,
+    ciphertext_digests,
+    sns_ciphertexts,
+)
+from fhevm_dagster.assets.host import ciphertexts, fhe_computations, host_events
+from fhevm_dagster.cli import main
+from fhevm_dagster.compute.commits import (
+    CommitGateway,
+    OnChainCommit,
+    SendResult,
+    SendStatus,
+    commit_materials,
+)
+from fhevm_dagster.compute.keys import KeySet
+from fhevm_dagster.devnet import DevnetInfo, free_port, run_token_traffic
+from fhevm_dagster.devnet.state import write_key_file
+from fhevm_dagster.partitions import HOST_RANGES, BlockRange
+from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
+from fhevm_dagster.protocol.digests import Material, material
+from fhevm_dagster.protocol.types import FheType
+from fhevm_dagster.resources.chain import GatewayChainResource, HostChainResource
+from fhevm_dagster.resources.commits import CommitSettings, commit_events
+from fhevm_dagster.resources.fhe import FheResource
+from fhevm_dagster.resources.io import ParquetIOManager
+from fhevm_dagster.resources.signer import SignerResource
+from fhevm_dagster.resources.store import StoreResource
+from fhevm_dagster.store import CommitState, Store
+from fhevm_dagster.store.records import Ciphertext
+
+RANGE = "000000000000-000000000099"
+CHAIN_ID = 31337
+KEY_ID = 0
+NO_RETRY = build_digest_commits(retry_policy=RetryPolicy(max_retries=0))
+
+
+@pytest.fixture(scope="module")
+def keys() -> KeySet:
+    return FheResource().key_set(with_client_key=True)
+
+
+@dataclass
+class Seeded:
+    values: dict[bytes, tuple[int, int]]  # handle -> (value, fhe type)
+    errored: bytes
+
+
+def handle(fhe_type: int, index: int = 0xFF) -> bytes:
+    return os.urandom(21) + bytes([index]) + CHAIN_ID.to_bytes(8, "big") + bytes([fhe_type, 0])
+
+
+def seed(store: Store, keys: KeySet, plain: Sequence[tuple[int, int]]) -> Seeded:
+    """Stores ct64s of `plain` (value, type) as allowed results of RANGE, plus one failed one."""
+    assert keys.client_key is not None
+    engine = keys.engine()
+    values = {handle(t): (v, t) for v, t in plain}
+    store.put_ciphertexts(
+        [
+            Ciphertext(h, engine.compress(keys.client_key.encrypt(v, t)), t, KEY_ID, "computed")
+            for h, (v, t) in values.items()
+        ]
+    )
+    errored = handle(FheType.Uint8)
+    tx = os.urandom(32)
+    row = ComputationRow(
+        errored,
+        tx,
+        5,
+        b"\x01" * 32,
+        0,
+        0,
+        0,
+        (handle(2), handle(2)),
+        False,
+        True,
+        2,
+        "0x" + "11" * 20,
+    )
+    allowed = [
+        AllowedHandle(h, "0x" + "22" * 20, "account", "0x" + "11" * 20, tx, 5, i + 1)
+        for i, h in enumerate([*values, errored])
+    ]
+    store.write_range(CHAIN_ID, RANGE, [row], allowed)
+    store.mark_errors([(errored, tx, "scalar division by zero")])
+    return Seeded(values, errored)
+
+
+@pytest.fixture()
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as inst:
+        inst.add_dynamic_partitions(HOST_RANGES, [RANGE])
+        yield inst
+
+
+def gateway_resource(info: DevnetInfo, rpc_url: str | None = None) -> GatewayChainResource:
+    return GatewayChainResource(
+        rpc_url=rpc_url or info.gateway_rpc_url,
+        input_verification_address=info.input_verification_address,
+        ciphertext_commits_address=info.ciphertext_commits_address,
+        request_timeout_s=3.0,
+        tx_retries=1,
+        tx_backoff_s=0.1,
+        receipt_timeout_s=30.0,
+    )
+
+
+def resources(
+    info: DevnetInfo,
+    url: str,
+    parquet: Path,
+    *,
+    rpc_url: str | None = None,
+    key_file: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "store": StoreResource(database_url=url),
+        "fhe": FheResource(),
+        "gateway": gateway_resource(info, rpc_url),
+        "signer": SignerResource(tx_sender_key_file=key_file or info.tx_sender_key_file),
+        "commit_settings": CommitSettings(start_block=info.gateway_start_block),
+        "parquet_io_manager": ParquetIOManager(base_dir=str(parquet)),
+    }
+
+
+def sender_events(info: DevnetInfo, handles: Sequence[bytes]) -> list[Any]:
+    w3 = Web3(Web3.HTTPProvider(info.gateway_rpc_url))
+    sender = Web3.to_checksum_address(info.coprocessor_tx_sender_address)
+    return [
+        e
+        for e in commit_events(w3, info.ciphertext_commits_address, handles, 0)
+        if not e.consensus and e.sender == sender
+    ]
+
+
+def sender_nonce(info: DevnetInfo) -> int:
+    w3 = Web3(Web3.HTTPProvider(info.gateway_rpc_url))
+    return int(
+        w3.eth.get_transaction_count(Web3.to_checksum_address(info.coprocessor_tx_sender_address))
+    )
+
+
+def test_range_squashed_digested_committed_once(
+    devnet: DevnetInfo,
+    keys: KeySet,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    store = Store.open(store_url)
+    try:
+        seeded = seed(store, keys, [(7, FheType.Uint8), (200, FheType.Uint8), (1, FheType.Bool)])
+        handles = list(seeded.values)
+        assets = [sns_ciphertexts, ciphertext_digests, NO_RETRY, *COMMIT_CHECKS]
+        result = materialize(
+            assets,
+            partition_key=RANGE,
+            instance=instance,
+            resources=resources(devnet, store_url, tmp_path),
+        )
+        assert result.success
+        checks = result.get_asset_check_evaluations()
+        assert len(checks) == 3 and all(c.passed for c in checks), checks
+
+        ct64 = store.get_ciphertexts(handles)
+        ct128 = store.get_ciphertexts128(handles)
+        assert keys.client_key is not None
+        for h, (value, fhe_type) in seeded.values.items():
+            assert keys.client_key.decrypt_squashed(ct128[h], fhe_type) == value
+        expected = {h: material(h, KEY_ID, ct64[h].ciphertext, ct128[h]) for h in handles}
+        events = sender_events(devnet, handles)
+        assert sorted(e.material.handle for e in events) == sorted(handles)
+        for e in events:
+            assert e.material == expected[e.material.handle]
+        statuses = store.get_commit_statuses(handles)
+        assert all(statuses[h].status is CommitState.CONFIRMED for h in handles)
+        assert seeded.errored not in store.get_digests([seeded.errored])
+        table = pd.read_parquet(tmp_path / "digest_commits" / f"{RANGE}.parquet")
+        assert set(table["status"]) == {"confirmed"}
+        digests = pd.read_parquet(tmp_path / "ciphertext_digests" / f"{RANGE}.parquet")
+        mats = {
+            m.asset_key.to_user_string(): m.metadata
+            for node in ("sns_ciphertexts", "digest_commits")
+            for m in result.asset_materializations_for_node(node)
+        }
+        assert mats["sns_ciphertexts"]["squashed"].value == 3
+        assert mats["sns_ciphertexts"]["errored"].value == 1
+        assert mats["digest_commits"]["sent"].value == 3
+
+        nonce = sender_nonce(devnet)
+        again = materialize(
+            assets,
+            partition_key=RANGE,
+            instance=instance,
+            resources=resources(devnet, store_url, tmp_path),
+        )
+        assert again.success
+        assert sender_nonce(devnet) == nonce  # not one transaction
+        assert len(sender_events(devnet, handles)) == 3
+        meta = again.asset_materializations_for_node("digest_commits")[0].metadata
+        assert meta["sent"].value == 0 and meta["skipped_confirmed_in_store"].value == 3
+        pd.testing.assert_frame_equal(
+            digests, pd.read_parquet(tmp_path / "ciphertext_digests" / f"{RANGE}.parquet")
+        )
+        assert store.get_ciphertexts128(handles) == ct128
+    finally:
+        store.dispose()
+
+
+def test_failed_commits_fail_the_range_and_a_retry_completes_it(
+    devnet: DevnetInfo,
+    keys: KeySet,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    store = Store.open(store_url)
+    try:
+        seeded = seed(store, keys, [(3, FheType.Uint8), (0, FheType.Bool)])
+        handles = list(seeded.values)
+        upstream = materialize(
+            [sns_ciphertexts, ciphertext_digests],
+            partition_key=RANGE,
+            instance=instance,
+            resources=resources(devnet, store_url, tmp_path),
+        )
+        assert upstream.success
+        both = [sns_ciphertexts, ciphertext_digests, NO_RETRY]
+
+        def commit(**kw: Any) -> Any:
+            return materialize(
+                both,
+                selection=[NO_RETRY],
+                partition_key=RANGE,
+                instance=instance,
+                resources=resources(devnet, store_url, tmp_path, **kw),
+                raise_on_error=False,
+            )
+
+        # 1. The gateway RPC is down (closed port): failed with the reason, nothing sent.
+        down = commit(rpc_url=f"http://127.0.0.1:{free_port()}")
+        assert not down.success
+        failure = down.failure_data_for_node("digest_commits")
+        assert failure is not None and "gateway unreachable" in str(failure.error)
+        statuses = store.get_commit_statuses(handles)
+        assert all(statuses[h].status is CommitState.FAILED for h in handles)
+        assert all("unreachable" in (statuses[h].reason or "") for h in handles)
+        assert sender_events(devnet, handles) == []
+
+        # 2. The gateway reverts (a sender that is not a registered coprocessor).
+        stranger = tmp_path / "stranger.key"
+        write_key_file(stranger, Account.create())
+        reverted = commit(key_file=str(stranger))
+        assert not reverted.success
+        statuses = store.get_commit_statuses(handles)
+        assert all("NotCoprocessorTxSender" in (statuses[h].reason or "") for h in handles)
+        assert sender_events(devnet, handles) == []
+
+        # 3. The retry commits everything, once.
+        ok = commit()
+        assert ok.success
+        assert sorted(e.material.handle for e in sender_events(devnet, handles)) == sorted(handles)
+        statuses = store.get_commit_statuses(handles)
+        assert all(statuses[h].status is CommitState.CONFIRMED for h in handles)
+    finally:
+        store.dispose()
+
+
+class _OutageAfter(CommitGateway):
+    """A real gateway client whose RPC 'goes down' after `ok_batches` batches were sent."""
+
+    def __init__(self, inner: CommitGateway, ok_batches: int) -> None:
+        self.inner, self.ok_batches = inner, ok_batches
+        self.batches = 0
+
+    def committed(self, handles: Sequence[bytes]) -> dict[bytes, OnChainCommit]:
+        return self.inner.committed(handles)
+
+    def add_many(self, materials: Sequence[Material]) -> list[SendResult]:
+        self.batches += 1
+        if self.batches > self.ok_batches:
+            return [
+                SendResult(SendStatus.FAILED, reason="RPC: ConnectionError", unreachable=True)
+                for _ in materials
+            ]
+        return self.inner.add_many(materials)
+
+
+class _Blind(CommitGateway):
+    """Does not see events (e.g. a pruned node): the revert must still count as done."""
+
+    def __init__(self, inner: CommitGateway) -> None:
+        self.inner = inner
+
+    def committed(self, handles: Sequence[bytes]) -> dict[bytes, OnChainCommit]:
+        return {}
+
+    def add_many(self, materials: Sequence[Material]) -> list[SendResult]:
+        return self.inner.add_many(materials)
+
+
+def test_outage_mid_range_loses_nothing_and_duplicates_nothing(
+    devnet: DevnetInfo, tmp_path: Path
+) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    try:
+        materials = [Material(handle(2), KEY_ID, os.urandom(32), os.urandom(32)) for _ in range(5)]
+        handles = [m.handle for m in materials]
+        account = SignerResource(tx_sender_key_file=devnet.tx_sender_key_file).tx_sender_account()
+        settings = CommitSettings(start_block=devnet.gateway_start_block)
+        real = settings.client(gateway_resource(devnet), account)
+        flaky = _OutageAfter(real, ok_batches=1)
+        report = commit_materials(store, flaky, materials, batch_size=2)
+        assert report.sent == 2 and len(report.failed) == 3
+        assert flaky.batches == 2  # stopped sending after the first unreachable batch
+        statuses = store.get_commit_statuses(handles)
+        assert [statuses[h].status for h in handles] == [CommitState.CONFIRMED] * 2 + [
+            CommitState.FAILED
+        ] * 3
+        assert "not sent: gateway unreachable" in (statuses[handles[4]].reason or "")
+
+        # A crash after sending: the store forgot, the chain did not.
+        for h in handles[:2]:
+            store.set_commit_status(
+                store.get_commit_statuses([h])[h].__class__(h, CommitState.SENT, None, None)
+            )
+        retry = commit_materials(store, real, materials, batch_size=2)
+        assert retry.found_on_chain == 2 and retry.sent == 3 and not retry.failed
+        events = sender_events(devnet, handles)
+        assert sorted(e.material.handle for e in events) == sorted(handles)
+        assert {e.material.handle: e.material for e in events} == {m.handle: m for m in materials}
+
+        # Without the event lookup, CoprocessorAlreadyAdded still counts as done.
+        blank = Store.open(f"sqlite:///{tmp_path / 'blank.sqlite'}")
+        try:
+            blind = commit_materials(blank, _Blind(real), materials[:2])
+            assert blind.already_added == 2 and not blind.failed
+            assert len(sender_events(devnet, handles)) == 5
+        finally:
+            blank.dispose()
+    finally:
+        store.dispose()
+
+
+def test_ciphertext_get_checks_the_gateway(
+    devnet: DevnetInfo, keys: KeySet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    store = Store.open(url)
+    assert keys.client_key is not None
+    engine = keys.engine()
+    ct64 = engine.compress(keys.client_key.encrypt(5, FheType.Uint8))
+    ct128 = engine.squash(engine.decompress(ct64))
+    good, forged, uncommitted = handle(2), handle(2), handle(2)
+    try:
+        for h in (good, forged, uncommitted):
+            store.put_ciphertexts([Ciphertext(h, ct64, 2, KEY_ID, "computed")])
+            store.put_ciphertexts128([(h, ct128)])
+        account = SignerResource(tx_sender_key_file=devnet.tx_sender_key_file).tx_sender_account()
+        client = CommitSettings().client(gateway_resource(devnet), account)
+        wrong = Material(forged, KEY_ID, os.urandom(32), os.urandom(32))
+        sent = client.add_many([material(good, KEY_ID, ct64, ct128), wrong])
+        assert [r.status for r in sent] == [SendStatus.CONFIRMED] * 2
+    finally:
+        store.dispose()
+
+    def get(h: bytes, *extra: str) -> int:
+        return main(
+            ["ciphertext", "get", "0x" + h.hex(), "--database-url", url,
+             "--gateway-rpc-url", devnet.gateway_rpc_url,
+             "--commits-address", devnet.ciphertext_commits_address, *extra]
+        )  # fmt: skip
+
+    out = tmp_path / "out"
+    assert get(good, "--out", str(out), "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["gateway"]["consensus"] and report["gateway"]["matches"]
+    assert (out / f"0x{good.hex()}.ct64").read_bytes() == ct64
+    assert (out / f"0x{good.hex()}.ct128").read_bytes() == ct128
+    assert keys.client_key.decrypt_squashed((out / f"0x{good.hex()}.ct128").read_bytes(), 2) == 5
+
+    assert get(forged) == 4
+    assert "differ" in capsys.readouterr().err
+    assert get(uncommitted) == 3
+    assert "not committed on the gateway" in capsys.readouterr().err
+    assert get(handle(2)) == 3
+    assert "no ct64 in the store" in capsys.readouterr().err
+    assert get(good, "--gateway-rpc-url", f"http://127.0.0.1:{free_port()}") == 1
+    assert "cannot read the gateway" in capsys.readouterr().err
+
+
+def test_real_host_range_end_to_end(
+    devnet: DevnetInfo, keys: KeySet, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    """Demo token traffic through the whole host range: events to commits on the gateway."""
+    records = run_token_traffic(devnet, transfers=1)
+    rng = BlockRange(min(r.block_number for r in records), max(r.block_number for r in records))
+    instance.add_dynamic_partitions(HOST_RANGES, [rng.key])
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    res = resources(devnet, url, tmp_path) | {
+        "chain": HostChainResource(
+            rpc_url=devnet.host_rpc_url,
+            acl_address=devnet.acl_address,
+            executor_address=devnet.executor_address,
+            key_id=str(KEY_ID),
+        )
+    }
+    everything = [host_events, fhe_computations, ciphertexts, *COMMIT_ASSETS, *COMMIT_CHECKS]
+    result = materialize(everything, partition_key=rng.key, instance=instance, resources=res)
+    assert result.success
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+    store = Store.open(url)
+    try:
+        allowed = store.allowed_handles_of_range(rng.key)
+        assert allowed
+        ct64 = store.get_ciphertexts(allowed)
+        ct128 = store.get_ciphertexts128(allowed)
+        assert set(ct64) == set(ct128) == set(allowed)
+        events = {e.material.handle: e.material for e in sender_events(devnet, allowed)}
+        assert events == {h: material(h, KEY_ID, ct64[h].ciphertext, ct128[h]) for h in allowed}
+        assert keys.client_key is not None
+        engine = keys.engine()
+        for h in allowed:
+            plain = keys.client_key.decrypt(engine.decompress(ct64[h].ciphertext))
+            assert keys.client_key.decrypt_squashed(ct128[h], ct64[h].fhe_type) == plain
+    finally:
+        store.dispose()
