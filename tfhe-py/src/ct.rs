@@ -3,7 +3,7 @@
 
 use tfhe::integer::U256;
 use tfhe::prelude::*;
-use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
+use tfhe::safe_serialization::{safe_deserialize, safe_deserialize_conformant, safe_serialize};
 use tfhe::{
     ClientKey, CompactPublicKey, CompressedCiphertextList, CompressedCiphertextListBuilder,
     CompressedSquashedNoiseCiphertextList, FheBool, FheTypes, FheUint128, FheUint16, FheUint160,
@@ -12,7 +12,7 @@ use tfhe::{
 };
 
 use crate::errors::{ctx, Res};
-use crate::params::CIPHERTEXT_LIMIT;
+use crate::params::{meta, CIPHERTEXT_LIMIT};
 use crate::scalar::{Be32, ClearValue};
 
 /// The fhEVM ciphertext types, numbered as in handles (byte 30) and TFHE-rs `FheTypes`.
@@ -187,10 +187,17 @@ impl Ct {
         each_ct!(self, x => serialize(x))
     }
 
+    /// Conformant deserialization: the bytes must be a ciphertext of exactly type `t` under the
+    /// fhEVM parameters (a Uint8 does not pass for a Uint64, a count of blocks being checked).
     pub fn from_raw_bytes(data: &[u8], t: FheType) -> Res<Self> {
-        by_type!(t, T => safe_deserialize::<T>(data, CIPHERTEXT_LIMIT)
-            .map(Ct::from)
-            .map_err(ctx(&format!("not a serialized {} ciphertext", t.name()))))
+        let compute = meta().compute_parameters;
+        by_type!(t, T => safe_deserialize_conformant::<T>(
+            data,
+            CIPHERTEXT_LIMIT,
+            &<T as ParameterSetConformant>::ParameterSet::from(compute),
+        )
+        .map(Ct::from)
+        .map_err(ctx(&format!("not a serialized {} ciphertext", t.name()))))
     }
 
     /// The stored format (ct64): a single-element `CompressedCiphertextList`, safe-serialized.

@@ -64,8 +64,9 @@ def test_raw_and_stored_formats_round_trip(
     restored = engine.decompress(stored)
     assert restored.fhe_type == t
     assert client_key.decrypt(restored) == top(t)
-    # Compression is deterministic: the digest of the stored bytes is reproducible.
-    assert engine.compress(restored) == stored
+    # Compression is deterministic: the digest of the stored bytes is reproducible. (A
+    # decompressed ciphertext is bootstrapped, so it compresses to other bytes.)
+    assert engine.compress(ct) == stored
 
 
 @pytest.mark.parametrize("t", ALL_TYPES, ids=lambda t: t.name)
