@@ -38,10 +38,12 @@ system:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
 	fi
 
-# anvil, solcjs, the fhEVM contracts and node-tfhe, pinned by package-lock.json.
+# anvil, solcjs, the fhEVM contracts and node-tfhe, pinned by package-lock.json. `npm install`, not
+# `npm ci`: the lock holds anvil's linux-amd64 binary package only (the other platforms' optional
+# packages are not on the registry mirror), which `npm ci` refuses as out of sync.
 node:
-	@if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_modules/.package-lock.json.src; then \
-		npm ci --no-audit --no-fund && cp package-lock.json node_modules/.package-lock.json.src; \
+	@if ! cmp -s package-lock.json node_modules/.installed-lock.json; then \
+		npm install --no-audit --no-fund && cp package-lock.json node_modules/.installed-lock.json; \
 	fi
 
 python:
