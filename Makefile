@@ -12,16 +12,21 @@ export CARGO_TARGET_DIR ?= $(CACHE)/cargo-target
 export DAGSTER_HOME ?= $(CACHE)/dagster_home
 PORT ?= 3000
 TRANSFERS ?= 6
+BLOCK_TIME ?= 2
+RANGE_SIZE ?= 20
 PYTEST_ARGS ?=
 
 .PHONY: demo test install system python node tfhe-py lint fmt bench demo-down
 
+# The demo chains mine a block every BLOCK_TIME seconds and ranges are RANGE_SIZE blocks, so a
+# new range is ready every ~40 s.
 demo: install
-	$(VENV)/bin/fhevm-dagster devnet up
+	$(VENV)/bin/fhevm-dagster devnet up --block-time $(BLOCK_TIME)
 	$(VENV)/bin/fhevm-dagster traffic --transfers $(TRANSFERS)
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	@echo "Dagster UI: http://127.0.0.1:$(PORT)  (sensors on; Ctrl-C stops Dagster, 'make demo-down' stops the devnet)"
-	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+	PATH=$(VENV)/bin:$$PATH FHEVM_DAGSTER_HOST_RANGE_SIZE=$(RANGE_SIZE) FHEVM_DAGSTER_GATEWAY_RANGE_SIZE=$(RANGE_SIZE) \
+		$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 demo-down:
 	$(VENV)/bin/fhevm-dagster devnet down

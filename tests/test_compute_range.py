@@ -147,7 +147,7 @@ def test_token_transfers_across_ranges(
 
     # The later range first: its balances come from the earlier one, not evaluated yet.
     with pytest.raises(MissingInputsError) as missing:
-        evaluate_range(store, engine, later.key, KEY_ID, pool_size=2)
+        evaluate_range(store, lambda: engine, later.key, KEY_ID, pool_size=2)
     assert missing.value.missing
     assert all(earlier.key in why for why in missing.value.missing.values())
     assert earlier.key in str(missing.value)
@@ -232,7 +232,7 @@ def test_a_failing_computation_does_not_stop_the_range(keys: KeySet, tmp_path: P
     ]  # fmt: skip
     store = Store.open(f"sqlite:///{tmp_path / 'store.sqlite'}")
     store.write_range(31337, "000000000001-000000000001", rows, [])
-    report, _ = evaluate_range(store, keys.engine(), "000000000001-000000000001", KEY_ID, 2)
+    report, _ = evaluate_range(store, keys.engine, "000000000001-000000000001", KEY_ID, 2)
     assert set(report.errors) == {bad.hex(), dependent.hex()}
     assert report.errors[bad.hex()] == "OperationError: Add: operand types differ (Uint8 vs Bool)"
     assert report.errors[dependent.hex()].startswith(f"depends on failed computation {bad.hex()}")

@@ -268,7 +268,7 @@ def ciphertexts(
     key_id = registered.key_id if registered else int(chain.key_id)
     try:
         report, dag = evaluate_range(
-            st, fhe.engine(), rng.key, key_id, fhe.pool_size, chain_id=chain_id
+            st, fhe.engine, rng.key, key_id, fhe.pool_size, chain_id=chain_id
         )
     except MissingInputsError as exc:
         context.add_output_metadata(_evaluation_metadata(exc.report))

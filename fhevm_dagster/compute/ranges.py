@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import tfhe_py
 
 from fhevm_dagster.compute.dag import Node, RangeDag, build_dag
-from fhevm_dagster.compute.evaluate import FheBackend, PlainBackend, run_dag
+from fhevm_dagster.compute.evaluate import EvalResult, FheBackend, PlainBackend, run_dag
 from fhevm_dagster.compute.oracle import Plain
 from fhevm_dagster.protocol.handles import parse_handle
 from fhevm_dagster.protocol.types import FheType
@@ -84,7 +84,7 @@ def _load_inputs(
 
 def evaluate_range(
     store: Store,
-    engine: tfhe_py.Engine,
+    engine_of: Callable[[], tfhe_py.Engine],
     range_key: str,
     key_id: int,
     pool_size: int,
@@ -93,7 +93,8 @@ def evaluate_range(
     """Evaluates the range, stores allowed results, records errors per computation.
 
     Raises `MissingInputsError` (after storing everything it could) when inputs from earlier
-    ranges or the gateway are missing.
+    ranges or the gateway are missing. `engine_of` is called only when there is work: a range
+    without computations does not pay the key load.
     """
     started = time.perf_counter()
     rows = store.computations_of_range(range_key, chain_id=chain_id)
@@ -101,14 +102,17 @@ def evaluate_range(
     report = RangeReport(range_key, pruned=len(dag.pruned), longest_chain=dag.longest_chain())
     stored = store.get_ciphertexts(sorted(dag.external))
     missing = sorted(dag.external - stored.keys())
-    inputs = _load_inputs(engine, stored, pool_size)
+    engine = engine_of() if dag.order else None
+    inputs = _load_inputs(engine, stored, pool_size) if engine else {}
     compressed: dict[bytes, bytes] = {}
 
     def finish(node: Node, value: tfhe_py.Ciphertext) -> None:
-        if node.row.is_allowed:
+        if node.row.is_allowed and engine is not None:
             compressed[node.row.output_handle] = engine.compress(value)
 
-    result = run_dag(dag, FheBackend(engine), inputs, pool_size, finish)
+    result: EvalResult[tfhe_py.Ciphertext] = (
+        run_dag(dag, FheBackend(engine), inputs, pool_size, finish) if engine else EvalResult()
+    )
     results = [
         Ciphertext(h, compressed[h], dag.nodes[key].row.fhe_type, key_id, "computed")
         for key in dag.order

@@ -37,6 +37,12 @@ def register(subparsers: Any) -> None:
     up.add_argument("--gateway-port", type=int, default=8546)
     up.add_argument("--gateway-chain-id", type=int, default=DEFAULT_GATEWAY_CHAIN_ID)
     up.add_argument("--no-demo", action="store_true", help="skip ConfidentialToken/OpsExerciser")
+    up.add_argument(
+        "--block-time",
+        type=int,
+        default=None,
+        help="mine a block every N seconds (default: on demand)",
+    )
     up.add_argument("--json", action="store_true", help="print devnet.json")
     up.set_defaults(handler=_up)
 
@@ -69,6 +75,7 @@ def _up(args: argparse.Namespace) -> int:
         args.gateway_port,
         gateway_chain_id=args.gateway_chain_id,
         deploy_demo=not args.no_demo,
+        block_time=args.block_time,
     )
     if args.json:
         print(info.to_json(), end="")

@@ -16,7 +16,7 @@ from web3.utils.address import get_create_address
 
 from .anvil import AnvilStatus, anvil_status, start_anvil, stop_anvil
 from .artifacts import host_contracts_version
-from .chain import anvil_account, connect, deploy_contract, set_balance
+from .chain import anvil_account, connect, deploy_contract, rpc, set_balance
 from .errors import DevnetError
 from .gateway_contracts import deploy_gateway_contracts
 from .host_contracts import LOCAL_HOST_CHAIN_ID, install_host_contracts
@@ -76,11 +76,14 @@ def devnet_up(
     host_chain_id: int = LOCAL_HOST_CHAIN_ID,
     gateway_chain_id: int = DEFAULT_GATEWAY_CHAIN_ID,
     deploy_demo: bool = True,
+    block_time: int | None = None,
 ) -> DevnetInfo:
     """Starts host and gateway anvils, installs host contracts, deploys gateway and demo contracts.
 
     Idempotent: when the devnet of `state_dir` already runs, returns its DevnetInfo unchanged.
-    On failure the nodes it started are stopped again.
+    On failure the nodes it started are stopped again. With `block_time`, both chains mine a block
+    every `block_time` seconds once set up (like real chains, so block ranges fill up by
+    themselves); without, they mine on demand (tests).
     """
     path = resolve_state_dir(state_dir)
     status = devnet_status(path)
@@ -168,6 +171,9 @@ def devnet_up(
             gateway_start_block=gateway_start_block,
         )
         save_devnet(info)
+        if block_time:
+            for w3 in (hw3, gw3):
+                rpc(w3, "evm_setIntervalMining", [block_time])
         return info
     except BaseException:
         devnet_down(path)
