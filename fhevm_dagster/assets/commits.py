@@ -31,13 +31,13 @@ from ..compute.sns import RangeHandles, range_handles, squash_batch
 from ..jobs import HOST_RANGE_GROUP
 from ..partitions import host_ranges
 from ..protocol.digests import Material, ciphertext_digest, sns_ciphertext_digest
-from ..protocol.types import FheType
 from ..resources.chain import GatewayChainResource
 from ..resources.commits import CommitSettings
 from ..resources.fhe import FheResource
 from ..resources.signer import SignerResource
 from ..resources.store import StoreResource
 from ..store import CommitState, Digest, Store
+from .metadata import hex_str, preview, type_name
 
 #: ct64s of the range appear once `ciphertexts` (or an earlier range, or the gateway) stores them.
 MISSING_RETRY = RetryPolicy(max_retries=5, delay=10, backoff=Backoff.EXPONENTIAL)
@@ -48,44 +48,26 @@ DIGEST_COLUMNS = [
     "ct64_bytes", "ct128_bytes",
 ]  # fmt: skip
 COMMIT_COLUMNS = ["handle", "status", "tx_hash", "reason"]
-PREVIEW_ROWS = 20
-
-
-def _hex(b: bytes | None) -> str:
-    return "" if b is None else "0x" + b.hex()
 
 
 def _unhex(s: str) -> bytes:
     return bytes.fromhex(s.removeprefix("0x"))
 
 
-def _type_name(value: int) -> str:
-    try:
-        return FheType(value).name
-    except ValueError:
-        return str(value)
-
-
-def _preview(df: pd.DataFrame) -> MetadataValue:
-    return MetadataValue.md(
-        df.head(PREVIEW_ROWS).to_markdown(index=False) if len(df) else "_empty_"
-    )
-
-
 def _require_ct64(handles: RangeHandles, range_key: str) -> None:
     if handles.missing:
-        shown = ", ".join(_hex(h) for h in handles.missing[:20])
+        shown = ", ".join(hex_str(h) for h in handles.missing[:20])
         raise Failure(
             description=f"range {range_key}: {len(handles.missing)} allowed handle(s) have no "
             f"ct64 in the store yet (run `ciphertexts` first): {shown}",
-            metadata={"missing": MetadataValue.json([_hex(h) for h in handles.missing])},
+            metadata={"missing": MetadataValue.json([hex_str(h) for h in handles.missing])},
         )
 
 
 def _errored_meta(handles: RangeHandles) -> dict[str, Any]:
     return {
         "errored": len(handles.errored),
-        "errored_handles": MetadataValue.json({_hex(h): m for h, m in handles.errored.items()}),
+        "errored_handles": MetadataValue.json({hex_str(h): m for h, m in handles.errored.items()}),
     }
 
 
@@ -124,7 +106,7 @@ def sns_ciphertexts(
         **_errored_meta(handles),
     }
     if report.errors:
-        shown = "; ".join(f"{_hex(h)}: {e}" for h, e in list(report.errors.items())[:10])
+        shown = "; ".join(f"{hex_str(h)}: {e}" for h, e in list(report.errors.items())[:10])
         raise Failure(
             description=f"squashing failed for {len(report.errors)} handle(s): {shown}",
             metadata=meta,
@@ -139,7 +121,7 @@ def _range_digests(st: Store, handles: RangeHandles) -> list[tuple[Digest, int, 
     if missing:
         raise Failure(
             description=f"{len(missing)} handle(s) have no ct128 (run `sns_ciphertexts` first): "
-            + ", ".join(_hex(h) for h in missing[:20])
+            + ", ".join(hex_str(h) for h in missing[:20])
         )
     out = []
     for h, ct in handles.stored.items():
@@ -171,17 +153,17 @@ def ciphertext_digests(context: AssetExecutionContext, store: StoreResource) -> 
     if changed:
         raise Failure(
             description=f"{len(changed)} stored digest(s) no longer match the stored bytes: "
-            + ", ".join(_hex(h) for h in changed[:20])
+            + ", ".join(hex_str(h) for h in changed[:20])
         )
     inserted = st.put_digests([d for d, *_ in rows])
     df = pd.DataFrame(
         [
             {
-                "handle": _hex(d.handle),
-                "fhe_type": _type_name(t),
+                "handle": hex_str(d.handle),
+                "fhe_type": type_name(t),
                 "key_id": str(d.key_id),
-                "ciphertext_digest": _hex(d.ct64_digest),
-                "sns_ciphertext_digest": _hex(d.ct128_digest),
+                "ciphertext_digest": hex_str(d.ct64_digest),
+                "sns_ciphertext_digest": hex_str(d.ct128_digest),
                 "ct64_bytes": n64,
                 "ct128_bytes": n128,
             }
@@ -194,7 +176,7 @@ def ciphertext_digests(context: AssetExecutionContext, store: StoreResource) -> 
             "digests": len(df),
             "inserted": inserted,
             **_errored_meta(handles),
-            "preview": _preview(df[["handle", "fhe_type", "ciphertext_digest"]]),
+            "preview": preview(df[["handle", "fhe_type", "ciphertext_digest"]]),
         }
     )
     return df
@@ -217,9 +199,9 @@ def _commit_table(materials: Sequence[Material], st: Store) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "handle": _hex(m.handle),
+                "handle": hex_str(m.handle),
                 "status": str(s.status) if (s := statuses.get(m.handle)) else "",
-                "tx_hash": _hex(s.tx_hash) if s else "",
+                "tx_hash": hex_str(s.tx_hash) if s else "",
                 "reason": (s.reason or "") if s else "",
             }
             for m in materials
@@ -237,9 +219,9 @@ def _commit_meta(report: CommitReport, table: pd.DataFrame) -> dict[str, Any]:
         "found_on_chain": report.found_on_chain,
         "already_added": report.already_added,
         "failed": len(report.failed),
-        "failures": MetadataValue.json({_hex(h): r for h, r in report.failed.items()}),
+        "failures": MetadataValue.json({hex_str(h): r for h, r in report.failed.items()}),
         "seconds": round(report.seconds, 3),
-        "preview": _preview(table[["handle", "status", "tx_hash"]]),
+        "preview": preview(table[["handle", "status", "tx_hash"]]),
     }
 
 
@@ -278,15 +260,15 @@ def build_digest_commits(retry_policy: RetryPolicy | None = COMMIT_RETRY) -> Ass
                 m.sns_ciphertext_digest,
             ):
                 raise Failure(
-                    description=f"digest of {_hex(m.handle)} in the table differs from the store: "
-                    "re-materialise ciphertext_digests"
+                    description=f"digest of {hex_str(m.handle)} in the table differs from the "
+                    "store: re-materialise ciphertext_digests"
                 )
         client = commit_settings.client(gateway, signer.tx_sender_account())
         report = commit_materials(st, client, materials, commit_settings.batch_size)
         table = _commit_table(materials, st)
         meta = _commit_meta(report, table)
         if report.failed:
-            first = "; ".join(f"{_hex(h)}: {r}" for h, r in list(report.failed.items())[:5])
+            first = "; ".join(f"{hex_str(h)}: {r}" for h, r in list(report.failed.items())[:5])
             raise Failure(
                 description=f"{len(report.failed)} of {len(materials)} digest commit(s) failed "
                 f"(a retry sends only those): {first}",
@@ -316,8 +298,8 @@ def every_allowed_handle_squashed(
         passed=not handles.missing and not no128,
         metadata={
             "with_ct64": len(handles.stored),
-            "without_ct64": MetadataValue.json([_hex(h) for h in handles.missing]),
-            "without_ct128": MetadataValue.json([_hex(h) for h in no128]),
+            "without_ct64": MetadataValue.json([hex_str(h) for h in handles.missing]),
+            "without_ct128": MetadataValue.json([hex_str(h) for h in no128]),
             **_errored_meta(handles),
         },
     )
@@ -332,7 +314,7 @@ def digests_match_bytes(
     handles = range_handles(st, context.partition_key)
     expected = {d.handle: d for d, *_ in _range_digests(st, handles)}
     stored = st.get_digests(list(expected))
-    wrong = [_hex(h) for h, d in expected.items() if stored.get(h) != d]
+    wrong = [hex_str(h) for h, d in expected.items() if stored.get(h) != d]
     return AssetCheckResult(
         passed=not wrong and not handles.missing,
         metadata={"checked": len(expected), "mismatched_or_absent": MetadataValue.json(wrong)},
@@ -367,16 +349,16 @@ def digests_committed_on_gateway(
         seen = on_chain.get(h)
         status = statuses.get(h)
         if d is None:
-            problems[_hex(h)] = "no digest stored"
+            problems[hex_str(h)] = "no digest stored"
         elif seen is None:
-            problems[_hex(h)] = "no AddCiphertextMaterial event from this sender"
+            problems[hex_str(h)] = "no AddCiphertextMaterial event from this sender"
         elif (seen.material.ciphertext_digest, seen.material.sns_ciphertext_digest) != (
             d.ct64_digest,
             d.ct128_digest,
         ) or seen.material.key_id != d.key_id:
-            problems[_hex(h)] = "committed digests differ from the stored ones"
+            problems[hex_str(h)] = "committed digests differ from the stored ones"
         elif status is None or status.status is not CommitState.CONFIRMED:
-            problems[_hex(h)] = f"store status {status.status if status else 'absent'}"
+            problems[hex_str(h)] = f"store status {status.status if status else 'absent'}"
     return AssetCheckResult(
         passed=not problems and not handles.missing,
         metadata={

@@ -13,7 +13,6 @@ from typing import Any
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
-    Backoff,
     Failure,
     MetadataValue,
     RetryPolicy,
@@ -28,16 +27,14 @@ from ..partitions import gateway_ranges, parse_range_key
 from ..protocol.eip712 import sign_ciphertext_verification
 from ..protocol.gateway_events import decode_requests
 from ..protocol.handles import input_blob_hash
-from ..protocol.types import FheType
 from ..resources.chain import GatewayCall, GatewayChainResource, HostChainResource, TxOutcome
 from ..resources.fhe import FheResource
 from ..resources.signer import SignerResource
 from ..resources.store import StoreResource
 from ..store import Ciphertext, ProofRequest
+from .metadata import RPC_RETRY, hex_str, preview, type_name
 
-RPC_RETRY = RetryPolicy(max_retries=4, delay=2, backoff=Backoff.EXPONENTIAL)
 STORE_RETRY = RetryPolicy(max_retries=2, delay=1)
-PREVIEW_ROWS = 20
 VERIFIED, REJECTED = "verified", "rejected"
 DONE_RESPONSES = ("confirmed", "already_done")
 
@@ -47,23 +44,6 @@ REQUEST_COLUMNS = [
 ]  # fmt: skip
 VERIFIED_COLUMNS = ["zk_proof_id", "status", "code", "reason", "entries", "fhe_types", "handles"]
 RESPONSE_COLUMNS = ["zk_proof_id", "answer", "response_status", "tx_hash", "reason", "sent"]
-
-
-def _hex(b: bytes | None) -> str:
-    return "" if b is None else "0x" + b.hex()
-
-
-def _type_name(value: int) -> str:
-    try:
-        return FheType(value).name
-    except ValueError:
-        return str(value)
-
-
-def _preview(df: pd.DataFrame) -> MetadataValue:
-    return MetadataValue.md(
-        df.head(PREVIEW_ROWS).to_markdown(index=False) if len(df) else "_empty_"
-    )
 
 
 def _ids(df: pd.DataFrame) -> list[int]:
@@ -108,7 +88,7 @@ def proof_requests(
     st.mark_range_processed(chain_id, rng.key, rng.first, rng.last, after)
     for m in report.malformed:
         context.log.warning(
-            f"malformed VerifyProofRequest {_hex(m.log.tx_hash)}#{m.log.log_index}: {m.error}"
+            f"malformed VerifyProofRequest {hex_str(m.log.tx_hash)}#{m.log.log_index}: {m.error}"
         )
     df = pd.DataFrame(
         [
@@ -118,10 +98,10 @@ def proof_requests(
                 "contract_address": r.contract_address,
                 "user_address": r.user_address,
                 "ciphertext_bytes": len(r.ciphertext_with_proof),
-                "blob_hash": _hex(input_blob_hash(r.ciphertext_with_proof)),
-                "extra_data": _hex(r.extra_data),
+                "blob_hash": hex_str(input_blob_hash(r.ciphertext_with_proof)),
+                "extra_data": hex_str(r.extra_data),
                 "block_number": r.log.block_number,
-                "tx_hash": _hex(r.log.tx_hash),
+                "tx_hash": hex_str(r.log.tx_hash),
                 "log_index": r.log.log_index,
             }
             for r in report.requests
@@ -133,12 +113,12 @@ def proof_requests(
             "gateway_chain_id": chain_id,
             "first_block": rng.first,
             "last_block": rng.last,
-            "last_block_hash": _hex(after),
+            "last_block_hash": hex_str(after),
             "requests": len(report.requests),
             "new_requests": new,
             "malformed": len(report.malformed),
             "other_logs": report.other,
-            "preview": _preview(df[["zk_proof_id", "user_address", "ciphertext_bytes"]]),
+            "preview": preview(df[["zk_proof_id", "user_address", "ciphertext_bytes"]]),
         }
     )
     return df
@@ -153,8 +133,8 @@ def _verified_row(req: ProofRequest) -> dict[str, Any]:
         "code": code if req.status == REJECTED else "",
         "reason": reason if req.status == REJECTED else "",
         "entries": len(handles),
-        "fhe_types": ",".join(_type_name(h[30]) for h in handles),
-        "handles": ",".join(_hex(h) for h in handles),
+        "fhe_types": ",".join(type_name(h[30]) for h in handles),
+        "handles": ",".join(hex_str(h) for h in handles),
     }
 
 
@@ -222,7 +202,7 @@ def verified_inputs(
             "verify_seconds": round(seconds, 2),
             "input_handles": int(df["entries"].sum()) if len(df) else 0,
             "rejections": MetadataValue.json(rejections),
-            "preview": _preview(df[["zk_proof_id", "status", "code", "entries", "fhe_types"]]),
+            "preview": preview(df[["zk_proof_id", "status", "code", "entries", "fhe_types"]]),
         }
     )
     return df
@@ -306,7 +286,7 @@ def proof_responses(
                 "zk_proof_id": str(i),
                 "answer": "verify" if final[i].status == VERIFIED else "reject",
                 "response_status": final[i].response_status or "",
-                "tx_hash": _hex(final[i].response_tx_hash),
+                "tx_hash": hex_str(final[i].response_tx_hash),
                 "reason": final[i].response_reason or "",
                 "sent": i in outcomes and outcomes[i].tx_hash is not None,
             }
@@ -330,7 +310,7 @@ def proof_responses(
             "rejections": MetadataValue.json(
                 {str(i): final[i].reason for i in ids if final[i].status == REJECTED}
             ),
-            "preview": _preview(df[["zk_proof_id", "answer", "response_status", "tx_hash"]]),
+            "preview": preview(df[["zk_proof_id", "answer", "response_status", "tx_hash"]]),
         }
     )
     if failed:

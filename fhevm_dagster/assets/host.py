@@ -26,11 +26,11 @@ from ..partitions import host_ranges, parse_range_key
 from ..protocol.computations import allowed_handles, computations_from_events
 from ..protocol.events import DecodeReport, RawLog, decode_logs
 from ..protocol.opcodes import Operator
-from ..protocol.types import FheType
 from ..resources.chain import HostChainResource
 from ..resources.fhe import FheResource
 from ..resources.store import StoreResource
 from ..store import HostChain
+from .metadata import RPC_RETRY, hex_str, preview, type_name
 
 EVENT_COLUMNS = [
     "block_number",
@@ -47,20 +47,14 @@ EVENT_COLUMNS = [
     "operator",
     "detail",
 ]
-RPC_RETRY = RetryPolicy(max_retries=4, delay=2, backoff=Backoff.EXPONENTIAL)
 STORE_RETRY = RetryPolicy(max_retries=2, delay=1)
 # Inputs produced by an earlier range (or the gateway) appear once that run completes.
 MISSING_INPUT_RETRY = RetryPolicy(max_retries=5, delay=10, backoff=Backoff.EXPONENTIAL)
-PREVIEW_ROWS = 20
-
-
-def _hex(b: bytes) -> str:
-    return "0x" + b.hex()
 
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
-        return _hex(value)
+        return hex_str(value)
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
     return value
@@ -71,13 +65,13 @@ def _row(
 ) -> dict[str, Any]:
     return {
         "block_number": log.block_number,
-        "block_hash": _hex(log.block_hash),
-        "tx_hash": _hex(log.tx_hash),
+        "block_hash": hex_str(log.block_hash),
+        "tx_hash": hex_str(log.tx_hash),
         "tx_index": log.tx_index,
         "log_index": log.log_index,
         "address": log.address,
-        "topics": ",".join(_hex(t) for t in log.topics),
-        "data": _hex(log.data),
+        "topics": ",".join(hex_str(t) for t in log.topics),
+        "data": hex_str(log.data),
         "status": status,
         "contract": contract,
         "event": event,
@@ -122,19 +116,6 @@ def raw_logs(df: pd.DataFrame) -> list[RawLog]:
     ]
 
 
-def _type_name(value: int) -> str:
-    try:
-        return FheType(value).name
-    except ValueError:
-        return str(value)
-
-
-def _preview(df: pd.DataFrame) -> MetadataValue:
-    return MetadataValue.md(
-        df.head(PREVIEW_ROWS).to_markdown(index=False) if len(df) else "_empty_"
-    )
-
-
 @asset(
     partitions_def=host_ranges,
     group_name=HOST_RANGE_GROUP,
@@ -162,7 +143,7 @@ def host_events(
     st.mark_range_processed(chain_id, rng.key, rng.first, rng.last, after)
     for m in report.malformed:
         context.log.warning(
-            f"malformed {m.event} log {_hex(m.log.tx_hash)}#{m.log.log_index}: {m.error}"
+            f"malformed {m.event} log {hex_str(m.log.tx_hash)}#{m.log.log_index}: {m.error}"
         )
     counts = report.counts()
     context.add_output_metadata(
@@ -170,12 +151,12 @@ def host_events(
             "chain_id": chain_id,
             "first_block": rng.first,
             "last_block": rng.last,
-            "last_block_hash": _hex(after),
+            "last_block_hash": hex_str(after),
             "logs": len(df),
             "unknown": counts.pop("unknown"),
             "malformed": counts.pop("malformed"),
             "events": MetadataValue.json(dict(sorted(counts.items()))),
-            "preview": _preview(df[["block_number", "log_index", "status", "event", "operator"]]),
+            "preview": preview(df[["block_number", "log_index", "status", "event", "operator"]]),
         }
     )
     return df
@@ -208,11 +189,11 @@ def fhe_computations(
         [
             {
                 "block_number": r.block_number,
-                "tx_hash": _hex(r.tx_hash),
+                "tx_hash": hex_str(r.tx_hash),
                 "log_index": r.log_index,
                 "operator": Operator(r.opcode).name,
-                "output_handle": _hex(r.output_handle),
-                "fhe_type": _type_name(r.fhe_type),
+                "output_handle": hex_str(r.output_handle),
+                "fhe_type": type_name(r.fhe_type),
                 "dependencies": len(r.dependencies),
                 "is_scalar": r.is_scalar,
                 "is_allowed": r.is_allowed,
@@ -236,7 +217,7 @@ def fhe_computations(
             "store_updated": write.updated,
             "store_unchanged": write.unchanged,
             "store_removed": write.removed,
-            "preview": _preview(df.drop(columns=["tx_hash"])),
+            "preview": preview(df.drop(columns=["tx_hash"])),
         }
     )
     return df
@@ -279,10 +260,10 @@ def ciphertexts(
     return pd.DataFrame(
         [
             {
-                "output_handle": _hex(key[0]),
-                "tx_hash": _hex(key[1]),
+                "output_handle": hex_str(key[0]),
+                "tx_hash": hex_str(key[1]),
                 "operator": node.row.operator.name,
-                "fhe_type": _type_name(node.row.fhe_type),
+                "fhe_type": type_name(node.row.fhe_type),
                 "allowed": node.row.is_allowed,
                 "error": report.errors.get(key[0].hex(), ""),
             }
