@@ -76,3 +76,4 @@ fmt:
 bench: install
 	$(PY) benchmarks/tfhe_ops.py
 	$(PY) benchmarks/transfers.py
+	$(PY) benchmarks/squash_commit.py
