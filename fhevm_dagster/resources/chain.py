@@ -97,26 +97,11 @@ def _setting(env: str, devnet_key: str | None, default: str) -> str:
     return default
 
 
-class HostChainResource(ConfigurableResource):  # type: ignore[type-arg]
-    """JSON-RPC access to the host chain's executor and ACL logs."""
+class _ChainReader(ConfigurableResource):  # type: ignore[type-arg]
+    """What both chains' resources read alike: chain id, head, block hashes."""
 
     rpc_url: str
-    acl_address: str = CANONICAL_ACL
-    executor_address: str = CANONICAL_EXECUTOR
-    key_id: str = "0"  # uint256 as decimal text
     request_timeout_s: float = 10.0
-
-    @classmethod
-    def from_env(cls) -> HostChainResource:
-        return cls(
-            rpc_url=_setting("FHEVM_DAGSTER_HOST_RPC_URL", "host_rpc_url", "http://127.0.0.1:8545"),
-            acl_address=_setting("FHEVM_DAGSTER_HOST_ACL_ADDRESS", "acl_address", CANONICAL_ACL),
-            executor_address=_setting(
-                "FHEVM_DAGSTER_HOST_EXECUTOR_ADDRESS", "executor_address", CANONICAL_EXECUTOR
-            ),
-            key_id=_setting("FHEVM_DAGSTER_KEY_ID", "key_id", "0"),
-            request_timeout_s=float(_setting("FHEVM_DAGSTER_HOST_RPC_TIMEOUT", None, "10")),
-        )
 
     @property
     def web3(self) -> Web3:
@@ -137,6 +122,26 @@ class HostChainResource(ConfigurableResource):  # type: ignore[type-arg]
             return None
         value = block.get("hash")
         return None if value is None else bytes(value)
+
+
+class HostChainResource(_ChainReader):
+    """JSON-RPC access to the host chain's executor and ACL logs."""
+
+    acl_address: str = CANONICAL_ACL
+    executor_address: str = CANONICAL_EXECUTOR
+    key_id: str = "0"  # uint256 as decimal text
+
+    @classmethod
+    def from_env(cls) -> HostChainResource:
+        return cls(
+            rpc_url=_setting("FHEVM_DAGSTER_HOST_RPC_URL", "host_rpc_url", "http://127.0.0.1:8545"),
+            acl_address=_setting("FHEVM_DAGSTER_HOST_ACL_ADDRESS", "acl_address", CANONICAL_ACL),
+            executor_address=_setting(
+                "FHEVM_DAGSTER_HOST_EXECUTOR_ADDRESS", "executor_address", CANONICAL_EXECUTOR
+            ),
+            key_id=_setting("FHEVM_DAGSTER_KEY_ID", "key_id", "0"),
+            request_timeout_s=float(_setting("FHEVM_DAGSTER_HOST_RPC_TIMEOUT", None, "10")),
+        )
 
     def get_logs(self, first: int, last: int) -> list[RawLog]:
         """Executor and ACL logs of blocks first..last, in chain order."""
@@ -550,13 +555,11 @@ def _transactions(
     )
 
 
-class GatewayChainResource(ConfigurableResource):  # type: ignore[type-arg]
+class GatewayChainResource(_ChainReader):
     """JSON-RPC access to the gateway: InputVerification logs and coprocessor transactions."""
 
-    rpc_url: str
     input_verification_address: str = ""
     ciphertext_commits_address: str = ""
-    request_timeout_s: float = 10.0
     tx_retries: int = 4
     tx_backoff_s: float = 1.0
     receipt_timeout_s: float = 120.0
@@ -578,25 +581,6 @@ class GatewayChainResource(ConfigurableResource):  # type: ignore[type-arg]
             tx_backoff_s=float(_setting("FHEVM_DAGSTER_GATEWAY_TX_BACKOFF", None, "1")),
             receipt_timeout_s=float(_setting("FHEVM_DAGSTER_GATEWAY_RECEIPT_TIMEOUT", None, "120")),
         )
-
-    @property
-    def web3(self) -> Web3:
-        return _web3(self.rpc_url, self.request_timeout_s)
-
-    def chain_id(self) -> int:
-        return int(self.web3.eth.chain_id)
-
-    def head(self) -> int:
-        return int(self.web3.eth.block_number)
-
-    def block_hash(self, number: int) -> bytes | None:
-        """Hash of block `number`, or None when the chain is not that long (any more)."""
-        try:
-            block = self.web3.eth.get_block(number)
-        except BlockNotFound:
-            return None
-        value = block.get("hash")
-        return None if value is None else bytes(value)
 
     def get_logs(self, first: int, last: int) -> list[RawLog]:
         """InputVerification logs of blocks first..last, in chain order."""
