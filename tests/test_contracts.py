@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from devnet_fixtures import DecodedEvent, DevnetClient
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractCustomError
 from web3.types import TxReceipt
 
+from fhevm_dagster.abi import canonical_type, decode_revert, selector, signature
 from fhevm_dagster.devnet import (
     DevnetInfo,
     TransactionReverted,
@@ -32,8 +35,12 @@ from fhevm_dagster.devnet import (
     set_balance,
     sign_ciphertext_verification,
 )
+from fhevm_dagster.devnet import decode_revert as devnet_decode_revert
 from fhevm_dagster.devnet.gateway_contracts import GatewayContracts
 from fhevm_dagster.devnet.traffic import BINARY_OPS_BY_TYPE, CAST_TARGETS, CAST_TYPES, RAND_TYPES
+from fhevm_dagster.protocol.gateway_events import VERIFY_PROOF_REQUEST_TOPIC
+from fhevm_dagster.resources.chain import tx_status_of
+from fhevm_dagster.resources.commits import ADD_TOPIC, CONSENSUS_TOPIC
 
 BINARY_EVENTS = [
     "FheAdd", "FheSub", "FheMul", "FheDiv", "FheRem", "FheBitAnd", "FheBitOr", "FheBitXor",
@@ -375,7 +382,261 @@ def test_cross_transaction_dependency(
     assert devnet_client.exerciser.functions.storedHandle().call() == final
 
 
-# ---- Gateway contracts ------------------------------------------------------------------------
+# ---- Gateway contracts: the ABI of Zama's gateway ----------------------------------------------
+
+#: The Zama gateway's declarations (zama-ai/fhevm v0.14.0, gateway-contracts/contracts/:
+#: interfaces/IInputVerification.sol, interfaces/ICiphertextCommits.sol, shared/Structs.sol,
+#: shared/GatewayConfigChecks.sol, interfaces/IGatewayConfig.sol; the ECDSA errors of OpenZeppelin
+#: 5, which InputVerification uses), written out here: what a coprocessor or a KMS built on our
+#: ABI expects the real gateway to have. Parameter names count too (web3 decodes by name).
+REFERENCE_DECLARATIONS: dict[str, list[str]] = {
+    "InputVerification": [
+        "event VerifyProofRequest(uint256 indexed zkProofId, uint256 indexed contractChainId,"
+        " address contractAddress, address userAddress, bytes ciphertextWithZKProof,"
+        " bytes extraData)",
+        "event VerifyProofResponseCall(uint256 indexed zkProofId, bytes32[] ctHandles,"
+        " bytes signature, address coprocessorTxSender, bytes extraData)",
+        "event VerifyProofResponse(uint256 indexed zkProofId, bytes32[] ctHandles,"
+        " bytes[] signatures)",
+        "event RejectProofResponseCall(uint256 indexed zkProofId, bytes extraData)",
+        "event RejectProofResponse(uint256 indexed zkProofId)",
+        "error CoprocessorAlreadyVerified(uint256 zkProofId, address txSender, address signer)",
+        "error CoprocessorAlreadyRejected(uint256 zkProofId, address txSender, address signer)",
+        "error VerifyProofNotRequested(uint256 zkProofId)",
+        "error NotCoprocessorTxSender(address txSenderAddress)",
+        "error NotCoprocessorSigner(address signerAddress)",
+        "error CoprocessorSignerDoesNotMatchTxSender(address signerAddress,"
+        " address txSenderAddress)",
+        "error HostChainNotRegistered(uint256 chainId)",
+        "error HostChainDisabled(uint256 chainId)",
+        "error ECDSAInvalidSignature()",
+        "error ECDSAInvalidSignatureLength(uint256 length)",
+        "error ECDSAInvalidSignatureS(bytes32 s)",
+        "function verifyProofRequest(uint256 contractChainId, address contractAddress,"
+        " address userAddress, bytes ciphertextWithZKProof, bytes extraData)",
+        "function verifyProofResponse(uint256 zkProofId, bytes32[] ctHandles, bytes signature,"
+        " bytes extraData)",
+        "function rejectProofResponse(uint256 zkProofId, bytes extraData)",
+        "function isProofVerified(uint256 zkProofId) view returns (bool)",
+        "function isProofRejected(uint256 zkProofId) view returns (bool)",
+        "function getVerifyProofConsensusTxSenders(uint256 zkProofId) view returns (address[])",
+        "function getRejectProofConsensusTxSenders(uint256 zkProofId) view returns (address[])",
+        "function getVersion() pure returns (string)",
+        "function eip712Domain() view returns (bytes1 fields, string name, string version,"
+        " uint256 chainId, address verifyingContract, bytes32 salt, uint256[] extensions)",
+    ],
+    "CiphertextCommits": [
+        "event AddCiphertextMaterial(bytes32 indexed ctHandle, uint256 keyId,"
+        " bytes32 ciphertextDigest, bytes32 snsCiphertextDigest, address coprocessorTxSender)",
+        "event AddCiphertextMaterialConsensus(bytes32 indexed ctHandle, uint256 keyId,"
+        " bytes32 ciphertextDigest, bytes32 snsCiphertextDigest, address[] coprocessorTxSenders)",
+        "error CoprocessorAlreadyAdded(bytes32 ctHandle, address txSender)",
+        "error EmptyCtHandles()",
+        "error CiphertextMaterialNotFound(bytes32 ctHandle)",
+        "error NotCoprocessorTxSender(address txSenderAddress)",
+        "error HostChainNotRegistered(uint256 chainId)",
+        "error HostChainDisabled(uint256 chainId)",
+        "function addCiphertextMaterial(bytes32 ctHandle, uint256 keyId, bytes32 ciphertextDigest,"
+        " bytes32 snsCiphertextDigest)",
+        "function isCiphertextMaterialAdded(bytes32 ctHandle) view returns (bool)",
+        "function getCiphertextMaterials(bytes32[] ctHandles) view returns ((bytes32 ctHandle,"
+        " uint256 keyId, bytes32 ciphertextDigest, address[] coprocessorTxSenderAddresses)[]"
+        " ctMaterials)",
+        "function getSnsCiphertextMaterials(bytes32[] ctHandles) view returns ((bytes32 ctHandle,"
+        " uint256 keyId, bytes32 snsCiphertextDigest, address[] coprocessorTxSenderAddresses)[]"
+        " snsCtMaterials)",
+        "function getAddCiphertextMaterialConsensusTxSenders(bytes32 ctHandle) view"
+        " returns (address[])",
+        "function getVersion() pure returns (string)",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a declaration: canonical type, name, indexed, tuple components."""
+
+    type: str
+    name: str
+    indexed: bool = False
+    components: tuple[Param, ...] = ()
+
+
+@dataclass(frozen=True)
+class Declaration:
+    kind: str  # event | error | function
+    name: str
+    inputs: tuple[Param, ...]
+    outputs: tuple[Param, ...] = ()
+    mutability: str = ""
+
+    @property
+    def signature(self) -> str:
+        return f"{self.name}({','.join(p.type for p in self.inputs)})"
+
+
+def _split_top(text: str) -> list[str]:
+    """`text` cut at the commas outside parentheses."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _closing(text: str, start: int) -> int:
+    """Index of the parenthesis closing the one at `text[start]`."""
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    raise ValueError(f"unbalanced: {text!r}")
+
+
+def _param(text: str) -> Param:
+    if text.startswith("("):
+        end = _closing(text, 0)
+        components = tuple(_param(c) for c in _split_top(text[1:end]))
+        suffix, *rest = text[end + 1 :].split(" ", 1)
+        words = rest[0].split() if rest else []
+        kind = f"({','.join(c.type for c in components)}){suffix}"
+    else:
+        kind, *words = text.split()
+        components = ()
+    indexed = "indexed" in words
+    names = [w for w in words if w != "indexed"]
+    return Param(kind, names[0] if names else "", indexed, components)
+
+
+def _parse(declaration: str) -> Declaration:
+    kind, rest = declaration.split(" ", 1)
+    open_at = rest.index("(")
+    name, end = rest[:open_at], _closing(rest, open_at)
+    inputs = tuple(_param(p) for p in _split_top(rest[open_at + 1 : end]))
+    tail = rest[end + 1 :].strip()
+    outputs: tuple[Param, ...] = ()
+    if "returns" in tail:
+        tail, returns = tail.split("returns", 1)
+        outputs = tuple(_param(p) for p in _split_top(returns.strip()[1:-1]))
+    return Declaration(kind, name, inputs, outputs, tail.strip() or "nonpayable")
+
+
+def _abi_param(param: dict[str, Any]) -> Param:
+    return Param(
+        canonical_type(param),
+        str(param.get("name", "")),
+        bool(param.get("indexed", False)),
+        tuple(_abi_param(c) for c in param.get("components", [])),
+    )
+
+
+@pytest.mark.parametrize("contract", sorted(REFERENCE_DECLARATIONS))
+def test_gateway_abi_is_the_reference_abi(contract: str) -> None:
+    """Every reference error, event and function is in our ABI under the same selector or topic
+    (keccak of the reference signature), with the same parameter names, indexing and outputs;
+    the compiled contract dispatches each function and emits each event."""
+    abi = load_abi(contract)
+    assert abi == load_artifact(contract).abi  # the package copy is the build's
+    code = load_artifact(contract).deployed_bytecode.lower()
+    by_id: dict[tuple[str, bytes], dict[str, Any]] = {}
+    for item in abi:
+        if item["type"] in ("error", "function"):
+            by_id[item["type"], selector(signature(item))] = item
+        elif item["type"] == "event":
+            by_id["event", keccak(signature(item).encode())] = item
+    for text in REFERENCE_DECLARATIONS[contract]:
+        ref = _parse(text)
+        if ref.kind == "event":
+            key = keccak(ref.signature.encode())  # topic0
+        else:
+            key = keccak(ref.signature.encode())[:4]  # selector
+        found = by_id.get((ref.kind, key))
+        assert found is not None, f"{contract} has no {ref.kind} {ref.signature} (0x{key.hex()})"
+        item = found
+        ours = Declaration(
+            ref.kind,
+            item["name"],
+            tuple(_abi_param(p) for p in item["inputs"]),
+            tuple(_abi_param(p) for p in item.get("outputs", [])),
+            item.get("stateMutability", "nonpayable") if ref.kind == "function" else "nonpayable",
+        )
+        assert ours == ref, f"{contract}: {text}"
+        if ref.kind == "function":
+            assert key.hex() in code, f"{contract} does not dispatch {ref.signature}"
+        if ref.kind == "event":
+            assert key.hex() in code, f"{contract} never emits {ref.signature}"
+    # The old local-only layouts are gone.
+    names = {(i["type"], i.get("name")) for i in abi}
+    assert ("function", "isCoprocessorVerified") not in names
+    assert ("function", "hasCoprocessorAdded") not in names
+
+
+def test_python_constants_are_the_reference_topics() -> None:
+    """The hand-written topics of the Python side equal the keccak of the reference signatures."""
+    ours = {
+        "VerifyProofRequest(uint256,uint256,address,address,bytes,bytes)": (
+            VERIFY_PROOF_REQUEST_TOPIC
+        ),
+        "AddCiphertextMaterial(bytes32,uint256,bytes32,bytes32,address)": ADD_TOPIC,
+        "AddCiphertextMaterialConsensus(bytes32,uint256,bytes32,bytes32,address[])": (
+            CONSENSUS_TOPIC
+        ),
+    }
+    assert ours == {sig: keccak(sig.encode()) for sig in ours}
+
+
+SIGNER, SENDER = "0x" + "ab" * 20, "0x" + "cd" * 20
+
+
+@pytest.mark.parametrize(
+    ("sig", "args", "status"),
+    [
+        (
+            "CoprocessorAlreadyVerified(uint256,address,address)",
+            (7, SENDER, SIGNER),
+            "already_done",
+        ),
+        (
+            "CoprocessorAlreadyRejected(uint256,address,address)",
+            (7, SENDER, SIGNER),
+            "already_done",
+        ),
+        ("CoprocessorAlreadyAdded(bytes32,address)", (b"\x11" * 32, SENDER), "already_done"),
+        ("VerifyProofNotRequested(uint256)", (7,), "failed"),
+        ("NotCoprocessorSigner(address)", (SIGNER,), "failed"),
+        ("CoprocessorSignerDoesNotMatchTxSender(address,address)", (SIGNER, SENDER), "failed"),
+        ("HostChainNotRegistered(uint256)", (12345,), "failed"),
+        ("ECDSAInvalidSignatureLength(uint256)", (64,), "failed"),
+        ("EmptyCtHandles()", (), "failed"),
+        ("CiphertextMaterialNotFound(bytes32)", (b"\x11" * 32,), "failed"),
+    ],
+)
+def test_gateway_reverts_decode(sig: str, args: tuple[Any, ...], status: str) -> None:
+    """Reference revert data decodes by name, with arguments, in the gateway client and the devnet
+    alike (one decoder); the "already done" ones count as done."""
+    types = _split_top(sig[sig.index("(") + 1 : -1])
+    data = keccak(sig.encode())[:4] + abi_encode(types, list(args))
+    name, shown = decode_revert(data)
+    assert name == sig[: sig.index("(")]
+    assert tx_status_of(name) == status
+    assert devnet_decode_revert(data) == (name, shown)
+    for value in args:
+        text = value.hex() if isinstance(value, bytes) else str(value)
+        assert text.lower() in shown.lower()
+
+
+def test_superseded_local_errors_do_not_count_as_done() -> None:
+    """The two-argument `CoprocessorAlreadyVerified` of the old local gateway is not the
+    reference's error: it decodes as unknown, which is a failure, never silently done."""
+    data = keccak(b"CoprocessorAlreadyVerified(uint256,address)")[:4] + abi_encode(
+        ["uint256", "address"], [7, SENDER]
+    )
+    name, _ = decode_revert(data)
+    assert name == "UnknownError" and tx_status_of(name) == "failed"
 
 
 def _request(client: DevnetClient, contract_address: str, user: LocalAccount, proof: bytes) -> int:
@@ -405,17 +666,20 @@ def _sign(
     )
 
 
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
 def test_input_verification_rules(devnet_client: DevnetClient) -> None:
     client, info = devnet_client, devnet_client.info
     iv = client.input_verification.functions
     user, dapp = anvil_account(3), anvil_account(4).address
-    tx_sender = info.tx_sender_account()
+    tx_sender, signer = info.tx_sender_account(), info.signer_account()
     first = _request(client, dapp, user, b"proof-1")
     second = _request(client, dapp, user, b"proof-2")
-    assert second == first + 1 and iv.getZkProofIdCounter().call() == second
+    assert second == first + 1
     handles = [bytes([i]) * 32 for i in range(3)]
 
-    # The contract's digest is the EIP-712 digest of eth_account.
+    # ERC-5267: the domain coprocessors sign under is the one of protocol/eip712.py.
     typed = ciphertext_verification_typed_data(
         gateway_chain_id=info.gateway_chain_id,
         input_verification_address=info.input_verification_address,
@@ -423,26 +687,39 @@ def test_input_verification_rules(devnet_client: DevnetClient) -> None:
         user_address=user.address,
         contract_address=dapp,
         contract_chain_id=31337,
-        extra_data=b"\x00",
     )
-    signable = encode_typed_data(full_message=typed)
-    digest = keccak(b"\x19\x01" + signable.header + signable.body)
-    assert (
-        iv.hashCiphertextVerification((handles, user.address, dapp, 31337, b"\x00")).call()
-        == digest
+    fields, name, version, chain_id, verifying, salt, extensions = iv.eip712Domain().call()
+    assert (fields, salt, extensions) == (b"\x0f", bytes(32), [])
+    assert (name, version, chain_id, verifying) == (
+        typed["domain"]["name"],
+        typed["domain"]["version"],
+        info.gateway_chain_id,
+        info.input_verification_address,
     )
+    assert iv.getVersion().call() == "InputVerification v0.5.0"
 
     wrong = _sign(info, Account.create().key, handles, user.address, dapp)
     with pytest.raises(TransactionReverted) as excinfo:
         client.send(tx_sender, iv.verifyProofResponse(first, handles, wrong, b""), gateway=True)
     assert excinfo.value.error == "NotCoprocessorSigner"
     # Signed for other handles than those sent: recovers another address.
-    other = _sign(info, info.signer_account().key, handles[:1], user.address, dapp)
+    other = _sign(info, signer.key, handles[:1], user.address, dapp)
     with pytest.raises(TransactionReverted) as excinfo:
         client.send(tx_sender, iv.verifyProofResponse(first, handles, other, b""), gateway=True)
     assert excinfo.value.error == "NotCoprocessorSigner"
 
-    good = _sign(info, info.signer_account().key, handles, user.address, dapp)
+    good = _sign(info, signer.key, handles, user.address, dapp)
+    # Malformed signatures fail as OpenZeppelin's ECDSA fails on the reference.
+    s = int.from_bytes(good[32:64], "big")
+    high_s = good[:32] + (SECP256K1_ORDER - s).to_bytes(32, "big") + bytes([good[64] ^ 1])
+    for bad, error in (
+        (good[:64], "ECDSAInvalidSignatureLength"),
+        (high_s, "ECDSAInvalidSignatureS"),
+        (good[:64] + b"\x00", "ECDSAInvalidSignature"),
+    ):
+        with pytest.raises(TransactionReverted) as excinfo:
+            client.send(tx_sender, iv.verifyProofResponse(first, handles, bad, b""), gateway=True)
+        assert excinfo.value.error == error
     with pytest.raises(
         TransactionReverted
     ) as excinfo:  # a valid signature from a stranger's account
@@ -450,50 +727,69 @@ def test_input_verification_rules(devnet_client: DevnetClient) -> None:
             anvil_account(3), iv.verifyProofResponse(first, handles, good, b""), gateway=True
         )
     assert excinfo.value.error == "NotCoprocessorTxSender"
+    assert iv.getVerifyProofConsensusTxSenders(first).call() == []
     receipt = client.send(
         tx_sender, iv.verifyProofResponse(first, handles, good, b""), gateway=True
     )
     call, consensus = client.events(receipt, gateway=True)
-    assert (
-        call.name == "VerifyProofResponseCall"
-        and call.args["coprocessorTxSender"] == tx_sender.address
-    )
-    assert call.args["ctHandles"] == handles and call.args["signature"] == good
-    assert consensus.name == "VerifyProofResponse" and consensus.args["zkProofId"] == first
-    assert (
-        iv.isProofVerified(first).call()
-        and iv.isCoprocessorVerified(first, tx_sender.address).call()
-    )
+    assert call.name == "VerifyProofResponseCall" and call.args == {
+        "zkProofId": first,
+        "ctHandles": handles,
+        "signature": good,
+        "coprocessorTxSender": tx_sender.address,
+        "extraData": b"",
+    }
+    assert consensus.name == "VerifyProofResponse" and consensus.args == {
+        "zkProofId": first,
+        "ctHandles": handles,
+        "signatures": [good],
+    }
+    assert iv.isProofVerified(first).call() and not iv.isProofRejected(first).call()
+    assert iv.getVerifyProofConsensusTxSenders(first).call() == [tx_sender.address]
     with pytest.raises(TransactionReverted) as excinfo:
         client.send(tx_sender, iv.verifyProofResponse(first, handles, good, b""), gateway=True)
     assert excinfo.value.error == "CoprocessorAlreadyVerified"
-    assert str(first) in str(excinfo.value) and tx_sender.address in str(excinfo.value)
+    assert f"CoprocessorAlreadyVerified({first}, {tx_sender.address}, {signer.address})" in str(
+        excinfo.value
+    )
     with pytest.raises(TransactionReverted) as excinfo:
         client.send(tx_sender, iv.rejectProofResponse(first, b""), gateway=True)
     assert excinfo.value.error == "CoprocessorAlreadyVerified"
 
     receipt = client.send(tx_sender, iv.rejectProofResponse(second, b"\x00"), gateway=True)
-    assert [e.name for e in client.events(receipt, gateway=True)] == [
-        "RejectProofResponseCall",
-        "RejectProofResponse",
-    ]
-    assert iv.isProofRejected(second).call()
+    call, consensus = client.events(receipt, gateway=True)
+    assert call.name == "RejectProofResponseCall"
+    assert call.args == {"zkProofId": second, "extraData": b"\x00"}
+    assert consensus.name == "RejectProofResponse" and consensus.args == {"zkProofId": second}
+    assert iv.isProofRejected(second).call() and not iv.isProofVerified(second).call()
+    assert iv.getRejectProofConsensusTxSenders(second).call() == [tx_sender.address]
+    empty_answer = _sign(info, signer.key, [], user.address, dapp)
     for call_ in (
         iv.rejectProofResponse(second, b""),
-        iv.verifyProofResponse(second, [], good, b""),
+        iv.verifyProofResponse(second, [], empty_answer, b""),
     ):
         with pytest.raises(TransactionReverted) as excinfo:
             client.send(tx_sender, call_, gateway=True)
         assert excinfo.value.error == "CoprocessorAlreadyRejected"
-    with pytest.raises(TransactionReverted) as excinfo:
-        client.send(tx_sender, iv.rejectProofResponse(second + 100, b""), gateway=True)
-    assert excinfo.value.error == "VerifyProofNotRequested"
+        assert (
+            f"CoprocessorAlreadyRejected({second}, {tx_sender.address}, {signer.address})"
+            in str(excinfo.value)
+        )
+    for zk_id in (second + 100, 0):
+        with pytest.raises(TransactionReverted) as excinfo:
+            client.send(tx_sender, iv.rejectProofResponse(zk_id, b""), gateway=True)
+        assert excinfo.value.error == "VerifyProofNotRequested"
 
     # An empty input list is valid.
     third = _request(client, dapp, user, b"empty-list")
-    empty = _sign(info, info.signer_account().key, [], user.address, dapp)
+    empty = _sign(info, signer.key, [], user.address, dapp)
     client.send(tx_sender, iv.verifyProofResponse(third, [], empty, b""), gateway=True)
     assert iv.isProofVerified(third).call()
+
+
+def _revert_name(exc: ContractCustomError) -> str:
+    data = exc.data if isinstance(exc.data, str) else ""
+    return decode_revert(bytes.fromhex(data.removeprefix("0x")))[0]
 
 
 def test_ciphertext_commits_rules(devnet_client: DevnetClient) -> None:
@@ -502,8 +798,15 @@ def test_ciphertext_commits_rules(devnet_client: DevnetClient) -> None:
     tx_sender = info.tx_sender_account()
     handle, digest, sns = b"\x11" * 32, b"\x22" * 32, b"\x33" * 32
     assert cc.isCiphertextMaterialAdded(handle).call() is False
-    with pytest.raises(ContractCustomError):
-        cc.getCiphertextMaterials([handle]).call()
+    assert cc.getAddCiphertextMaterialConsensusTxSenders(handle).call() == []
+    for view in (cc.getCiphertextMaterials, cc.getSnsCiphertextMaterials):
+        with pytest.raises(ContractCustomError) as raised:
+            view([handle]).call()
+        assert _revert_name(raised.value) == "CiphertextMaterialNotFound"
+        with pytest.raises(ContractCustomError) as raised:
+            view([]).call()
+        assert _revert_name(raised.value) == "EmptyCtHandles"
+    assert cc.getVersion().call() == "CiphertextCommits v0.5.0"
 
     with pytest.raises(TransactionReverted) as excinfo:
         client.send(
@@ -519,15 +822,21 @@ def test_ciphertext_commits_rules(devnet_client: DevnetClient) -> None:
         "snsCiphertextDigest": sns,
         "coprocessorTxSender": tx_sender.address,
     }
-    assert consensus.name == "AddCiphertextMaterialConsensus"
-    assert consensus.args["coprocessorTxSenders"] == [tx_sender.address]
+    assert consensus.name == "AddCiphertextMaterialConsensus" and consensus.args == {
+        "ctHandle": handle,
+        "keyId": 0,
+        "ciphertextDigest": digest,
+        "snsCiphertextDigest": sns,
+        "coprocessorTxSenders": [tx_sender.address],
+    }
     assert cc.isCiphertextMaterialAdded(handle).call() is True
-    assert cc.getCiphertextMaterials([handle]).call() == [
-        (handle, 0, digest, sns, [tx_sender.address])
-    ]
+    assert cc.getCiphertextMaterials([handle]).call() == [(handle, 0, digest, [tx_sender.address])]
+    assert cc.getSnsCiphertextMaterials([handle]).call() == [(handle, 0, sns, [tx_sender.address])]
+    assert cc.getAddCiphertextMaterialConsensusTxSenders(handle).call() == [tx_sender.address]
     with pytest.raises(TransactionReverted) as excinfo:
         client.send(tx_sender, cc.addCiphertextMaterial(handle, 0, digest, sns), gateway=True)
     assert excinfo.value.error == "CoprocessorAlreadyAdded"
+    assert f"CoprocessorAlreadyAdded(0x{handle.hex()}, {tx_sender.address})" in str(excinfo.value)
 
 
 @pytest.fixture(scope="module")
@@ -560,15 +869,20 @@ def test_gateway_threshold_consensus(
     contracts = [("InputVerification", iv_contract), ("CiphertextCommits", cc_contract)]
     iv, cc = iv_contract.functions, cc_contract.functions
     user, dapp = anvil_account(2), anvil_account(4).address
+    assert iv.getCoprocessorMajorityThreshold().call() == 2
+    assert cc.getCoprocessorTxSenders().call() == [s.address for s in senders]
 
     def names(receipt: TxReceipt) -> list[str]:
         return [e.name for e in client.events(receipt, gateway=True, extra=contracts)]
 
-    request = client.send(
-        user, iv.verifyProofRequest(31337, dapp, user.address, b"p", b""), gateway=True
-    )
-    (event,) = client.events(request, gateway=True, extra=contracts)
-    zk_id = event.args["zkProofId"]
+    def request() -> int:
+        receipt = client.send(
+            user, iv.verifyProofRequest(31337, dapp, user.address, b"p", b""), gateway=True
+        )
+        (event,) = client.events(receipt, gateway=True, extra=contracts)
+        return int(event.args["zkProofId"])
+
+    zk_id = request()
     assert zk_id == 1  # a fresh contract counts from 1
 
     def sign(key: bytes, handles: list[bytes]) -> bytes:
@@ -593,6 +907,10 @@ def test_gateway_threshold_consensus(
             gateway=True,
         )
     assert excinfo.value.error == "CoprocessorSignerDoesNotMatchTxSender"
+    assert (
+        f"CoprocessorSignerDoesNotMatchTxSender({signers[0].address}, {senders[1].address})"
+        in str(excinfo.value)
+    )
     seen = []
     for i, handles in ((0, agreed), (1, odd), (2, agreed)):
         call = iv.verifyProofResponse(zk_id, handles, sign(signers[i].key, handles), b"")
@@ -602,6 +920,26 @@ def test_gateway_threshold_consensus(
         ["VerifyProofResponseCall"],
         ["VerifyProofResponseCall", "VerifyProofResponse"],
     ]
+    assert iv.getVerifyProofConsensusTxSenders(zk_id).call() == [
+        senders[0].address,
+        senders[2].address,
+    ]
+
+    # A proof is decided once: after a rejection consensus, late verifications announce nothing.
+    rejected = request()
+    seen = [
+        names(client.send(s, iv.rejectProofResponse(rejected, b""), gateway=True))
+        for s in senders[:2]
+    ]
+    call = iv.verifyProofResponse(rejected, agreed, sign(signers[2].key, agreed), b"")
+    seen.append(names(client.send(senders[2], call, gateway=True)))
+    assert seen == [
+        ["RejectProofResponseCall"],
+        ["RejectProofResponseCall", "RejectProofResponse"],
+        ["VerifyProofResponseCall"],
+    ]
+    assert iv.isProofRejected(rejected).call() and not iv.isProofVerified(rejected).call()
+    assert iv.getVerifyProofConsensusTxSenders(rejected).call() == []
 
     handle, d1, d2 = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
     seen = []
@@ -618,8 +956,27 @@ def test_gateway_threshold_consensus(
         ["AddCiphertextMaterial"],
         ["AddCiphertextMaterial", "AddCiphertextMaterialConsensus"],
     ]
-    assert cc.getCiphertextMaterials([handle]).call() == [
-        (handle, 7, d1, d1, [senders[0].address, senders[2].address])
+    agreeing = [senders[0].address, senders[2].address]
+    assert cc.getCiphertextMaterials([handle]).call() == [(handle, 7, d1, agreeing)]
+    assert cc.getSnsCiphertextMaterials([handle]).call() == [(handle, 7, d1, agreeing)]
+
+    # A coprocessor that agrees after consensus is listed with it, without a second announcement.
+    late = b"\x04" * 32
+    seen = [
+        names(client.send(s, cc.addCiphertextMaterial(late, 7, d1, d2), gateway=True))
+        for s in senders
+    ]
+    assert seen == [
+        ["AddCiphertextMaterial"],
+        ["AddCiphertextMaterial", "AddCiphertextMaterialConsensus"],
+        ["AddCiphertextMaterial"],
+    ]
+    assert cc.getAddCiphertextMaterialConsensusTxSenders(late).call() == [
+        s.address for s in senders
+    ]
+    assert cc.getSnsCiphertextMaterials([late, handle]).call() == [
+        (late, 7, d2, [s.address for s in senders]),
+        (handle, 7, d1, agreeing),
     ]
 
 

@@ -68,7 +68,7 @@ def ciphertext_verification_typed_data(
 
 
 def ciphertext_verification_digest(**fields: Any) -> bytes:
-    """The 32-byte EIP-712 digest (what `hashCiphertextVerification` returns on chain)."""
+    """The 32-byte EIP-712 digest (what the gateway InputVerification recovers the signer from)."""
     signable = encode_typed_data(full_message=ciphertext_verification_typed_data(**fields))
     return keccak(b"\x19\x01" + signable.header + signable.body)
 

@@ -37,7 +37,8 @@ Gateway transactions (`GatewayTransactions`, from `GatewayChainResource.transact
 generic: `send(GatewayCall("CiphertextCommits", "addCiphertextMaterial", (handle, key_id, d64,
 d128)))` returns a `TxOutcome` (confirmed | already_done | failed, tx hash, decoded reason). Each
 call is simulated first (check-then-send): a call that would revert is not sent, and an "already
-done" revert (`ALREADY_DONE_ERRORS`) is reported as `already_done`.
+done" revert (`ALREADY_DONE_ERRORS`) is reported as `already_done`. Reverts are decoded by the one
+decoder of `fhevm_dagster.abi`, built from the shipped ABIs.
 """
 
 from __future__ import annotations
@@ -49,12 +50,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, partial
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 from dagster import ConfigurableResource
-from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
@@ -68,6 +67,7 @@ from web3.exceptions import (
     TransactionNotFound,
 )
 
+from ..abi import decode_revert, load_abi
 from ..protocol.events import RawLog
 
 CANONICAL_ACL = "0x50157CFfD6bBFA2DECe204a89ec419c23ef5755D"
@@ -203,6 +203,8 @@ class HostIngestSettings(ConfigurableResource):  # type: ignore[type-arg]
 
 CANONICAL_GATEWAY_RPC = "http://127.0.0.1:8546"
 #: Custom errors meaning "this coprocessor already did that": the goal is reached, not a failure.
+#: Names as `fhevm_dagster.abi.decode_revert` gives them, which knows the reference's signatures
+#: (`CoprocessorAlreadyVerified/Rejected(uint256,address,address)`, `...Added(bytes32,address)`).
 ALREADY_DONE_ERRORS = frozenset(
     {"CoprocessorAlreadyVerified", "CoprocessorAlreadyRejected", "CoprocessorAlreadyAdded"}
 )
@@ -213,47 +215,9 @@ GATEWAY_CONTRACTS = ("InputVerification", "CiphertextCommits")
 _T = TypeVar("_T")
 
 
-@cache
 def gateway_abi(name: str) -> list[dict[str, Any]]:
     """ABI of a gateway contract, shipped in fhevm_dagster/abi/<name>.json."""
-    doc = json.loads(resources.files("fhevm_dagster.abi").joinpath(f"{name}.json").read_text())
-    abi: list[dict[str, Any]] = doc["abi"] if isinstance(doc, dict) else doc
-    return abi
-
-
-@cache
-def _error_table() -> dict[bytes, tuple[str, list[str]]]:
-    table: dict[bytes, tuple[str, list[str]]] = {
-        bytes(Web3.keccak(text="Error(string)")[:4]): ("Error", ["string"]),
-        bytes(Web3.keccak(text="Panic(uint256)")[:4]): ("Panic", ["uint256"]),
-    }
-    for name in GATEWAY_CONTRACTS:
-        for item in gateway_abi(name):
-            if item.get("type") == "error":
-                types = [str(p["type"]) for p in item.get("inputs", [])]
-                selector = bytes(Web3.keccak(text=f"{item['name']}({','.join(types)})")[:4])
-                table[selector] = (str(item["name"]), types)
-    return table
-
-
-def decode_revert(data: bytes) -> tuple[str, str]:
-    """(custom error name, readable form) of revert data, e.g. `NotCoprocessorSigner(0x..)`."""
-    if len(data) < 4:
-        return "EmptyRevert", "reverted without data"
-    entry = _error_table().get(data[:4])
-    if entry is None:
-        return "UnknownError", f"unknown error 0x{data.hex()}"
-    name, types = entry
-    try:
-        values = abi_decode(types, data[4:])
-    except Exception:  # malformed arguments: still name the error
-        return name, f"{name}(<undecodable 0x{data[4:].hex()}>)"
-    shown = ", ".join(
-        Web3.to_checksum_address(v) if t == "address" else "0x" + v.hex() if isinstance(v, bytes)
-        else repr(v)
-        for t, v in zip(types, values, strict=True)
-    )  # fmt: skip
-    return name, f"{name}({shown})"
+    return load_abi(name)
 
 
 _REVERTS = (ContractCustomError, ContractLogicError, ContractPanicError)
@@ -286,6 +250,11 @@ class GatewayCall:
 
 
 TxStatus = Literal["confirmed", "already_done", "failed"]
+
+
+def tx_status_of(error: str) -> TxStatus:
+    """`already_done` for an `ALREADY_DONE_ERRORS` revert (decoded name), else `failed`."""
+    return "already_done" if error in ALREADY_DONE_ERRORS else "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,8 +445,7 @@ class GatewayTransactions:
         try:
             tx, attempts = self._retry(lambda: self._simulate(call))
         except _Revert as rev:
-            status: TxStatus = "already_done" if rev.error in ALREADY_DONE_ERRORS else "failed"
-            return TxOutcome(status, None, rev.reason, rev.error)
+            return TxOutcome(tx_status_of(rev.error), None, rev.reason, rev.error)
         except Exception as exc:
             return TxOutcome("failed", None, f"RPC: {type(exc).__name__}: {exc}", retryable=True)
         try:
@@ -516,8 +484,7 @@ class GatewayTransactions:
             error, reason = _revert_of(exc)
         except Exception as exc:
             error, reason = "Reverted", f"reverted in block {block}; replay failed: {exc}"
-        status: TxStatus = "already_done" if error in ALREADY_DONE_ERRORS else "failed"
-        return TxOutcome(status, p.tx_hash, reason, error, block, p.attempts)
+        return TxOutcome(tx_status_of(error), p.tx_hash, reason, error, block, p.attempts)
 
     def send(self, call: GatewayCall) -> TxOutcome:
         """Simulate, send and wait for the receipt of one call."""
