@@ -19,7 +19,13 @@ from pathlib import Path
 
 import tfhe_py
 
-from fhevm_dagster.compute.keys import CLIENT_KEY, cache_dir, cached_server_key, load_key_dir
+from fhevm_dagster.compute.keys import (
+    CLIENT_KEY,
+    METADATA,
+    cache_dir,
+    derived_server_key_path,
+    load_key_dir,
+)
 from fhevm_dagster.protocol.opcodes import Operator
 from fhevm_dagster.protocol.types import FheType
 from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS
@@ -76,9 +82,9 @@ def native_samples(repeats: int, slow: int) -> dict[str, list[float]]:
         env=env,
     )
     print(f"native baseline built in {time.monotonic() - started:.0f} s")
-    server_key = cache_dir() / "server-keys"
-    cached_server_key(DEVNET_TEST_KEYS / CLIENT_KEY)  # make sure the cache holds it
-    path = max(server_key.glob("*.bin"), key=lambda p: p.stat().st_mtime)
+    load_key_dir(DEVNET_TEST_KEYS)  # makes sure the cache holds the derived server key
+    seed = int(json.loads((DEVNET_TEST_KEYS / METADATA).read_text())["server_key_seed"])
+    path = derived_server_key_path(DEVNET_TEST_KEYS / CLIENT_KEY, seed)
     binary = Path(env["CARGO_TARGET_DIR"]) / "release" / "native-bench"
     out = subprocess.run(
         [str(binary), str(DEVNET_TEST_KEYS / CLIENT_KEY), str(path), str(repeats), str(slow)],

@@ -3,7 +3,12 @@
 A key directory holds `client_key.bin` (only where decryption is allowed: tests, the devnet),
 `server_key.bin`, `public_key.bin`, `crs.bin` and `keys.json`. Server keys are about 1.6 GB and
 take minutes to derive on a small machine, so a server key derived from a client key is cached
-under the cache directory, keyed by the client key's digest.
+under the cache directory, keyed by the client key's digest and the derivation seed.
+
+Coprocessors agree on ciphertext bytes only when they compute with the same server key. A
+directory without `server_key.bin` therefore names a `server_key_seed` in `keys.json`: every
+machine derives the same server key from the same client key and seed (the committed devnet test
+keys work this way). A production key set ships its `server_key.bin` instead.
 """
 
 from __future__ import annotations
@@ -54,14 +59,18 @@ def _digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def cached_server_key(client_key_path: Path) -> tfhe_py.ServerKey:
-    """The server key of a client key, derived once and then loaded from the cache."""
-    target = (
-        cache_dir() / "server-keys" / f"{_digest(client_key_path)}-{tfhe_py.TFHE_RS_VERSION}.bin"
-    )
+def derived_server_key_path(client_key_path: Path, seed: int) -> Path:
+    """Where the server key derived from a client key and `seed` is cached."""
+    name = f"{_digest(client_key_path)}-{seed:032x}-{tfhe_py.TFHE_RS_VERSION}.bin"
+    return cache_dir() / "server-keys" / name
+
+
+def cached_server_key(client_key_path: Path, seed: int) -> tfhe_py.ServerKey:
+    """The server key derived from a client key and `seed`, once; then loaded from the cache."""
+    target = derived_server_key_path(client_key_path, seed)
     if target.exists():
         return tfhe_py.ServerKey.load(target)
-    server_key = tfhe_py.ClientKey.load(client_key_path).server_key()
+    server_key = tfhe_py.ClientKey.load(client_key_path).server_key(seed)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".partial-{os.getpid()}")
     server_key.save(partial)
@@ -84,12 +93,17 @@ def generate_key_dir(directory: Path, seed: int | None = None) -> Path:
     return directory
 
 
-def write_metadata(directory: Path, seconds: float | None = None) -> None:
-    meta = {
+def write_metadata(
+    directory: Path, seconds: float | None = None, server_key_seed: int | None = None
+) -> None:
+    """`keys.json`; with `server_key_seed`, machines derive the server key rather than ship it."""
+    meta: dict[str, object] = {
         "parameter_set": tfhe_py.PARAMETER_SET,
         "tfhe_rs": tfhe_py.TFHE_RS_VERSION,
         "crs_max_bits": tfhe_py.CRS_MAX_BITS,
     }
+    if server_key_seed is not None:
+        meta["server_key_seed"] = str(server_key_seed)
     if seconds is not None:
         meta["generation_seconds"] = round(seconds, 1)
     (directory / METADATA).write_text(json.dumps(meta, indent=2) + "\n")
@@ -101,17 +115,21 @@ def load_key_dir(directory: Path, with_client_key: bool = False) -> KeySet:
         if not (directory / name).exists():
             raise KeySetError(f"{directory / name} is missing (run `fhevm-dagster keys generate`)")
     meta_path = directory / METADATA
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("parameter_set") != tfhe_py.PARAMETER_SET:
-            raise KeySetError(
-                f"{directory} holds keys of {meta.get('parameter_set')}, "
-                f"this build uses {tfhe_py.PARAMETER_SET}"
-            )
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if meta and meta.get("parameter_set") != tfhe_py.PARAMETER_SET:
+        raise KeySetError(
+            f"{directory} holds keys of {meta.get('parameter_set')}, "
+            f"this build uses {tfhe_py.PARAMETER_SET}"
+        )
     if (directory / SERVER_KEY).exists():
         server_key = tfhe_py.ServerKey.load(directory / SERVER_KEY)
+    elif (directory / CLIENT_KEY).exists() and "server_key_seed" in meta:
+        server_key = cached_server_key(directory / CLIENT_KEY, int(meta["server_key_seed"]))
     elif (directory / CLIENT_KEY).exists():
-        server_key = cached_server_key(directory / CLIENT_KEY)
+        raise KeySetError(
+            f"{directory} has no {SERVER_KEY} and {METADATA} names no server_key_seed: a server "
+            "key derived at random would differ from every other coprocessor's"
+        )
     else:
         raise KeySetError(f"{directory} has neither {SERVER_KEY} nor {CLIENT_KEY}")
     client_key = None

@@ -13,10 +13,10 @@ use tfhe::integer::ciphertext::IntegerProvenCompactCiphertextListConformancePara
 use tfhe::prelude::*;
 use tfhe::safe_serialization::safe_deserialize_conformant;
 use tfhe::zk::{ZkComputeLoad, ZkPkeV2SupportedHashConfig};
-use tfhe::{ProvenCompactCiphertextList, ReRandomizationContext};
+use tfhe::ProvenCompactCiphertextList;
 
 use crate::ct::{by_type, Ct, FheType};
-use crate::errors::{ctx, guard, py_err, Res};
+use crate::errors::{ctx, guard, py_err, Failure, Res};
 use crate::keys::{CompactPublicKey, Crs, ServerKey};
 use crate::ops::{execute, trivial, Op, Operand};
 use crate::params::{pke_params, CIPHERTEXT_LIMIT, INPUT_METADATA_LEN, MAX_INPUT_ENTRIES};
@@ -49,7 +49,7 @@ impl Ciphertext {
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let inner = self.inner.clone();
         let data = py
-            .allow_threads(|| guard(|| inner.to_raw_bytes()))
+            .detach(|| guard(|| inner.to_raw_bytes()))
             .map_err(py_err)?;
         Ok(PyBytes::new(py, &data))
     }
@@ -58,7 +58,7 @@ impl Ciphertext {
     fn from_bytes(py: Python<'_>, data: &[u8], fhe_type: u8) -> PyResult<Self> {
         let t = FheType::from_u8(fhe_type).map_err(py_err)?;
         let ct = py
-            .allow_threads(|| guard(|| Ct::from_raw_bytes(data, t)))
+            .detach(|| guard(|| Ct::from_raw_bytes(data, t)))
             .map_err(py_err)?;
         Ok(Self::new(ct))
     }
@@ -82,10 +82,10 @@ enum OwnedOperand {
 }
 
 fn extract_operand(obj: &Bound<'_, PyAny>) -> PyResult<OwnedOperand> {
-    if let Ok(ct) = obj.downcast::<Ciphertext>() {
+    if let Ok(ct) = obj.cast::<Ciphertext>() {
         return Ok(OwnedOperand::Ct(ct.get().inner.clone()));
     }
-    if let Ok(bytes) = obj.downcast::<PyBytes>() {
+    if let Ok(bytes) = obj.cast::<PyBytes>() {
         return be32_from_slice(bytes.as_bytes())
             .map(OwnedOperand::Scalar)
             .map_err(py_err);
@@ -107,7 +107,7 @@ pub struct Engine {
 impl Engine {
     /// Installs this engine's server key in the current OS thread, then runs `f` under the
     /// panic guard.
-    fn run<T>(&self, f: impl FnOnce() -> Res<T>) -> Res<T> {
+    fn run<T>(&self, f: impl FnOnce() -> Res<T>) -> Result<T, Failure> {
         guard(|| {
             if INSTALLED.with(Cell::get) != self.id {
                 tfhe::set_server_key(self.server_key.clone());
@@ -141,7 +141,7 @@ impl Engine {
                 })
                 .collect();
             let description = (op as i32).to_be_bytes();
-            Ct::rerandomize_all(&mut fresh, &[&description], public_key)?;
+            Ct::rerandomize_all(&mut fresh, OPERATION_DOMAIN, &[&description], public_key)?;
         }
         let mut next_fresh = fresh.iter();
         let ops: Vec<Operand<'_>> = operands
@@ -159,7 +159,9 @@ impl Engine {
         execute(op, &ops, result_type)
     }
 
-    fn verify_and_expand_list(&self, data: &[u8], metadata: &[u8], seed: &[u8]) -> Res<Vec<Ct>> {
+    /// SPEC §6 steps 1-3: conformant deserialization, the proof against `metadata`, expansion
+    /// without a second verification. An empty list is valid and verifies nothing.
+    fn verify_and_expand_list(&self, data: &[u8], metadata: &[u8]) -> Res<Vec<Ct>> {
         let crs = self
             .crs
             .as_ref()
@@ -172,41 +174,36 @@ impl Engine {
             ));
         }
         let conformance =
-            IntegerProvenCompactCiphertextListConformanceParams::from_crs_and_parameters(
+            IntegerProvenCompactCiphertextListConformanceParams::from_public_key_encryption_parameters_and_crs_parameters(
                 pke_params(),
                 crs,
             )
-            .forbid_compute_load(ZkComputeLoad::Proof)
-            .forbid_hash_config(ZkPkeV2SupportedHashConfig::V0_4_0);
+            .forbid_hash_config(ZkPkeV2SupportedHashConfig::V0_4_0)
+            .forbid_compute_load(ZkComputeLoad::Proof);
         let list: ProvenCompactCiphertextList =
             safe_deserialize_conformant(data, CIPHERTEXT_LIMIT, &conformance)
                 .map_err(ctx("malformed or non-conformant proven input list"))?;
+        if list.is_empty() {
+            return Ok(Vec::new());
+        }
         if list.len() > MAX_INPUT_ENTRIES {
             return Err(format!(
                 "an input list holds at most {MAX_INPUT_ENTRIES} entries, got {}",
                 list.len()
             ));
         }
-        let kinds = (0..list.len())
-            .map(|i| {
-                list.get_kind_of(i)
-                    .ok_or_else(|| format!("input {i} has no type"))
-                    .and_then(FheType::from_tfhe)
-            })
-            .collect::<Res<Vec<_>>>()?;
-        let mut context = ReRandomizationContext::new(*b"ZKw_Rrnd", [seed], *b"TFHE_Enc");
-        context.add_ciphertext(&list);
-        let rerand_seed = context
-            .finalize()
-            .next_seed()
-            .map_err(ctx("input re-randomization seed"))?;
+        if list.verify(crs, public_key, metadata).is_invalid() {
+            return Err("input proof rejected: ZK proof verification failed".to_string());
+        }
         let expander = list
-            .verify_re_randomize_and_expand(crs, public_key, metadata, rerand_seed)
-            .map_err(ctx("input proof rejected"))?;
-        kinds
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| {
+            .expand_without_verification()
+            .map_err(ctx("cannot expand the verified list"))?;
+        (0..expander.len())
+            .map(|i| {
+                let t = expander
+                    .get_kind_of(i)
+                    .ok_or_else(|| format!("input {i} has no type"))
+                    .and_then(FheType::from_tfhe)?;
                 by_type!(t, T => expander
                     .get::<T>(i)
                     .map_err(ctx(&format!("cannot expand input {i}")))?
@@ -216,6 +213,11 @@ impl Engine {
             .collect()
     }
 }
+
+/// Domain separator of the re-randomization before each operation (reference scheduler).
+const OPERATION_DOMAIN: [u8; 8] = *b"TFHE_Rrd";
+/// Domain separator of the re-randomization of verified inputs (reference zkproof worker).
+const INPUT_DOMAIN: [u8; 8] = *b"ZKw_Rrnd";
 
 #[pymethods]
 impl Engine {
@@ -256,7 +258,7 @@ impl Engine {
             .map(extract_operand)
             .collect::<PyResult<Vec<_>>>()?;
         let ct = py
-            .allow_threads(|| self.run(|| self.evaluate(op, &owned, result_type, rerandomize)))
+            .detach(|| self.run(|| self.evaluate(op, &owned, result_type, rerandomize)))
             .map_err(py_err)?;
         Ok(Ciphertext::new(ct))
     }
@@ -270,9 +272,7 @@ impl Engine {
     ) -> PyResult<Ciphertext> {
         let v = int_to_be32(value)?;
         let t = FheType::from_u8(fhe_type).map_err(py_err)?;
-        let ct = py
-            .allow_threads(|| self.run(|| trivial(&v, t)))
-            .map_err(py_err)?;
+        let ct = py.detach(|| self.run(|| trivial(&v, t))).map_err(py_err)?;
         Ok(Ciphertext::new(ct))
     }
 
@@ -280,14 +280,14 @@ impl Engine {
     fn compress<'py>(&self, py: Python<'py>, ct: &Ciphertext) -> PyResult<Bound<'py, PyBytes>> {
         let inner = ct.inner.clone();
         let data = py
-            .allow_threads(|| self.run(|| inner.compress()))
+            .detach(|| self.run(|| inner.compress()))
             .map_err(py_err)?;
         Ok(PyBytes::new(py, &data))
     }
 
     fn decompress(&self, py: Python<'_>, data: &[u8]) -> PyResult<Ciphertext> {
         let ct = py
-            .allow_threads(|| self.run(|| Ct::decompress(data)))
+            .detach(|| self.run(|| Ct::decompress(data)))
             .map_err(py_err)?;
         Ok(Ciphertext::new(ct))
     }
@@ -295,13 +295,12 @@ impl Engine {
     /// Switch-and-squash to the ct128 format.
     fn squash<'py>(&self, py: Python<'py>, ct: &Ciphertext) -> PyResult<Bound<'py, PyBytes>> {
         let inner = ct.inner.clone();
-        let data = py
-            .allow_threads(|| self.run(|| inner.squash()))
-            .map_err(py_err)?;
+        let data = py.detach(|| self.run(|| inner.squash())).map_err(py_err)?;
         Ok(PyBytes::new(py, &data))
     }
 
-    /// Re-randomizes `cts` together under `fn_description` (one seed per ciphertext).
+    /// Re-randomizes `cts` together as before an operation: context `TFHE_Rrd` with
+    /// `fn_description`, one seed per ciphertext in order.
     fn rerandomize(
         &self,
         py: Python<'_>,
@@ -310,11 +309,11 @@ impl Engine {
     ) -> PyResult<Vec<Ciphertext>> {
         let mut owned: Vec<Ct> = cts.iter().map(|c| Ct::clone(&c.inner)).collect();
         let out = py
-            .allow_threads(|| {
+            .detach(|| {
                 self.run(|| {
                     let parts: Vec<&[u8]> = fn_description.iter().map(Vec::as_slice).collect();
                     let public_key = self.public_key("re-randomization")?;
-                    Ct::rerandomize_all(&mut owned, &parts, public_key)?;
+                    Ct::rerandomize_all(&mut owned, OPERATION_DOMAIN, &parts, public_key)?;
                     Ok(owned)
                 })
             })
@@ -322,18 +321,50 @@ impl Engine {
         Ok(out.into_iter().map(Ciphertext::new).collect())
     }
 
-    /// Checks and expands an untrusted proven input list: conformant deserialization, ZK proof
-    /// against the 92-byte `metadata`, re-randomization seeded by `seed` (the blob hash).
+    /// Checks and expands an untrusted proven input list (SPEC §6 steps 1-3): conformant
+    /// deserialization, the ZK proof against the 92-byte `metadata`, expansion. The entries are
+    /// not re-randomized yet: that needs their handle hashes (`rerandomize_inputs`).
     fn verify_and_expand(
         &self,
         py: Python<'_>,
         data: &[u8],
         metadata: &[u8],
-        seed: &[u8],
     ) -> PyResult<Vec<Ciphertext>> {
         let cts = py
-            .allow_threads(|| self.run(|| self.verify_and_expand_list(data, metadata, seed)))
+            .detach(|| self.run(|| self.verify_and_expand_list(data, metadata)))
             .map_err(py_err)?;
         Ok(cts.into_iter().map(Ciphertext::new).collect())
+    }
+
+    /// SPEC §6 step 4: entry i gets the full 32-byte handle hash `h_i` as re-randomization
+    /// metadata; all go into one context `ZKw_Rrnd` over `blob_hash`, one seed each, in order.
+    fn rerandomize_inputs(
+        &self,
+        py: Python<'_>,
+        cts: Vec<PyRef<'_, Ciphertext>>,
+        blob_hash: Vec<u8>,
+        handle_hashes: Vec<Vec<u8>>,
+    ) -> PyResult<Vec<Ciphertext>> {
+        if cts.len() != handle_hashes.len() {
+            return Err(py_err(format!(
+                "{} ciphertexts but {} handle hashes",
+                cts.len(),
+                handle_hashes.len()
+            )));
+        }
+        let mut owned: Vec<Ct> = cts.iter().map(|c| Ct::clone(&c.inner)).collect();
+        let out = py
+            .detach(|| {
+                self.run(|| {
+                    let public_key = self.public_key("re-randomization")?;
+                    for (ct, h) in owned.iter_mut().zip(&handle_hashes) {
+                        ct.set_rerandomization_metadata(h);
+                    }
+                    Ct::rerandomize_all(&mut owned, INPUT_DOMAIN, &[&blob_hash], public_key)?;
+                    Ok(owned)
+                })
+            })
+            .map_err(py_err)?;
+        Ok(out.into_iter().map(Ciphertext::new).collect())
     }
 }

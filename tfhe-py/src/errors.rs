@@ -2,7 +2,9 @@
 //!
 //! TFHE-rs reports misuse (wrong key, bad parameters, broken data) by panicking. A panic that
 //! crossed into Python would surface as `PanicException` or abort the interpreter, so every
-//! call into TFHE-rs runs under [`guard`].
+//! call into TFHE-rs runs under [`guard`]. A panic stays distinguishable from a refusal
+//! (`TfhePanic`): the reference coprocessor retries a request whose verification panicked
+//! instead of rejecting it (SPEC §6), and so must its callers.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -20,8 +22,27 @@ create_exception!(
     "Any failure inside TFHE-rs or the bindings: bad input, wrong type, missing key material."
 );
 
+create_exception!(
+    tfhe_py,
+    TfhePanic,
+    TfheError,
+    "TFHE-rs panicked: an internal failure, not a verdict on the input (retry, never reject)."
+);
+
 /// The bindings' internal error: a message for the operator.
 pub type Res<T> = Result<T, String>;
+
+/// Why a guarded call failed: TFHE-rs or the bindings refused, or TFHE-rs panicked.
+pub enum Failure {
+    Refused(String),
+    Panicked(String),
+}
+
+impl From<String> for Failure {
+    fn from(msg: String) -> Self {
+        Failure::Refused(msg)
+    }
+}
 
 thread_local! {
     static GUARDED: Cell<bool> = const { Cell::new(false) };
@@ -51,23 +72,26 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Runs `f`, turning a panic into an error that names it.
-pub fn guard<T>(f: impl FnOnce() -> Res<T>) -> Res<T> {
+/// Runs `f`, turning a panic into a [`Failure::Panicked`] that names it.
+pub fn guard<T>(f: impl FnOnce() -> Res<T>) -> Result<T, Failure> {
     let was = GUARDED.with(|g| g.replace(true));
     let out = panic::catch_unwind(AssertUnwindSafe(f));
     GUARDED.with(|g| g.set(was));
     match out {
-        Ok(r) => r,
-        Err(payload) => Err(format!(
+        Ok(r) => r.map_err(Failure::Refused),
+        Err(payload) => Err(Failure::Panicked(format!(
             "TFHE-rs panicked: {}",
             panic_message(payload.as_ref())
-        )),
+        ))),
     }
 }
 
 /// Converts an internal error into the Python exception.
-pub fn py_err(msg: String) -> PyErr {
-    TfheError::new_err(msg)
+pub fn py_err(failure: impl Into<Failure>) -> PyErr {
+    match failure.into() {
+        Failure::Refused(msg) => TfheError::new_err(msg),
+        Failure::Panicked(msg) => TfhePanic::new_err(msg),
+    }
 }
 
 /// Adds context to any displayable error.

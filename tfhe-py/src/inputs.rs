@@ -3,7 +3,8 @@
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use tfhe::integer::U256;
+use tfhe::integer::bigint::{U1024, U2048};
+use tfhe::integer::{U256, U512};
 use tfhe::safe_serialization::safe_serialize;
 use tfhe::zk::ZkComputeLoad;
 use tfhe::ProvenCompactCiphertextList;
@@ -12,13 +13,13 @@ use crate::ct::{check_fits, FheType};
 use crate::errors::{ctx, guard, py_err, Res};
 use crate::keys::{CompactPublicKey, Crs};
 use crate::params::{CIPHERTEXT_LIMIT, INPUT_METADATA_LEN, MAX_INPUT_ENTRIES};
-use crate::pyconv::int_to_be32;
-use crate::scalar::{Be32, ClearValue};
+use crate::pyconv::int_to_be;
+use crate::scalar::Clear;
 
 fn build(
     public_key: &tfhe::CompactPublicKey,
     crs: &tfhe::zk::CompactPkeCrs,
-    values: &[(Be32, FheType)],
+    values: &[(Vec<u8>, FheType)],
     metadata: &[u8],
     seed: Option<&[u8]>,
     load: ZkComputeLoad,
@@ -37,18 +38,21 @@ fn build(
     let mut builder = ProvenCompactCiphertextList::builder(public_key);
     for (value, t) in values {
         check_fits(value, *t)?;
-        match t {
-            FheType::Bool => builder.push(bool::from_be32(value)),
-            FheType::Uint8 => builder.push(u8::from_be32(value)),
-            FheType::Uint16 => builder.push(u16::from_be32(value)),
-            FheType::Uint32 => builder.push(u32::from_be32(value)),
-            FheType::Uint64 => builder.push(u64::from_be32(value)),
-            FheType::Uint128 => builder.push(u128::from_be32(value)),
-            FheType::Uint160 => builder
-                .push_with_num_bits(U256::from_be32(value), 160)
-                .map_err(ctx("cannot add a Uint160"))?,
-            FheType::Uint256 => builder.push(U256::from_be32(value)),
+        let pushed = match t {
+            FheType::Bool => Ok(builder.push(bool::from_be_slice(value))),
+            FheType::Uint4 => builder.push_with_num_bits(u8::from_be_slice(value), 4),
+            FheType::Uint8 => Ok(builder.push(u8::from_be_slice(value))),
+            FheType::Uint16 => Ok(builder.push(u16::from_be_slice(value))),
+            FheType::Uint32 => Ok(builder.push(u32::from_be_slice(value))),
+            FheType::Uint64 => Ok(builder.push(u64::from_be_slice(value))),
+            FheType::Uint128 => Ok(builder.push(u128::from_be_slice(value))),
+            FheType::Uint160 => builder.push_with_num_bits(U256::from_be_slice(value), 160),
+            FheType::Uint256 => Ok(builder.push(U256::from_be_slice(value))),
+            FheType::Uint512 => builder.push_with_num_bits(U512::from_be_slice(value), 512),
+            FheType::Uint1024 => builder.push_with_num_bits(U1024::from_be_slice(value), 1024),
+            FheType::Uint2048 => builder.push_with_num_bits(U2048::from_be_slice(value), 2048),
         };
+        pushed.map_err(ctx(&format!("cannot add a {}", t.name())))?;
     }
     let list = match seed {
         Some(s) => builder.build_with_proof_packed_seeded(crs, metadata, load, s),
@@ -86,12 +90,13 @@ pub fn build_proven_list<'py>(
     };
     let values = values
         .iter()
-        .map(|(v, t)| Ok((int_to_be32(v)?, FheType::from_u8(*t).map_err(py_err)?)))
+        .map(|(v, t)| {
+            let t = FheType::from_u8(*t).map_err(py_err)?;
+            Ok((int_to_be(v, t.bytes().max(32))?, t))
+        })
         .collect::<PyResult<Vec<_>>>()?;
     let data = py
-        .allow_threads(|| {
-            guard(|| build(&public_key.inner, &crs.inner, &values, metadata, seed, load))
-        })
+        .detach(|| guard(|| build(&public_key.inner, &crs.inner, &values, metadata, seed, load)))
         .map_err(py_err)?;
     Ok(PyBytes::new(py, &data))
 }

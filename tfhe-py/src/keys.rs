@@ -7,8 +7,11 @@ use std::path::PathBuf;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use tfhe::core_crypto::commons::generators::DeterministicSeeder;
+use tfhe::core_crypto::prelude::DefaultRandomGenerator;
 use tfhe::named::Named;
 use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
+use tfhe::shortint::engine::ShortintEngine;
 use tfhe::zk::CompactPkeCrs;
 use tfhe::{Seed, Unversionize, Versionize};
 
@@ -16,7 +19,7 @@ use crate::ct::{decrypt_squashed, Ct, FheType};
 use crate::engine::Ciphertext;
 use crate::errors::{ctx, guard, py_err, Res};
 use crate::params::{config, CRS_MAX_BITS, KEY_LIMIT};
-use crate::pyconv::{be32_to_int, int_to_be32};
+use crate::pyconv::{be_to_int, int_to_be};
 
 fn to_vec<T: serde::Serialize + Versionize + Named>(x: &T) -> Res<Vec<u8>> {
     let mut buf = Vec::new();
@@ -56,6 +59,17 @@ fn load_file<T: serde::de::DeserializeOwned + Unversionize + Named>(path: &PathB
     )))
 }
 
+/// Runs `f` with this thread's TFHE-rs key-generation engine seeded from `seed`, then puts the
+/// previous engine back: what `f` draws (a derived key) is the same on every machine.
+fn seeded<T>(seed: u128, f: impl FnOnce() -> T) -> T {
+    let mut seeder = DeterministicSeeder::<DefaultRandomGenerator>::new(Seed(seed));
+    let engine = ShortintEngine::new_from_seeder(&mut seeder);
+    let previous = ShortintEngine::with_thread_local_mut(|e| std::mem::replace(e, engine));
+    let out = f();
+    ShortintEngine::with_thread_local_mut(|e| *e = previous);
+    out
+}
+
 /// Serialization methods shared by every key class: bytes and files, GIL released.
 macro_rules! key_io {
     ($py_ty:ident, $inner:ty) => {
@@ -64,7 +78,7 @@ macro_rules! key_io {
             /// Safe-serialized bytes.
             fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
                 let data = py
-                    .allow_threads(|| guard(|| to_vec(&self.inner)))
+                    .detach(|| guard(|| to_vec(&self.inner)))
                     .map_err(py_err)?;
                 Ok(PyBytes::new(py, &data))
             }
@@ -72,21 +86,21 @@ macro_rules! key_io {
             #[staticmethod]
             fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
                 let inner = py
-                    .allow_threads(|| guard(|| from_slice::<$inner>(data)))
+                    .detach(|| guard(|| from_slice::<$inner>(data)))
                     .map_err(py_err)?;
                 Ok(Self { inner })
             }
 
             /// Writes the key to `path` with 0600 permissions.
             fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-                py.allow_threads(|| guard(|| save_file(&self.inner, &path)))
+                py.detach(|| guard(|| save_file(&self.inner, &path)))
                     .map_err(py_err)
             }
 
             #[staticmethod]
             fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
                 let inner = py
-                    .allow_threads(|| guard(|| load_file::<$inner>(&path)))
+                    .detach(|| guard(|| load_file::<$inner>(&path)))
                     .map_err(py_err)?;
                 Ok(Self { inner })
             }
@@ -108,7 +122,7 @@ impl ClientKey {
     #[pyo3(signature = (seed=None))]
     fn generate(py: Python<'_>, seed: Option<u128>) -> PyResult<Self> {
         let inner = py
-            .allow_threads(|| {
+            .detach(|| {
                 guard(|| {
                     Ok(match seed {
                         Some(s) => tfhe::ClientKey::generate_with_seed(config(), Seed(s)),
@@ -121,23 +135,36 @@ impl ClientKey {
     }
 
     /// The server key with compression, noise squashing and re-randomization material.
-    fn server_key(&self, py: Python<'_>) -> PyResult<ServerKey> {
+    ///
+    /// Server keys are random: coprocessors agree on bytes only when they compute with the same
+    /// one. With `seed`, the key is derived deterministically (the same seed and client key give
+    /// the same server key on every machine), which is how test and devnet deployments share
+    /// one key without shipping 1.6 GB; a production network distributes its server key instead.
+    #[pyo3(signature = (seed=None))]
+    fn server_key(&self, py: Python<'_>, seed: Option<u128>) -> PyResult<ServerKey> {
         let inner = py
-            .allow_threads(|| guard(|| Ok(self.inner.generate_server_key())))
+            .detach(|| {
+                guard(|| {
+                    Ok(match seed {
+                        Some(s) => seeded(s, || self.inner.generate_server_key()),
+                        None => self.inner.generate_server_key(),
+                    })
+                })
+            })
             .map_err(py_err)?;
         Ok(ServerKey { inner })
     }
 
     fn compressed_server_key(&self, py: Python<'_>) -> PyResult<CompressedServerKey> {
         let inner = py
-            .allow_threads(|| guard(|| Ok(self.inner.generate_compressed_server_key())))
+            .detach(|| guard(|| Ok(self.inner.generate_compressed_server_key())))
             .map_err(py_err)?;
         Ok(CompressedServerKey { inner })
     }
 
     fn public_key(&self, py: Python<'_>) -> PyResult<CompactPublicKey> {
         let inner = py
-            .allow_threads(|| {
+            .detach(|| {
                 guard(|| tfhe::CompactPublicKey::try_new(&self.inner).map_err(ctx("public key")))
             })
             .map_err(py_err)?;
@@ -151,10 +178,10 @@ impl ClientKey {
         value: &Bound<'_, PyAny>,
         fhe_type: u8,
     ) -> PyResult<Ciphertext> {
-        let v = int_to_be32(value)?;
         let t = FheType::from_u8(fhe_type).map_err(py_err)?;
+        let v = int_to_be(value, t.bytes().max(32))?;
         let ct = py
-            .allow_threads(|| guard(|| Ct::encrypt(&v, t, &self.inner)))
+            .detach(|| guard(|| Ct::encrypt(&v, t, &self.inner)))
             .map_err(py_err)?;
         Ok(Ciphertext::new(ct))
     }
@@ -162,9 +189,9 @@ impl ClientKey {
     fn decrypt<'py>(&self, py: Python<'py>, ct: &Ciphertext) -> PyResult<Bound<'py, PyAny>> {
         let inner = ct.inner.clone();
         let v = py
-            .allow_threads(|| guard(|| Ok(inner.decrypt(&self.inner))))
+            .detach(|| guard(|| Ok(inner.decrypt(&self.inner))))
             .map_err(py_err)?;
-        be32_to_int(py, &v)
+        be_to_int(py, &v)
     }
 
     /// Decrypts a ct128 (noise-squashed, compressed) of type `fhe_type`.
@@ -176,9 +203,9 @@ impl ClientKey {
     ) -> PyResult<Bound<'py, PyAny>> {
         let t = FheType::from_u8(fhe_type).map_err(py_err)?;
         let v = py
-            .allow_threads(|| guard(|| decrypt_squashed(data, t, &self.inner)))
+            .detach(|| guard(|| decrypt_squashed(data, t, &self.inner)))
             .map_err(py_err)?;
-        be32_to_int(py, &v)
+        be_to_int(py, &v)
     }
 }
 
@@ -213,7 +240,7 @@ key_io!(CompressedServerKey, tfhe::CompressedServerKey);
 impl CompressedServerKey {
     fn decompress(&self, py: Python<'_>) -> PyResult<ServerKey> {
         let inner = py
-            .allow_threads(|| guard(|| Ok(self.inner.decompress())))
+            .detach(|| guard(|| Ok(self.inner.decompress())))
             .map_err(py_err)?;
         Ok(ServerKey { inner })
     }
@@ -240,7 +267,7 @@ impl Crs {
     #[pyo3(signature = (max_bits=CRS_MAX_BITS))]
     fn generate(py: Python<'_>, max_bits: usize) -> PyResult<Self> {
         let inner = py
-            .allow_threads(|| {
+            .detach(|| {
                 guard(|| {
                     CompactPkeCrs::from_config(config(), max_bits).map_err(ctx("CRS generation"))
                 })

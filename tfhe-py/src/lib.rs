@@ -33,6 +33,7 @@ fn opcode_names() -> BTreeMap<u8, &'static str> {
 fn _tfhe_py(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::install_quiet_panic_hook();
     m.add("TfheError", m.py().get_type::<errors::TfheError>())?;
+    m.add("TfhePanic", m.py().get_type::<errors::TfhePanic>())?;
     m.add("PARAMETER_SET", params::PARAMETER_SET)?;
     m.add("TFHE_RS_VERSION", "1.6.3")?;
     m.add("CRS_MAX_BITS", params::CRS_MAX_BITS)?;

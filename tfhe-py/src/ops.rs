@@ -11,7 +11,7 @@ use tfhe::{
 
 use crate::ct::{Ct, FheType};
 use crate::errors::{ctx, Res};
-use crate::scalar::{bit_length, exceeds_u128, low_u128, truncate, Be32, ClearValue};
+use crate::scalar::{bit_length, exceeds_u128, low_u128, truncate, Be32, Clear};
 
 /// FHEVMExecutor `Operators`, numbered as on chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +147,16 @@ impl Operand<'_> {
     }
 }
 
+/// A scalar operand as the reference reads it: the low bytes of the 32-byte word for the
+/// operand's width, except for a Bool operand, which is true when any byte is non-zero (SPEC §4).
+fn scalar_bytes(raw: &Be32, t: FheType) -> &[u8] {
+    if t == FheType::Bool {
+        raw
+    } else {
+        &raw[32 - t.bytes().min(32)..]
+    }
+}
+
 fn unsupported(op: Op, operands: &[Operand<'_>]) -> String {
     let kinds: Vec<&str> = operands.iter().map(Operand::describe).collect();
     format!(
@@ -182,17 +192,18 @@ fn ct_of<'a>(op: Op, operand: &Operand<'a>, what: &str) -> Res<&'a Ct> {
     }
 }
 
-/// Binary operator over the listed variants; `$c` is the clear type of a scalar right side.
+/// Binary operator over the listed variants; `$c` is the clear type of a scalar right side,
+/// read as the reference reads it (`scalar_bytes`).
 macro_rules! binary {
     ($op:expr, $ops:expr, [$($v:ident: $c:ty),*],
      |$a:ident, $b:ident| $enc:expr,
-     |$sa:ident, $s:ident, $bits:ident| $sc:expr) => {{
+     |$sa:ident, $s:ident| $sc:expr) => {{
         let lhs = ct_of($op, &$ops[0], "left operand")?;
-        let $bits = lhs.fhe_type().bits();
+        let t = lhs.fhe_type();
         match (lhs, &$ops[1]) {
             $( (Ct::$v($a), Operand::Ct(Ct::$v($b))) => Ok(Ct::from($enc)), )*
             $( (Ct::$v($sa), Operand::Scalar(raw)) => {
-                let $s = <$c as ClearValue>::from_be32(&truncate(raw, $bits));
+                let $s = <$c as Clear>::from_be_slice(scalar_bytes(raw, t));
                 Ok(Ct::from($sc))
             } )*
             _ => Err(unsupported($op, $ops)),
@@ -211,7 +222,7 @@ macro_rules! scalar_divisor {
                 if raw == [0u8; 32] {
                     return Err(format!("{}: scalar division by zero", $op.name()));
                 }
-                let $s = <$c as ClearValue>::from_be32(&raw);
+                let $s = <$c as Clear>::from_be_slice(&raw);
                 Ok(Ct::from($sc))
             } )*
             (_, Operand::Ct(_)) => Err(format!(
@@ -226,11 +237,11 @@ fn arithmetic(op: Op, ops: &[Operand<'_>]) -> Res<Ct> {
     arity(op, ops, 2)?;
     match op {
         Op::Add => binary!(op, ops, [U8: u8, U16: u16, U32: u32, U64: u64, U128: u128],
-            |a, b| a + b, |a, s, _bits| a + s),
+            |a, b| a + b, |a, s| a + s),
         Op::Sub => binary!(op, ops, [U8: u8, U16: u16, U32: u32, U64: u64, U128: u128],
-            |a, b| a - b, |a, s, _bits| a - s),
+            |a, b| a - b, |a, s| a - s),
         Op::Mul => binary!(op, ops, [U8: u8, U16: u16, U32: u32, U64: u64, U128: u128],
-            |a, b| a * b, |a, s, _bits| a * s),
+            |a, b| a * b, |a, s| a * s),
         Op::Div => scalar_divisor!(op, ops, [U8: u8, U16: u16, U32: u32, U64: u64, U128: u128],
             |a, s| a / s),
         Op::Rem => scalar_divisor!(op, ops, [U8: u8, U16: u16, U32: u32, U64: u64, U128: u128],
@@ -244,32 +255,34 @@ fn bitwise(op: Op, ops: &[Operand<'_>]) -> Res<Ct> {
     match op {
         Op::BitAnd => binary!(op, ops,
             [Bool: bool, U8: u8, U16: u16, U32: u32, U64: u64, U128: u128, U256: U256],
-            |a, b| a & b, |a, s, _bits| a & s),
+            |a, b| a & b, |a, s| a & s),
         Op::BitOr => binary!(op, ops,
             [Bool: bool, U8: u8, U16: u16, U32: u32, U64: u64, U128: u128, U256: U256],
-            |a, b| a | b, |a, s, _bits| a | s),
+            |a, b| a | b, |a, s| a | s),
         Op::BitXor => binary!(op, ops,
             [Bool: bool, U8: u8, U16: u16, U32: u32, U64: u64, U128: u128, U256: U256],
-            |a, b| a ^ b, |a, s, _bits| a ^ s),
+            |a, b| a ^ b, |a, s| a ^ s),
         _ => unreachable!("bitwise() called with {op:?}"),
     }
 }
 
-/// Shift amounts are taken modulo the width; widths are powers of two dividing 256, so the
-/// last byte of the scalar decides the amount.
+/// The scalar amount has the operand's clear type, as in the reference; TFHE-rs takes it
+/// modulo the width.
 fn shift(op: Op, ops: &[Operand<'_>]) -> Res<Ct> {
     arity(op, ops, 2)?;
     match op {
-        Op::Shl => binary!(op, ops, [U8: u8, U16: u8, U32: u8, U64: u8, U128: u8, U256: u8],
-            |a, b| a << b, |a, s, bits| a << (u32::from(s) % bits)),
-        Op::Shr => binary!(op, ops, [U8: u8, U16: u8, U32: u8, U64: u8, U128: u8, U256: u8],
-            |a, b| a >> b, |a, s, bits| a >> (u32::from(s) % bits)),
-        Op::Rotl => binary!(op, ops, [U8: u8, U16: u8, U32: u8, U64: u8, U128: u8, U256: u8],
-            |a, b| RotateLeft::rotate_left(a, b),
-            |a, s, bits| RotateLeft::rotate_left(a, u32::from(s) % bits)),
-        Op::Rotr => binary!(op, ops, [U8: u8, U16: u8, U32: u8, U64: u8, U128: u8, U256: u8],
-            |a, b| RotateRight::rotate_right(a, b),
-            |a, s, bits| RotateRight::rotate_right(a, u32::from(s) % bits)),
+        Op::Shl => binary!(op, ops,
+            [U8: u8, U16: u16, U32: u32, U64: u64, U128: u128, U256: U256],
+            |a, b| a << b, |a, s| a << s),
+        Op::Shr => binary!(op, ops,
+            [U8: u8, U16: u16, U32: u32, U64: u64, U128: u128, U256: U256],
+            |a, b| a >> b, |a, s| a >> s),
+        Op::Rotl => binary!(op, ops,
+            [U8: u8, U16: u16, U32: u32, U64: u64, U128: u128, U256: U256],
+            |a, b| RotateLeft::rotate_left(a, b), |a, s| RotateLeft::rotate_left(a, s)),
+        Op::Rotr => binary!(op, ops,
+            [U8: u8, U16: u16, U32: u32, U64: u64, U128: u128, U256: U256],
+            |a, b| RotateRight::rotate_right(a, b), |a, s| RotateRight::rotate_right(a, s)),
         _ => unreachable!("shift() called with {op:?}"),
     }
 }
@@ -279,22 +292,22 @@ fn comparison(op: Op, ops: &[Operand<'_>]) -> Res<Ct> {
     match op {
         Op::Eq => binary!(op, ops,
             [Bool: bool, U8: u8, U16: u16, U32: u32, U64: u64, U128: u128, U160: U256, U256: U256],
-            |a, b| FheEq::eq(a, b), |a, s, _bits| FheEq::eq(a, s)),
+            |a, b| FheEq::eq(a, b), |a, s| FheEq::eq(a, s)),
         Op::Ne => binary!(op, ops,
             [Bool: bool, U8: u8, U16: u16, U32: u32, U64: u64, U128: u128, U160: U256, U256: U256],
-            |a, b| FheEq::ne(a, b), |a, s, _bits| FheEq::ne(a, s)),
+            |a, b| FheEq::ne(a, b), |a, s| FheEq::ne(a, s)),
         Op::Ge => binary!(op, ops, [U8: u8, U16: u16, U32: u32, U64: u64, U128: u128],
-            |a, b| FheOrd::ge(a, b), |a, s, _bits| FheOrd::ge(a, s)),
+            |a, b| FheOrd::ge(a, b), |a, s| FheOrd::ge(a, s)),
         Op::Gt => binary!(op, ops, [U8: u8, U16: u16, U32: u32, U64: u64, U128: u128],
-            |a, b| FheOrd::gt(a, b), |a, s, _bits| FheOrd::gt(a, s)),
+            |a, b| FheOrd::gt(a, b), |a, s| FheOrd::gt(a, s)),
         Op::Le => binary!(op, ops, [U8: u8, U16: u16, U32: u32, U64: u64, U128: u128],
-            |a, b| FheOrd::le(a, b), |a, s, _bits| FheOrd::le(a, s)),
+            |a, b| FheOrd::le(a, b), |a, s| FheOrd::le(a, s)),
         Op::Lt => binary!(op, ops, [U8: u8, U16: u16, U32: u32, U64: u64, U128: u128],
-            |a, b| FheOrd::lt(a, b), |a, s, _bits| FheOrd::lt(a, s)),
+            |a, b| FheOrd::lt(a, b), |a, s| FheOrd::lt(a, s)),
         Op::Min => binary!(op, ops, [U8: u8, U16: u16, U32: u32, U64: u64, U128: u128],
-            |a, b| FheMin::min(a, b), |a, s, _bits| FheMin::min(a, s)),
+            |a, b| FheMin::min(a, b), |a, s| FheMin::min(a, s)),
         Op::Max => binary!(op, ops, [U8: u8, U16: u16, U32: u32, U64: u64, U128: u128],
-            |a, b| FheMax::max(a, b), |a, s, _bits| FheMax::max(a, s)),
+            |a, b| FheMax::max(a, b), |a, s| FheMax::max(a, s)),
         _ => unreachable!("comparison() called with {op:?}"),
     }
 }
@@ -333,7 +346,12 @@ fn cast(ops: &[Operand<'_>], to: FheType) -> Res<Ct> {
                 Ct::U64(x) => <$t>::cast_from(x.clone()),
                 Ct::U128(x) => <$t>::cast_from(x.clone()),
                 Ct::U256(x) => <$t>::cast_from(x.clone()),
-                Ct::U160(_) => return Err("Cast: a Uint160 cannot be cast".to_string()),
+                other => {
+                    return Err(format!(
+                        "Cast: a {} cannot be cast",
+                        other.fhe_type().name()
+                    ))
+                }
             }
         };
     }
@@ -344,37 +362,39 @@ fn cast(ops: &[Operand<'_>], to: FheType) -> Res<Ct> {
         FheType::Uint64 => Ct::from(cast_into!(FheUint64)),
         FheType::Uint128 => Ct::from(cast_into!(FheUint128)),
         FheType::Uint256 => Ct::from(cast_into!(FheUint256)),
-        FheType::Bool | FheType::Uint160 => {
-            return Err(format!("Cast: cannot cast to {}", to.name()))
-        }
+        _ => return Err(format!("Cast: cannot cast to {}", to.name())),
     })
 }
 
-/// Encrypts a plaintext without a key: Bool is "last byte non-zero", integers truncate.
+/// Encrypts a plaintext without a key: Bool is "last byte non-zero" (the reference's
+/// `trivial_encrypt_be_bytes`), integers truncate from the left.
 pub fn trivial(pt: &Be32, to: FheType) -> Res<Ct> {
-    let v = truncate(pt, to.bits());
     let err = ctx("TrivialEncrypt failed");
+    let v = scalar_bytes(pt, to);
     Ok(match to {
-        FheType::Bool => Ct::from(FheBool::try_encrypt_trivial(bool::from_be32(pt)).map_err(err)?),
-        FheType::Uint8 => Ct::from(FheUint8::try_encrypt_trivial(u8::from_be32(&v)).map_err(err)?),
+        FheType::Bool => Ct::from(FheBool::try_encrypt_trivial(pt[31] != 0).map_err(err)?),
+        FheType::Uint8 => {
+            Ct::from(FheUint8::try_encrypt_trivial(u8::from_be_slice(v)).map_err(err)?)
+        }
         FheType::Uint16 => {
-            Ct::from(FheUint16::try_encrypt_trivial(u16::from_be32(&v)).map_err(err)?)
+            Ct::from(FheUint16::try_encrypt_trivial(u16::from_be_slice(v)).map_err(err)?)
         }
         FheType::Uint32 => {
-            Ct::from(FheUint32::try_encrypt_trivial(u32::from_be32(&v)).map_err(err)?)
+            Ct::from(FheUint32::try_encrypt_trivial(u32::from_be_slice(v)).map_err(err)?)
         }
         FheType::Uint64 => {
-            Ct::from(FheUint64::try_encrypt_trivial(u64::from_be32(&v)).map_err(err)?)
+            Ct::from(FheUint64::try_encrypt_trivial(u64::from_be_slice(v)).map_err(err)?)
         }
         FheType::Uint128 => {
-            Ct::from(FheUint128::try_encrypt_trivial(u128::from_be32(&v)).map_err(err)?)
+            Ct::from(FheUint128::try_encrypt_trivial(u128::from_be_slice(v)).map_err(err)?)
         }
         FheType::Uint160 => {
-            Ct::from(FheUint160::try_encrypt_trivial(U256::from_be32(&v)).map_err(err)?)
+            Ct::from(FheUint160::try_encrypt_trivial(U256::from_be_slice(v)).map_err(err)?)
         }
         FheType::Uint256 => {
-            Ct::from(FheUint256::try_encrypt_trivial(U256::from_be32(&v)).map_err(err)?)
+            Ct::from(FheUint256::try_encrypt_trivial(U256::from_be_slice(v)).map_err(err)?)
         }
+        _ => return Err(format!("TrivialEncrypt: cannot encrypt to {}", to.name())),
     })
 }
 
@@ -410,20 +430,38 @@ fn seed_of(op: Op, operand: &Operand<'_>) -> Res<Seed> {
     Ok(Seed(low_u128(&raw)))
 }
 
+/// Random integers use the bounded generator over the type's full width, as the reference
+/// does (`generate_random_number`); only Bool uses the unbounded one.
+fn random(seed: Seed, to: FheType, random_bits: u64) -> Res<Ct> {
+    let bits = random_bits.min(u64::from(to.bits()));
+    Ok(match to {
+        FheType::Bool => Ct::from(FheBool::generate_oblivious_pseudo_random(seed)),
+        FheType::Uint8 => Ct::from(FheUint8::generate_oblivious_pseudo_random_bounded(
+            seed, bits,
+        )),
+        FheType::Uint16 => Ct::from(FheUint16::generate_oblivious_pseudo_random_bounded(
+            seed, bits,
+        )),
+        FheType::Uint32 => Ct::from(FheUint32::generate_oblivious_pseudo_random_bounded(
+            seed, bits,
+        )),
+        FheType::Uint64 => Ct::from(FheUint64::generate_oblivious_pseudo_random_bounded(
+            seed, bits,
+        )),
+        FheType::Uint128 => Ct::from(FheUint128::generate_oblivious_pseudo_random_bounded(
+            seed, bits,
+        )),
+        FheType::Uint256 => Ct::from(FheUint256::generate_oblivious_pseudo_random_bounded(
+            seed, bits,
+        )),
+        _ => return Err(format!("random values of {} are not supported", to.name())),
+    })
+}
+
 fn rand(ops: &[Operand<'_>], to: FheType) -> Res<Ct> {
     let op = Op::Rand;
     arity(op, ops, 1)?;
-    let seed = seed_of(op, &ops[0])?;
-    Ok(match to {
-        FheType::Bool => Ct::from(FheBool::generate_oblivious_pseudo_random(seed)),
-        FheType::Uint8 => Ct::from(FheUint8::generate_oblivious_pseudo_random(seed)),
-        FheType::Uint16 => Ct::from(FheUint16::generate_oblivious_pseudo_random(seed)),
-        FheType::Uint32 => Ct::from(FheUint32::generate_oblivious_pseudo_random(seed)),
-        FheType::Uint64 => Ct::from(FheUint64::generate_oblivious_pseudo_random(seed)),
-        FheType::Uint128 => Ct::from(FheUint128::generate_oblivious_pseudo_random(seed)),
-        FheType::Uint256 => Ct::from(FheUint256::generate_oblivious_pseudo_random(seed)),
-        FheType::Uint160 => return Err(format!("{}: cannot generate a Uint160", op.name())),
-    })
+    random(seed_of(op, &ops[0])?, to, u64::from(to.bits()))
 }
 
 fn rand_bounded(ops: &[Operand<'_>], to: FheType) -> Res<Ct> {
@@ -445,39 +483,10 @@ fn rand_bounded(ops: &[Operand<'_>], to: FheType) -> Res<Ct> {
             to.name()
         ));
     }
-    Ok(match to {
-        FheType::Uint8 => Ct::from(FheUint8::generate_oblivious_pseudo_random_bounded(
-            seed,
-            random_bits,
-        )),
-        FheType::Uint16 => Ct::from(FheUint16::generate_oblivious_pseudo_random_bounded(
-            seed,
-            random_bits,
-        )),
-        FheType::Uint32 => Ct::from(FheUint32::generate_oblivious_pseudo_random_bounded(
-            seed,
-            random_bits,
-        )),
-        FheType::Uint64 => Ct::from(FheUint64::generate_oblivious_pseudo_random_bounded(
-            seed,
-            random_bits,
-        )),
-        FheType::Uint128 => Ct::from(FheUint128::generate_oblivious_pseudo_random_bounded(
-            seed,
-            random_bits,
-        )),
-        FheType::Uint256 => Ct::from(FheUint256::generate_oblivious_pseudo_random_bounded(
-            seed,
-            random_bits,
-        )),
-        FheType::Bool | FheType::Uint160 => {
-            return Err(format!(
-                "{}: cannot generate a bounded {}",
-                op.name(),
-                to.name()
-            ))
-        }
-    })
+    if to == FheType::Bool {
+        return Err(format!("{}: cannot generate a bounded Bool", op.name()));
+    }
+    random(seed, to, random_bits)
 }
 
 /// Collects ciphertext operands that must all be the variant `$v`.
@@ -576,13 +585,13 @@ fn mul_div(ops: &[Operand<'_>]) -> Res<Ct> {
     }
     macro_rules! fused {
         ($a:expr, $c:ty, $v:ident) => {{
-            let d = <$c>::from_be32(&divisor);
+            let d = <$c>::from_be_slice(&divisor);
             match &ops[1] {
                 Operand::Ct(Ct::$v(b)) => {
                     Ok(Ct::from(FusedMulScalarDiv::fused_mul_scalar_div($a, b, d)))
                 }
                 Operand::Scalar(raw) => {
-                    let m = <$c>::from_be32(&truncate(raw, bits));
+                    let m = <$c>::from_be_slice(&truncate(raw, bits));
                     Ok(Ct::from(
                         FusedScalarMulScalarDiv::fused_scalar_mul_scalar_div($a, m, d),
                     ))

@@ -1,6 +1,7 @@
-//! Plaintext values as 32-byte big-endian words, the form they take in fhEVM events.
+//! Plaintext values: 32-byte big-endian words (the form they take in fhEVM events), and the
+//! big-endian conversions of TFHE-rs clear types.
 
-use tfhe::integer::U256;
+use tfhe::integer::bigint::StaticUnsignedBigInt;
 
 /// A plaintext as it appears in events: 32 bytes, big-endian.
 pub type Be32 = [u8; 32];
@@ -27,12 +28,11 @@ pub fn truncate(value: &Be32, bits: u32) -> Be32 {
     out
 }
 
-/// Number of significant bits.
-pub fn bit_length(value: &Be32) -> u32 {
-    value
-        .iter()
-        .position(|b| *b != 0)
-        .map_or(0, |i| (32 - i as u32) * 8 - value[i].leading_zeros())
+/// Number of significant bits of a big-endian value.
+pub fn bit_length(value: &[u8]) -> u32 {
+    value.iter().position(|b| *b != 0).map_or(0, |i| {
+        u32::try_from(value.len() - i).expect("short value") * 8 - value[i].leading_zeros()
+    })
 }
 
 /// Reads the low bits of a 32-byte word as `u128`, for shift amounts and bounds.
@@ -45,50 +45,58 @@ pub fn exceeds_u128(value: &Be32) -> bool {
     value[..16].iter().any(|b| *b != 0)
 }
 
-/// A clear type of TFHE-rs that converts from and to the 32-byte form.
-pub trait ClearValue: Sized {
-    /// Truncating conversion: the caller has already checked or truncated the width.
-    fn from_be32(value: &Be32) -> Self;
-    fn to_be32(self) -> Be32;
+/// A clear type of TFHE-rs read from and written to big-endian bytes.
+pub trait Clear: Sized {
+    /// Reads the low bytes of a big-endian value of any length (the protocol truncates
+    /// scalars from the left, as the reference's `to_be_uN_bit` do).
+    fn from_be_slice(value: &[u8]) -> Self;
+    fn to_be_vec(self) -> Vec<u8>;
 }
 
-impl ClearValue for bool {
-    fn from_be32(value: &Be32) -> Self {
-        value[31] != 0
+/// Left-pads or left-truncates a big-endian value to exactly `len` bytes.
+pub fn pad(value: &[u8], len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    let take = value.len().min(len);
+    out[len - take..].copy_from_slice(&value[value.len() - take..]);
+    out
+}
+
+fn fixed<const N: usize>(value: &[u8]) -> [u8; N] {
+    pad(value, N).try_into().expect("pad returns N bytes")
+}
+
+/// A Bool scalar is true when any byte is non-zero (the reference's `arr_non_zero`, SPEC §4).
+impl Clear for bool {
+    fn from_be_slice(value: &[u8]) -> Self {
+        value.iter().any(|b| *b != 0)
     }
-    fn to_be32(self) -> Be32 {
-        let mut out = [0u8; 32];
-        out[31] = u8::from(self);
-        out
+    fn to_be_vec(self) -> Vec<u8> {
+        vec![u8::from(self)]
     }
 }
 
 macro_rules! clear_uint {
     ($($t:ty),*) => {$(
-        impl ClearValue for $t {
-            fn from_be32(value: &Be32) -> Self {
-                const N: usize = std::mem::size_of::<$t>();
-                <$t>::from_be_bytes(value[32 - N..].try_into().expect("width"))
+        impl Clear for $t {
+            fn from_be_slice(value: &[u8]) -> Self {
+                <$t>::from_be_bytes(fixed(value))
             }
-            fn to_be32(self) -> Be32 {
-                const N: usize = std::mem::size_of::<$t>();
-                let mut out = [0u8; 32];
-                out[32 - N..].copy_from_slice(&self.to_be_bytes());
-                out
+            fn to_be_vec(self) -> Vec<u8> {
+                self.to_be_bytes().to_vec()
             }
         }
     )*};
 }
 clear_uint!(u8, u16, u32, u64, u128);
 
-impl ClearValue for U256 {
-    fn from_be32(value: &Be32) -> Self {
-        let mut out = U256::ZERO;
-        out.copy_from_be_byte_slice(value);
+impl<const N: usize> Clear for StaticUnsignedBigInt<N> {
+    fn from_be_slice(value: &[u8]) -> Self {
+        let mut out = Self::ZERO;
+        out.copy_from_be_byte_slice(&pad(value, N * 8));
         out
     }
-    fn to_be32(self) -> Be32 {
-        let mut out = [0u8; 32];
+    fn to_be_vec(self) -> Vec<u8> {
+        let mut out = vec![0u8; N * 8];
         self.copy_to_be_byte_slice(&mut out);
         out
     }

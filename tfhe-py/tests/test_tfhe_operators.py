@@ -102,6 +102,20 @@ def test_binary_operator(
     assert client_key.decrypt(ct) == expected.value
 
 
+@pytest.mark.parametrize(
+    "op", [Operator.BitAnd, Operator.BitOr, Operator.BitXor, Operator.Eq, Operator.Ne],
+    ids=lambda op: op.name,
+)  # fmt: skip
+def test_bool_scalar_is_true_when_any_byte_is_nonzero(
+    engine: tfhe_py.Engine, client_key: tfhe_py.ClientKey, op: Operator
+) -> None:
+    """SPEC §4: the reference's `arr_non_zero`, not the last byte (0x0100 is true)."""
+    expected, ct = run(engine, client_key, op, [(1, T.Bool), be(0x0100)])
+    truth = {Operator.BitAnd: 1, Operator.BitOr: 1, Operator.BitXor: 0, Operator.Eq: 1,
+             Operator.Ne: 0}  # fmt: skip
+    assert client_key.decrypt(ct) == expected.value == truth[op]
+
+
 def test_every_binary_pair_of_the_table_is_covered() -> None:
     """The cases above cover exactly the types SPEC §4 allows (the table lives in protocol/)."""
     covered: dict[Operator, set[FheType]] = {}

@@ -1,7 +1,8 @@
 """Python bindings for TFHE-rs 1.6.3, with the fhEVM parameter set built in.
 
 Every computing call releases the GIL and installs the server key in the calling thread, so an
-`Engine` can be shared by a thread pool. Failures raise `TfheError`, never a Rust panic.
+`Engine` can be shared by a thread pool. Failures raise `TfheError`, never a Rust panic; a panic
+inside TFHE-rs raises its subclass `TfhePanic` (an internal failure: retry, never reject).
 """
 
 from tfhe_py._tfhe_py import (
@@ -18,6 +19,7 @@ from tfhe_py._tfhe_py import (
     Engine,
     ServerKey,
     TfheError,
+    TfhePanic,
     build_proven_list,
     fhe_type_names,
     opcode_names,
@@ -37,6 +39,7 @@ __all__ = [
     "Engine",
     "ServerKey",
     "TfheError",
+    "TfhePanic",
     "build_proven_list",
     "fhe_type_names",
     "opcode_names",

@@ -12,6 +12,9 @@ MAX_SUM_VALUES: int
 class TfheError(Exception):
     """Any failure inside TFHE-rs or the bindings: bad input, wrong type, missing key material."""
 
+class TfhePanic(TfheError):
+    """TFHE-rs panicked: an internal failure, not a verdict on the input (retry, never reject)."""
+
 _Path = str | PathLike[str]
 
 class _KeyIO:
@@ -29,13 +32,18 @@ class ClientKey(_KeyIO):
     def from_bytes(data: bytes) -> ClientKey: ...
     @staticmethod
     def load(path: _Path) -> ClientKey: ...
-    def server_key(self) -> ServerKey:
-        """The server key with compression, noise squashing and re-randomization material."""
+    def server_key(self, seed: int | None = None) -> ServerKey:
+        """The server key with compression, noise squashing and re-randomization material.
+
+        With `seed` (u128) the derivation is deterministic: the same client key and seed give the
+        same server key on every machine (how test and devnet deployments share one key).
+        """
     def compressed_server_key(self) -> CompressedServerKey: ...
     def public_key(self) -> CompactPublicKey: ...
     def encrypt(self, value: int, fhe_type: int) -> Ciphertext:
         """Encrypts `value` as `fhe_type`; a value wider than the type raises `TfheError`."""
-    def decrypt(self, ct: Ciphertext) -> int: ...
+    def decrypt(self, ct: Ciphertext) -> int:
+        """The plaintext (Bool as 0 or 1)."""
     def decrypt_squashed(self, data: bytes, fhe_type: int) -> int:
         """Decrypts a ct128 (noise-squashed, compressed list) of type `fhe_type`."""
 
@@ -113,9 +121,17 @@ class Engine:
         """Switch-and-squash to the ct128 format."""
     def rerandomize(
         self, cts: Sequence[Ciphertext], fn_description: Sequence[bytes]
-    ) -> list[Ciphertext]: ...
-    def verify_and_expand(self, data: bytes, metadata: bytes, seed: bytes) -> list[Ciphertext]:
-        """Verifies and expands an untrusted ProvenCompactCiphertextList."""
+    ) -> list[Ciphertext]:
+        """Re-randomizes as before an operation (context `TFHE_Rrd`, one seed per ciphertext)."""
+    def verify_and_expand(self, data: bytes, metadata: bytes) -> list[Ciphertext]:
+        """Verifies and expands an untrusted ProvenCompactCiphertextList (SPEC §6 steps 1-3).
+
+        An empty list verifies to no entries. The entries are not re-randomized yet.
+        """
+    def rerandomize_inputs(
+        self, cts: Sequence[Ciphertext], blob_hash: bytes, handle_hashes: Sequence[bytes]
+    ) -> list[Ciphertext]:
+        """SPEC §6 step 4: metadata `h_i` on entry i, one `ZKw_Rrnd` context over `blob_hash`."""
 
 def build_proven_list(
     public_key: CompactPublicKey,
