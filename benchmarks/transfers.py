@@ -2,10 +2,13 @@
 
 For ranges of 1, 10 and 50 transfers on a private devnet: the whole host range (`host_events`,
 `fhe_computations`, `ciphertexts` materialised by Dagster: RPC, decoding, store, DAG, FHE with
-re-randomization, compression, store) against the same operations called straight through
-`tfhe_py` in a plain loop, in the same run. Both on one thread, so the ratio is the orchestration
-overhead; then the pipeline again with the thread pool, for throughput. The engine is loaded
-before timing (a run loads it once; see jobs.py).
+re-randomization, the compress round trip of every operation, store) against the same operations
+called straight through `tfhe_py` in a plain loop, in the same run. The bare loop runs twice: with
+the reference's compress round trips (decompress every operand, compress every result: what
+consensus needs, SPEC §7) and without them (raw values between operations, the path before), so
+the round trips' cost per transfer is measured against the previous figure. All on one thread, so
+pipeline / bare is the orchestration overhead; then the pipeline again with the thread pool, for
+throughput. The engine is loaded before timing (a run loads it once; see jobs.py).
 
     python benchmarks/transfers.py [--sizes 1,10,50] [--threads N]
 """
@@ -60,20 +63,37 @@ def pipeline(
     return elapsed
 
 
-def bare(store: Store, engine: tfhe_py.Engine, rng: BlockRange) -> tuple[float, int]:
-    """The range's operations through tfhe_py in a loop: no DAG scheduler, store or Dagster."""
+def bare(
+    store: Store, engine: tfhe_py.Engine, rng: BlockRange, round_trips: bool
+) -> tuple[float, int]:
+    """The range's operations through tfhe_py in a loop: no DAG scheduler, store or Dagster.
+
+    With `round_trips`, values between operations are ct64 (the reference scheduler's path);
+    without, raw ciphertexts, and only allowed results are compressed.
+    """
     dag = build_dag(store.computations_of_range(rng.key))
     stored = store.get_ciphertexts(sorted(dag.external))
-    values = {h: engine.decompress(c.ciphertext) for h, c in stored.items()}
+    values: dict[bytes, Any] = {h: c.ciphertext for h, c in stored.items()}
+    if not round_trips:
+        values = {h: engine.decompress(c) for h, c in values.items()}
     started = time.perf_counter()
     for key in dag.order:
         row = dag.nodes[key].row
-        operands = [
-            values[o.handle] if isinstance(o, HandleRef) else o for o in dag.nodes[key].operands
-        ]
-        values[row.output_handle] = engine.execute(row.opcode, operands, row.fhe_type, True)
-        if row.is_allowed:
-            engine.compress(values[row.output_handle])
+        operands = []
+        for o in dag.nodes[key].operands:
+            if not isinstance(o, HandleRef):
+                operands.append(o)
+            elif round_trips:
+                operands.append(engine.decompress(values[o.handle]))
+            else:
+                operands.append(values[o.handle])
+        result = engine.execute(row.opcode, operands, row.fhe_type, True)
+        if round_trips:
+            values[row.output_handle] = engine.compress(result)
+        else:
+            values[row.output_handle] = result
+            if row.is_allowed:
+                engine.compress(result)
     return time.perf_counter() - started, len(dag.order)
 
 
@@ -92,8 +112,8 @@ def main() -> None:
     engine = fhe.engine()
     print(f"keys loaded in {time.perf_counter() - started:.1f} s (once per run in production)")
     store = Store.open(url)
-    print(f"{'transfers':>9} {'ops':>5} {'bare 1t':>9} {'pipe 1t':>9} {'overhead':>9} "
-          f"{f'pipe {args.threads}t':>9} {'transfers/s':>12}")  # fmt: skip
+    head = ["transfers", "ops", "raw 1t", "bare 1t", "trips/tx", "pipe 1t", "overhead"]
+    print(" ".join(f"{h:>9}" for h in [*head, f"pipe {args.threads}t", "transfers/s"]))
     try:
         mints = run_token_traffic(info, transfers=0)  # first use: mints, in its own range
         ranges = [
@@ -109,10 +129,14 @@ def main() -> None:
             one = pipeline(instance, info, rng, url, work, threads=1)
             if not n:
                 continue  # the mints: warm-up, and the balances the transfers spend
-            base, ops = bare(store, engine, rng)
+            raw, ops = bare(store, engine, rng, round_trips=False)
+            base, _ = bare(store, engine, rng, round_trips=True)
             many = pipeline(instance, info, rng, url, work, threads=args.threads)
-            print(f"{n:>9} {ops:>5} {base:>8.1f}s {one:>8.1f}s {one / base - 1:>8.1%} "
-                  f"{many:>8.1f}s {n / many:>12.3f}")  # fmt: skip
+            cells = [
+                f"{n}", f"{ops}", f"{raw:.1f}s", f"{base:.1f}s", f"{(base - raw) / n:.2f}s",
+                f"{one:.1f}s", f"{one / base - 1:.1%}", f"{many:.1f}s", f"{n / many:.3f}",
+            ]  # fmt: skip
+            print(" ".join(f"{c:>9}" for c in cells))
     finally:
         devnet_down(work / "devnet")
 

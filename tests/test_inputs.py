@@ -1,7 +1,8 @@
 """Input verification without chains: real tfhe_py, lists made by the real JS client (node-tfhe).
 
 Handles are compared byte for byte with those the JS script computes (SPEC §2 with js-sha3),
-and every kind of bad input is a rejection with its reason, never an exception.
+and every kind of bad input gets the reference's decision with its reason, never an exception:
+a rejection, no answer for a host chain not served, a retry for an internal failure.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from eth_account.messages import encode_typed_data
 
 from fhevm_dagster.compute.inputs import (
     MAX_PROVEN_LIST_BYTES,
+    Deferred,
+    NotServed,
     RejectCode,
     RejectedInput,
     VerifiedInput,
@@ -127,7 +130,37 @@ def test_proof_bound_to_other_metadata_is_rejected(engine: tfhe_py.Engine) -> No
     reason(check(engine, data, meta, user=other_user), RejectCode.PROOF_REJECTED, "rejected")
     reason(check(engine, data, meta, contract=OPS_EXERCISER), RejectCode.PROOF_REJECTED, "")
     reason(check(engine, data, meta, host_chain_id=1), RejectCode.PROOF_REJECTED, "")
-    reason(check(engine, data, meta, contract_chain_id=1), RejectCode.WRONG_HOST_CHAIN, "chain 1")
+
+
+def test_request_for_a_chain_not_served_gets_no_answer(engine: tfhe_py.Engine) -> None:
+    """SPEC §6 step 0: another coprocessor set serves it; a rejection would vote against it."""
+    data, meta = fixture("transfer_u64")
+    result = check(engine, data, meta, host_chain_id=1, served_chain_ids={meta["chain_id"]})
+    assert isinstance(result, NotServed) and "host chain 1" in result.reason
+    served = check(engine, data, meta, served_chain_ids={meta["chain_id"], 1})
+    assert isinstance(served, VerifiedInput)
+
+
+class PanickingEngine:
+    """An engine whose TFHE-rs call panics: the internal failure SPEC §6 says to retry."""
+
+    def verify_and_expand(self, data: bytes, metadata: bytes) -> list[tfhe_py.Ciphertext]:
+        raise tfhe_py.TfhePanic("TFHE-rs panicked: out of memory")
+
+
+def test_internal_failure_is_deferred_not_rejected() -> None:
+    data, meta = fixture("transfer_u64")
+    result = check(PanickingEngine(), data, meta)  # type: ignore[arg-type]
+    assert isinstance(result, Deferred) and "panicked" in result.reason
+
+
+def test_empty_list_is_verified_with_no_handles(engine: tfhe_py.Engine) -> None:
+    keys = FheResource().key_set()
+    _, meta = fixture("transfer_u64")
+    metadata = proof_metadata(meta["contract"], meta["user"], meta["acl"], meta["chain_id"])
+    data = tfhe_py.build_proven_list(keys.public_key, keys.crs, [], metadata)
+    result = check(engine, data, meta)
+    assert isinstance(result, VerifiedInput) and result.handles == ()
 
 
 # --- EIP-712 and inputProof -------------------------------------------------------------------

@@ -21,7 +21,7 @@ from dagster import (
 )
 from eth_account.signers.local import LocalAccount
 
-from ..compute.inputs import RejectedInput, verify_input
+from ..compute.inputs import Deferred, NotServed, RejectedInput, verify_input
 from ..jobs import GATEWAY_RANGE_GROUP
 from ..partitions import gateway_ranges, parse_range_key
 from ..protocol.eip712 import sign_ciphertext_verification
@@ -35,7 +35,8 @@ from ..store import Ciphertext, ProofRequest
 from .metadata import RPC_RETRY, hex_str, preview, type_name
 
 STORE_RETRY = RetryPolicy(max_retries=2, delay=1)
-VERIFIED, REJECTED = "verified", "rejected"
+VERIFIED, REJECTED, NOT_SERVED = "verified", "rejected", "not_served"
+DECIDED = (VERIFIED, REJECTED, NOT_SERVED)
 DONE_RESPONSES = ("confirmed", "already_done")
 
 REQUEST_COLUMNS = [
@@ -131,7 +132,7 @@ def _verified_row(req: ProofRequest) -> dict[str, Any]:
         "zk_proof_id": str(req.zk_proof_id),
         "status": req.status,
         "code": code if req.status == REJECTED else "",
-        "reason": reason if req.status == REJECTED else "",
+        "reason": reason if req.status == REJECTED else (req.reason or ""),
         "entries": len(handles),
         "fhe_types": ",".join(type_name(h[30]) for h in handles),
         "handles": ",".join(hex_str(h) for h in handles),
@@ -161,9 +162,10 @@ def verified_inputs(
         raise Failure(
             f"proof requests {missing} are not in the store: rematerialize proof_requests"
         )
-    todo = [stored[i] for i in ids if stored[i].status not in (VERIFIED, REJECTED)]
+    todo = [stored[i] for i in ids if stored[i].status not in DECIDED]
     host_chain_id = chain.chain_id() if todo else 0
     seconds = 0.0
+    deferred: dict[int, str] = {}
     for req in todo:
         started = time.monotonic()
         result = verify_input(
@@ -172,10 +174,18 @@ def verified_inputs(
             contract=req.contract_address,
             user=req.user_address,
             acl=chain.acl_address,
-            host_chain_id=host_chain_id,
-            contract_chain_id=req.contract_chain_id,
+            host_chain_id=req.contract_chain_id,
+            served_chain_ids={host_chain_id},
         )
         seconds += time.monotonic() - started
+        if isinstance(result, NotServed):
+            st.set_proof_status(req.zk_proof_id, NOT_SERVED, result.reason)
+            context.log.info(f"request {req.zk_proof_id} not answered: {result.reason}")
+            continue
+        if isinstance(result, Deferred):
+            deferred[req.zk_proof_id] = result.reason
+            context.log.error(f"request {req.zk_proof_id} deferred: {result.reason}")
+            continue
         if isinstance(result, RejectedInput):
             st.set_proof_status(req.zk_proof_id, REJECTED, f"{result.code}: {result.reason}")
             context.log.warning(f"request {req.zk_proof_id} rejected: {result.reason}")
@@ -198,6 +208,8 @@ def verified_inputs(
             "requests": len(ids),
             "verified": statuses[VERIFIED],
             "rejected": statuses[REJECTED],
+            "not_served": statuses[NOT_SERVED],
+            "deferred": len(deferred),
             "newly_checked": len(todo),
             "verify_seconds": round(seconds, 2),
             "input_handles": int(df["entries"].sum()) if len(df) else 0,
@@ -205,6 +217,12 @@ def verified_inputs(
             "preview": preview(df[["zk_proof_id", "status", "code", "entries", "fhe_types"]]),
         }
     )
+    if deferred:
+        detail = "; ".join(f"{i}: {reason}" for i, reason in deferred.items())
+        raise Failure(
+            f"{len(deferred)} requests failed internally and are not answered yet: {detail}",
+            allow_retries=True,
+        )
     return df
 
 
@@ -260,8 +278,12 @@ def proof_responses(
     st = store.get()
     ids = _ids(verified_inputs)
     reqs = st.get_proof_requests(ids)
-    pending = [reqs[i] for i in ids if reqs[i].response_status not in DONE_RESPONSES]
-    unverified = [r.zk_proof_id for r in pending if r.status not in (VERIFIED, REJECTED)]
+    pending = [
+        reqs[i]
+        for i in ids
+        if reqs[i].response_status not in DONE_RESPONSES and reqs[i].status != NOT_SERVED
+    ]
+    unverified = [r.zk_proof_id for r in pending if r.status not in DECIDED]
     if unverified:
         raise Failure(f"requests {unverified} are not verified yet: rematerialize verified_inputs")
     outcomes: dict[int, TxOutcome] = {}
@@ -284,7 +306,7 @@ def proof_responses(
         [
             {
                 "zk_proof_id": str(i),
-                "answer": "verify" if final[i].status == VERIFIED else "reject",
+                "answer": {VERIFIED: "verify", REJECTED: "reject"}.get(final[i].status, "none"),
                 "response_status": final[i].response_status or "",
                 "tx_hash": hex_str(final[i].response_tx_hash),
                 "reason": final[i].response_reason or "",

@@ -7,14 +7,19 @@ join the `host_range` group and read `fhe_computations` rows from the store.
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     Backoff,
     Failure,
     MetadataValue,
+    Output,
     RetryPolicy,
     RetryRequested,
     asset,
@@ -48,6 +53,7 @@ EVENT_COLUMNS = [
     "detail",
 ]
 STORE_RETRY = RetryPolicy(max_retries=2, delay=1)
+RECOMPUTED_BYTES_CHECK = "recomputed_bytes_match_stored"
 # Inputs produced by an earlier range (or the gateway) appear once that run completes.
 MISSING_INPUT_RETRY = RetryPolicy(max_retries=5, delay=10, backoff=Backoff.EXPONENTIAL)
 
@@ -230,17 +236,26 @@ def fhe_computations(
     retry_policy=MISSING_INPUT_RETRY,
     deps=[fhe_computations],
     kinds={"python", "tfhe"},
+    check_specs=[
+        AssetCheckSpec(
+            RECOMPUTED_BYTES_CHECK,
+            asset="ciphertexts",
+            description="Every recomputed allowed result equals the ct64 already stored (and "
+            "committed): deterministic evaluation, as consensus needs.",
+        )
+    ],
 )
 def ciphertexts(
     context: AssetExecutionContext,
     chain: HostChainResource,
     store: StoreResource,
     fhe: FheResource,
-) -> pd.DataFrame:
+) -> Iterator[Output[pd.DataFrame] | AssetCheckResult]:
     """The range's FHE DAG evaluated; every allowed result stored as a ct64 (idempotent).
 
     Inputs from earlier ranges or the gateway that are not stored yet fail the range with a
     retryable error naming them; everything else of the range is evaluated and stored first.
+    A recomputed result whose bytes differ from the stored ones fails the check below.
     """
     rng = parse_range_key(context.partition_key)
     chain_id = chain.chain_id()
@@ -256,8 +271,9 @@ def ciphertexts(
         raise Failure(description=str(exc), metadata=_evaluation_metadata(exc.report)) from exc
     for handle, message in report.errors.items():
         context.log.error(f"computation {handle} failed: {message}")
-    context.add_output_metadata(_evaluation_metadata(report))
-    return pd.DataFrame(
+    for handle, message in report.drift.items():
+        context.log.error(f"recomputed {handle} differs from the stored ciphertext: {message}")
+    df = pd.DataFrame(
         [
             {
                 "output_handle": hex_str(key[0]),
@@ -270,6 +286,19 @@ def ciphertexts(
             for key, node in dag.nodes.items()
         ],
         columns=["output_handle", "tx_hash", "operator", "fhe_type", "allowed", "error"],
+    )
+    yield Output(df, metadata=_evaluation_metadata(report))
+    yield AssetCheckResult(
+        check_name=RECOMPUTED_BYTES_CHECK,
+        passed=not report.drift,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "differing_handles": len(report.drift),
+            "differences": MetadataValue.md(
+                "| handle | stored vs recomputed |\n|---|---|\n"
+                + "".join(f"| 0x{h} | {m} |\n" for h, m in report.drift.items())
+            ),
+        },
     )
 
 
@@ -286,4 +315,5 @@ def _evaluation_metadata(report: RangeReport) -> dict[str, Any]:
         "wall_seconds": round(report.wall_seconds, 3),
         "operations_per_second": round(report.operations_per_second, 3),
         "longest_chain": report.longest_chain,
+        "recomputed_differing": len(report.drift),
     }

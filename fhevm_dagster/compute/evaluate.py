@@ -3,12 +3,17 @@
 Independent operations run at the same time: `tfhe_py` releases the GIL, so the pool's threads
 compute in parallel. A failed operation fails what depends on it, with a message naming the
 cause; everything else completes.
+
+On the FHE engine, values travel between operations in the stored format (ct64), exactly as in
+the reference scheduler (SPEC §7): each operation decompresses its operands, re-randomizes them,
+computes and compresses its result. Decompression is a bootstrap, so this round trip is part of
+the bytes every coprocessor must agree on, whatever the cut of blocks into ranges.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -30,20 +35,24 @@ class Backend(Protocol[V]):
     def execute(self, op: Operator, operands: list[V | bytes], result_type: FheType) -> V: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Ct64:
+    """A ciphertext in the stored format (a compressed single-element list, SPEC §7)."""
+
+    data: bytes
+
+
 class FheBackend:
-    """The TFHE-rs engine; operands are re-randomized before each operation (SPEC §7)."""
+    """The TFHE-rs engine, one reference scheduler step per operation (SPEC §7)."""
 
-    def __init__(self, engine: tfhe_py.Engine, rerandomize: bool = True) -> None:
+    def __init__(self, engine: tfhe_py.Engine) -> None:
         self.engine = engine
-        self.rerandomize = rerandomize
 
-    def execute(
-        self,
-        op: Operator,
-        operands: list[tfhe_py.Ciphertext | bytes],
-        result_type: FheType,
-    ) -> tfhe_py.Ciphertext:
-        return self.engine.execute(int(op), operands, int(result_type), self.rerandomize)
+    def execute(self, op: Operator, operands: list[Ct64 | bytes], result_type: FheType) -> Ct64:
+        """Decompress the encrypted operands, re-randomize them, compute, compress the result."""
+        values = [self.engine.decompress(o.data) if isinstance(o, Ct64) else o for o in operands]
+        result = self.engine.execute(int(op), values, int(result_type), rerandomize=True)
+        return Ct64(self.engine.compress(result))
 
 
 class PlainBackend:
@@ -69,13 +78,8 @@ def run_dag(
     backend: Backend[V],
     inputs: Mapping[bytes, V],
     pool_size: int,
-    finish: Callable[[Node, V], object] | None = None,
 ) -> EvalResult[V]:
-    """Evaluates every node of `dag`; `inputs` holds the values of its external handles.
-
-    `finish`, when given, runs on the worker right after a node's operation (e.g. compressing
-    an allowed result), so that work is parallel too.
-    """
+    """Evaluates every node of `dag`; `inputs` holds the values of its external handles."""
     result: EvalResult[V] = EvalResult()
     started = time.perf_counter()
     waiting = {k: len(dag.nodes[k].parents) for k in dag.order}
@@ -103,8 +107,6 @@ def run_dag(
         operands = operand_values(node)
         t0 = time.perf_counter()
         value = backend.execute(node.row.operator, operands, node.result_type)
-        if finish is not None:
-            finish(node, value)
         return value, time.perf_counter() - t0
 
     def fail_descendants(key: NodeKey, cause: str) -> None:

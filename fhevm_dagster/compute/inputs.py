@@ -1,19 +1,27 @@
-"""Verification of one encrypted input list (SPEC §6 steps 1-3), without Dagster or web3.
+"""Verification of one encrypted input list (SPEC §6), without Dagster or web3.
 
-A request either verifies, giving the handles (SPEC §2, as the JS SDK computes them), the stored
-ct64 of each entry and the entry types, or is rejected with a short code and a readable reason.
-Untrusted bytes never raise out of `verify_input`: every failure of the bindings is a rejection.
+The decisions are the reference coprocessor's (zama-ai/fhevm v0.14.0, zkproof-worker): a list
+that fails deserialization or its proof is rejected; a request for a host chain this coprocessor
+does not serve gets no answer at all (another coprocessor set serves it); an internal failure (a
+TFHE-rs panic) is neither: nothing is sent and the request is retried. A verified list is expanded,
+each entry re-randomized with its handle hash as metadata and compressed, byte for byte as the
+reference does, so that every coprocessor signs the same handles and stores the same ct64.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
 import tfhe_py
 
-from ..protocol.handles import MAX_INPUTS, input_blob_hash, input_handles
+from ..protocol.handles import (
+    MAX_INPUTS,
+    finish_handle,
+    input_blob_hash,
+    input_handle_hash,
+)
 
 #: TFHE-rs `safe_deserialize` limit of ciphertexts (SPEC §8); larger requests are not parsed.
 MAX_PROVEN_LIST_BYTES = 16 * 1024 * 1024
@@ -28,7 +36,6 @@ class RejectCode(StrEnum):
     MALFORMED = "malformed"  # not a conformant list: garbage, truncated, forbidden load/hash config
     TOO_MANY_ENTRIES = "too_many_entries"
     PROOF_REJECTED = "proof_rejected"  # bound to other metadata (contract, user, ACL, chain)
-    WRONG_HOST_CHAIN = "wrong_host_chain"
     INVALID = "invalid"  # anything else the bindings refuse
 
 
@@ -43,8 +50,27 @@ class VerifiedInput:
 
 @dataclass(frozen=True, slots=True)
 class RejectedInput:
+    """A list the reference rejects: answered with `rejectProofResponse`."""
+
     code: RejectCode
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotServed:
+    """A request for a host chain this coprocessor does not serve: no answer at all."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """An internal failure (TFHE-rs panicked): no answer now, the request is retried."""
+
+    reason: str
+
+
+Verdict = VerifiedInput | RejectedInput | NotServed | Deferred
 
 
 def _address(value: str | bytes) -> bytes:
@@ -79,18 +105,18 @@ def verify_input(
     user: str | bytes,
     acl: str | bytes,
     host_chain_id: int,
-    contract_chain_id: int | None = None,
-) -> VerifiedInput | RejectedInput:
+    served_chain_ids: Collection[int] | None = None,
+) -> Verdict:
     """Verify and expand one `ciphertextWithZKProof` bound to (contract, user) on `host_chain_id`.
 
-    `contract_chain_id` is the chain the request names; a request for another host chain than
-    ours is rejected (its handles and ACL would be another chain's).
+    `host_chain_id` is the chain the request names (`contractChainId`) and `acl` that chain's ACL.
+    With `served_chain_ids`, a request for any other chain is `NotServed`. Untrusted bytes never
+    raise: every refusal of the bindings is a rejection, every panic a `Deferred`.
     """
-    if contract_chain_id is not None and contract_chain_id != host_chain_id:
-        return RejectedInput(
-            RejectCode.WRONG_HOST_CHAIN,
-            f"request is for host chain {contract_chain_id}, "
-            f"this coprocessor serves {host_chain_id}",
+    if served_chain_ids is not None and host_chain_id not in served_chain_ids:
+        served = ", ".join(str(c) for c in sorted(served_chain_ids))
+        return NotServed(
+            f"request is for host chain {host_chain_id}; this coprocessor serves {served}"
         )
     if not ciphertext_with_proof:
         return RejectedInput(RejectCode.EMPTY, "ciphertextWithZKProof is empty")
@@ -101,33 +127,23 @@ def verify_input(
             f"the limit is {MAX_PROVEN_LIST_BYTES}",
         )
     metadata = proof_metadata(contract, user, acl, host_chain_id)
-    seed = input_blob_hash(ciphertext_with_proof)
+    blob_hash = input_blob_hash(ciphertext_with_proof)
     try:
-        expanded = engine.verify_and_expand(ciphertext_with_proof, metadata, seed)
-        types = tuple(ct.fhe_type for ct in expanded)
-        stored = tuple(engine.compress(ct) for ct in expanded)
+        expanded = engine.verify_and_expand(ciphertext_with_proof, metadata)
+        if len(expanded) > MAX_INPUTS:  # the bindings check it too; never sign more than fits
+            return RejectedInput(
+                RejectCode.TOO_MANY_ENTRIES, f"an input list holds at most {MAX_INPUTS} entries"
+            )
+        hashes = [input_handle_hash(blob_hash, i, acl, host_chain_id) for i in range(len(expanded))]
+        fresh = engine.rerandomize_inputs(expanded, blob_hash, hashes)
+        stored = tuple(engine.compress(ct) for ct in fresh)
+    except tfhe_py.TfhePanic as exc:
+        return Deferred(str(exc))
     except tfhe_py.TfheError as exc:
         return RejectedInput(_classify(str(exc)), str(exc))
-    if len(types) > MAX_INPUTS:  # the bindings check it too; never sign more than the host reads
-        return RejectedInput(
-            RejectCode.TOO_MANY_ENTRIES, f"an input list holds at most {MAX_INPUTS} entries"
-        )
-    handles = input_handles(ciphertext_with_proof, types, acl, host_chain_id)
-    return VerifiedInput(tuple(handles), stored, types)
-
-
-def verify_inputs(
-    engine: tfhe_py.Engine,
-    requests: Sequence[tuple[bytes, str | bytes, str | bytes, int]],
-    *,
-    acl: str | bytes,
-    host_chain_id: int,
-) -> list[VerifiedInput | RejectedInput]:
-    """`verify_input` over (ciphertextWithZKProof, contract, user, contract chain id) tuples."""
-    return [
-        verify_input(
-            engine, data, contract=c, user=u, acl=acl, host_chain_id=host_chain_id,
-            contract_chain_id=chain,
-        )
-        for data, c, u, chain in requests
-    ]  # fmt: skip
+    types = tuple(ct.fhe_type for ct in fresh)
+    handles = tuple(
+        finish_handle(h, i, host_chain_id, t)
+        for i, (h, t) in enumerate(zip(hashes, types, strict=True))
+    )
+    return VerifiedInput(handles, stored, types)

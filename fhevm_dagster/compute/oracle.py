@@ -31,10 +31,18 @@ def _mask(t: FheType) -> int:
 
 
 def scalar_value(raw: bytes, t: FheType) -> int:
-    """A scalar truncated from the left to the width of `t`; for Bool, "last byte non-zero"."""
+    """A scalar operand truncated from the left to the width of `t`; a Bool scalar is true when
+    any byte is non-zero (the reference's `arr_non_zero`, SPEC §4)."""
+    if t is FheType.Bool:
+        return int(any(raw))
+    return int.from_bytes(raw, "big") & _mask(t)
+
+
+def trivial_value(raw: bytes, t: FheType) -> int:
+    """TrivialEncrypt's plaintext: truncated like a scalar, but a Bool is "last byte non-zero"."""
     if t is FheType.Bool:
         return int(bool(raw) and raw[-1] != 0)
-    return int.from_bytes(raw, "big") & _mask(t)
+    return scalar_value(raw, t)
 
 
 def _rotl(a: int, k: int, bits: int) -> int:
@@ -109,7 +117,7 @@ def evaluate(
     if op is Operator.TrivialEncrypt:
         if result_type is None:
             raise OperationError("TrivialEncrypt: the result type is required")
-        return Plain(scalar_value(_raw(op, operands[0], "plaintext"), result_type), result_type)
+        return Plain(trivial_value(_raw(op, operands[0], "plaintext"), result_type), result_type)
     if op is Operator.Sum:
         values = [_plain(op, o, "value") for o in operands]
         if len(values) > MAX_SUM_VALUES:

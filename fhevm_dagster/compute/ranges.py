@@ -1,7 +1,9 @@
 """Evaluates the computations of one block range and stores its allowed results.
 
 Re-running a range recomputes it and writes nothing new: TFHE operations and the seeded
-re-randomization are deterministic, and stores are idempotent by handle.
+re-randomization are deterministic, and stores are idempotent by handle. A recomputed result
+whose bytes differ from the stored ones is never hidden: the report names it (drift), because the
+stored bytes are the ones this coprocessor committed and others must agree with.
 """
 
 from __future__ import annotations
@@ -9,14 +11,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import tfhe_py
 
-from fhevm_dagster.compute.dag import Node, RangeDag, build_dag
-from fhevm_dagster.compute.evaluate import EvalResult, FheBackend, PlainBackend, run_dag
+from fhevm_dagster.compute.dag import RangeDag, build_dag
+from fhevm_dagster.compute.evaluate import Ct64, EvalResult, FheBackend, PlainBackend, run_dag
 from fhevm_dagster.compute.oracle import Plain
+from fhevm_dagster.protocol.digests import ciphertext_digest
 from fhevm_dagster.protocol.handles import parse_handle
 from fhevm_dagster.protocol.types import FheType
 from fhevm_dagster.store.queries import Store
@@ -39,6 +41,7 @@ class RangeReport:
     operations: Counter[str] = field(default_factory=Counter)
     errors: dict[str, str] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
+    drift: dict[str, str] = field(default_factory=dict)  # handle: stored vs recomputed digests
 
     @property
     def operations_per_second(self) -> float:
@@ -73,13 +76,17 @@ def _producer_of(store: Store, handles: Sequence[bytes]) -> dict[bytes, str]:
     return out
 
 
-def _load_inputs(
-    engine: tfhe_py.Engine, stored: dict[bytes, Ciphertext], pool_size: int
-) -> dict[bytes, tfhe_py.Ciphertext]:
-    handles = list(stored)
-    with ThreadPoolExecutor(max_workers=max(1, pool_size)) as pool:
-        cts = list(pool.map(lambda h: engine.decompress(stored[h].ciphertext), handles))
-    return dict(zip(handles, cts, strict=True))
+def _drift(results: Sequence[Ciphertext], stored: dict[bytes, Ciphertext]) -> dict[str, str]:
+    """Recomputed results whose bytes differ from what the store already holds."""
+    out: dict[str, str] = {}
+    for r in results:
+        before = stored.get(r.handle)
+        if before is not None and before.ciphertext != r.ciphertext:
+            out[r.handle.hex()] = (
+                f"stored ct64 {ciphertext_digest(before.ciphertext).hex()}, "
+                f"recomputed {ciphertext_digest(r.ciphertext).hex()}"
+            )
+    return out
 
 
 def evaluate_range(
@@ -103,21 +110,16 @@ def evaluate_range(
     stored = store.get_ciphertexts(sorted(dag.external))
     missing = sorted(dag.external - stored.keys())
     engine = engine_of() if dag.order else None
-    inputs = _load_inputs(engine, stored, pool_size) if engine else {}
-    compressed: dict[bytes, bytes] = {}
-
-    def finish(node: Node, value: tfhe_py.Ciphertext) -> None:
-        if node.row.is_allowed and engine is not None:
-            compressed[node.row.output_handle] = engine.compress(value)
-
-    result: EvalResult[tfhe_py.Ciphertext] = (
-        run_dag(dag, FheBackend(engine), inputs, pool_size, finish) if engine else EvalResult()
+    inputs = {h: Ct64(c.ciphertext) for h, c in stored.items()}
+    result: EvalResult[Ct64] = (
+        run_dag(dag, FheBackend(engine), inputs, pool_size) if engine else EvalResult()
     )
     results = [
-        Ciphertext(h, compressed[h], dag.nodes[key].row.fhe_type, key_id, "computed")
+        Ciphertext(key[0], result.values[key].data, node.row.fhe_type, key_id, "computed")
         for key in dag.order
-        if key in result.values and (h := key[0]) in compressed
+        if key in result.values and (node := dag.nodes[key]).row.is_allowed
     ]
+    report.drift = _drift(results, store.get_ciphertexts([r.handle for r in results]))
     done = [k for k in dag.order if k in result.values] + dag.pruned
     store.mark_errors([(h, tx, msg) for (h, tx), msg in result.errors.items()])
     report.stored = store.store_results(results, done)

@@ -99,6 +99,24 @@ def input_blob_hash(ciphertext_with_zk_proof: bytes) -> bytes:
     return keccak(_INPUT_BLOB_DOMAIN + ciphertext_with_zk_proof)
 
 
+def input_handle_hash(
+    blob_hash: bytes, index: int, acl_address: str | bytes, chain_id: int
+) -> bytes:
+    """The full 32-byte `h_i` of entry `index` (SPEC §2), before bytes 21..31 are overwritten.
+
+    Also the re-randomization metadata of the entry's ciphertext (SPEC §6 step 4).
+    """
+    if not 0 <= index < MAX_INPUTS:
+        raise HandleError(f"input index {index} out of range 0..{MAX_INPUTS - 1}")
+    return keccak(
+        _INPUT_HANDLE_DOMAIN
+        + blob_hash
+        + bytes([index])
+        + _address_bytes(acl_address)
+        + chain_id.to_bytes(32, "big")
+    )
+
+
 def input_handle(
     ciphertext_with_zk_proof: bytes,
     index: int,
@@ -107,16 +125,8 @@ def input_handle(
     chain_id: int,
 ) -> bytes:
     """Handle of entry `index` of a verified input list, byte for byte as the JS SDK computes it."""
-    if not 0 <= index < MAX_INPUTS:
-        raise HandleError(f"input index {index} out of range 0..{MAX_INPUTS - 1}")
     blob_hash = input_blob_hash(ciphertext_with_zk_proof)
-    pre = keccak(
-        _INPUT_HANDLE_DOMAIN
-        + blob_hash
-        + bytes([index])
-        + _address_bytes(acl_address)
-        + chain_id.to_bytes(32, "big")
-    )
+    pre = input_handle_hash(blob_hash, index, acl_address, chain_id)
     return finish_handle(pre, index, chain_id, fhe_type)
 
 
@@ -129,8 +139,9 @@ def input_handles(
     """Handles of every entry of an input list, in list order."""
     if len(fhe_types) > MAX_INPUTS:
         raise HandleError(f"an input list holds at most {MAX_INPUTS} entries, got {len(fhe_types)}")
+    blob_hash = input_blob_hash(ciphertext_with_zk_proof)
     return [
-        input_handle(ciphertext_with_zk_proof, i, t, acl_address, chain_id)
+        finish_handle(input_handle_hash(blob_hash, i, acl_address, chain_id), i, chain_id, t)
         for i, t in enumerate(fhe_types)
     ]
 
