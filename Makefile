@@ -16,7 +16,7 @@ BLOCK_TIME ?= 2
 RANGE_SIZE ?= 20
 PYTEST_ARGS ?=
 
-.PHONY: demo test install system python node tfhe-py lint fmt bench demo-down
+.PHONY: demo test install system python node tfhe-py lint fmt bench demo-down lock
 
 # The demo chains mine a block every BLOCK_TIME seconds and ranges are RANGE_SIZE blocks, so a
 # new range is ready every ~40 s.
@@ -51,11 +51,34 @@ node:
 		npm install --no-audit --no-fund && cp package-lock.json node_modules/.installed-lock.json; \
 	fi
 
+# The pinned set of requirements.txt, then the package without resolving (its tfhe-py comes from the
+# tfhe-py target); `make lint` runs `pip check`: the installed set must satisfy pyproject.toml.
 python:
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]' --no-deps
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -e '.[dev]' --no-deps
+
+# requirements.txt, the lock of pyproject.toml: a fresh venv from pyproject.toml alone ('.[dev]';
+# tfhe-py==0.1.0 resolved from the wheel of `make tfhe-py`), constrained by the current pins so they
+# move only where pyproject.toml requires (UPGRADE=1: everything re-resolved to the newest allowed),
+# checked with `pip check`, frozen without the package itself and tfhe-py.
+LOCK_VENV ?= $(CACHE)/lock-venv
+lock:
+	@ls $(CACHE)/wheels/tfhe_py-0.1.0-*.whl >/dev/null 2>&1 || \
+		{ echo "no tfhe-py wheel in $(CACHE)/wheels: run 'make install' (or 'make tfhe-py') first"; exit 1; }
+	rm -rf $(LOCK_VENV) && python3 -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/pip install -q --find-links $(CACHE)/wheels $(if $(UPGRADE),,-c requirements.txt) -e '.[dev]'
+	$(LOCK_VENV)/bin/pip check
+	{ printf '%s\n' \
+		'# Pinned Python dependencies of fhevm-dagster: what pyproject.toml (with [dev]) resolves to,' \
+		'# tfhe-py (our local wheel, `make tfhe-py`) left out. Generated, do not edit; regenerate with' \
+		'#   make lock            (a fresh venv from pyproject.toml, constrained by these pins)' \
+		'#   make lock UPGRADE=1  (everything re-resolved to the newest versions pyproject.toml allows)'; \
+		$(LOCK_VENV)/bin/pip freeze --exclude-editable --exclude tfhe-py; } > requirements.txt.tmp
+	mv requirements.txt.tmp requirements.txt
+	rm -rf $(LOCK_VENV)
 
 # The Rust build of tfhe-py (release; the target dir is cached, so an unchanged crate is a no-op).
 tfhe-py:
@@ -63,6 +86,7 @@ tfhe-py:
 	$(PY) -m pip install -q --force-reinstall --no-deps $$(ls -t $(CACHE)/wheels/tfhe_py-*.whl | head -1)
 
 lint:
+	$(PY) -m pip check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -1,0 +1,243 @@
+"""Packaging: every module imports, every import is declared in pyproject.toml, the lock matches.
+
+The fast tests need no chain and no FHE (the modules that import tfhe_py need it installed). The
+`install` tests build a throwaway venv from pyproject.toml alone (PyPI and the tfhe-py wheel of
+`make tfhe-py`); they are deselected by default: `pytest -m install tests/test_packaging.py`.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.metadata
+import os
+import pkgutil
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+import fhevm_dagster
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = ROOT / "fhevm_dagster"
+WHEELS_DIR = Path.home() / ".cache" / "fhevm-dagster" / "wheels"
+
+#: Distributions declared although no module imports them: what uses them instead.
+RUNTIME_ONLY = {
+    "dagster-webserver": "the Dagster UI of `dagster dev` (make demo)",
+    "dagster-postgres": "the Dagster instance of deploy/dagster-postgres.yaml",
+    "psycopg2-binary": "postgresql+psycopg2 store URLs (store/engine.py)",
+    "pyarrow": "DataFrame.to_parquet / pd.read_parquet (resources/io.py)",
+    "tabulate": "DataFrame.to_markdown (assets/metadata.py)",
+}
+#: Modules of our own wheels, mapped even while they are not installed (tfhe-py during its build).
+LOCAL_MODULES = {"tfhe_py": "tfhe-py"}
+
+
+def _pyproject() -> dict[str, object]:
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        project: dict[str, object] = tomllib.load(f)["project"]
+    return project
+
+
+def _requirements(extra: str | None = None) -> list[Requirement]:
+    project = _pyproject()
+    if extra is None:
+        specs = project["dependencies"]
+    else:
+        optional = project["optional-dependencies"]
+        assert isinstance(optional, dict)
+        specs = optional[extra]
+    assert isinstance(specs, list)
+    return [Requirement(s) for s in specs]
+
+
+def _declared() -> set[str]:
+    return {canonicalize_name(r.name) for r in _requirements()}
+
+
+def _expected_modules() -> set[str]:
+    """Dotted names of every .py file of the package, as walk_packages should reach them."""
+    names = set()
+    for path in PACKAGE_DIR.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if len(parts) > 1:
+            names.add(".".join(parts))
+    return names
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """Top-level module → files importing it, for every non-stdlib, non-relative import."""
+    found: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            else:
+                continue
+            for module in modules:
+                top = module.partition(".")[0]
+                if top in sys.stdlib_module_names or top == "fhevm_dagster":
+                    continue
+                found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def _lock() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, version = line.partition("==")
+        assert sep, f"requirements.txt: {line!r} is not a name==version pin"
+        pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_every_module_imports() -> None:
+    failures: dict[str, str] = {}
+
+    def onerror(name: str) -> None:
+        failures[name] = repr(sys.exc_info()[1])
+
+    walked = set()
+    for info in pkgutil.walk_packages(fhevm_dagster.__path__, "fhevm_dagster.", onerror=onerror):
+        walked.add(info.name)
+        try:
+            importlib.import_module(info.name)
+        except Exception as e:
+            failures[info.name] = f"{type(e).__name__}: {e}"
+    assert not failures, "modules that do not import:\n" + "\n".join(
+        f"  {name}: {error}" for name, error in sorted(failures.items())
+    )
+    assert walked == _expected_modules(), "modules walk_packages misses (no __init__.py?)"
+
+
+def test_every_import_is_declared() -> None:
+    mapping = importlib.metadata.packages_distributions()
+    declared = _declared()
+    undeclared, unknown = [], []
+    imported: set[str] = set()
+    for module, files in sorted(_third_party_imports().items()):
+        dists = mapping.get(module) or [LOCAL_MODULES.get(module, "")]
+        names = {canonicalize_name(d) for d in dists if d}
+        where = ", ".join(sorted(files))
+        if not names:
+            unknown.append(f"  {module} (in {where}): not installed, distribution unknown")
+        elif not names & declared:
+            undeclared.append(f"  {module} → {'/'.join(sorted(names))} (in {where})")
+        imported |= names & declared
+    assert not unknown, "imports of modules no installed distribution provides:\n" + "\n".join(
+        unknown
+    )
+    assert not undeclared, "imports missing from pyproject.toml dependencies:\n" + "\n".join(
+        undeclared
+    )
+    # The other direction: nothing declared that is neither imported nor used at run time.
+    assert declared - imported == set(RUNTIME_ONLY), "update RUNTIME_ONLY or pyproject.toml"
+
+
+def test_lock_pins_every_declared_distribution_in_range() -> None:
+    pins = _lock()
+    assert "tfhe-py" not in pins and "fhevm-dagster" not in pins
+    problems = []
+    for req in _requirements() + _requirements("dev"):
+        name = canonicalize_name(req.name)
+        if name == "tfhe-py":
+            continue
+        if name not in pins:
+            problems.append(f"  {req}: not pinned")
+        elif not req.specifier.contains(pins[name], prereleases=True):
+            problems.append(f"  {req}: pinned {pins[name]}")
+    assert not problems, "requirements.txt vs pyproject.toml (run `make lock`):\n" + "\n".join(
+        problems
+    )
+    header = [
+        line for line in (ROOT / "requirements.txt").read_text().splitlines() if line[:1] == "#"
+    ]
+    assert any("make lock" in line for line in header), "requirements.txt names its command"
+
+
+# --- a throwaway venv from pyproject.toml alone -------------------------------------------------
+
+SMOKE = """
+import importlib, pathlib, pkgutil, sys
+import pandas as pd
+import fhevm_dagster
+assert fhevm_dagster.__file__.startswith(sys.prefix), fhevm_dagster.__file__
+names = [m.name for m in pkgutil.walk_packages(fhevm_dagster.__path__, "fhevm_dagster.")]
+for name in names:
+    importlib.import_module(name)
+from fhevm_dagster.assets.metadata import preview
+from fhevm_dagster.store import create_store_engine, migrate
+out = pathlib.Path(sys.argv[1])
+df = pd.DataFrame({"handle": ["0x01", "0x02"], "n": [1, 2]})
+preview(df)  # tabulate
+df.to_parquet(out / "t.parquet", index=False)  # pyarrow
+assert pd.read_parquet(out / "t.parquet").to_dict("list") == df.to_dict("list")
+create_store_engine("postgresql://u@h/db").dispose()  # psycopg2 (the DBAPI loads on create)
+migrate(create_store_engine(f"sqlite:///{out / 'store.sqlite'}"))
+print(len(names), "modules")
+"""
+
+
+def _floors() -> list[str]:
+    """`name==floor` for every dependency with a `>=` floor."""
+    pins = []
+    for req in _requirements():
+        floors = [s.version for s in req.specifier if s.operator == ">="]
+        if floors:
+            pins.append(f"{req.name}=={floors[0]}")
+    return pins
+
+
+@pytest.mark.install
+@pytest.mark.parametrize("versions", ["newest", "floors"])
+def test_fresh_venv_from_pyproject(versions: str, tmp_path: Path) -> None:
+    wheels = sorted(WHEELS_DIR.glob("tfhe_py-*.whl"))
+    if not wheels:
+        pytest.skip(f"no tfhe-py wheel in {WHEELS_DIR}: run `make tfhe-py`")
+    src = tmp_path / "src"  # a copy: the build writes build/ and *.egg-info next to the sources
+    src.mkdir()
+    shutil.copy(ROOT / "pyproject.toml", src)
+    shutil.copytree(
+        PACKAGE_DIR, src / "fhevm_dagster", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    venv = tmp_path / "venv"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+
+    def run(*cmd: str | Path) -> str:
+        done = subprocess.run(
+            [str(c) for c in cmd], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, f"{cmd}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done.stdout
+
+    run(sys.executable, "-m", "venv", venv)
+    pip = [venv / "bin" / "python", "-m", "pip"]
+    extra = _floors() if versions == "floors" else []
+    binary = "numpy,pandas,pyarrow,psycopg2-binary,grpcio"  # never compile these
+    run(*pip, "install", "-q", "--only-binary", binary, "--find-links", WHEELS_DIR, src, *extra)
+    run(*pip, "check")
+    freeze = run(*pip, "freeze")
+    smoke = subprocess.run(
+        [venv / "bin" / "python", "-c", SMOKE, tmp_path],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert smoke.returncode == 0, f"{smoke.stderr[-3000:]}\nwith ({versions}):\n{freeze}"
+    assert smoke.stdout == f"{len(_expected_modules())} modules\n", smoke.stdout
