@@ -91,7 +91,7 @@ def test_ranges_of_1_5_and_20_blocks_store_identical_bytes(
             root = tmp_path / f"cut-{size}"
             root.mkdir()
             stored[size] = _digests(_process(instance, chain, first, last, size, root))
-        assert len(stored[20]) >= 6, "mints and transfers stored their balances"
+        assert len(stored[20]) >= 4, "each transfer stored two new balances"
         assert stored[1] == stored[5] == stored[20]
 
         # Re-materialising the last range of the 5-block cut recomputes it in this process:

@@ -26,13 +26,18 @@ from dagster import (
     asset_check,
 )
 
-from ..compute.commits import CommitReport, GatewayUnreachable, commit_materials
+from ..compute.commits import (
+    CommitReport,
+    GatewayUnreachable,
+    commit_materials,
+    peer_disagreements,
+)
 from ..compute.sns import RangeHandles, range_handles, squash_batch
 from ..jobs import HOST_RANGE_GROUP
 from ..partitions import host_ranges
 from ..protocol.digests import Material, ciphertext_digest, sns_ciphertext_digest
 from ..resources.chain import GatewayChainResource
-from ..resources.commits import CommitSettings
+from ..resources.commits import CommitSettings, gateway_commit_events
 from ..resources.fhe import FheResource
 from ..resources.signer import SignerResource
 from ..resources.store import StoreResource
@@ -369,5 +374,64 @@ def digests_committed_on_gateway(
     )
 
 
+@asset_check(asset=ciphertext_digests, partitions_def=host_ranges)
+def digests_agree_with_other_coprocessors(
+    context: AssetCheckExecutionContext,
+    store: StoreResource,
+    gateway: GatewayChainResource,
+    signer: SignerResource,
+    commit_settings: CommitSettings,
+) -> AssetCheckResult:
+    """Drift detector: other coprocessors' AddCiphertextMaterial digests equal ours.
+
+    A coprocessor whose bytes differ from its peers' is outvoted on every handle; this fails
+    with a table of the handles that disagree. It judges our digests, committed or not, against
+    what peers committed so far: run it again from the UI when peers are behind.
+    """
+    st = store.get()
+    handles = range_handles(st, context.partition_key)
+    ours = {
+        h: Material(h, d.key_id, d.ct64_digest, d.ct128_digest)
+        for h, d in st.get_digests(list(handles.stored)).items()
+    }
+    me = signer.tx_sender_account().address
+    try:
+        events = gateway_commit_events(gateway, list(ours), commit_settings.start_block)
+    except Exception as exc:  # any RPC failure: nothing can be decided now
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            metadata={"error": f"gateway unreachable: {type(exc).__name__}: {exc}"},
+        )
+    commits = [(e.sender, e.material) for e in events if e.sender is not None]
+    bad = peer_disagreements(ours, commits, me)
+    peers = {s for s, _ in commits if s != me}
+    consensus = {e.material.handle for e in events if e.consensus}
+    rows = "".join(
+        f"| {hex_str(d.handle)} | {d.peer} | {hex_str(d.ours.ciphertext_digest)} / "
+        f"{hex_str(d.ours.sns_ciphertext_digest)} | {hex_str(d.theirs.ciphertext_digest)} / "
+        f"{hex_str(d.theirs.sns_ciphertext_digest)} |\n"
+        for d in bad
+    )
+    return AssetCheckResult(
+        passed=not bad,
+        metadata={
+            "handles": len(ours),
+            "peers_seen": len(peers),
+            "handles_with_a_peer_commit": len({m.handle for s, m in commits if s != me}),
+            "handles_at_consensus": len(consensus & set(ours)),
+            "disagreeing_handles": len({d.handle for d in bad}),
+            "disagreements": MetadataValue.md(
+                "| handle | peer | our ct64 / ct128 digest | theirs |\n|---|---|---|---|\n" + rows
+            ),
+        },
+    )
+
+
 COMMIT_ASSETS = [sns_ciphertexts, ciphertext_digests, digest_commits]
-COMMIT_CHECKS = [every_allowed_handle_squashed, digests_match_bytes, digests_committed_on_gateway]
+COMMIT_CHECKS = [
+    every_allowed_handle_squashed,
+    digests_match_bytes,
+    digests_committed_on_gateway,
+    digests_agree_with_other_coprocessors,
+]

@@ -43,6 +43,12 @@ def register(subparsers: Any) -> None:
         default=None,
         help="mine a block every N seconds (default: on demand)",
     )
+    up.add_argument(
+        "--coprocessors",
+        type=int,
+        default=1,
+        help="coprocessors in the gateway's set, a majority needed (default 1; 2 for consensus)",
+    )
     up.add_argument("--json", action="store_true", help="print devnet.json")
     up.set_defaults(handler=_up)
 
@@ -76,6 +82,7 @@ def _up(args: argparse.Namespace) -> int:
         gateway_chain_id=args.gateway_chain_id,
         deploy_demo=not args.no_demo,
         block_time=args.block_time,
+        coprocessors=args.coprocessors,
     )
     if args.json:
         print(info.to_json(), end="")
@@ -89,6 +96,8 @@ def _up(args: argparse.Namespace) -> int:
     print(f"ConfidentialToken {info.demo_token_address}  OpsExerciser {info.ops_exerciser_address}")
     print(f"coprocessor signer    {info.coprocessor_signer_address}")
     print(f"coprocessor tx sender {info.coprocessor_tx_sender_address}")
+    total = 1 + len(info.peer_coprocessors)
+    print(f"threshold {info.coprocessor_threshold} of {total} coprocessors")
     print(f"state: {Path(info.state_dir) / 'devnet.json'}")
     return 0
 

@@ -77,13 +77,16 @@ def devnet_up(
     gateway_chain_id: int = DEFAULT_GATEWAY_CHAIN_ID,
     deploy_demo: bool = True,
     block_time: int | None = None,
+    coprocessors: int = 1,
 ) -> DevnetInfo:
     """Starts host and gateway anvils, installs host contracts, deploys gateway and demo contracts.
 
     Idempotent: when the devnet of `state_dir` already runs, returns its DevnetInfo unchanged.
     On failure the nodes it started are stopped again. With `block_time`, both chains mine a block
     every `block_time` seconds once set up (like real chains, so block ranges fill up by
-    themselves); without, they mine on demand (tests).
+    themselves); without, they mine on demand (tests). With `coprocessors` > 1, the gateway and the
+    host InputVerifier know that many coprocessors and need a majority of them (2 of 2, 2 of 3…):
+    the first is this coprocessor, the others are `peer_coprocessors` (consensus tests).
     """
     path = resolve_state_dir(state_dir)
     status = devnet_status(path)
@@ -96,8 +99,15 @@ def devnet_up(
         )
     path.mkdir(parents=True, exist_ok=True)
 
-    signer, signer_file = ensure_key(path, "coprocessor-signer")
-    tx_sender, tx_sender_file = ensure_key(path, "coprocessor-tx-sender")
+    if coprocessors < 1:
+        raise DevnetError(f"a devnet needs at least one coprocessor, got {coprocessors}")
+    prefixes = ["coprocessor-", *(f"coprocessor-{i}-" for i in range(2, coprocessors + 1))]
+    identities = [
+        (ensure_key(path, f"{p}signer"), ensure_key(path, f"{p}tx-sender")) for p in prefixes
+    ]
+    (signer, signer_file), (tx_sender, tx_sender_file) = identities[0]
+    signers = [s.address for (s, _), _ in identities]
+    senders = [t for _, (t, _) in identities]
     kms_signer, kms_file = ensure_key(path, "kms-signer")
     deployer = anvil_account(DEPLOYER_INDEX)
     host_owner = anvil_account(HOST_OWNER_INDEX)
@@ -107,15 +117,16 @@ def devnet_up(
         gateway = start_anvil(path, GATEWAY, port=gateway_port, chain_id=gateway_chain_id)
         gw3 = connect(gateway.rpc_url)
         hw3 = connect(host.rpc_url)
-        set_balance(gw3, tx_sender.address, _FUNDING_WEI)
-        set_balance(hw3, tx_sender.address, _FUNDING_WEI)
+        for sender in senders:
+            set_balance(gw3, sender.address, _FUNDING_WEI)
+            set_balance(hw3, sender.address, _FUNDING_WEI)
 
         gateway_start_block = gw3.eth.block_number
         gw = deploy_gateway_contracts(
             gw3,
             deployer,
-            coprocessor_signers=[signer.address],
-            coprocessor_tx_senders=[tx_sender.address],
+            coprocessor_signers=signers,
+            coprocessor_tx_senders=[t.address for t in senders],
         )
         # KMSVerifier's EIP-712 domain names a gateway Decryption contract; none exists locally, so
         # it names the next address of the gateway deployer, where one would be deployed.
@@ -169,6 +180,7 @@ def devnet_up(
             kms_signer_key_file=str(kms_file),
             host_start_block=host_start_block,
             gateway_start_block=gateway_start_block,
+            peer_coprocessors=[[str(sf), str(tf)] for (_, sf), (_, tf) in identities[1:]],
         )
         save_devnet(info)
         if block_time:

@@ -72,6 +72,9 @@ class DevnetInfo:
     # First host block after the host contracts were installed (ingestion may start here).
     host_start_block: int
     gateway_start_block: int
+    # Further coprocessors of the gateway's set (consensus tests): one 0600 key file pair each,
+    # [signer key file, tx sender key file]; the gateway threshold counts them all.
+    peer_coprocessors: list[list[str]] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
@@ -80,7 +83,12 @@ class DevnetInfo:
     def from_json(cls, text: str) -> DevnetInfo:
         data = json.loads(text)
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = names - data.keys()
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        missing = required - data.keys()
         if missing:
             raise DevnetError(
                 f"devnet.json lacks {sorted(missing)}: recreate it with `fhevm-dagster devnet up`"
