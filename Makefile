@@ -11,6 +11,7 @@ PY := $(VENV)/bin/python
 export CARGO_TARGET_DIR ?= $(CACHE)/cargo-target
 export DAGSTER_HOME ?= $(CACHE)/dagster_home
 PORT ?= 3000
+METRICS_PORT ?= 9464
 TRANSFERS ?= 6
 BLOCK_TIME ?= 2
 RANGE_SIZE ?= 20
@@ -25,6 +26,8 @@ demo: install
 	$(VENV)/bin/fhevm-dagster traffic --transfers $(TRANSFERS)
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	@echo "Dagster UI: http://127.0.0.1:$(PORT)  (sensors on; Ctrl-C stops Dagster, 'make demo-down' stops the devnet)"
+	@echo "Metrics: http://127.0.0.1:$(METRICS_PORT)/metrics"
+	$(VENV)/bin/fhevm-dagster metrics serve --port $(METRICS_PORT) & metrics=$$!; trap "kill $$metrics" EXIT; \
 	PATH=$(VENV)/bin:$$PATH FHEVM_DAGSTER_HOST_RANGE_SIZE=$(RANGE_SIZE) FHEVM_DAGSTER_GATEWAY_RANGE_SIZE=$(RANGE_SIZE) \
 		$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 

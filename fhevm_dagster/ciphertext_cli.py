@@ -1,11 +1,15 @@
 """`fhevm-dagster ciphertext get <handle>`: a consumer's view of one committed ciphertext.
 
-Reads the ct64 and ct128 from the store, recomputes both digests (SPEC §7) and checks them against
-what coprocessors committed on the gateway's CiphertextCommits: the consensus event when there is
-one, else any coprocessor's `AddCiphertextMaterial`. Optionally writes the bytes to files.
+Reads the ct64 and ct128 from the store (or, `--source objects`, from the object store as a KMS
+does: both objects, each `ct-attestation` verified against the handle of its key and bound to the
+bytes fetched, optionally to allowed `--signer`s), recomputes both digests (SPEC §7) and checks
+them against what coprocessors committed on the gateway's CiphertextCommits: the consensus event
+when there is one, else any coprocessor's `AddCiphertextMaterial`. Optionally writes the bytes
+to files.
 
 Exit status: 0 the digests match the gateway; 3 the handle is absent (store or gateway);
-4 a digest mismatch (store vs bytes, or bytes vs gateway); 1 a configuration or RPC error.
+4 a digest mismatch (store vs bytes, or bytes vs gateway) or, from the object store, tampered bytes
+or an attestation that does not verify; 1 a configuration or RPC error.
 """
 
 from __future__ import annotations
@@ -16,13 +20,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .objects import FetchError, ObjectStoreError, fetch_verified, open_backend
 from .protocol.digests import ciphertext_digest, sns_ciphertext_digest
 from .protocol.types import FheType
 from .resources.chain import GatewayChainResource
 from .resources.commits import CommitConfigError, CommitEvent, gateway_commit_events
 from .store import Store
 
-ERRORS: tuple[type[BaseException], ...] = (CommitConfigError, ValueError, ConnectionError)
+ERRORS: tuple[type[BaseException], ...] = (
+    CommitConfigError,
+    ValueError,
+    ConnectionError,
+    ObjectStoreError,
+)
 EXIT_ABSENT = 3
 EXIT_MISMATCH = 4
 
@@ -57,9 +67,10 @@ def _fail(code: int, message: str, report: dict[str, Any], as_json: bool) -> int
     return code
 
 
-def _get(args: argparse.Namespace) -> int:
-    handle = parse_handle(args.handle)
-    report: dict[str, Any] = {"handle": _hex(handle)}
+def _from_store(
+    args: argparse.Namespace, handle: bytes, report: dict[str, Any]
+) -> tuple[bytes, bytes, int, int] | str:
+    """(ct64, ct128, key id, fhe type) from the store, or why not (absent)."""
     store = Store.open(args.database_url or None)
     try:
         ct64 = store.get_ciphertexts([handle]).get(handle)
@@ -68,25 +79,62 @@ def _get(args: argparse.Namespace) -> int:
     finally:
         store.dispose()
     if ct64 is None or ct128 is None:
-        which = "ct64" if ct64 is None else "ct128"
-        return _fail(EXIT_ABSENT, f"{_hex(handle)} has no {which} in the store", report, args.json)
-    d64, d128 = ciphertext_digest(ct64.ciphertext), sns_ciphertext_digest(ct128)
+        return f"{_hex(handle)} has no {'ct64' if ct64 is None else 'ct128'} in the store"
+    if stored is not None:
+        report["_stored_digests"] = (stored.ct64_digest, stored.ct128_digest)
+    return ct64.ciphertext, ct128, ct64.key_id, ct64.fhe_type
+
+
+def _from_objects(
+    args: argparse.Namespace, handle: bytes, report: dict[str, Any]
+) -> tuple[bytes, bytes, int, int]:
+    """A KMS's fetch: both objects, attestation verified, bytes bound to its digests."""
+    backend = open_backend(args.object_store or None, args.s3_endpoint or None)
+    report["object_store"] = backend.url
+    fetched = fetch_verified(backend, handle, args.signer or None)
+    report["attestation"] = {
+        "signer": fetched.attestation.signer,
+        "format": fetched.attestation.format.wire,
+        "verified": True,
+    }
+    return fetched.ct64, fetched.ct128, fetched.attestation.key_id, handle[30]
+
+
+def _get(args: argparse.Namespace) -> int:
+    handle = parse_handle(args.handle)
+    report: dict[str, Any] = {"handle": _hex(handle), "source": args.source}
+    if args.source == "objects":
+        try:
+            got = _from_objects(args, handle, report)
+        except FetchError as exc:
+            code = EXIT_ABSENT if exc.absent else EXIT_MISMATCH
+            return _fail(code, str(exc), report, args.json)
+    else:
+        found = _from_store(args, handle, report)
+        if isinstance(found, str):
+            return _fail(EXIT_ABSENT, found, report, args.json)
+        got = found
+    ct64_bytes, ct128_bytes, key_id, fhe_type = got
+    stored_digests = report.pop("_stored_digests", None)
+    d64, d128 = ciphertext_digest(ct64_bytes), sns_ciphertext_digest(ct128_bytes)
     report |= {
-        "fhe_type": _type_name(ct64.fhe_type),
-        "key_id": str(ct64.key_id),
-        "ct64_bytes": len(ct64.ciphertext),
-        "ct128_bytes": len(ct128),
+        "fhe_type": _type_name(fhe_type),
+        "key_id": str(key_id),
+        "ct64_bytes": len(ct64_bytes),
+        "ct128_bytes": len(ct128_bytes),
         "ciphertext_digest": _hex(d64),
         "sns_ciphertext_digest": _hex(d128),
     }
     if args.out:
         out = Path(args.out).expanduser()
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"{_hex(handle)}.ct64").write_bytes(ct64.ciphertext)
-        (out / f"{_hex(handle)}.ct128").write_bytes(ct128)
+        (out / f"{_hex(handle)}.ct64").write_bytes(ct64_bytes)
+        (out / f"{_hex(handle)}.ct128").write_bytes(ct128_bytes)
         report["written_to"] = str(out)
-    if stored is not None and (stored.ct64_digest, stored.ct128_digest) != (d64, d128):
+    if stored_digests is not None and stored_digests != (d64, d128):
         return _fail(EXIT_MISMATCH, "the store's digests do not match its bytes", report, args.json)
+    if args.no_gateway:
+        return _print(report, args.json)
 
     base = GatewayChainResource.from_env()
     gateway = GatewayChainResource(
@@ -100,7 +148,7 @@ def _get(args: argparse.Namespace) -> int:
         raise
     except Exception as exc:  # RPC: say which gateway could not be read
         raise ConnectionError(f"cannot read the gateway at {gateway.rpc_url}: {exc}") from exc
-    report["gateway"] = _gateway_view(events, key_id=ct64.key_id, d64=d64, d128=d128)
+    report["gateway"] = _gateway_view(events, key_id=key_id, d64=d64, d128=d128)
     view = report["gateway"]
     if not events:
         return _fail(
@@ -113,7 +161,11 @@ def _get(args: argparse.Namespace) -> int:
             report,
             args.json,
         )
-    if args.json:
+    return _print(report, args.json)
+
+
+def _print(report: dict[str, Any], as_json: bool) -> int:
+    if as_json:
         print(json.dumps(report, indent=2))
     else:
         for key, value in report.items():
@@ -161,4 +213,25 @@ def register(subparsers: Any) -> None:
     get.add_argument("--commits-address", default="", help="CiphertextCommits address")
     get.add_argument("--from-block", type=int, default=0, help="first gateway block searched")
     get.add_argument("--json", action="store_true", help="print the report as JSON")
+    get.add_argument(
+        "--source",
+        choices=("store", "objects"),
+        default="store",
+        help="read the bytes from the store, or from the object store as a KMS does",
+    )
+    get.add_argument(
+        "--object-store", default="", help="file:///dir or s3://bucket (default: configured)"
+    )
+    get.add_argument("--s3-endpoint", default="", help="S3-compatible endpoint URL")
+    get.add_argument(
+        "--signer",
+        action="append",
+        default=[],
+        help="an allowed attestation signer address (repeatable; default: any valid signature)",
+    )
+    get.add_argument(
+        "--no-gateway",
+        action="store_true",
+        help="skip the gateway check (audit an object store offline)",
+    )
     get.set_defaults(handler=_get)

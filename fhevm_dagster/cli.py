@@ -20,6 +20,8 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "fhevm_dagster.devnet.cli",
     "fhevm_dagster.compute.keys_cli",
     "fhevm_dagster.ciphertext_cli",
+    "fhevm_dagster.metrics_cli",
+    "fhevm_dagster.trace_cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]

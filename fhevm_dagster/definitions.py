@@ -5,6 +5,7 @@ from dagster import Definitions
 from .assets.commits import COMMIT_ASSETS, COMMIT_CHECKS
 from .assets.gateway import proof_requests, proof_responses, verified_inputs
 from .assets.host import ciphertexts, fhe_computations, host_events
+from .assets.objects import ciphertext_objects
 from .jobs import gateway_range_job, host_range_job
 from .resources.chain import (
     GatewayChainResource,
@@ -15,6 +16,7 @@ from .resources.chain import (
 from .resources.commits import CommitSettings
 from .resources.fhe import FheResource
 from .resources.io import ParquetIOManager
+from .resources.objects import ObjectStoreResource
 from .resources.signer import SignerResource
 from .resources.store import StoreResource
 from .sensors.gateway_blocks import gateway_blocks_sensor
@@ -26,6 +28,7 @@ defs = Definitions(
         fhe_computations,
         ciphertexts,
         *COMMIT_ASSETS,
+        ciphertext_objects,
         proof_requests,
         verified_inputs,
         proof_responses,
@@ -43,5 +46,6 @@ defs = Definitions(
         "gateway_settings": GatewayIngestSettings.from_env(),
         "signer": SignerResource(),
         "commit_settings": CommitSettings.from_env(),
+        "objects": ObjectStoreResource(),
     },
 )

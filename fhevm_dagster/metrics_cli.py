@@ -1,0 +1,150 @@
+"""`fhevm-dagster metrics serve`: the Prometheus endpoint of the coprocessor.
+
+Each scrape reads the store (outcomes), the Dagster instance (per-range figures of the latest
+materializations) and both chains' heads (lag); a source that does not answer is reported by
+`fhevm_dagster_scrape_source_up{source=…} 0`, never as a failed scrape. Bound to 127.0.0.1 by
+default: the figures name contracts and ranges, so exposing them is a deliberate choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import start_http_server
+from prometheus_client.registry import CollectorRegistry
+
+from .metrics import CoprocessorCollector, RangeFigure, ScrapeInputs
+from .store import Store
+
+METRICS_HOST_ENV = "FHEVM_DAGSTER_METRICS_HOST"
+METRICS_PORT_ENV = "FHEVM_DAGSTER_METRICS_PORT"
+DEFAULT_PORT = 9464
+#: (asset, numeric metadata keys) exported per range.
+RANGE_FIGURES: dict[str, tuple[str, ...]] = {
+    "ciphertexts": ("wall_seconds", "fhe_seconds", "operations_per_second"),
+    "sns_ciphertexts": ("wall_seconds", "squashed"),
+    "digest_commits": ("seconds",),
+    "ciphertext_objects": ("wall_seconds", "uploaded", "skipped", "bytes_uploaded"),
+}
+RANGES_PER_ASSET = 20
+
+
+def _last_block(partition: str) -> int | None:
+    try:
+        return int(partition.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def dagster_inputs(instance: Any, inputs: ScrapeInputs) -> None:
+    """Per-range figures and the last gateway range from the instance's materializations."""
+    from dagster import AssetKey
+
+    figures: list[RangeFigure] = []
+    uploads: dict[str, float] = {"uploaded": 0.0, "conflicts": 0.0}
+    for asset, keys in RANGE_FIGURES.items():
+        records = instance.fetch_materializations(AssetKey(asset), limit=RANGES_PER_ASSET).records
+        seen: set[str] = set()
+        for rec in records:  # newest first: keep the latest materialization of each range
+            mat = rec.asset_materialization
+            if mat is None or not mat.partition or mat.partition in seen:
+                continue
+            seen.add(mat.partition)
+            for key in keys:
+                value = mat.metadata.get(key)
+                raw = getattr(value, "value", None)
+                if isinstance(raw, int | float) and not isinstance(raw, bool):
+                    figures.append(RangeFigure(asset, mat.partition, key, float(raw)))
+                    if asset == "ciphertext_objects" and key == "uploaded":
+                        uploads["uploaded"] += float(raw)
+    records = instance.fetch_materializations(AssetKey("proof_requests"), limit=1).records
+    if records and records[0].asset_materialization is not None:
+        inputs.gateway_last_block = _last_block(records[0].asset_materialization.partition or "")
+    inputs.ranges = figures
+    inputs.uploads = uploads
+
+
+def make_inputs(
+    instance: Any | None, rpc: bool, host_rpc_url: str = "", gateway_rpc_url: str = ""
+) -> Callable[[], ScrapeInputs]:
+    """The per-scrape reader of everything outside the store."""
+
+    def read() -> ScrapeInputs:
+        inputs = ScrapeInputs()
+        errors: dict[str, str] = {}
+        if instance is not None:
+            try:
+                dagster_inputs(instance, inputs)
+            except Exception as exc:  # a scrape must answer: report the source down
+                errors["dagster"] = str(exc)
+        else:
+            errors["dagster"] = "no Dagster instance"
+        if rpc:
+            from .resources.chain import GatewayChainResource, HostChainResource
+
+            for name, resource in (
+                ("host_rpc", HostChainResource.from_env()),
+                ("gateway_rpc", GatewayChainResource.from_env()),
+            ):
+                url = host_rpc_url if name == "host_rpc" else gateway_rpc_url
+                try:
+                    head = resource.model_copy(
+                        update={"rpc_url": url or resource.rpc_url, "request_timeout_s": 3.0}
+                    ).head()
+                except Exception as exc:
+                    errors[name] = str(exc)
+                    continue
+                if name == "host_rpc":
+                    inputs.host_head = head
+                else:
+                    inputs.gateway_head = head
+        else:
+            errors.update(host_rpc="disabled", gateway_rpc="disabled")
+        inputs.errors = errors
+        return inputs
+
+    return read
+
+
+def serve(
+    store: Store, inputs: Callable[[], ScrapeInputs], host: str, port: int
+) -> tuple[Any, threading.Thread]:
+    """Starts the endpoint in a thread; returns (server, thread) so callers can stop it."""
+    registry = CollectorRegistry()
+    registry.register(CoprocessorCollector(store, inputs))
+    server, thread = start_http_server(port, addr=host, registry=registry)
+    return server, thread
+
+
+def _serve(args: argparse.Namespace) -> int:
+    store = Store.open(args.database_url or None)
+    instance = None
+    if not args.no_dagster:
+        from dagster import DagsterInstance
+
+        instance = DagsterInstance.get()  # $DAGSTER_HOME, as `dagster dev` uses
+    server, thread = serve(store, make_inputs(instance, not args.no_rpc), args.host, args.port)
+    print(f"metrics on http://{args.host}:{args.port}/metrics", flush=True)
+    try:
+        thread.join()
+    finally:
+        server.shutdown()
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    metrics = subparsers.add_parser("metrics", help="the Prometheus endpoint")
+    sub = metrics.add_subparsers(dest="metrics_command", metavar="ACTION", required=True)
+    srv = sub.add_parser("serve", help="serve /metrics (store, Dagster instance, chain heads)")
+    srv.add_argument("--host", default=os.environ.get(METRICS_HOST_ENV, "127.0.0.1"))
+    srv.add_argument(
+        "--port", type=int, default=int(os.environ.get(METRICS_PORT_ENV, DEFAULT_PORT))
+    )
+    srv.add_argument("--database-url", default="", help="store URL (default: the configured one)")
+    srv.add_argument("--no-rpc", action="store_true", help="do not read chain heads (no lag)")
+    srv.add_argument("--no-dagster", action="store_true", help="no per-range figures")
+    srv.set_defaults(handler=_serve)

@@ -1,0 +1,20 @@
+"""The object store (file or S3) as a Dagster resource; the logic is `fhevm_dagster.objects`."""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+
+from ..objects import ObjectBackend, default_object_store_url, open_backend
+
+
+class ObjectStoreResource(ConfigurableResource):  # type: ignore[type-arg]
+    """Empty fields mean `$FHEVM_DAGSTER_OBJECT_STORE` / `$FHEVM_DAGSTER_S3_ENDPOINT` (or defaults).
+
+    Credentials never go here: boto3 reads the standard AWS variables and files.
+    """
+
+    url: str = ""
+    s3_endpoint_url: str = ""
+
+    def backend(self) -> ObjectBackend:
+        return open_backend(self.url or default_object_store_url(), self.s3_endpoint_url or None)

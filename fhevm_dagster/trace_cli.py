@@ -1,0 +1,103 @@
+"""`fhevm-dagster trace <handle>`: a handle's origin tree and its stages, for operators.
+
+`--decrypt` (devnet test keys only: the key directory must hold a client key) adds each
+ciphertext's plaintext next to the oracle's value over its decrypted operands, so a wrong
+operation shows up as the first node where the two differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any
+
+from .ciphertext_cli import parse_handle
+from .objects import ObjectStoreError, open_backend
+from .store import Store
+from .trace import TraceNode, trace
+
+ERRORS: tuple[type[BaseException], ...] = (ObjectStoreError,)
+
+
+def _consensus(args: argparse.Namespace) -> Callable[[bytes], str]:
+    from .resources.chain import GatewayChainResource
+    from .resources.commits import gateway_commit_events
+
+    gateway = GatewayChainResource.from_env()
+
+    def lookup(handle: bytes) -> str:
+        try:
+            events = gateway_commit_events(gateway, [handle], args.from_block)
+        except Exception as exc:  # the trace still shows the rest
+            return f"unknown (gateway at {gateway.rpc_url}: {exc})"
+        if any(e.consensus for e in events):
+            return "reached"
+        return f"not yet ({len(events)} commit(s))" if events else "no commit on the gateway"
+
+    return lookup
+
+
+def _decryptor() -> Callable[[bytes], int]:
+    from .resources.fhe import FheResource
+
+    keys = FheResource().key_set(with_client_key=True)
+    assert keys.client_key is not None
+    client, engine = keys.client_key, keys.engine()
+    return lambda ct64: int(client.decrypt(engine.decompress(ct64)))
+
+
+def _print_tree(node: TraceNode, indent: str = "") -> None:
+    src = node.source
+    head = f"{indent}0x{node.handle.hex()} {node.fhe_type} {node.origin}"
+    if src:
+        head += f" {src['operator']} block {src['block']} tx {src['tx']} log {src['log_index']}"
+    print(head)
+    for stage, state in node.stages.items():
+        print(f"{indent}  {stage}: {state}")
+    if node.plaintext is not None or node.oracle_note:
+        mark = "" if node.oracle is None else (" ok" if node.oracle == node.plaintext else " DIFF")
+        print(f"{indent}  plaintext: {node.plaintext}  oracle: {node.oracle}{mark}")
+    for child in node.operands:
+        if isinstance(child, TraceNode):
+            _print_tree(child, indent + "    ")
+        else:
+            print(f"{indent}    {child}")
+
+
+def _trace(args: argparse.Namespace) -> int:
+    handle = parse_handle(args.handle)
+    store = Store.open(args.database_url or None)
+    try:
+        node = trace(
+            store,
+            handle,
+            backend=None
+            if args.no_objects
+            else open_backend(args.object_store or None, args.s3_endpoint or None),
+            consensus=None if args.no_gateway else _consensus(args),
+            decrypt=_decryptor() if args.decrypt else None,
+        )
+    finally:
+        store.dispose()
+    if args.json:
+        print(json.dumps(node.as_dict(), indent=2))
+    else:
+        _print_tree(node)
+    return 0 if node.origin != "unknown" else 3
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("trace", help="a handle's origin, operands and pipeline stages")
+    p.add_argument("handle", help="0x-prefixed 32-byte handle")
+    p.add_argument("--database-url", default="", help="store URL (default: the configured one)")
+    p.add_argument("--object-store", default="", help="file:///dir or s3://bucket")
+    p.add_argument("--s3-endpoint", default="", help="S3-compatible endpoint URL")
+    p.add_argument("--no-objects", action="store_true", help="skip the object store")
+    p.add_argument("--no-gateway", action="store_true", help="skip the consensus lookup")
+    p.add_argument("--from-block", type=int, default=0, help="first gateway block searched")
+    p.add_argument(
+        "--decrypt", action="store_true", help="plaintexts with the devnet's test client key"
+    )
+    p.add_argument("--json", action="store_true", help="print the tree as JSON")
+    p.set_defaults(handler=_trace)
