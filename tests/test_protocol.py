@@ -159,6 +159,20 @@ def test_special_operations() -> None:
         validate_operation(99, [], False)
 
 
+def test_sum_and_is_in_limits_are_the_references() -> None:
+    """100 values of 8-32 bits, 60 of wider types (reference `check_fhe_operand_types`)."""
+    u32, u64, u160 = (handle_of(t) for t in (FheType.Uint32, FheType.Uint64, FheType.Uint160))
+    assert validate_operation(Operator.Sum, [u32] * 100, False) is FheType.Uint32
+    assert validate_operation(Operator.Sum, [u64] * 60, False) is FheType.Uint64
+    with pytest.raises(OperationError, match="at most 100 Uint32 values, got 101"):
+        validate_operation(Operator.Sum, [u32] * 101, False)
+    with pytest.raises(OperationError, match="at most 60 Uint64 values, got 61"):
+        validate_operation(Operator.Sum, [u64] * 61, False)
+    assert validate_operation(Operator.IsIn, [u160] * 61, False) is FheType.Bool  # 60 members
+    with pytest.raises(OperationError, match="at most 60 Uint160 values, got 61"):
+        validate_operation(Operator.IsIn, [u160] * 62, False)
+
+
 def _log(address: str, topics: list[bytes], data: bytes, log_index: int, block: int = 5) -> RawLog:
     return RawLog(address, tuple(topics), data, block, b"\xbb" * 32, b"\xaa" * 32, 0, log_index)
 

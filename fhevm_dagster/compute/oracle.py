@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fhevm_dagster.protocol.opcodes import MAX_SUM_VALUES, OperationError, Operator
+from fhevm_dagster.protocol.opcodes import OperationError, Operator, max_values
 from fhevm_dagster.protocol.types import FheType
 
 
@@ -120,9 +120,9 @@ def evaluate(
         return Plain(trivial_value(_raw(op, operands[0], "plaintext"), result_type), result_type)
     if op is Operator.Sum:
         values = [_plain(op, o, "value") for o in operands]
-        if len(values) > MAX_SUM_VALUES:
-            raise OperationError(f"Sum: at most {MAX_SUM_VALUES} values")
         t = values[0].fhe_type if values else result_type
+        if t is not None and len(values) > max_values(t):
+            raise OperationError(f"Sum: at most {max_values(t)} {t.name} values")
         if t is None:
             raise OperationError("Sum: an empty sum needs the result type")
         if any(v.value is None for v in values):

@@ -167,7 +167,16 @@ OPERATORS: Mapping[Operator, OpSpec] = {
 del _O
 
 EVENT_OPERATORS: Mapping[str, Operator] = {s.event: s.op for s in OPERATORS.values()}
+#: Most values of a Sum / set members of an IsIn, as the reference enforces them
+#: (`check_fhe_operand_types`, v0.14.0): 100 for 8-32-bit values, 60 for wider ones.
 MAX_SUM_VALUES = 100
+MAX_WIDE_VALUES = 60
+_WIDE = frozenset({FheType.Uint64, FheType.Uint128, FheType.Uint160, FheType.Uint256})
+
+
+def max_values(t: FheType) -> int:
+    """The longest Sum or IsIn set of values of type `t`."""
+    return MAX_WIDE_VALUES if t in _WIDE else MAX_SUM_VALUES
 
 
 class OperationError(ValueError):
@@ -238,8 +247,6 @@ def _rand_bounded(spec: OpSpec, deps: Sequence[bytes]) -> FheType:
 
 
 def _variadic(spec: OpSpec, values: Sequence[bytes], declared: FheType | None) -> FheType | None:
-    if len(values) > MAX_SUM_VALUES and spec.op is Operator.Sum:
-        raise OperationError(f"Sum: at most {MAX_SUM_VALUES} values, got {len(values)}")
     types = {_operand_type(spec.op, "value", v) for v in values}
     if len(types) > 1:
         raise OperationError(f"{spec.op.name}: values have different types")
@@ -247,6 +254,10 @@ def _variadic(spec: OpSpec, values: Sequence[bytes], declared: FheType | None) -
         return declared
     (t,) = types
     _check(spec.op, spec.in_types, t, "operand")
+    if len(values) > max_values(t):
+        raise OperationError(
+            f"{spec.op.name}: at most {max_values(t)} {t.name} values, got {len(values)}"
+        )
     return t
 
 

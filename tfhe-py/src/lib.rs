@@ -39,6 +39,7 @@ fn _tfhe_py(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CRS_MAX_BITS", params::CRS_MAX_BITS)?;
     m.add("MAX_INPUT_ENTRIES", params::MAX_INPUT_ENTRIES)?;
     m.add("MAX_SUM_VALUES", ops::MAX_SUM_VALUES)?;
+    m.add("MAX_WIDE_VALUES", ops::MAX_WIDE_VALUES)?;
     m.add_class::<keys::ClientKey>()?;
     m.add_class::<keys::ServerKey>()?;
     m.add_class::<keys::CompressedServerKey>()?;

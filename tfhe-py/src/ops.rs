@@ -129,8 +129,33 @@ impl Op {
     }
 }
 
-/// Most values an `FheSum` may add, as the executor enforces.
+/// Most values an `FheSum` may add (or an `FheIsIn` set may hold) of 8 to 32 bits, as the
+/// reference enforces; wider values: [`MAX_WIDE_VALUES`].
 pub const MAX_SUM_VALUES: usize = 100;
+/// Most values of 64 bits or more in an `FheSum` or an `FheIsIn` set.
+pub const MAX_WIDE_VALUES: usize = 60;
+
+/// Refuses a Sum or IsIn over more values than the reference accepts for their type.
+fn check_count(op: Op, values: &[Operand<'_>]) -> Res<()> {
+    let Some(Operand::Ct(first)) = values.first() else {
+        return Ok(());
+    };
+    let t = first.fhe_type();
+    let limit = if t.bits() >= 64 {
+        MAX_WIDE_VALUES
+    } else {
+        MAX_SUM_VALUES
+    };
+    if values.len() > limit {
+        return Err(format!(
+            "{}: at most {limit} {} values, got {}",
+            op.name(),
+            t.name(),
+            values.len()
+        ));
+    }
+    Ok(())
+}
 
 /// An operand: a ciphertext or a plaintext scalar (32 bytes, big-endian).
 pub enum Operand<'a> {
@@ -503,13 +528,7 @@ macro_rules! all_of {
 
 fn sum(ops: &[Operand<'_>], to: Option<FheType>) -> Res<Ct> {
     let op = Op::Sum;
-    if ops.len() > MAX_SUM_VALUES {
-        return Err(format!(
-            "{}: at most {MAX_SUM_VALUES} values, got {}",
-            op.name(),
-            ops.len()
-        ));
-    }
+    check_count(op, ops)?;
     let Some(first) = ops.first() else {
         return match to {
             Some(
@@ -555,6 +574,7 @@ fn is_in(ops: &[Operand<'_>]) -> Res<Ct> {
     if set.is_empty() {
         return trivial(&[0u8; 32], FheType::Bool);
     }
+    check_count(op, set)?;
     macro_rules! contains {
         ($v:ident, $t:ty, $x:expr) => {{
             let owned: Vec<$t> = all_of!(op, set, $v)?.into_iter().cloned().collect();

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import tfhe_py
 
-from fhevm_dagster.protocol.opcodes import Operator
+from fhevm_dagster.protocol.opcodes import MAX_SUM_VALUES, MAX_WIDE_VALUES, Operator
 from fhevm_dagster.protocol.types import FheType as T
 
 
@@ -112,9 +112,16 @@ def test_rand_bounds(engine: tfhe_py.Engine) -> None:
         engine.execute(Operator.Rand, [seed], T.Uint160)
 
 
-def test_sum_limit(engine: tfhe_py.Engine, u8: tfhe_py.Ciphertext) -> None:
-    with pytest.raises(tfhe_py.TfheError, match="at most 100 values"):
+def test_sum_limit(
+    engine: tfhe_py.Engine, client_key: tfhe_py.ClientKey, u8: tfhe_py.Ciphertext
+) -> None:
+    u64 = client_key.encrypt(7, T.Uint64)
+    with pytest.raises(tfhe_py.TfheError, match="at most 100 Uint8 values, got 101"):
         engine.execute(Operator.Sum, [u8] * 101)
+    with pytest.raises(tfhe_py.TfheError, match="at most 60 Uint64 values, got 61"):
+        engine.execute(Operator.IsIn, [u64] * 62)
+    # The same limits as the protocol table (the reference's check_fhe_operand_types).
+    assert (tfhe_py.MAX_SUM_VALUES, tfhe_py.MAX_WIDE_VALUES) == (MAX_SUM_VALUES, MAX_WIDE_VALUES)
 
 
 def test_encrypting_a_value_wider_than_the_type(client_key: tfhe_py.ClientKey) -> None:

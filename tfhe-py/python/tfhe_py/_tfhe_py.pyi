@@ -8,6 +8,7 @@ TFHE_RS_VERSION: str
 CRS_MAX_BITS: int
 MAX_INPUT_ENTRIES: int
 MAX_SUM_VALUES: int
+MAX_WIDE_VALUES: int
 
 class TfheError(Exception):
     """Any failure inside TFHE-rs or the bindings: bad input, wrong type, missing key material."""
