@@ -2,7 +2,8 @@
 
 The fast tests need no chain and no FHE (the modules that import tfhe_py need it installed). The
 `install` tests build a throwaway venv from pyproject.toml alone (PyPI and the tfhe-py wheel of
-`make tfhe-py`); they are deselected by default: `pytest -m install tests/test_packaging.py`.
+`make tfhe-py`), import every module there and materialise one host range of the demo on a devnet;
+they are deselected by default (`pytest -m install tests/test_packaging.py`), CI runs them.
 """
 
 from __future__ import annotations
@@ -192,6 +193,45 @@ print(len(names), "modules")
 """
 
 
+#: One range of the demo, materialised in the fresh venv: a devnet with the real host contracts,
+#: a mint and a confidential transfer, the host range's events, computations and ciphertexts.
+DEMO_RANGE = """
+import os, pathlib, sys
+from dagster import DagsterInstance, materialize
+from fhevm_dagster.assets.host import ciphertexts, fhe_computations, host_events
+from fhevm_dagster.devnet import devnet_down, devnet_up, free_port, run_token_traffic
+from fhevm_dagster.partitions import HOST_RANGES, BlockRange
+from fhevm_dagster.resources.chain import HostChainResource
+from fhevm_dagster.resources.fhe import FheResource
+from fhevm_dagster.resources.io import ParquetIOManager
+from fhevm_dagster.resources.store import StoreResource
+out = pathlib.Path(sys.argv[1])
+info = devnet_up(out / "devnet", host_port=free_port(), gateway_port=free_port())
+try:
+    blocks = [r.block_number for r in run_token_traffic(info, transfers=1)]
+    rng = BlockRange(min(blocks), max(blocks))
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(HOST_RANGES, [rng.key])
+    result = materialize(
+        [host_events, fhe_computations, ciphertexts],
+        partition_key=rng.key,
+        instance=instance,
+        resources={
+            "chain": HostChainResource(rpc_url=info.host_rpc_url, acl_address=info.acl_address,
+                                       executor_address=info.executor_address),
+            "store": StoreResource(database_url=f"sqlite:///{out / 'demo.sqlite'}"),
+            "fhe": FheResource(key_dir=os.environ["FHEVM_DAGSTER_KEY_DIR"], threads=2),
+            "parquet_io_manager": ParquetIOManager(base_dir=str(out / "parquet")),
+        },
+    )
+    assert result.success
+    (meta,) = [m.metadata for m in result.asset_materializations_for_node("ciphertexts")]
+    print("stored", meta["stored"].value, "errors", meta["errors"].value)
+finally:
+    devnet_down(out / "devnet")
+"""
+
+
 def _floors() -> list[str]:
     """`name==floor` for every dependency with a `>=` floor."""
     pins = []
@@ -241,3 +281,19 @@ def test_fresh_venv_from_pyproject(versions: str, tmp_path: Path) -> None:
     )
     assert smoke.returncode == 0, f"{smoke.stderr[-3000:]}\nwith ({versions}):\n{freeze}"
     assert smoke.stdout == f"{len(_expected_modules())} modules\n", smoke.stdout
+    # The repository provides only what the package does not ship: node tools and the test keys.
+    demo_env = env | {
+        "FHEVM_DAGSTER_ROOT": str(ROOT),
+        "FHEVM_DAGSTER_KEY_DIR": str(ROOT / "tfhe-py" / "tests" / "fixtures" / "keys"),
+    }
+    demo = subprocess.run(
+        [venv / "bin" / "python", "-c", DEMO_RANGE, tmp_path],
+        cwd=tmp_path,
+        env=demo_env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert demo.returncode == 0, f"{demo.stderr[-3000:]}\nwith ({versions}):\n{freeze}"
+    stored, errors = demo.stdout.split()[1::2]
+    assert int(stored) >= 2 and int(errors) == 0, demo.stdout
