@@ -149,7 +149,9 @@ def trace(
                 depth=depth + 1,
             )
             node.operands.append(child)
-            operands.append(Plain(child.plaintext, FheType(operand.handle[30])))
+            # An intermediate result is not stored: the oracle goes on from its own oracle value.
+            known = child.plaintext if child.plaintext is not None else child.oracle
+            operands.append(Plain(known, FheType(operand.handle[30])))
         else:
             node.operands.append("scalar " + _hex(operand))
             operands.append(operand)
