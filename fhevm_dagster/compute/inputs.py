@@ -16,12 +16,7 @@ from enum import StrEnum
 
 import tfhe_py
 
-from ..protocol.handles import (
-    MAX_INPUTS,
-    finish_handle,
-    input_blob_hash,
-    input_handle_hash,
-)
+from ..protocol.handles import MAX_INPUTS, input_blob_hash, input_handle_hash, input_handles
 
 #: TFHE-rs `safe_deserialize` limit of ciphertexts (SPEC §8); larger requests are not parsed.
 MAX_PROVEN_LIST_BYTES = 16 * 1024 * 1024
@@ -142,8 +137,5 @@ def verify_input(
     except tfhe_py.TfheError as exc:
         return RejectedInput(_classify(str(exc)), str(exc))
     types = tuple(ct.fhe_type for ct in fresh)
-    handles = tuple(
-        finish_handle(h, i, host_chain_id, t)
-        for i, (h, t) in enumerate(zip(hashes, types, strict=True))
-    )
-    return VerifiedInput(handles, stored, types)
+    handles = input_handles(ciphertext_with_proof, types, acl, host_chain_id)
+    return VerifiedInput(tuple(handles), stored, types)
