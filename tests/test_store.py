@@ -9,6 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
+from sqlalchemy import select
 
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.store import (
@@ -21,12 +22,14 @@ from fhevm_dagster.store import (
     Digest,
     HostChain,
     ProofRequest,
+    ProofStatus,
+    ResponseStatus,
     Store,
     create_store_engine,
     default_database_url,
     migrate,
 )
-from fhevm_dagster.store.schema import metadata
+from fhevm_dagster.store.schema import metadata, proof_requests
 
 RANGE = "000000000000-000000000099"
 
@@ -151,6 +154,30 @@ def test_chain_digests_commits_proofs(store: Store) -> None:
     store.set_proof_status(2**200, "verified", handles=[h(1), h(2)])
     got = store.get_proof_request(2**200)
     assert got is not None and got.status == "verified" and got.handles == (h(1), h(2))
+
+
+def test_proof_statuses_are_enums_stored_as_before(store: Store) -> None:
+    req = ProofRequest(7, 10901, 31337, "0x" + "cc" * 20, "0x" + "dd" * 20, b"zk", b"", 4, tx(4))
+    store.put_proof_request(req)
+    got = store.get_proof_request(7)
+    assert got is not None and got.status is ProofStatus.PENDING and got.response_status is None
+    store.set_proof_status(7, ProofStatus.REJECTED, "3: bad proof")
+    store.set_proof_response(7, ResponseStatus.ALREADY_DONE, None, None)
+    got = store.get_proof_requests([7])[7]
+    assert got.status is ProofStatus.REJECTED and got.response_status is ResponseStatus.ALREADY_DONE
+    store.set_proof_status(7, "not_served", "other chain")  # callers' plain strings still work
+    store.set_proof_response(7, "confirmed", tx(5), None)
+    got = store.get_proof_request(7)
+    assert got is not None and got.status is ProofStatus.NOT_SERVED
+    assert got.response_status is ResponseStatus.CONFIRMED and got.response_status == "confirmed"
+    with pytest.raises(ValueError):
+        store.set_proof_status(7, "verifyed")
+    with pytest.raises(ValueError):
+        store.set_proof_response(7, "sent", None, None)
+    t = proof_requests
+    with store.engine.connect() as conn:
+        raw = conn.execute(select(t.c.status, t.c.response_status)).one()
+    assert tuple(raw) == ("not_served", "confirmed")  # the column values did not change
 
 
 def test_range_bookkeeping(store: Store) -> None:

@@ -31,11 +31,11 @@ from ..resources.chain import GatewayCall, GatewayChainResource, HostChainResour
 from ..resources.fhe import FheResource
 from ..resources.signer import SignerResource
 from ..resources.store import StoreResource
-from ..store import Ciphertext, ProofRequest
+from ..store import Ciphertext, ProofRequest, ProofStatus
 from .metadata import RPC_RETRY, hex_str, preview, type_name
 
 STORE_RETRY = RetryPolicy(max_retries=2, delay=1)
-VERIFIED, REJECTED, NOT_SERVED = "verified", "rejected", "not_served"
+VERIFIED, REJECTED, NOT_SERVED = ProofStatus.VERIFIED, ProofStatus.REJECTED, ProofStatus.NOT_SERVED
 DECIDED = (VERIFIED, REJECTED, NOT_SERVED)
 DONE_RESPONSES = ("confirmed", "already_done")
 

@@ -20,6 +20,23 @@ class CommitState(StrEnum):
     FAILED = "failed"
 
 
+class ProofStatus(StrEnum):
+    """What the coprocessor decided about a gateway input-verification request."""
+
+    PENDING = "pending"
+    VERIFIED = "verified"
+    REJECTED = "rejected"
+    NOT_SERVED = "not_served"  # for a host chain this coprocessor does not serve: no answer
+
+
+class ResponseStatus(StrEnum):
+    """What became of the answer sent on the gateway (a record holds None until it is sent)."""
+
+    CONFIRMED = "confirmed"
+    ALREADY_DONE = "already_done"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True)
 class HostChain:
     chain_id: int
@@ -106,10 +123,10 @@ class ProofRequest:
     extra_data: bytes
     block_number: int
     tx_hash: bytes
-    status: str = "pending"  # pending | verified | rejected
+    status: ProofStatus = ProofStatus.PENDING
     reason: str | None = None
     handles: tuple[bytes, ...] | None = None
-    response_status: str | None = None  # None (not answered) | confirmed | already_done | failed
+    response_status: ResponseStatus | None = None
     response_tx_hash: bytes | None = None
     response_reason: str | None = None
 

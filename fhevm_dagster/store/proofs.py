@@ -1,0 +1,111 @@
+"""Gateway input-verification requests: what was asked, what we decided, what the answer became.
+
+Statuses are stored as their enum values (the column values predate the enums); setters take
+the enums or those same strings, and reject anything else before it reaches the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+
+from . import schema as s
+from .records import ProofRequest, ProofStatus, ResponseStatus
+from .sql import StoreBase, chunks, insert
+
+
+def _proof_request(m: Any) -> ProofRequest:
+    return ProofRequest(
+        zk_proof_id=int(m.zk_proof_id),
+        gateway_chain_id=m.gateway_chain_id,
+        contract_chain_id=m.contract_chain_id,
+        contract_address=m.contract_address,
+        user_address=m.user_address,
+        ciphertext_with_proof=m.ciphertext_with_proof,
+        extra_data=m.extra_data,
+        block_number=m.block_number,
+        tx_hash=m.tx_hash,
+        status=ProofStatus(m.status),
+        reason=m.reason,
+        handles=m.handles,
+        response_status=None if m.response_status is None else ResponseStatus(m.response_status),
+        response_tx_hash=m.response_tx_hash,
+        response_reason=m.response_reason,
+    )
+
+
+class ProofQueries(StoreBase):
+    def put_proof_request(self, req: ProofRequest) -> bool:
+        """Insert a request seen on the gateway; True when it was new."""
+        values = {
+            "zk_proof_id": str(req.zk_proof_id),
+            "gateway_chain_id": req.gateway_chain_id,
+            "contract_chain_id": req.contract_chain_id,
+            "contract_address": req.contract_address,
+            "user_address": req.user_address,
+            "ciphertext_with_proof": req.ciphertext_with_proof,
+            "extra_data": req.extra_data,
+            "block_number": req.block_number,
+            "tx_hash": req.tx_hash,
+            "status": str(ProofStatus(req.status)),
+            "reason": req.reason,
+            "handles": req.handles,
+        }
+        with self.engine.begin() as conn:
+            stmt = insert(conn, s.proof_requests).values(values)
+            res = conn.execute(stmt.on_conflict_do_nothing(index_elements=["zk_proof_id"]))
+            return bool(res.rowcount)
+
+    def set_proof_status(
+        self,
+        zk_proof_id: int,
+        status: ProofStatus | str,
+        reason: str | None = None,
+        handles: Sequence[bytes] | None = None,
+    ) -> None:
+        t = s.proof_requests
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t)
+                .where(t.c.zk_proof_id == str(zk_proof_id))
+                .values(
+                    status=str(ProofStatus(status)),
+                    reason=reason,
+                    handles=None if handles is None else tuple(handles),
+                )
+            )
+
+    def set_proof_response(
+        self,
+        zk_proof_id: int,
+        status: ResponseStatus | str,
+        tx_hash: bytes | None,
+        reason: str | None,
+    ) -> None:
+        """Record what became of the answer sent on the gateway."""
+        t = s.proof_requests
+        values = {
+            "response_status": str(ResponseStatus(status)),
+            "response_tx_hash": tx_hash,
+            "response_reason": reason,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.zk_proof_id == str(zk_proof_id)).values(values))
+
+    def get_proof_request(self, zk_proof_id: int) -> ProofRequest | None:
+        t = s.proof_requests
+        with self.engine.connect() as conn:
+            m = conn.execute(select(t).where(t.c.zk_proof_id == str(zk_proof_id))).first()
+        return None if m is None else _proof_request(m)
+
+    def get_proof_requests(self, zk_proof_ids: Sequence[int]) -> dict[int, ProofRequest]:
+        """The stored requests among `zk_proof_ids`, by id."""
+        t = s.proof_requests
+        out: dict[int, ProofRequest] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunks(list(dict.fromkeys(str(i) for i in zk_proof_ids))):
+                for m in conn.execute(select(t).where(t.c.zk_proof_id.in_(chunk))):
+                    out[int(m.zk_proof_id)] = _proof_request(m)
+        return out
