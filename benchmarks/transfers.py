@@ -28,6 +28,7 @@ from dagster import DagsterInstance, materialize
 from fhevm_dagster.assets.host import ciphertexts, fhe_computations, host_events
 from fhevm_dagster.compute.dag import HandleRef, build_dag
 from fhevm_dagster.devnet import devnet_down, devnet_up, free_port, run_token_traffic
+from fhevm_dagster.devnet.host_contracts import LOCAL_HOST_CHAIN_ID
 from fhevm_dagster.devnet.state import DevnetInfo
 from fhevm_dagster.partitions import HOST_RANGES, BlockRange
 from fhevm_dagster.resources.chain import HostChainResource
@@ -71,7 +72,7 @@ def bare(
     With `round_trips`, values between operations are ct64 (the reference scheduler's path);
     without, raw ciphertexts, and only allowed results are compressed.
     """
-    dag = build_dag(store.computations_of_range(rng.key))
+    dag = build_dag(store.computations_of_range(rng.key, chain_id=LOCAL_HOST_CHAIN_ID))
     stored = store.get_ciphertexts(sorted(dag.external))
     values: dict[bytes, Any] = {h: c.ciphertext for h, c in stored.items()}
     if not round_trips:

@@ -435,7 +435,7 @@ def test_real_host_range_end_to_end(
     assert all(c.passed for c in result.get_asset_check_evaluations())
     store = Store.open(url)
     try:
-        allowed = store.allowed_handles_of_range(rng.key)
+        allowed = store.allowed_handles_of_range(rng.key, chain_id=devnet.host_chain_id)
         assert allowed
         ct64 = store.get_ciphertexts(allowed)
         ct128 = store.get_ciphertexts128(allowed)

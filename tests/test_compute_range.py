@@ -111,7 +111,7 @@ def check_against_oracle(store: Store, keys: KeySet, range_key: str) -> int:
     """Every stored allowed result of the range decrypts to the oracle's value."""
     assert keys.client_key is not None
     engine = keys.engine()
-    rows = store.computations_of_range(range_key)
+    rows = store.computations_of_range(range_key, chain_id=31337)
     produced = {r.output_handle for r in rows}
     candidates = sorted({d for r in rows for d in r.dependencies if len(d) == 32} - produced)
     inputs = {
@@ -147,7 +147,7 @@ def test_token_transfers_across_ranges(
 
     # The later range first: its balances come from the earlier one, not evaluated yet.
     with pytest.raises(MissingInputsError) as missing:
-        evaluate_range(store, lambda: engine, later.key, KEY_ID, pool_size=2)
+        evaluate_range(store, lambda: engine, later.key, KEY_ID, 2, chain.host_chain_id)
     assert missing.value.missing
     assert all(earlier.key in why for why in missing.value.missing.values())
     assert earlier.key in str(missing.value)
@@ -187,7 +187,7 @@ def test_operator_sweep_matches_the_oracle(
     meta = run(instance, [host_events, fhe_computations, ciphertexts], chain, rng, url, tmp_path)
     assert meta["ciphertexts"]["errors"].value == 0
     store = Store.open(url)
-    operators = {r.operator for r in store.computations_of_range(rng.key)}
+    operators = {r.operator for r in store.computations_of_range(rng.key, chain_id=31337)}
     assert operators == {op for op in Operator if op <= Operator.RandBounded} - {
         Operator.VerifyInput
     }
@@ -232,12 +232,12 @@ def test_a_failing_computation_does_not_stop_the_range(keys: KeySet, tmp_path: P
     ]  # fmt: skip
     store = Store.open(f"sqlite:///{tmp_path / 'store.sqlite'}")
     store.write_range(31337, "000000000001-000000000001", rows, [])
-    report, _ = evaluate_range(store, keys.engine, "000000000001-000000000001", KEY_ID, 2)
+    report, _ = evaluate_range(store, keys.engine, "000000000001-000000000001", KEY_ID, 2, 31337)
     assert set(report.errors) == {bad.hex(), dependent.hex()}
     assert report.errors[bad.hex()] == "OperationError: Add: operand types differ (Uint8 vs Bool)"
     assert report.errors[dependent.hex()].startswith(f"depends on failed computation {bad.hex()}")
     status = {c.output_handle: (c.status, c.error_message) for c in store.computations_of_range(
-        "000000000001-000000000001")}  # fmt: skip
+        "000000000001-000000000001", chain_id=31337)}  # fmt: skip
     assert status[bad][0] == "error" and status[bad][1]
     assert status[dependent][0] == "error"
     assert status[good] == ("done", None)

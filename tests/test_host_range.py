@@ -118,7 +118,7 @@ def test_materialise_range_twice_is_identical(
     store = Store.open(store_url)
     try:
         first = store.snapshot()
-        rows = store.computations_of_range(rng.key)
+        rows = store.computations_of_range(rng.key, chain_id=devnet.host_chain_id)
         events = pd.read_parquet(tmp_path / "host_events" / f"{rng.key}.parquet")
         comps = pd.read_parquet(tmp_path / "fhe_computations" / f"{rng.key}.parquet")
 
@@ -129,7 +129,7 @@ def test_materialise_range_twice_is_identical(
         for row in rows:
             assert recompute(row, devnet.acl_address, devnet.host_chain_id) == row.output_handle
             validate_operation(row.opcode, row.dependencies, row.is_scalar, row.fhe_type)
-        allowed = set(store.allowed_handles_of_range(rng.key))
+        allowed = set(store.allowed_handles_of_range(rng.key, chain_id=devnet.host_chain_id))
         by_block = allowed_by_block(events)
         assert allowed == set().union(*by_block.values())
         for r in rows:

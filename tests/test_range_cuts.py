@@ -113,7 +113,11 @@ def test_ranges_of_1_5_and_20_blocks_store_identical_bytes(
 
         # Drift is never hidden: a stored result that is not what this process computes (here
         # swapped for another handle's bytes) fails the check, naming the handle.
-        produced = [r.output_handle for r in store.computations_of_range(rng.key) if r.is_allowed]
+        produced = [
+            r.output_handle
+            for r in store.computations_of_range(rng.key, chain_id=chain.host_chain_id)
+            if r.is_allowed
+        ]
         victim, donor = produced[0], next(h for h in stored[5] if h != produced[0])
         donor_bytes = store.get_ciphertexts([donor])[donor].ciphertext
         table = schema.ciphertexts

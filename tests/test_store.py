@@ -102,19 +102,19 @@ def test_reingest_keeps_status_and_removes_orphans(store: Store) -> None:
     store.mark_done([ROWS[0].key])
     res = store.write_range(31337, RANGE, ROWS[:1], ALLOWED[:1])  # a reorg dropped tx 2
     assert (res.removed, res.unchanged) == (2, 1)
-    [kept] = store.computations_of_range(RANGE)
+    [kept] = store.computations_of_range(RANGE, chain_id=31337)
     assert kept.status is ComputationStatus.DONE and kept.dependencies == ROWS[0].dependencies
-    assert store.allowed_handles_of_range(RANGE) == [h(3)]
+    assert store.allowed_handles_of_range(RANGE, chain_id=31337) == [h(3)]
 
 
 def test_computations_by_transaction_order(store: Store) -> None:
     store.write_range(31337, RANGE, list(reversed(ROWS)), ALLOWED)
-    groups = store.computations_by_transaction(RANGE)
+    groups = store.computations_by_transaction(RANGE, chain_id=31337)
     assert [g.tx_hash for g in groups] == [tx(1), tx(2)]
     assert [c.log_index for c in groups[1].computations] == [0, 1]
     assert groups[1].computations[0].dependencies == (h(3), (5).to_bytes(32, "big"))
     store.mark_errors([(h(4), tx(2), "boom")])
-    errs = store.computations_of_range(RANGE, [ComputationStatus.ERROR])
+    errs = store.computations_of_range(RANGE, [ComputationStatus.ERROR], chain_id=31337)
     assert [(c.output_handle, c.error_message) for c in errs] == [(h(4), "boom")]
     assert store.computations_by_output([h(5)])[0].tx_hash == tx(2)
 
@@ -129,7 +129,7 @@ def test_ciphertexts_and_results(store: Store) -> None:
     assert n == 1 and store.missing_ciphertexts([h(3)]) == []
     got = store.get_ciphertexts([h(3), h(9)])
     assert list(got) == [h(3)] and got[h(3)].ciphertext == b"ct3" and got[h(3)].key_id == 7
-    done = store.computations_of_range(RANGE, [ComputationStatus.DONE])
+    done = store.computations_of_range(RANGE, [ComputationStatus.DONE], chain_id=31337)
     assert [c.output_handle for c in done] == [h(3)]
     assert store.put_ciphertexts128([(h(3), b"sq3"), (h(3), b"sq3")]) == 1
     assert store.get_ciphertexts128([h(3)]) == {h(3): b"sq3"}
@@ -154,6 +154,26 @@ def test_chain_digests_commits_proofs(store: Store) -> None:
     store.set_proof_status(2**200, "verified", handles=[h(1), h(2)])
     got = store.get_proof_request(2**200)
     assert got is not None and got.status == "verified" and got.handles == (h(1), h(2))
+
+
+def test_range_queries_are_per_chain(store: Store) -> None:
+    """Range keys repeat across host chains: each chain sees only its own rows of a key."""
+    other = [row(13, 11, 2, (h(1), h(2)), allowed=True)]
+    other_allowed = [AllowedHandle(h(13), "", "decryption", "0x" + "22" * 20, tx(11), 21, 2)]
+    store.write_range(31337, RANGE, ROWS, ALLOWED)
+    store.write_range(1, RANGE, other, other_allowed)
+    assert store.chains_of_range(RANGE) == [1, 31337]
+    assert store.chains_of_range("000000000100-000000000199") == []
+    assert store.allowed_handles_of_range(RANGE, chain_id=31337) == [h(3), h(5)]
+    assert store.allowed_handles_of_range(RANGE, chain_id=1) == [h(13)]
+    assert store.allowed_handles_of_range(RANGE, chain_id=2) == []
+    mine = store.computations_of_range(RANGE, chain_id=31337)
+    assert [c.output_handle for c in mine] == [h(3), h(4), h(5)]
+    assert [c.output_handle for c in store.computations_of_range(RANGE, chain_id=1)] == [h(13)]
+    assert [g.tx_hash for g in store.computations_by_transaction(RANGE, chain_id=1)] == [tx(11)]
+    again = store.write_range(1, RANGE, other, other_allowed)  # chain 31337's rows are not stale
+    assert (again.unchanged, again.removed) == (1, 0)
+    assert len(store.computations_of_range(RANGE, chain_id=31337)) == 3
 
 
 def test_proof_statuses_are_enums_stored_as_before(store: Store) -> None:

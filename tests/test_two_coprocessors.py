@@ -185,4 +185,4 @@ def test_two_coprocessors_reach_consensus_and_drift_is_detected(
 
 def _allowed(root: Path, host: BlockRange) -> list[bytes]:
     store = Store.open(f"sqlite:///{root / 'store.sqlite'}")
-    return list(store.get_digests(store.allowed_handles_of_range(host.key)))
+    return list(store.get_digests(store.allowed_handles_of_range(host.key, chain_id=31337)))

@@ -95,7 +95,7 @@ def evaluate_range(
     range_key: str,
     key_id: int,
     pool_size: int,
-    chain_id: int | None = None,
+    chain_id: int,
 ) -> tuple[RangeReport, RangeDag]:
     """Evaluates the range, stores allowed results, records errors per computation.
 

@@ -78,7 +78,10 @@ class RangeHandles:
 
 def range_handles(store: Store, range_key: str) -> RangeHandles:
     """Classifies the allowed handles of `range_key` (in allow order) by their ct64."""
-    handles = store.allowed_handles_of_range(range_key)
+    chains = store.chains_of_range(range_key)  # the commit assets do not know their host chain
+    if len(chains) > 1:
+        raise ValueError(f"range {range_key} was ingested from host chains {chains}: ambiguous")
+    handles = [h for c in chains for h in store.allowed_handles_of_range(range_key, chain_id=c)]
     stored = store.get_ciphertexts(handles)
     absent = [h for h in handles if h not in stored]
     errors: dict[bytes, str] = {}

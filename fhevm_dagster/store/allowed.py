@@ -59,10 +59,10 @@ def write_allowed(
 
 
 class AllowedQueries(StoreBase):
-    def allowed_handles_of_range(self, range_key: str) -> list[bytes]:
-        """Distinct handles made durable in a range, in (block, log) order."""
+    def allowed_handles_of_range(self, range_key: str, *, chain_id: int) -> list[bytes]:
+        """Distinct handles made durable in a chain's range, in (block, log) order."""
         t = s.allowed_handles
-        q = select(t.c.handle).where(t.c.range_key == range_key)
+        q = select(t.c.handle).where(t.c.chain_id == chain_id, t.c.range_key == range_key)
         q = q.order_by(t.c.block_number, t.c.log_index)
         with self.engine.connect() as conn:
             return unique(conn.execute(q).scalars())

@@ -153,13 +153,12 @@ class ComputationQueries(StoreBase):
         self,
         range_key: str,
         statuses: Iterable[ComputationStatus] | None = None,
-        chain_id: int | None = None,
+        *,
+        chain_id: int,
     ) -> list[StoredComputation]:
-        """Computations of a range in (block, transaction, log) order."""
+        """A chain's computations of a range in (block, transaction, log) order."""
         c = s.computations
-        q = select(c).where(c.c.range_key == range_key)
-        if chain_id is not None:
-            q = q.where(c.c.chain_id == chain_id)
+        q = select(c).where(c.c.chain_id == chain_id, c.c.range_key == range_key)
         if statuses is not None:
             q = q.where(c.c.status.in_([str(x) for x in statuses]))
         q = q.order_by(c.c.block_number, c.c.tx_index, c.c.log_index)
@@ -170,11 +169,12 @@ class ComputationQueries(StoreBase):
         self,
         range_key: str,
         statuses: Iterable[ComputationStatus] | None = None,
-        chain_id: int | None = None,
+        *,
+        chain_id: int,
     ) -> list[TransactionComputations]:
         """A range's computations grouped by transaction, transactions and logs in chain order."""
         groups: dict[bytes, list[StoredComputation]] = {}
-        for comp in self.computations_of_range(range_key, statuses, chain_id):
+        for comp in self.computations_of_range(range_key, statuses, chain_id=chain_id):
             groups.setdefault(comp.tx_hash, []).append(comp)
         return [
             TransactionComputations(tx, comps[0].block_number, comps[0].tx_index, tuple(comps))
