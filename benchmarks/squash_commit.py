@@ -22,15 +22,15 @@ from pathlib import Path
 
 from hexbytes import HexBytes
 
-from fhevm_dagster.compute.commits import SendStatus
+from fhevm_dagster.chain.ciphertext_commits import GatewayCommits
 from fhevm_dagster.compute.keys import load_key_dir
 from fhevm_dagster.compute.sns import squash_one
 from fhevm_dagster.devnet import devnet_down, devnet_up, free_port, load_devnet
+from fhevm_dagster.pipeline.commits import SendStatus
 from fhevm_dagster.protocol.digests import Material, ciphertext_digest, sns_ciphertext_digest
 from fhevm_dagster.protocol.opcodes import Operator
 from fhevm_dagster.protocol.types import FheType
 from fhevm_dagster.resources.chain import GatewayChainResource
-from fhevm_dagster.resources.commits import CommitSettings
 from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS
 from fhevm_dagster.resources.signer import SignerResource
 
@@ -79,7 +79,7 @@ def commit_figures(state_dir: Path, commits: int) -> dict[str, float]:
         ciphertext_commits_address=info.ciphertext_commits_address,
     )
     account = SignerResource(tx_sender_key_file=info.tx_sender_key_file).tx_sender_account()
-    client = CommitSettings(start_block=info.gateway_start_block).client(gateway, account)
+    client = GatewayCommits.of(gateway.config(), account, info.gateway_start_block)
     client.add_many([_material()])  # warm-up: nonce, chain id, contract objects
 
     one_by_one = []

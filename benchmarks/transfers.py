@@ -25,12 +25,13 @@ from typing import Any
 import tfhe_py
 from dagster import DagsterInstance, materialize
 
-from fhevm_dagster.assets.host import ciphertexts, fhe_computations, host_events
+from fhevm_dagster.assets.host import ciphertexts, host_ingest
 from fhevm_dagster.compute.dag import HandleRef, build_dag
 from fhevm_dagster.devnet import devnet_down, devnet_up, free_port, run_token_traffic
 from fhevm_dagster.devnet.host_contracts import LOCAL_HOST_CHAIN_ID
 from fhevm_dagster.devnet.state import DevnetInfo
-from fhevm_dagster.partitions import HOST_RANGES, BlockRange
+from fhevm_dagster.partitions import HOST_RANGES
+from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.resources.chain import HostChainResource
 from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS, FheResource
 from fhevm_dagster.resources.io import ParquetIOManager
@@ -54,7 +55,7 @@ def pipeline(
     }
     started = time.perf_counter()
     result = materialize(
-        [host_events, fhe_computations, ciphertexts],
+        [host_ingest, ciphertexts],
         partition_key=rng.key,
         instance=instance,
         resources=resources,

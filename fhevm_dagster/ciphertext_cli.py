@@ -20,11 +20,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .chain.ciphertext_commits import CommitConfigError, CommitEvent, commit_events
+from .chain.client import ChainReader
+from .chain.config import gateway_from_settings
 from .objects import FetchError, ObjectStoreError, fetch_verified, open_backend
 from .protocol.digests import ciphertext_digest, sns_ciphertext_digest
 from .protocol.types import FheType
-from .resources.chain import GatewayChainResource
-from .resources.commits import CommitConfigError, CommitEvent, gateway_commit_events
 from .store import Store
 
 ERRORS: tuple[type[BaseException], ...] = (
@@ -136,18 +137,19 @@ def _get(args: argparse.Namespace) -> int:
     if args.no_gateway:
         return _print(report, args.json)
 
-    base = GatewayChainResource.from_env()
-    gateway = GatewayChainResource(
-        rpc_url=args.gateway_rpc_url or base.rpc_url,
-        ciphertext_commits_address=args.commits_address or base.ciphertext_commits_address,
-        request_timeout_s=base.request_timeout_s,
-    )
+    base = gateway_from_settings()
+    url = args.gateway_rpc_url or base.rpc_url
     try:
-        events = gateway_commit_events(gateway, [handle], args.from_block)
+        events = commit_events(
+            ChainReader(url, base.rpc).web3,
+            args.commits_address or base.ciphertext_commits_address,
+            [handle],
+            args.from_block,
+        )
     except CommitConfigError:
         raise
     except Exception as exc:  # RPC: say which gateway could not be read
-        raise ConnectionError(f"cannot read the gateway at {gateway.rpc_url}: {exc}") from exc
+        raise ConnectionError(f"cannot read the gateway at {url}: {exc}") from exc
     report["gateway"] = _gateway_view(events, key_id=key_id, d64=d64, d128=d128)
     view = report["gateway"]
     if not events:

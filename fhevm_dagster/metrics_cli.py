@@ -9,7 +9,6 @@ default: the figures name contracts and ranges, so exposing them is a deliberate
 from __future__ import annotations
 
 import argparse
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from prometheus_client import start_http_server
 from prometheus_client.registry import CollectorRegistry
 
+from . import settings
 from .metrics import CoprocessorCollector, RangeFigure, ScrapeInputs
 from .store import Store
 
@@ -84,17 +84,15 @@ def make_inputs(
         else:
             errors["dagster"] = "no Dagster instance"
         if rpc:
-            from .resources.chain import GatewayChainResource, HostChainResource
+            from .chain.client import ChainReader
+            from .chain.config import RpcSettings, gateway_from_settings, host_chain_from_settings
 
-            for name, resource in (
-                ("host_rpc", HostChainResource.from_env()),
-                ("gateway_rpc", GatewayChainResource.from_env()),
+            for name, configured, url in (
+                ("host_rpc", host_chain_from_settings().rpc_url, host_rpc_url),
+                ("gateway_rpc", gateway_from_settings().rpc_url, gateway_rpc_url),
             ):
-                url = host_rpc_url if name == "host_rpc" else gateway_rpc_url
                 try:
-                    head = resource.model_copy(
-                        update={"rpc_url": url or resource.rpc_url, "request_timeout_s": 3.0}
-                    ).head()
+                    head = ChainReader(url or configured, RpcSettings(3.0, 0)).head()
                 except Exception as exc:
                     errors[name] = str(exc)
                     continue
@@ -140,10 +138,8 @@ def register(subparsers: Any) -> None:
     metrics = subparsers.add_parser("metrics", help="the Prometheus endpoint")
     sub = metrics.add_subparsers(dest="metrics_command", metavar="ACTION", required=True)
     srv = sub.add_parser("serve", help="serve /metrics (store, Dagster instance, chain heads)")
-    srv.add_argument("--host", default=os.environ.get(METRICS_HOST_ENV, "127.0.0.1"))
-    srv.add_argument(
-        "--port", type=int, default=int(os.environ.get(METRICS_PORT_ENV, DEFAULT_PORT))
-    )
+    srv.add_argument("--host", default=settings.value(METRICS_HOST_ENV))
+    srv.add_argument("--port", type=int, default=settings.integer(METRICS_PORT_ENV))
     srv.add_argument("--database-url", default="", help="store URL (default: the configured one)")
     srv.add_argument("--no-rpc", action="store_true", help="do not read chain heads (no lag)")
     srv.add_argument("--no-dagster", action="store_true", help="no per-range figures")

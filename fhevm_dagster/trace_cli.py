@@ -21,14 +21,18 @@ ERRORS: tuple[type[BaseException], ...] = (ObjectStoreError,)
 
 
 def _consensus(args: argparse.Namespace) -> Callable[[bytes], str]:
-    from .resources.chain import GatewayChainResource
-    from .resources.commits import gateway_commit_events
+    from .chain.ciphertext_commits import commit_events
+    from .chain.client import ChainReader
+    from .chain.config import gateway_from_settings
 
-    gateway = GatewayChainResource.from_env()
+    gateway = gateway_from_settings()
 
     def lookup(handle: bytes) -> str:
         try:
-            events = gateway_commit_events(gateway, [handle], args.from_block)
+            w3 = ChainReader.of(gateway).web3
+            events = commit_events(
+                w3, gateway.ciphertext_commits_address, [handle], args.from_block
+            )
         except Exception as exc:  # the trace still shows the rest
             return f"unknown (gateway at {gateway.rpc_url}: {exc})"
         if any(e.consensus for e in events):

@@ -28,24 +28,25 @@ from fhevm_dagster.assets.commits import (
     ciphertext_digests,
     sns_ciphertexts,
 )
-from fhevm_dagster.assets.host import ciphertexts, fhe_computations, host_events
+from fhevm_dagster.assets.host import ciphertexts, host_ingest
+from fhevm_dagster.chain.ciphertext_commits import GatewayCommits, commit_events
 from fhevm_dagster.cli import main
-from fhevm_dagster.compute.commits import (
+from fhevm_dagster.compute.keys import KeySet
+from fhevm_dagster.devnet import DevnetInfo, free_port, run_token_traffic
+from fhevm_dagster.devnet.state import write_key_file
+from fhevm_dagster.partitions import HOST_RANGES
+from fhevm_dagster.pipeline.block_ranges import BlockRange
+from fhevm_dagster.pipeline.commits import (
     CommitGateway,
     OnChainCommit,
     SendResult,
     SendStatus,
     commit_materials,
 )
-from fhevm_dagster.compute.keys import KeySet
-from fhevm_dagster.devnet import DevnetInfo, free_port, run_token_traffic
-from fhevm_dagster.devnet.state import write_key_file
-from fhevm_dagster.partitions import HOST_RANGES, BlockRange
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.protocol.digests import Material, material
 from fhevm_dagster.protocol.types import FheType
-from fhevm_dagster.resources.chain import GatewayChainResource, HostChainResource
-from fhevm_dagster.resources.commits import CommitSettings, commit_events
+from fhevm_dagster.resources.chain import CommitSettings, GatewayChainResource, HostChainResource
 from fhevm_dagster.resources.fhe import FheResource
 from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.signer import SignerResource
@@ -123,8 +124,8 @@ def gateway_resource(info: DevnetInfo, rpc_url: str | None = None) -> GatewayCha
         input_verification_address=info.input_verification_address,
         ciphertext_commits_address=info.ciphertext_commits_address,
         request_timeout_s=3.0,
-        tx_retries=1,
-        tx_backoff_s=0.1,
+        rpc_retries=1,
+        rpc_backoff_s=0.1,
         receipt_timeout_s=30.0,
     )
 
@@ -138,6 +139,12 @@ def resources(
     key_file: str | None = None,
 ) -> dict[str, Any]:
     return {
+        "chain": HostChainResource(
+            rpc_url=info.host_rpc_url,
+            acl_address=info.acl_address,
+            executor_address=info.executor_address,
+            key_id=str(KEY_ID),
+        ),
         "store": StoreResource(database_url=url),
         "fhe": FheResource(),
         "gateway": gateway_resource(info, rpc_url),
@@ -332,7 +339,7 @@ def test_outage_mid_range_loses_nothing_and_duplicates_nothing(
         handles = [m.handle for m in materials]
         account = SignerResource(tx_sender_key_file=devnet.tx_sender_key_file).tx_sender_account()
         settings = CommitSettings(start_block=devnet.gateway_start_block)
-        real = settings.client(gateway_resource(devnet), account)
+        real = GatewayCommits.of(gateway_resource(devnet).config(), account, settings.start_block)
         flaky = _OutageAfter(real, ok_batches=1)
         report = commit_materials(store, flaky, materials, batch_size=2)
         assert report.sent == 2 and len(report.failed) == 3
@@ -381,7 +388,7 @@ def test_ciphertext_get_checks_the_gateway(
             store.put_ciphertexts([Ciphertext(h, ct64, 2, KEY_ID, "computed")])
             store.put_ciphertexts128([(h, ct128)])
         account = SignerResource(tx_sender_key_file=devnet.tx_sender_key_file).tx_sender_account()
-        client = CommitSettings().client(gateway_resource(devnet), account)
+        client = GatewayCommits.of(gateway_resource(devnet).config(), account, 0)
         wrong = Material(forged, KEY_ID, os.urandom(32), os.urandom(32))
         sent = client.add_many([material(good, KEY_ID, ct64, ct128), wrong])
         assert [r.status for r in sent] == [SendStatus.CONFIRMED] * 2
@@ -421,15 +428,8 @@ def test_real_host_range_end_to_end(
     rng = BlockRange(min(r.block_number for r in records), max(r.block_number for r in records))
     instance.add_dynamic_partitions(HOST_RANGES, [rng.key])
     url = f"sqlite:///{tmp_path / 'store.sqlite'}"
-    res = resources(devnet, url, tmp_path) | {
-        "chain": HostChainResource(
-            rpc_url=devnet.host_rpc_url,
-            acl_address=devnet.acl_address,
-            executor_address=devnet.executor_address,
-            key_id=str(KEY_ID),
-        )
-    }
-    everything = [host_events, fhe_computations, ciphertexts, *COMMIT_ASSETS, *COMMIT_CHECKS]
+    res = resources(devnet, url, tmp_path)
+    everything = [host_ingest, ciphertexts, *COMMIT_ASSETS, *COMMIT_CHECKS]
     result = materialize(everything, partition_key=rng.key, instance=instance, resources=res)
     assert result.success
     assert all(c.passed for c in result.get_asset_check_evaluations())

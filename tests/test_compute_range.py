@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 from dagster import AssetsDefinition, DagsterInstance, instance_for_test, materialize
 
-from fhevm_dagster.assets.host import ciphertexts, fhe_computations, host_events
+from fhevm_dagster.assets.host import ciphertexts, host_ingest
 from fhevm_dagster.compute.keys import KeySet
 from fhevm_dagster.compute.oracle import Plain
-from fhevm_dagster.compute.ranges import MissingInputsError, evaluate_range, oracle_range
 from fhevm_dagster.devnet import (
     DevnetInfo,
     connect,
@@ -30,7 +29,9 @@ from fhevm_dagster.devnet import (
     run_token_traffic,
 )
 from fhevm_dagster.devnet.traffic import BOOL, U8, U160, token_contract
-from fhevm_dagster.partitions import HOST_RANGES, BlockRange
+from fhevm_dagster.partitions import HOST_RANGES
+from fhevm_dagster.pipeline.block_ranges import BlockRange
+from fhevm_dagster.pipeline.evaluate import MissingInputsError, evaluate_range, oracle_range
 from fhevm_dagster.protocol.computations import ComputationRow
 from fhevm_dagster.protocol.handles import trivial_encrypt_handle
 from fhevm_dagster.protocol.opcodes import Operator
@@ -96,7 +97,7 @@ def run(
     return {
         m.asset_key.to_user_string(): m.metadata
         for a in assets
-        for m in result.asset_materializations_for_node(a.key.path[-1])
+        for m in result.asset_materializations_for_node(a.node_def.name)
     }
 
 
@@ -139,7 +140,7 @@ def test_token_transfers_across_ranges(
     second = run_token_traffic(chain, transfers=2, seed=1)  # spends balances of the first range
     earlier = BlockRange(min(r.block_number for r in first), max(r.block_number for r in first))
     later = BlockRange(min(r.block_number for r in second), max(r.block_number for r in second))
-    ingest = [host_events, fhe_computations]
+    ingest = [host_ingest]
     run(instance, ingest, chain, earlier, url, tmp_path)
     run(instance, ingest, chain, later, url, tmp_path)
     store = Store.open(url)
@@ -152,7 +153,7 @@ def test_token_transfers_across_ranges(
     assert all(earlier.key in why for why in missing.value.missing.values())
     assert earlier.key in str(missing.value)
 
-    everything = [host_events, fhe_computations, ciphertexts]
+    everything = [host_ingest, ciphertexts]
     meta = run(instance, everything, chain, earlier, url, tmp_path)["ciphertexts"]
     assert meta["errors"].value == 0
     assert meta["stored"].value > 0
@@ -184,7 +185,7 @@ def test_operator_sweep_matches_the_oracle(
     url = f"sqlite:///{tmp_path / 'store.sqlite'}"
     records = run_operator_sweep(chain, types=(BOOL, U8, U160))
     rng = BlockRange(min(r.block_number for r in records), max(r.block_number for r in records))
-    meta = run(instance, [host_events, fhe_computations, ciphertexts], chain, rng, url, tmp_path)
+    meta = run(instance, [host_ingest, ciphertexts], chain, rng, url, tmp_path)
     assert meta["ciphertexts"]["errors"].value == 0
     store = Store.open(url)
     operators = {r.operator for r in store.computations_of_range(rng.key, chain_id=31337)}

@@ -21,6 +21,8 @@ from web3.exceptions import ContractCustomError
 from web3.types import TxReceipt
 
 from fhevm_dagster.abi import canonical_type, decode_revert, selector, signature
+from fhevm_dagster.chain.calls import tx_status_of
+from fhevm_dagster.chain.ciphertext_commits import ADD_TOPIC, CONSENSUS_TOPIC
 from fhevm_dagster.devnet import (
     DevnetInfo,
     TransactionReverted,
@@ -39,8 +41,6 @@ from fhevm_dagster.devnet import decode_revert as devnet_decode_revert
 from fhevm_dagster.devnet.gateway_contracts import GatewayContracts
 from fhevm_dagster.devnet.traffic import BINARY_OPS_BY_TYPE, CAST_TARGETS, CAST_TYPES, RAND_TYPES
 from fhevm_dagster.protocol.gateway_events import VERIFY_PROOF_REQUEST_TOPIC
-from fhevm_dagster.resources.chain import tx_status_of
-from fhevm_dagster.resources.commits import ADD_TOPIC, CONSENSUS_TOPIC
 
 BINARY_EVENTS = [
     "FheAdd", "FheSub", "FheMul", "FheDiv", "FheRem", "FheBitAnd", "FheBitOr", "FheBitXor",

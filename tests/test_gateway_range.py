@@ -32,28 +32,27 @@ from eth_account.signers.local import LocalAccount
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
 from fhevm_dagster.assets.gateway import proof_requests, proof_responses, verified_inputs
-from fhevm_dagster.assets.host import ciphertexts, fhe_computations, host_events
+from fhevm_dagster.assets.host import ciphertexts, host_ingest
+from fhevm_dagster.chain.calls import ContractCall
+from fhevm_dagster.chain.client import ChainReader
+from fhevm_dagster.chain.sender import gateway_sender
 from fhevm_dagster.devnet import DevnetInfo, anvil_account, set_balance
 from fhevm_dagster.devnet.anvil import rpc_call
-from fhevm_dagster.partitions import GATEWAY_RANGES, HOST_RANGES, BlockRange
+from fhevm_dagster.partitions import GATEWAY_RANGES, HOST_RANGES
+from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.protocol.eip712 import encode_input_proof
-from fhevm_dagster.resources.chain import (
-    GatewayCall,
-    GatewayChainResource,
-    GatewayIngestSettings,
-    HostChainResource,
-)
+from fhevm_dagster.resources.chain import GatewayChainResource, HostChainResource, RangeSettings
 from fhevm_dagster.resources.fhe import FheResource
 from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.signer import SignerResource
 from fhevm_dagster.resources.store import StoreResource
-from fhevm_dagster.sensors.gateway_blocks import gateway_blocks_sensor
+from fhevm_dagster.sensors import gateway_blocks_sensor
 from fhevm_dagster.store import Store
 
 INPUTS = Path(__file__).parent / "fixtures" / "inputs"
 ROOT = Path(__file__).parents[1]
 GATEWAY_ASSETS = [proof_requests, verified_inputs, proof_responses]
-HOST_ASSETS = [host_events, fhe_computations, ciphertexts]
+HOST_ASSETS = [host_ingest, ciphertexts]
 EXTRA = b"\x00"
 
 
@@ -85,7 +84,7 @@ def resources(info: DevnetInfo, url: str, parquet: Path) -> dict[str, Any]:
             rpc_url=info.gateway_rpc_url,
             input_verification_address=info.input_verification_address,
             ciphertext_commits_address=info.ciphertext_commits_address,
-            tx_backoff_s=0.2,
+            rpc_backoff_s=0.2,
         ),
         "chain": HostChainResource(
             rpc_url=info.host_rpc_url,
@@ -116,7 +115,7 @@ def run(
     return {
         m.asset_key.to_user_string(): {k: v.value for k, v in m.metadata.items()}
         for a in assets
-        for m in result.asset_materializations_for_node(a.key.path[-1])
+        for m in result.asset_materializations_for_node(a.node_def.name)
     }
 
 
@@ -319,13 +318,13 @@ def test_gateway_transactions_outcomes(fresh: DevnetInfo, devnet_client: DevnetC
         input_verification_address=info.input_verification_address,
         ciphertext_commits_address=info.ciphertext_commits_address,
     )
-    txs = gateway.transactions(info.tx_sender_account())
-    assert gateway.transactions(info.tx_sender_account()) is txs  # one nonce keeper per process
+    txs = gateway_sender(gateway.config(), info.tx_sender_account())
+    assert gateway_sender(gateway.config(), info.tx_sender_account()) is txs  # one nonce keeper
     zk_id, _ = request(
         client, anvil_account(1), b"x", user=anvil_account(1).address, contract=client.token.address
     )
-    reject = GatewayCall("InputVerification", "rejectProofResponse", (zk_id, b""))
-    unknown = GatewayCall("InputVerification", "rejectProofResponse", (10**9, b""))
+    reject = ContractCall("InputVerification", "rejectProofResponse", (zk_id, b""))
+    unknown = ContractCall("InputVerification", "rejectProofResponse", (10**9, b""))
     first, second, missing = txs.send_many([reject, reject, unknown])
     assert first.status == "confirmed" and first.tx_hash is not None and first.block_number
     # Simulated after the first was mined: already done, nothing sent.
@@ -335,24 +334,23 @@ def test_gateway_transactions_outcomes(fresh: DevnetInfo, devnet_client: DevnetC
     assert not missing.retryable and missing.tx_hash is None
     assert txs.view("InputVerification", "isProofRejected", zk_id) is True
 
-    stranger = gateway.transactions(anvil_account(3))
-    outcome = stranger.send(GatewayCall("InputVerification", "rejectProofResponse", (zk_id, b"")))
+    stranger = gateway_sender(gateway.config(), anvil_account(3))
+    outcome = stranger.send(ContractCall("InputVerification", "rejectProofResponse", (zk_id, b"")))
     assert outcome.status == "failed" and outcome.error == "NotCoprocessorTxSender"
     with pytest.raises(ValueError, match="no address configured"):
-        GatewayChainResource(rpc_url=info.gateway_rpc_url).transactions(anvil_account(3)).send(
-            reject
-        )
+        bare = GatewayChainResource(rpc_url=info.gateway_rpc_url).config()
+        gateway_sender(bare, anvil_account(3)).send(reject)
     # The sender keeps working after the chain forgot its transactions (reverted devnet).
     snap = rpc_call(info.gateway_rpc_url, "evm_snapshot")
     zk2, _ = request(
         client, anvil_account(1), b"y", user=anvil_account(1).address, contract=client.token.address
     )
-    assert txs.send(GatewayCall("InputVerification", "rejectProofResponse", (zk2, b""))).done
+    assert txs.send(ContractCall("InputVerification", "rejectProofResponse", (zk2, b""))).done
     rpc_call(info.gateway_rpc_url, "evm_revert", [snap])
     zk3, _ = request(
         client, anvil_account(1), b"z", user=anvil_account(1).address, contract=client.token.address
     )
-    after = txs.send(GatewayCall("InputVerification", "rejectProofResponse", (zk3, b"")))
+    after = txs.send(ContractCall("InputVerification", "rejectProofResponse", (zk3, b"")))
     assert after.status == "confirmed", after
 
 
@@ -404,9 +402,9 @@ def test_gateway_sensor(
     gateway = GatewayChainResource(
         rpc_url=info.gateway_rpc_url, input_verification_address=info.input_verification_address
     )
-    head = gateway.head()
+    head = ChainReader.of(gateway.config()).head()
     rpc_call(info.gateway_rpc_url, "anvil_mine", [hex(45)])  # >= 4 complete ranges
-    settings = GatewayIngestSettings(range_size=10, max_ranges_per_tick=2, start_block=head + 1)
+    settings = RangeSettings(range_size=10, max_ranges_per_tick=2, start_block=head + 1)
     res: dict[str, Any] = {
         "gateway": gateway,
         "store": StoreResource(database_url=store_url),

@@ -17,9 +17,10 @@ import pytest
 from dagster import DagsterInstance, instance_for_test, materialize
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
-from fhevm_dagster.assets.host import fhe_computations, host_events
+from fhevm_dagster.assets.host import host_ingest
 from fhevm_dagster.devnet import DevnetInfo, TxRecord, run_operator_sweep
-from fhevm_dagster.partitions import HOST_RANGES, BlockRange
+from fhevm_dagster.partitions import HOST_RANGES
+from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.protocol import handles as H
 from fhevm_dagster.protocol.computations import ComputationRow
 from fhevm_dagster.protocol.opcodes import OPERATORS, Operator, OpKind, validate_operation
@@ -83,7 +84,7 @@ def run_range(
 ) -> dict[str, Any]:
     instance.add_dynamic_partitions(HOST_RANGES, [rng.key])
     result = materialize(
-        [host_events, fhe_computations],
+        [host_ingest],
         partition_key=rng.key,
         instance=instance,
         resources={
@@ -100,8 +101,7 @@ def run_range(
     assert result.success
     mats = {
         m.asset_key.to_user_string(): m.metadata
-        for m in result.asset_materializations_for_node("fhe_computations")
-        + result.asset_materializations_for_node("host_events")
+        for m in result.asset_materializations_for_node("host_ingest")
     }
     return mats
 

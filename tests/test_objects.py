@@ -49,6 +49,7 @@ from fhevm_dagster.partitions import HOST_RANGES
 from fhevm_dagster.protocol.computations import AllowedHandle
 from fhevm_dagster.protocol.digests import ciphertext_digest, sns_ciphertext_digest
 from fhevm_dagster.protocol.types import FheType
+from fhevm_dagster.resources.chain import HostChainResource
 from fhevm_dagster.resources.fhe import FheResource
 from fhevm_dagster.resources.objects import ObjectStoreResource
 from fhevm_dagster.resources.signer import SignerResource
@@ -282,6 +283,7 @@ def test_asset_uploads_range_once_and_cli_reads_it(
     key_file.write_text("0x" + "11" * 32)
     key_file.chmod(0o600)
     resources = {
+        "chain": HostChainResource(chain_id=CHAIN_ID, rpc_url="http://127.0.0.1:1"),  # no RPC
         "store": StoreResource(database_url=url),
         "signer": SignerResource(signer_key_file=str(key_file)),
         "objects": ObjectStoreResource(url=s3.url, s3_endpoint_url=s3_endpoint),
@@ -338,7 +340,9 @@ def test_asset_uploads_range_once_and_cli_reads_it(
 def test_registered_in_host_range_job() -> None:
     from dagster import AssetKey
 
-    from fhevm_dagster.definitions import defs
+    from fhevm_dagster.definitions import defs as load_defs
+
+    defs = load_defs()
 
     job = defs.resolve_job_def("host_range_job")
     assert AssetKey("ciphertext_objects") in job.asset_layer.executable_asset_keys

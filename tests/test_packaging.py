@@ -198,9 +198,10 @@ print(len(names), "modules")
 DEMO_RANGE = """
 import os, pathlib, sys
 from dagster import DagsterInstance, materialize
-from fhevm_dagster.assets.host import ciphertexts, fhe_computations, host_events
+from fhevm_dagster.assets.host import ciphertexts, host_ingest
 from fhevm_dagster.devnet import devnet_down, devnet_up, free_port, run_token_traffic
-from fhevm_dagster.partitions import HOST_RANGES, BlockRange
+from fhevm_dagster.partitions import HOST_RANGES
+from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.resources.chain import HostChainResource
 from fhevm_dagster.resources.fhe import FheResource
 from fhevm_dagster.resources.io import ParquetIOManager
@@ -213,7 +214,7 @@ try:
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(HOST_RANGES, [rng.key])
     result = materialize(
-        [host_events, fhe_computations, ciphertexts],
+        [host_ingest, ciphertexts],
         partition_key=rng.key,
         instance=instance,
         resources={

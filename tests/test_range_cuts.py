@@ -17,14 +17,10 @@ import pytest
 from dagster import DagsterInstance, instance_for_test, materialize
 from sqlalchemy import update
 
-from fhevm_dagster.assets.host import (
-    RECOMPUTED_BYTES_CHECK,
-    ciphertexts,
-    fhe_computations,
-    host_events,
-)
+from fhevm_dagster.assets.host import RECOMPUTED_BYTES_CHECK, ciphertexts, host_ingest
 from fhevm_dagster.devnet import DevnetInfo, devnet_down, devnet_up, free_port, run_token_traffic
-from fhevm_dagster.partitions import HOST_RANGES, BlockRange
+from fhevm_dagster.partitions import HOST_RANGES
+from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.protocol.digests import ciphertext_digest
 from fhevm_dagster.resources.chain import HostChainResource
 from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS, FheResource
@@ -67,7 +63,7 @@ def _process(
         rng = BlockRange(start, min(start + size - 1, last))
         instance.add_dynamic_partitions(HOST_RANGES, [rng.key])
         result = materialize(
-            [host_events, fhe_computations, ciphertexts],
+            [host_ingest, ciphertexts],
             partition_key=rng.key,
             instance=instance,
             resources=_resources(info, url, root),

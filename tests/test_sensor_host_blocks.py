@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,10 +11,10 @@ from dagster import DagsterInstance, SensorResult, build_sensor_context, instanc
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
 from fhevm_dagster.devnet.anvil import AnvilNode, free_port, rpc_call, start_anvil, stop_anvil
-from fhevm_dagster.partitions import HOST_RANGES, BlockRange, next_ranges, parse_range_key
-from fhevm_dagster.resources.chain import HostChainResource, HostIngestSettings
+from fhevm_dagster.partitions import HOST_RANGES
+from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
 from fhevm_dagster.resources.store import StoreResource
-from fhevm_dagster.sensors.host_blocks import host_blocks_sensor
+from fhevm_dagster.sensors import host_blocks_sensor
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +77,7 @@ def make_ticker(
         {
             "chain": HostChainResource(rpc_url=node.rpc_url),
             "store": StoreResource(database_url=url),
-            "host_settings": HostIngestSettings(**{**defaults, **settings}),
+            "host_settings": RangeSettings(**{**defaults, **settings}),
         },
     )
 
@@ -182,29 +181,3 @@ def test_reorg_below_head_detected_by_hash(
     rpc_call(url, "evm_increaseTime", [1000])
     mine_to(fresh_chain, 12)  # as long as before, different blocks 6..12
     assert keys(t.tick()) == [("000000000000-000000000009", "000000000000-000000000009:reorg-1")]
-
-
-def test_settings_from_devnet_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    devnet = tmp_path / "devnet.json"
-    devnet.write_text(
-        '{"host_rpc_url": "http://127.0.0.1:9999", "acl_address": "0x' + "ab" * 20 + '",'
-        ' "executor_address": "0x' + "cd" * 20 + '", "host_start_block": 42}'
-    )
-    monkeypatch.setenv("FHEVM_DAGSTER_DEVNET_JSON", str(devnet))
-    monkeypatch.setenv("FHEVM_DAGSTER_HOST_RANGE_SIZE", "50")
-    chain, settings = HostChainResource.from_env(), HostIngestSettings.from_env()
-    assert chain.rpc_url == "http://127.0.0.1:9999" and chain.acl_address == "0x" + "ab" * 20
-    assert settings.start_block == 42 and settings.range_size == 50
-    monkeypatch.setenv("FHEVM_DAGSTER_HOST_RPC_URL", "http://h:1")
-    assert HostChainResource.from_env().rpc_url == "http://h:1"
-
-
-def test_range_keys() -> None:
-    assert BlockRange(1000, 1099).key == "000000001000-000000001099"
-    assert parse_range_key("000000001000-000000001099") == BlockRange(1000, 1099)
-    with pytest.raises(ValueError, match="not a host range key"):
-        parse_range_key("1000-1099")
-    with pytest.raises(ValueError, match="invalid block range"):
-        parse_range_key("000000000009-000000000001")
-    assert next_ranges(5, 25, 10, 10) == [BlockRange(5, 9), BlockRange(10, 19)]
-    assert next_ranges(0, 8, 10, 10) == [] and len(next_ranges(0, 10**6, 10, 3)) == 3

@@ -26,7 +26,8 @@ from eth_account import Account
 
 from fhevm_dagster.assets.commits import COMMIT_ASSETS, COMMIT_CHECKS, digest_commits
 from fhevm_dagster.assets.gateway import proof_requests, proof_responses, verified_inputs
-from fhevm_dagster.assets.host import ciphertexts, fhe_computations, host_events
+from fhevm_dagster.assets.host import ciphertexts, host_ingest
+from fhevm_dagster.chain.ciphertext_commits import commit_events
 from fhevm_dagster.compute.keys import METADATA
 from fhevm_dagster.devnet import (
     DevnetInfo,
@@ -40,9 +41,9 @@ from fhevm_dagster.devnet import (
 )
 from fhevm_dagster.devnet.artifacts import load_abi
 from fhevm_dagster.devnet.state import write_key_file
-from fhevm_dagster.partitions import GATEWAY_RANGES, HOST_RANGES, BlockRange
-from fhevm_dagster.resources.chain import GatewayChainResource, HostChainResource
-from fhevm_dagster.resources.commits import CommitSettings, commit_events
+from fhevm_dagster.partitions import GATEWAY_RANGES, HOST_RANGES
+from fhevm_dagster.pipeline.block_ranges import BlockRange
+from fhevm_dagster.resources.chain import CommitSettings, GatewayChainResource, HostChainResource
 from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS, FheResource
 from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.signer import SignerResource
@@ -53,7 +54,7 @@ INPUTS = Path(__file__).parent / "fixtures" / "inputs"
 TRANSFERS = int(os.environ.get("FHEVM_DAGSTER_CONSENSUS_TRANSFERS", "1"))
 DRIFT_CHECK = "digests_agree_with_other_coprocessors"
 HOST: list[AssetsDefinition | AssetChecksDefinition] = [
-    host_events, fhe_computations, ciphertexts, *COMMIT_ASSETS, *COMMIT_CHECKS,
+    host_ingest, ciphertexts, *COMMIT_ASSETS, *COMMIT_CHECKS,
 ]  # fmt: skip
 GATEWAY = [proof_requests, verified_inputs, proof_responses]
 
@@ -87,7 +88,7 @@ def _resources(
             rpc_url=info.gateway_rpc_url,
             input_verification_address=info.input_verification_address,
             ciphertext_commits_address=info.ciphertext_commits_address,
-            tx_backoff_s=0.2,
+            rpc_backoff_s=0.2,
         ),
         "chain": HostChainResource(
             rpc_url=info.host_rpc_url,
@@ -179,8 +180,8 @@ def test_two_coprocessors_reach_consensus_and_drift_is_detected(
     assert not drifted.passed
     assert drifted.metadata["peers_seen"].value == 2
     assert drifted.metadata["disagreeing_handles"].value == len(handles)
-    table = drifted.metadata["disagreements"].value
-    assert all("0x" + h.hex() in table for h in handles)
+    table = drifted.metadata["disagreements"]
+    assert {r.data["handle"] for r in table.records} == {"0x" + h.hex() for h in handles}
 
 
 def _allowed(root: Path, host: BlockRange) -> list[bytes]:

@@ -1,33 +1,71 @@
-"""What every asset shows in the UI: hex handles, type names, table previews; and the shared
-retry policy of the steps that talk to a chain."""
+"""How every asset shows a pipeline step in the UI, and how a step's failure reaches Dagster.
+
+Figures become metadata as they are (numbers plot over partitions), dicts and lists become JSON,
+tables become `MetadataValue.table` with a schema and `dagster/row_count`.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
-from dagster import Backoff, MetadataValue, RetryPolicy
+from collections.abc import Mapping
+from typing import Any
 
-from ..protocol.types import FheType
+import pandas as pd
+from dagster import (
+    Backoff,
+    Failure,
+    MetadataValue,
+    RetryPolicy,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+)
+
+from ..pipeline.errors import StepError
 
 PREVIEW_ROWS = 20
 # RPC nodes drop requests and lag behind: back off rather than fail the range.
 RPC_RETRY = RetryPolicy(max_retries=4, delay=2, backoff=Backoff.EXPONENTIAL)
+# Inputs produced by an earlier range (or the gateway) appear once that run completes.
+MISSING_INPUT_RETRY = RetryPolicy(max_retries=5, delay=10, backoff=Backoff.EXPONENTIAL)
+STORE_RETRY = RetryPolicy(max_retries=2, delay=1)
+
+_TYPES = {"b": "bool", "i": "int", "u": "int", "f": "float"}
 
 
-def hex_str(b: bytes | None) -> str:
-    """`0x…` for bytes, "" for none (absent tx hashes and handles)."""
-    return "" if b is None else "0x" + b.hex()
+def figures_metadata(figures: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: MetadataValue.json(v) if isinstance(v, dict | list) else v for k, v in figures.items()
+    }
 
 
-def type_name(value: int) -> str:
-    """The FHE type's name, or the raw number when it is not a known type."""
-    try:
-        return FheType(value).name
-    except ValueError:
-        return str(value)
+def table_metadata(
+    df: pd.DataFrame, columns: list[str] | None = None, *, key: str = "preview"
+) -> dict[str, Any]:
+    """The table's first rows (the chosen columns) under `key`, and its full row count."""
+    shown = df[columns] if columns else df
+    schema = TableSchema(
+        columns=[TableColumn(c, _TYPES.get(shown[c].dtype.kind, "string")) for c in shown.columns]
+    )
+    records = [
+        TableRecord({c: _cell(v) for c, v in row.items()})
+        for row in shown.head(PREVIEW_ROWS).to_dict("records")
+    ]
+    return {
+        "dagster/row_count": len(df),
+        key: MetadataValue.table(records, schema=schema),
+    }
 
 
-def preview(df: pd.DataFrame) -> MetadataValue:
-    """The first rows of a table as markdown, for the asset's metadata."""
-    return MetadataValue.md(
-        df.head(PREVIEW_ROWS).to_markdown(index=False) if len(df) else "_empty_"
+def _cell(value: Any) -> str | int | float | bool | None:
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return str(value)
+
+
+def failure(exc: StepError) -> Failure:
+    """The Dagster failure of a step error: retried by the step's policy only when retryable."""
+    return Failure(
+        description=str(exc),
+        metadata=figures_metadata(exc.figures),
+        allow_retries=exc.retryable,
     )

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import tfhe_py
 
+from .. import settings
+
 CLIENT_KEY = "client_key.bin"
 SERVER_KEY = "server_key.bin"
 PUBLIC_KEY = "public_key.bin"
@@ -35,7 +37,7 @@ class KeySetError(RuntimeError):
 
 def cache_dir() -> Path:
     """Where derived keys and other caches live: outside the clone, shared by runs."""
-    return Path(os.environ.get("FHEVM_DAGSTER_CACHE", Path.home() / ".cache" / "fhevm-dagster"))
+    return settings.path("FHEVM_DAGSTER_CACHE")
 
 
 @dataclass(frozen=True)

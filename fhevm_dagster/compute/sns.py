@@ -14,10 +14,6 @@ from dataclasses import dataclass, field
 
 import tfhe_py
 
-from ..store.queries import Store
-from ..store.records import Ciphertext as StoredCiphertext
-from ..store.records import ComputationStatus
-
 
 @dataclass
 class SquashReport:
@@ -65,31 +61,3 @@ def squash_batch(
                 report.errors[handle] = error or "unknown error"
     report.wall_seconds = time.perf_counter() - started
     return report
-
-
-@dataclass(frozen=True)
-class RangeHandles:
-    """A range's allowed handles by what the store holds for them."""
-
-    stored: dict[bytes, StoredCiphertext]  # ct64 present: squash, digest, commit
-    errored: dict[bytes, str]  # their computation failed: nothing to commit, reported
-    missing: list[bytes]  # no ct64 and no error: not produced yet, a retryable failure
-
-
-def range_handles(store: Store, range_key: str) -> RangeHandles:
-    """Classifies the allowed handles of `range_key` (in allow order) by their ct64."""
-    chains = store.chains_of_range(range_key)  # the commit assets do not know their host chain
-    if len(chains) > 1:
-        raise ValueError(f"range {range_key} was ingested from host chains {chains}: ambiguous")
-    handles = [h for c in chains for h in store.allowed_handles_of_range(range_key, chain_id=c)]
-    stored = store.get_ciphertexts(handles)
-    absent = [h for h in handles if h not in stored]
-    errors: dict[bytes, str] = {}
-    for comp in store.computations_by_output(absent):
-        if comp.status is ComputationStatus.ERROR:
-            errors[comp.output_handle] = comp.error_message or "computation failed"
-    return RangeHandles(
-        {h: stored[h] for h in handles if h in stored},
-        errors,
-        [h for h in absent if h not in errors],
-    )

@@ -16,20 +16,23 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
 from web3.types import TxParams, TxReceipt
 
+from ..chain.client import connect as chain_connect
+from ..chain.config import RpcSettings
+from ..chain.reverts import REVERTS, revert_data
+from ..chain.sender import padded_gas
 from .anvil import TEST_MNEMONIC
 from .artifacts import Artifact, decode_revert, load_artifact
 from .errors import TransactionReverted
 
-#: Gas ceiling of one transaction: under the EIP-7825 cap (2**24), so newer forks work too.
-MAX_TX_GAS = 16_000_000
+#: The local nodes answer at once or not at all: a long timeout, few retries.
+_LOCAL_RPC = RpcSettings(timeout_s=60.0, retries=2)
 
 
-def connect(rpc_url: str, timeout: float = 60.0) -> Web3:
-    """A Web3 client for one of the local nodes."""
-    return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+def connect(rpc_url: str) -> Web3:
+    """A Web3 client for one of the local nodes (the chain client's, with its retry layer)."""
+    return chain_connect(rpc_url, _LOCAL_RPC)
 
 
 @cache
@@ -42,21 +45,9 @@ def anvil_account(index: int) -> LocalAccount:
     return account
 
 
-def _revert_data(exc: Exception) -> bytes:
-    data: Any = getattr(exc, "data", None)
-    if isinstance(data, dict):
-        data = data.get("data")
-    if isinstance(data, str) and data.startswith("0x"):
-        try:
-            return bytes.fromhex(data[2:])
-        except ValueError:
-            return b""
-    return b""
-
-
 def revert_error(label: str, exc: Exception, tx_hash: str | None = None) -> TransactionReverted:
     """A TransactionReverted naming the decoded custom error of a web3 contract exception."""
-    data = _revert_data(exc)
+    data = revert_data(exc)
     if data:
         name, shown = decode_revert(data)
     else:
@@ -96,10 +87,10 @@ def send_transaction(
             if gas is None:
                 params["gas"] = w3.eth.estimate_gas(params)
             tx = params
-    except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
+    except REVERTS as exc:
         raise revert_error(label, exc) from exc
     if gas is None:
-        tx["gas"] = min(int(int(tx["gas"]) * 1.2) + 50_000, MAX_TX_GAS)
+        tx["gas"] = padded_gas(int(tx["gas"]))
     signed = account.sign_transaction(cast(Any, tx))
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
@@ -109,7 +100,7 @@ def send_transaction(
         }
         try:
             w3.eth.call(replay, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
-        except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
+        except REVERTS as exc:
             raise revert_error(label, exc, tx_hash.to_0x_hex()) from exc
         raise TransactionReverted(
             f"{label} failed in block {receipt['blockNumber']} (tx {tx_hash.to_0x_hex()}, "

@@ -15,6 +15,7 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from .. import settings
 from .errors import DevnetError
 
 #: Overrides the default state dir.
@@ -25,10 +26,7 @@ KEYS_DIR = "keys"
 
 def default_state_dir() -> Path:
     """`$FHEVM_DAGSTER_DEVNET_DIR`, else ~/.cache/fhevm-dagster/devnet."""
-    override = os.environ.get(STATE_DIR_ENV)
-    if override:
-        return Path(override).expanduser()
-    return Path.home() / ".cache" / "fhevm-dagster" / "devnet"
+    return settings.path(STATE_DIR_ENV)
 
 
 def resolve_state_dir(state_dir: Path | str | None) -> Path:

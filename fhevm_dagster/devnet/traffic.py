@@ -20,8 +20,9 @@ from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.types import TxReceipt
 
+from ..chain.sender import MAX_TX_GAS
 from .artifacts import load_artifact
-from .chain import MAX_TX_GAS, anvil_account, connect, contract_at, revert_error, send_transaction
+from .chain import anvil_account, connect, contract_at, revert_error, send_transaction
 from .lifecycle import DEPLOYER_INDEX, TRAFFIC_USER_INDEXES
 from .state import DevnetInfo
 

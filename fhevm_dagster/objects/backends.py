@@ -9,16 +9,16 @@ user metadata keys, so readers look keys up case-insensitively (`meta_get`).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from .. import settings
+
 OBJECT_STORE_ENV = "FHEVM_DAGSTER_OBJECT_STORE"
 S3_ENDPOINT_ENV = "FHEVM_DAGSTER_S3_ENDPOINT"
-DEFAULT_OBJECTS_DIR = Path("~/.cache/fhevm-dagster/objects")
 
 
 class ObjectStoreError(RuntimeError):
@@ -116,9 +116,7 @@ class S3Backend:
 
 
 def default_object_store_url() -> str:
-    return os.environ.get(OBJECT_STORE_ENV, "").strip() or "file://" + str(
-        DEFAULT_OBJECTS_DIR.expanduser()
-    )
+    return settings.value(OBJECT_STORE_ENV)
 
 
 def open_backend(url: str | None = None, endpoint_url: str | None = None) -> ObjectBackend:
@@ -130,6 +128,6 @@ def open_backend(url: str | None = None, endpoint_url: str | None = None) -> Obj
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise ObjectStoreError(f"{url!r}: an S3 URL names a bucket, s3://bucket[/prefix]")
-        endpoint = endpoint_url or os.environ.get(S3_ENDPOINT_ENV, "").strip() or None
+        endpoint = endpoint_url or settings.value(S3_ENDPOINT_ENV) or None
         return S3Backend(parsed.netloc, parsed.path, endpoint)
     raise ObjectStoreError(f"{url!r}: the object store is file:///path or s3://bucket")

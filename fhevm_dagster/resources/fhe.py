@@ -1,14 +1,7 @@
 """The FHE engine as a Dagster resource: keys loaded once per process, shared by threads.
 
-Settings (environment, then default):
-
-| variable | default |
-|---|---|
-| FHEVM_DAGSTER_KEY_DIR | the committed devnet test keys (`tfhe-py/tests/fixtures/keys`) |
-| FHEVM_DAGSTER_DEVICE | cpu |
-| FHEVM_DAGSTER_FHE_THREADS | number of CPUs |
-
-The test keys are public: a real deployment sets FHEVM_DAGSTER_KEY_DIR to keys made with
+Settings: `FHEVM_DAGSTER_KEY_DIR`, `_DEVICE`, `_FHE_THREADS` (`fhevm_dagster.settings`). The test
+keys are public: a real deployment sets FHEVM_DAGSTER_KEY_DIR to keys made with
 `fhevm-dagster keys generate`.
 """
 
@@ -21,6 +14,7 @@ from pathlib import Path
 import tfhe_py
 from dagster import ConfigurableResource
 
+from .. import settings
 from ..compute.keys import KeySet, load_key_dir
 
 DEVNET_TEST_KEYS = Path(__file__).resolve().parents[2] / "tfhe-py" / "tests" / "fixtures" / "keys"
@@ -32,7 +26,7 @@ class DeviceError(RuntimeError):
 
 
 def default_key_dir() -> str:
-    return os.environ.get("FHEVM_DAGSTER_KEY_DIR") or str(DEVNET_TEST_KEYS)
+    return settings.value("FHEVM_DAGSTER_KEY_DIR") or str(DEVNET_TEST_KEYS)
 
 
 def check_device(device: str) -> None:
@@ -68,11 +62,11 @@ class FheResource(ConfigurableResource):  # type: ignore[type-arg]
 
     @property
     def resolved_device(self) -> str:
-        return self.device or os.environ.get("FHEVM_DAGSTER_DEVICE", "cpu")
+        return self.device or settings.value("FHEVM_DAGSTER_DEVICE")
 
     @property
     def pool_size(self) -> int:
-        env = os.environ.get("FHEVM_DAGSTER_FHE_THREADS", "")
+        env = settings.value("FHEVM_DAGSTER_FHE_THREADS")
         return self.threads or (int(env) if env else os.cpu_count() or 1)
 
     def engine(self) -> tfhe_py.Engine:

@@ -12,13 +12,13 @@ from pathlib import Path
 import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
+from .. import settings
+
 PARQUET_DIR_ENV = "FHEVM_DAGSTER_PARQUET_DIR"
 
 
 def default_parquet_dir() -> str:
-    return os.environ.get(PARQUET_DIR_ENV) or str(
-        Path("~/.cache/fhevm-dagster/parquet").expanduser()
-    )
+    return str(settings.path(PARQUET_DIR_ENV))
 
 
 class ParquetIOManager(ConfigurableIOManager):

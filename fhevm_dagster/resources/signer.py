@@ -3,19 +3,11 @@
 Each key comes from an environment variable holding the 0x-hex key, else from a file (0x-hex, one
 line), else from the devnet's key files. Key files readable by group or other are refused. Keys are
 never config fields (Dagster shows config in its UI), never logged and never in metadata: only the
-addresses are shown.
-
-| variable | default |
-|---|---|
-| FHEVM_DAGSTER_SIGNER_KEY | (unset) |
-| FHEVM_DAGSTER_SIGNER_KEY_FILE | devnet `signer_key_file` |
-| FHEVM_DAGSTER_TX_SENDER_KEY | (unset) |
-| FHEVM_DAGSTER_TX_SENDER_KEY_FILE | devnet `tx_sender_key_file` |
+addresses are shown. The variables are in `fhevm_dagster.settings` (the README's table).
 """
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
@@ -23,7 +15,7 @@ from dagster import ConfigurableResource
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from .chain import devnet_info
+from .. import settings
 
 SIGNER_KEY_ENV = "FHEVM_DAGSTER_SIGNER_KEY"
 SIGNER_KEY_FILE_ENV = "FHEVM_DAGSTER_SIGNER_KEY_FILE"
@@ -63,13 +55,11 @@ def read_private_key_file(path: Path) -> LocalAccount:
     return _parse(text, f"key file {path}")
 
 
-def _load(
-    key_env: str, file_setting: str, file_env: str, devnet_key: str, what: str
-) -> LocalAccount:
-    value = os.environ.get(key_env, "").strip()
+def _load(key_env: str, file_setting: str, file_env: str, what: str) -> LocalAccount:
+    value = settings.value(key_env)
     if value:
         return _parse(value, f"${key_env}")
-    path = file_setting or os.environ.get(file_env, "").strip() or devnet_info().get(devnet_key)
+    path = file_setting or settings.value(file_env)
     if not path:
         raise KeyFileError(f"no {what} key: set ${key_env}, ${file_env}, or bring up the devnet")
     return read_private_key_file(Path(str(path)).expanduser())
@@ -83,9 +73,7 @@ class SignerResource(ConfigurableResource):  # type: ignore[type-arg]
 
     def signer_account(self) -> LocalAccount:
         """The EIP-712 signer (gateway answers, signatures inside host inputProofs)."""
-        return _load(
-            SIGNER_KEY_ENV, self.signer_key_file, SIGNER_KEY_FILE_ENV, "signer_key_file", "signer"
-        )
+        return _load(SIGNER_KEY_ENV, self.signer_key_file, SIGNER_KEY_FILE_ENV, "signer")
 
     def tx_sender_account(self) -> LocalAccount:
         """The account that sends gateway transactions."""
@@ -93,6 +81,5 @@ class SignerResource(ConfigurableResource):  # type: ignore[type-arg]
             TX_SENDER_KEY_ENV,
             self.tx_sender_key_file,
             TX_SENDER_KEY_FILE_ENV,
-            "tx_sender_key_file",
             "transaction sender",
         )

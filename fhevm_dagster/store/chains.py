@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select, union
+from sqlalchemy import func, or_, select
 
 from . import schema as s
 from .records import HostChain, HostRange
@@ -50,20 +50,6 @@ class ChainQueries(StoreBase):
         if m is None:
             return None
         return HostChain(m.chain_id, m.acl_address, m.executor_address, int(m.key_id))
-
-    def chains_of_range(self, range_key: str) -> list[int]:
-        """Host chains whose computations or allowed handles carry `range_key`, ascending.
-
-        Range keys repeat across chains: this is how a caller that knows only the key finds out
-        whether it is ambiguous. (`host_ranges` is not used: gateway ranges are recorded there.)
-        """
-        c, a = s.computations, s.allowed_handles
-        q = union(
-            select(c.c.chain_id).where(c.c.range_key == range_key),
-            select(a.c.chain_id).where(a.c.range_key == range_key),
-        )
-        with self.engine.connect() as conn:
-            return sorted(conn.execute(q).scalars())
 
     def get_range(self, chain_id: int, partition_key: str) -> HostRange | None:
         t = s.host_ranges

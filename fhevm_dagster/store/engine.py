@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from .. import settings
+
 DATABASE_URL_ENV = "FHEVM_DAGSTER_DATABASE_URL"
-DEFAULT_SQLITE_PATH = Path("~/.cache/fhevm-dagster/store.sqlite")
 
 
 def default_database_url() -> str:
     """`$FHEVM_DAGSTER_DATABASE_URL`, else the SQLite file `~/.cache/fhevm-dagster/store.sqlite`."""
-    url = os.environ.get(DATABASE_URL_ENV, "").strip()
-    if url:
-        return url
-    return f"sqlite:///{DEFAULT_SQLITE_PATH.expanduser()}"
+    return settings.value(DATABASE_URL_ENV)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -109,3 +109,17 @@ class ProofQueries(StoreBase):
                 for m in conn.execute(select(t).where(t.c.zk_proof_id.in_(chunk))):
                     out[int(m.zk_proof_id)] = _proof_request(m)
         return out
+
+    def proof_request_ids(
+        self, gateway_chain_id: int, first_block: int, last_block: int
+    ) -> list[int]:
+        """Ids of the requests emitted in gateway blocks first..last, in emission order."""
+        t = s.proof_requests
+        q = (
+            select(t.c.zk_proof_id)
+            .where(t.c.gateway_chain_id == gateway_chain_id)
+            .where(t.c.block_number.between(first_block, last_block))
+            .order_by(t.c.block_number, t.c.zk_proof_id)
+        )
+        with self.engine.connect() as conn:
+            return [int(i) for i in conn.execute(q).scalars()]

@@ -13,11 +13,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
+
+import pandas as pd
 
 from ..protocol.digests import Material
-from ..store.queries import Store
-from ..store.records import CommitState, CommitStatus
+from ..store import CommitState, CommitStatus, Store
+from .errors import StepError
+from .squash import range_handles
+from .tables import hex_str
 
 
 class SendStatus(StrEnum):
@@ -209,3 +213,64 @@ def peer_disagreements(
         if sender != me and mine is not None and mine != theirs:
             out.append(PeerDisagreement(theirs.handle, sender, mine, theirs))
     return out
+
+
+COMMIT_COLUMNS = ["handle", "status", "tx_hash", "reason"]
+
+
+def commit_range(
+    store: Store, gateway: CommitGateway, chain_id: int, range_key: str, batch_size: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Commit the stored digests of the range's handles; a table of statuses and figures.
+
+    Handles without a digest yet fail the step (retryable); any failed commit fails it with its
+    reason after every other handle was tried, and a retry sends only what is still missing.
+    """
+    handles = range_handles(store, chain_id, range_key)
+    handles.require_ct64(range_key)
+    digests = store.get_digests(list(handles.stored))
+    undigested = [h for h in handles.stored if h not in digests]
+    if undigested:
+        raise StepError(
+            f"{len(undigested)} handle(s) have no stored digest (run `ciphertext_digests` first): "
+            + ", ".join(hex_str(h) for h in undigested[:20]),
+            retryable=True,
+        )
+    materials = [
+        Material(h, digests[h].key_id, digests[h].ct64_digest, digests[h].ct128_digest)
+        for h in handles.stored
+    ]
+    report = commit_materials(store, gateway, materials, batch_size)
+    statuses = store.get_commit_statuses([m.handle for m in materials])
+    table = pd.DataFrame(
+        [
+            {
+                "handle": hex_str(m.handle),
+                "status": str(s.status) if (s := statuses.get(m.handle)) else "",
+                "tx_hash": hex_str(s.tx_hash) if s else "",
+                "reason": (s.reason or "") if s else "",
+            }
+            for m in materials
+        ],
+        columns=COMMIT_COLUMNS,
+    )
+    figures = {
+        "handles": len(table),
+        "confirmed": report.confirmed,
+        "sent": report.sent,
+        "skipped_confirmed_in_store": report.skipped_confirmed,
+        "found_on_chain": report.found_on_chain,
+        "already_added": report.already_added,
+        "failed": len(report.failed),
+        "failures": {hex_str(h): r for h, r in report.failed.items()},
+        "seconds": round(report.seconds, 3),
+    }
+    if report.failed:
+        first = "; ".join(f"{hex_str(h)}: {r}" for h, r in list(report.failed.items())[:5])
+        raise StepError(
+            f"{len(report.failed)} of {len(materials)} digest commit(s) failed "
+            f"(a retry sends only those): {first}",
+            retryable=True,
+            figures=figures,
+        )
+    return table, figures

@@ -12,17 +12,20 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import pandas as pd
 import tfhe_py
 
-from fhevm_dagster.compute.dag import RangeDag, build_dag
-from fhevm_dagster.compute.evaluate import Ct64, EvalResult, FheBackend, PlainBackend, run_dag
-from fhevm_dagster.compute.oracle import Plain
-from fhevm_dagster.protocol.digests import ciphertext_digest
-from fhevm_dagster.protocol.handles import parse_handle
-from fhevm_dagster.protocol.types import FheType
-from fhevm_dagster.store.queries import Store
-from fhevm_dagster.store.records import Ciphertext, StoredComputation
+from ..compute.dag import RangeDag, build_dag
+from ..compute.evaluate import Ct64, EvalResult, FheBackend, PlainBackend, run_dag
+from ..compute.oracle import Plain
+from ..protocol.digests import ciphertext_digest
+from ..protocol.handles import parse_handle
+from ..protocol.types import FheType
+from ..store import Ciphertext, Store, StoredComputation
+from .errors import StepError
+from .tables import hex_str, type_name
 
 INPUT_INDEX_COMPUTED = 0xFF
 
@@ -47,8 +50,24 @@ class RangeReport:
     def operations_per_second(self) -> float:
         return self.evaluated / self.wall_seconds if self.wall_seconds else 0.0
 
+    def figures(self) -> dict[str, Any]:
+        return {
+            "evaluated": self.evaluated,
+            "stored": self.stored,
+            "pruned": self.pruned,
+            "errors": len(self.errors),
+            "error_messages": self.errors,
+            "missing_inputs": self.missing,
+            "operations": dict(sorted(self.operations.items())),
+            "fhe_seconds": round(self.fhe_seconds, 3),
+            "wall_seconds": round(self.wall_seconds, 3),
+            "operations_per_second": round(self.operations_per_second, 3),
+            "longest_chain": self.longest_chain,
+            "recomputed_differing": len(self.drift),
+        }
 
-class MissingInputsError(RuntimeError):
+
+class MissingInputsError(StepError):
     """Inputs of the range are not in the store yet: retry once their producers have run."""
 
     def __init__(self, range_key: str, missing: dict[bytes, str], report: RangeReport) -> None:
@@ -58,7 +77,9 @@ class MissingInputsError(RuntimeError):
         lines = [f"{h.hex()} ({where})" for h, where in sorted(missing.items())]
         super().__init__(
             f"range {range_key}: {len(missing)} input ciphertext(s) not in the store yet: "
-            + "; ".join(lines)
+            + "; ".join(lines),
+            retryable=True,
+            figures=report.figures(),
         )
 
 
@@ -148,3 +169,21 @@ def oracle_range(
     dag = build_dag(rows)
     result = run_dag(dag, PlainBackend(), inputs, pool_size=1)
     return {key[0]: value for key, value in result.values.items()}
+
+
+def evaluation_table(report: RangeReport, dag: RangeDag) -> pd.DataFrame:
+    """One row per computation of the range's DAG, with its error if it failed."""
+    return pd.DataFrame(
+        [
+            {
+                "output_handle": hex_str(key[0]),
+                "tx_hash": hex_str(key[1]),
+                "operator": node.row.operator.name,
+                "fhe_type": type_name(node.row.fhe_type),
+                "allowed": node.row.is_allowed,
+                "error": report.errors.get(key[0].hex(), ""),
+            }
+            for key, node in dag.nodes.items()
+        ],
+        columns=["output_handle", "tx_hash", "operator", "fhe_type", "allowed", "error"],
+    )

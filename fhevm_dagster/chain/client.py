@@ -1,0 +1,121 @@
+"""JSON-RPC reading of one chain, with the project's one layer of RPC retries.
+
+Retries live here and nowhere else below Dagster: web3's own `ExceptionRetryConfiguration` retries
+connection errors and timeouts of idempotent methods with exponential backoff; Dagster retry
+policies sit above it for what outlasts them. Sending a signed transaction is retried too: the
+same signed bytes have the same hash, so a resend is never a second transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from urllib.parse import urlsplit
+
+from hexbytes import HexBytes
+from web3 import HTTPProvider, Web3
+from web3.exceptions import BlockNotFound
+from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
+from web3.types import FilterParams, LogReceipt
+
+from ..protocol.events import RawLog
+from .config import DEFAULT_RPC, GatewayConfig, HostChainConfig, RpcSettings
+
+#: Errors worth retrying: the node was unreachable, slow or answered with an HTTP error (requests'
+#: exceptions are all `OSError`s), not a JSON-RPC error answer or a revert.
+RETRIED_ERRORS = (OSError,)
+
+
+def redact(text: str, url: str) -> str:
+    """`text` with `url`'s path and query (where providers put API keys) replaced by `…`."""
+    parts = urlsplit(url)
+    secret = url[len(f"{parts.scheme}://{parts.netloc}") :]
+    shown = f"{parts.scheme}://{parts.netloc}" + ("/…" if secret.strip("/") else "")
+    text = text.replace(url, shown)
+    return text.replace(secret, "/…") if secret.strip("/") else text
+
+
+@cache
+def connect(url: str, settings: RpcSettings = DEFAULT_RPC) -> Web3:
+    """The process-wide Web3 client of `url` (one HTTP session per node and settings)."""
+    retry = ExceptionRetryConfiguration(
+        errors=RETRIED_ERRORS,
+        retries=settings.retries,
+        backoff_factor=settings.backoff_s,
+        method_allowlist=[*REQUEST_RETRY_ALLOWLIST, "eth_sendRawTransaction"],
+    )
+    provider = HTTPProvider(
+        url, request_kwargs={"timeout": settings.timeout_s}, exception_retry_configuration=retry
+    )
+    return Web3(provider)
+
+
+def raw_log(log: LogReceipt) -> RawLog:
+    """web3's log as the protocol's `RawLog` (bytes, ints)."""
+    return RawLog(
+        address=Web3.to_checksum_address(log["address"]),
+        topics=tuple(bytes(HexBytes(t)) for t in log["topics"]),
+        data=bytes(HexBytes(log["data"])),
+        block_number=int(log["blockNumber"]),
+        block_hash=bytes(HexBytes(log["blockHash"])),
+        tx_hash=bytes(HexBytes(log["transactionHash"])),
+        tx_index=int(log["transactionIndex"]),
+        log_index=int(log["logIndex"]),
+    )
+
+
+class WrongChainError(RuntimeError):
+    """The node serves another chain than the one configured (a wrong URL, a reset devnet)."""
+
+
+@dataclass(slots=True)
+class ChainReader:
+    """What every chain is read for: its id (checked once), head, block hashes and logs."""
+
+    rpc_url: str
+    rpc: RpcSettings = DEFAULT_RPC
+    expected_chain_id: int | None = None
+    _chain_id: int | None = field(default=None, repr=False)
+
+    @property
+    def web3(self) -> Web3:
+        return connect(self.rpc_url, self.rpc)
+
+    @classmethod
+    def of(cls, chain: HostChainConfig | GatewayConfig) -> ChainReader:
+        return cls(chain.rpc_url, chain.rpc, chain.chain_id)
+
+    def chain_id(self) -> int:
+        """The node's chain id; `WrongChainError` when it is not the expected one."""
+        if self._chain_id is None:
+            found = int(self.web3.eth.chain_id)
+            if self.expected_chain_id is not None and found != self.expected_chain_id:
+                raise WrongChainError(
+                    f"the node serves chain {found}, configured for chain {self.expected_chain_id}"
+                )
+            self._chain_id = found
+        return self._chain_id
+
+    def head(self) -> int:
+        """Latest block number."""
+        return int(self.web3.eth.block_number)
+
+    def block_hash(self, number: int) -> bytes | None:
+        """Hash of block `number`, or None when the chain is not that long (any more)."""
+        try:
+            block = self.web3.eth.get_block(number)
+        except BlockNotFound:
+            return None
+        value = block.get("hash")
+        return None if value is None else bytes(value)
+
+    def get_logs(self, first: int, last: int, addresses: Sequence[str]) -> list[RawLog]:
+        """Logs of `addresses` in blocks first..last, in chain order."""
+        params: FilterParams = {
+            "fromBlock": first,
+            "toBlock": last,
+            "address": [Web3.to_checksum_address(a) for a in addresses],
+        }
+        logs = [raw_log(log) for log in self.web3.eth.get_logs(params)]
+        return sorted(logs, key=lambda r: (r.block_number, r.log_index))

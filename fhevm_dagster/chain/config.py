@@ -1,0 +1,90 @@
+"""Where each chain is and what to read there: plain data (no web3), from settings or resources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import settings as cfg
+
+#: The gateway contracts this coprocessor sends to, by ABI name.
+GATEWAY_CONTRACTS = ("InputVerification", "CiphertextCommits")
+
+
+@dataclass(frozen=True, slots=True)
+class RpcSettings:
+    """How to talk to one node: timeout per request, and web3's retries (backoff doubles)."""
+
+    timeout_s: float = 10.0
+    retries: int = 5
+    backoff_s: float = 0.5
+
+
+DEFAULT_RPC = RpcSettings()
+
+
+@dataclass(frozen=True, slots=True)
+class HostChainConfig:
+    """One host chain: its node, the ACL and executor whose logs are ingested, its FHE key id."""
+
+    chain_id: int
+    rpc_url: str
+    acl_address: str
+    executor_address: str
+    key_id: int
+    rpc: RpcSettings = DEFAULT_RPC
+
+    @property
+    def log_addresses(self) -> tuple[str, str]:
+        return (self.executor_address, self.acl_address)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """The gateway chain: its node, InputVerification and CiphertextCommits."""
+
+    chain_id: int
+    rpc_url: str
+    input_verification_address: str
+    ciphertext_commits_address: str
+    rpc: RpcSettings = DEFAULT_RPC
+    receipt_timeout_s: float = 120.0
+
+    def require_input_verification(self) -> str:
+        if not self.input_verification_address:
+            raise ValueError(
+                "gateway input_verification_address is not configured "
+                "(FHEVM_DAGSTER_GATEWAY_INPUT_VERIFICATION_ADDRESS or a devnet)"
+            )
+        return self.input_verification_address
+
+
+def _rpc_settings(timeout_env: str) -> RpcSettings:
+    return RpcSettings(
+        cfg.number(timeout_env),
+        cfg.integer("FHEVM_DAGSTER_RPC_RETRIES"),
+        cfg.number("FHEVM_DAGSTER_RPC_BACKOFF"),
+    )
+
+
+def host_chain_from_settings() -> HostChainConfig:
+    """The host chain of the settings table (commands; Dagster goes through its resources)."""
+    return HostChainConfig(
+        cfg.integer("FHEVM_DAGSTER_HOST_CHAIN_ID"),
+        cfg.value("FHEVM_DAGSTER_HOST_RPC_URL"),
+        cfg.value("FHEVM_DAGSTER_HOST_ACL_ADDRESS"),
+        cfg.value("FHEVM_DAGSTER_HOST_EXECUTOR_ADDRESS"),
+        cfg.integer("FHEVM_DAGSTER_KEY_ID"),
+        _rpc_settings("FHEVM_DAGSTER_HOST_RPC_TIMEOUT"),
+    )
+
+
+def gateway_from_settings() -> GatewayConfig:
+    """The gateway of the settings table (commands; Dagster goes through its resources)."""
+    return GatewayConfig(
+        cfg.integer("FHEVM_DAGSTER_GATEWAY_CHAIN_ID"),
+        cfg.value("FHEVM_DAGSTER_GATEWAY_RPC_URL"),
+        cfg.value("FHEVM_DAGSTER_GATEWAY_INPUT_VERIFICATION_ADDRESS"),
+        cfg.value("FHEVM_DAGSTER_GATEWAY_CIPHERTEXT_COMMITS_ADDRESS"),
+        _rpc_settings("FHEVM_DAGSTER_GATEWAY_RPC_TIMEOUT"),
+        cfg.number("FHEVM_DAGSTER_GATEWAY_RECEIPT_TIMEOUT"),
+    )

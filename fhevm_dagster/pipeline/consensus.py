@@ -1,0 +1,98 @@
+"""Are our commits on the gateway, and do other coprocessors agree with our digests?
+
+The gateway accepts a digest only when a majority commits the same one: a coprocessor whose bytes
+differ from its peers' is outvoted on every handle, so a difference is an alarm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ..protocol.digests import Material
+from ..store import CommitState, Store
+from .commits import CommitGateway, peer_disagreements
+from .squash import RangeHandles
+from .tables import hex_str
+
+
+def committed_problems(
+    store: Store, gateway: CommitGateway, handles: RangeHandles
+) -> dict[str, str]:
+    """Per handle, what is wrong with its commit: absent, other digests, or not confirmed in the
+    store. Raises when the gateway cannot be read."""
+    digests = store.get_digests(list(handles.stored))
+    on_chain = gateway.committed(list(digests))
+    statuses = store.get_commit_statuses(list(digests))
+    problems: dict[str, str] = {}
+    for h in handles.stored:
+        d, seen, status = digests.get(h), on_chain.get(h), statuses.get(h)
+        if d is None:
+            problems[hex_str(h)] = "no digest stored"
+        elif seen is None:
+            problems[hex_str(h)] = "no AddCiphertextMaterial event from this sender"
+        elif seen.material != Material(h, d.key_id, d.ct64_digest, d.ct128_digest):
+            problems[hex_str(h)] = "committed digests differ from the stored ones"
+        elif status is None or status.status is not CommitState.CONFIRMED:
+            problems[hex_str(h)] = f"store status {status.status if status else 'absent'}"
+    return problems
+
+
+@dataclass(frozen=True)
+class PeerReport:
+    handles: int
+    peers_seen: int
+    with_peer_commit: int
+    at_consensus: int
+    disagreeing: int
+    disagreements: pd.DataFrame
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "handles": self.handles,
+            "peers_seen": self.peers_seen,
+            "handles_with_a_peer_commit": self.with_peer_commit,
+            "handles_at_consensus": self.at_consensus,
+            "disagreeing_handles": self.disagreeing,
+        }
+
+
+def peer_report(
+    store: Store,
+    handles: RangeHandles,
+    commits: Sequence[tuple[str, Material]],
+    consensus: set[bytes],
+    me: str,
+) -> PeerReport:
+    """Our stored digests against every (sender, material) commit of the range's handles."""
+    ours = {
+        h: Material(h, d.key_id, d.ct64_digest, d.ct128_digest)
+        for h, d in store.get_digests(list(handles.stored)).items()
+    }
+    bad = peer_disagreements(ours, commits, me)
+    table = pd.DataFrame(
+        [
+            {
+                "handle": hex_str(d.handle),
+                "peer": d.peer,
+                "our_ct64_digest": hex_str(d.ours.ciphertext_digest),
+                "our_ct128_digest": hex_str(d.ours.sns_ciphertext_digest),
+                "their_ct64_digest": hex_str(d.theirs.ciphertext_digest),
+                "their_ct128_digest": hex_str(d.theirs.sns_ciphertext_digest),
+            }
+            for d in bad
+        ],
+        columns=["handle", "peer", "our_ct64_digest", "our_ct128_digest", "their_ct64_digest",
+                 "their_ct128_digest"],
+    )  # fmt: skip
+    return PeerReport(
+        handles=len(ours),
+        peers_seen=len({s for s, _ in commits if s != me}),
+        with_peer_commit=len({m.handle for s, m in commits if s != me}),
+        at_consensus=len(consensus & set(ours)),
+        disagreeing=len({d.handle for d in bad}),
+        disagreements=table,
+    )

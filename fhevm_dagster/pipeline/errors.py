@@ -1,0 +1,25 @@
+"""How a pipeline step fails: a message for the operator, figures, and whether a retry can help."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class StepError(RuntimeError):
+    """A step that could not finish. `retryable`: a later attempt may succeed (missing inputs,
+    an outage); otherwise re-running changes nothing until someone acts."""
+
+    def __init__(
+        self, message: str, *, retryable: bool, figures: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.figures = dict(figures or {})
+
+
+class RangeMoved(StepError):
+    """The range's last block changed while it was read (a reorg racing the step)."""
+
+    def __init__(self, range_key: str) -> None:
+        super().__init__(f"range {range_key} changed while it was read", retryable=True)

@@ -1,0 +1,105 @@
+"""Which block ranges a sensor tick requests: pure, over a chain view and the store's range book.
+
+The cursor is the next block to cover. Only complete ranges under the safe head (head minus
+confirmations) are planned, aligned to multiples of the range size, at most `max_ranges_per_tick`.
+A recent range whose last-block hash changed (a reorg) is planned again, flagged `reorg`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..store import HostRange
+from .block_ranges import BlockRange, next_ranges
+
+
+class ChainView(Protocol):
+    def chain_id(self) -> int: ...
+    def head(self) -> int: ...
+    def block_hash(self, number: int) -> bytes | None: ...
+
+
+class RangeBook(Protocol):
+    def recent_ranges(self, chain_id: int, limit: int) -> list[HostRange]: ...
+    def get_range(self, chain_id: int, partition_key: str) -> HostRange | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RangeRules:
+    range_size: int = 100
+    confirmations: int = 0
+    max_ranges_per_tick: int = 10
+    start_block: int = 0
+    reorg_check_ranges: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class RangeDecision:
+    rng: BlockRange
+    last_hash: bytes
+    reorg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RangePlan:
+    chain_id: int
+    head: int
+    safe_head: int
+    next_block: int
+    decisions: Sequence[RangeDecision]
+
+    def waiting_reason(self, range_size: int) -> str:
+        """Why nothing was planned: the next range's end is past the safe head."""
+        end = (self.next_block // range_size + 1) * range_size - 1
+        return (
+            f"next range {self.next_block}..{end} needs safe head >= {end}, "
+            f"safe head is {self.safe_head} (head {self.head})"
+        )
+
+
+class ChainShrankError(Exception):
+    """A block the plan relies on vanished while planning (a reorg racing the tick)."""
+
+
+def _hash(chain: ChainView, number: int) -> bytes:
+    found = chain.block_hash(number)
+    if found is None:
+        raise ChainShrankError(f"block {number} vanished")
+    return found
+
+
+def plan_ranges(
+    cursor: int | None, chain: ChainView, book: RangeBook, rules: RangeRules
+) -> RangePlan:
+    """Read the chain (may raise), decide what to request; writes nothing."""
+    next_block = rules.start_block if cursor is None else cursor
+    chain_id = chain.chain_id()
+    head = chain.head()
+    safe = head - rules.confirmations
+    cap = rules.max_ranges_per_tick
+    decisions: dict[str, RangeDecision] = {}
+    known_hash: dict[str, bytes] = {}
+    for r in book.recent_ranges(chain_id, rules.reorg_check_ranges):
+        if r.last_block > safe:  # the chain got shorter than this range: cover it again later
+            next_block = min(next_block, r.first_block)
+            continue
+        current = _hash(chain, r.last_block)
+        known_hash[r.partition_key] = current
+        if current != r.known_hash and len(decisions) < cap:
+            rng = BlockRange(r.first_block, r.last_block)
+            decisions[rng.key] = RangeDecision(rng, current, reorg=True)
+    start = next_block
+    for rng in next_ranges(start, safe, rules.range_size, cap - len(decisions)):
+        next_block = rng.last + 1
+        if rng.key in decisions:
+            continue
+        last_hash = known_hash.get(rng.key) or _hash(chain, rng.last)
+        seen = book.get_range(chain_id, rng.key)
+        if seen is None:
+            decisions[rng.key] = RangeDecision(rng, last_hash, reorg=False)
+        elif seen.known_hash != last_hash:
+            decisions[rng.key] = RangeDecision(rng, last_hash, reorg=True)
+    ordered = sorted(decisions.values(), key=lambda d: d.rng.first)
+    return RangePlan(chain_id, head, safe, next_block, ordered)

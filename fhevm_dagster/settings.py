@@ -1,0 +1,139 @@
+"""The coprocessor's settings: one table, one way to read them.
+
+A setting is read from its environment variable, else from the running devnet's `devnet.json`
+(when the table names a devnet field), else its default. Reading happens when Dagster builds the
+definitions or a command starts, never at import. The README's settings table is `markdown_table()`
+(a test keeps them equal).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEVNET_JSON_ENV = "FHEVM_DAGSTER_DEVNET_JSON"
+CANONICAL_ACL = "0x50157CFfD6bBFA2DECe204a89ec419c23ef5755D"
+CANONICAL_EXECUTOR = "0xe3a9105a3a932253A70F126eb1E3b589C643dD24"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    env: str
+    default: str
+    help: str
+    devnet: str | None = None  # field of devnet.json that supplies it when the variable is unset
+    secret: bool = False  # shown in the UI by variable name only (RPC URLs carry API keys)
+
+
+_P = "FHEVM_DAGSTER_"
+_CACHE = "~/.cache/fhevm-dagster"
+SETTINGS: tuple[Setting, ...] = (
+    # The host chain.
+    Setting(f"{_P}HOST_CHAIN_ID", "31337", "host chain id, checked against the node", "host_chain_id"),
+    Setting(f"{_P}HOST_RPC_URL", "http://127.0.0.1:8545", "host JSON-RPC URL", "host_rpc_url", True),
+    Setting(f"{_P}HOST_ACL_ADDRESS", CANONICAL_ACL, "host ACL", "acl_address"),
+    Setting(f"{_P}HOST_EXECUTOR_ADDRESS", CANONICAL_EXECUTOR, "host FHEVMExecutor", "executor_address"),
+    Setting(f"{_P}KEY_ID", "0", "FHE key id of the host chain (uint256)", "key_id"),
+    Setting(f"{_P}HOST_START_BLOCK", "0", "first host block to ingest", "host_start_block"),
+    Setting(f"{_P}HOST_RANGE_SIZE", "100", "host blocks per range (partition)"),
+    Setting(f"{_P}HOST_CONFIRMATIONS", "0", "depth before a host range is ingested (~12 on real chains)"),
+    Setting(f"{_P}HOST_MAX_RANGES_PER_TICK", "10", "host ranges requested per sensor tick"),
+    Setting(f"{_P}HOST_REORG_CHECK_RANGES", "8", "recent host ranges whose last-block hash is rechecked"),
+    Setting(f"{_P}HOST_RPC_TIMEOUT", "10", "seconds per host RPC request"),
+    # The gateway chain.
+    Setting(f"{_P}GATEWAY_CHAIN_ID", "10901", "gateway chain id, checked against the node", "gateway_chain_id"),
+    Setting(f"{_P}GATEWAY_RPC_URL", "http://127.0.0.1:8546", "gateway JSON-RPC URL", "gateway_rpc_url", True),
+    Setting(f"{_P}GATEWAY_INPUT_VERIFICATION_ADDRESS", "", "gateway InputVerification", "input_verification_address"),
+    Setting(f"{_P}GATEWAY_CIPHERTEXT_COMMITS_ADDRESS", "", "gateway CiphertextCommits", "ciphertext_commits_address"),
+    Setting(f"{_P}GATEWAY_START_BLOCK", "0", "first gateway block to ingest and to search for commits", "gateway_start_block"),
+    Setting(f"{_P}GATEWAY_RANGE_SIZE", "100", "gateway blocks per range (partition)"),
+    Setting(f"{_P}GATEWAY_CONFIRMATIONS", "0", "depth before a gateway range is ingested"),
+    Setting(f"{_P}GATEWAY_MAX_RANGES_PER_TICK", "10", "gateway ranges requested per sensor tick"),
+    Setting(f"{_P}GATEWAY_REORG_CHECK_RANGES", "8", "recent gateway ranges whose last-block hash is rechecked"),
+    Setting(f"{_P}GATEWAY_RPC_TIMEOUT", "10", "seconds per gateway RPC request"),
+    Setting(f"{_P}GATEWAY_RECEIPT_TIMEOUT", "120", "seconds to wait for a gateway transaction's receipt"),
+    Setting(f"{_P}COMMIT_BATCH", "32", "digest commits in flight at once"),
+    # Both chains.
+    Setting(f"{_P}RPC_RETRIES", "5", "retries of an RPC request that could not reach the node (web3's retry layer)"),
+    Setting(f"{_P}RPC_BACKOFF", "0.5", "seconds before the first RPC retry, doubled per retry"),
+    # Keys: the files must be readable by their owner only (0600); the keys never reach the UI.
+    Setting(f"{_P}SIGNER_KEY", "", "coprocessor EIP-712 signer key (0x hex), else the file below", secret=True),
+    Setting(f"{_P}SIGNER_KEY_FILE", "", "file holding the signer key", "signer_key_file"),
+    Setting(f"{_P}TX_SENDER_KEY", "", "gateway transaction sender key (0x hex), else the file below", secret=True),
+    Setting(f"{_P}TX_SENDER_KEY_FILE", "", "file holding the transaction sender key", "tx_sender_key_file"),
+    Setting(f"{_P}KEY_DIR", "", "TFHE key set; empty: the committed devnet **test** keys"),
+    # FHE work.
+    Setting(f"{_P}DEVICE", "cpu", "`cpu`; `cuda` needs a tfhe-py built with TFHE-rs's `gpu` feature"),
+    Setting(f"{_P}FHE_THREADS", "", "operations evaluated at once; empty: the number of CPUs"),
+    # Where things are kept.
+    Setting(f"{_P}DATABASE_URL", f"sqlite:///{_CACHE}/store.sqlite", "coprocessor store (SQLite or postgresql://…)", secret=True),
+    Setting(f"{_P}PARQUET_DIR", f"{_CACHE}/parquet", "per-range tables (views)"),
+    Setting(f"{_P}OBJECT_STORE", f"file://{_CACHE}/objects", "ciphertext objects: file:///dir or s3://bucket[/prefix]"),
+    Setting(f"{_P}S3_ENDPOINT", "", "S3-compatible endpoint (empty: AWS); credentials: boto3's usual AWS_* chain"),
+    Setting(f"{_P}CACHE", _CACHE, "derived server keys and other caches"),
+    Setting(f"{_P}DEVNET_DIR", f"{_CACHE}/devnet", "devnet state: PIDs, logs, devnet.json, 0600 key files"),
+    Setting(DEVNET_JSON_ENV, f"{_CACHE}/devnet/devnet.json", "the devnet whose fields fill the settings above"),
+    Setting(f"{_P}METRICS_HOST", "127.0.0.1", "`fhevm-dagster metrics serve` address"),
+    Setting(f"{_P}METRICS_PORT", "9464", "`fhevm-dagster metrics serve` port"),
+)  # fmt: skip
+_BY_ENV = {s.env: s for s in SETTINGS}
+
+
+def devnet_info() -> dict[str, Any]:
+    """The devnet's `DevnetInfo` JSON when present (read as data: no devnet import), else {}."""
+    path = Path(os.environ.get(DEVNET_JSON_ENV) or _BY_ENV[DEVNET_JSON_ENV].default).expanduser()
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def value(env: str) -> str:
+    """The setting's value: environment, else devnet.json, else its default (`~` expanded in
+    `sqlite:///~` and `file://~` defaults)."""
+    setting = _BY_ENV[env]
+    found = os.environ.get(env, "").strip()
+    if found:
+        return found
+    if setting.devnet is not None:
+        from_devnet = devnet_info().get(setting.devnet)
+        if from_devnet is not None:
+            return str(from_devnet)
+    return setting.default.replace("///~/", f"///{Path.home()}/").replace(
+        "//~/", f"//{Path.home()}/"
+    )
+
+
+def path(env: str) -> Path:
+    """A path setting, `~` expanded."""
+    return Path(value(env)).expanduser()
+
+
+def integer(env: str) -> int:
+    text = value(env)
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{env}={text!r} is not an integer") from None
+
+
+def number(env: str) -> float:
+    text = value(env)
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{env}={text!r} is not a number") from None
+
+
+def markdown_table() -> str:
+    """The README's settings table."""
+    rows = [
+        f"| `{s.env}` | {s.help} | {'devnet `' + s.devnet + '`, else ' if s.devnet else ''}"
+        f"`{s.default or '(none)'}` |"
+        for s in SETTINGS
+    ]
+    return "\n".join(["| variable | what | default |", "|---|---|---|", *rows])
