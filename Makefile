@@ -17,7 +17,7 @@ BLOCK_TIME ?= 2
 RANGE_SIZE ?= 20
 PYTEST_ARGS ?=
 
-.PHONY: demo test install system python node tfhe-py lint fmt bench demo-down lock
+.PHONY: demo test test-fast install system python node tfhe-py lint fmt bench demo-down lock
 
 # The demo chains mine a block every BLOCK_TIME seconds and ranges are RANGE_SIZE blocks, so a
 # new range is ready every ~40 s.
@@ -36,6 +36,11 @@ demo-down:
 
 test: install lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The fast tier: no anvil, no FHE keys (planner, settings, store, protocol tables, definitions,
+# import rules). Assumes `make install` was run once.
+test-fast:
+	$(VENV)/bin/pytest -m fast $(PYTEST_ARGS)
 
 install: system node python tfhe-py
 

@@ -1,0 +1,111 @@
+"""ARCHITECTURE.md's rules, checked on the import graph (static: every module's imports, and the
+packages Python runs to import it).
+
+- `protocol/`, `compute/`, `store/`, `pipeline/` and the plain-data `chain.config`, `chain.calls`
+  and `settings` reach neither Dagster nor web3, however indirectly.
+- web3 is imported only by `chain/` and `devnet/`; Dagster only by the Dagster layer.
+"""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.fast
+ROOT = Path(__file__).resolve().parents[1] / "fhevm_dagster"
+PURE = ("protocol", "compute", "store", "pipeline", "chain.config", "chain.calls", "settings")
+WEB3_ROOMS = ("chain", "devnet")
+DAGSTER_ROOMS = ("assets", "resources", "sensors", "jobs", "partitions", "definitions")
+DAGSTER_TOOLS = ("metrics_cli", "trace_cli")  # commands that read a Dagster instance's runs
+
+
+def _name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_name(p): p for p in ROOT.rglob("*.py")}
+
+
+@cache
+def _imports(module: str) -> tuple[set[str], set[str]]:
+    """(our modules, third-party top-level packages) that `module` imports, lazily or not."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    ours: set[str] = set()
+    others: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                base = f"{base}.{node.module}" if node.module else base
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            if name in MODULES:
+                ours.add(name)
+            elif not name.startswith("fhevm_dagster"):
+                others.add(name.split(".")[0])
+    for m in list(ours):  # importing a.b.c runs a and a.b first
+        parts = m.split(".")
+        ours.update(
+            ".".join(parts[:i]) for i in range(1, len(parts)) if ".".join(parts[:i]) in MODULES
+        )
+    return ours, others
+
+
+def _closure(module: str) -> dict[str, set[str]]:
+    seen: dict[str, set[str]] = {}
+    todo = [module]
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        ours, others = _imports(m)
+        seen[m] = others
+        todo.extend(ours)
+    return seen
+
+
+def _in(module: str, rooms: tuple[str, ...]) -> bool:
+    rel = module.removeprefix("fhevm_dagster.")
+    return any(rel == r or rel.startswith(r + ".") for r in rooms)
+
+
+@pytest.mark.parametrize("room", PURE)
+def test_pure_rooms_reach_neither_dagster_nor_web3(room: str) -> None:
+    bad = {
+        f"{start} -> {m} imports {pkg}"
+        for start in MODULES
+        if _in(start, (room,))
+        for m, others in _closure(start).items()
+        for pkg in others & {"dagster", "web3"}
+    }
+    assert not bad, sorted(bad)
+
+
+def test_web3_and_dagster_stay_in_their_rooms() -> None:
+    web3 = sorted(m for m in MODULES if "web3" in _imports(m)[1] and not _in(m, WEB3_ROOMS))
+    dagster = sorted(
+        m
+        for m in MODULES
+        if "dagster" in _imports(m)[1] and not _in(m, DAGSTER_ROOMS + DAGSTER_TOOLS)
+    )
+    assert web3 == [] and dagster == []
+
+
+def test_the_dagster_layer_is_thin() -> None:
+    """No module of the Dagster layer over 300 lines: logic belongs in `pipeline/`."""
+    long = {
+        m: n
+        for m, p in MODULES.items()
+        if _in(m, DAGSTER_ROOMS) and (n := len(p.read_text().splitlines())) > 300
+    }
+    assert long == {}

@@ -1,0 +1,112 @@
+"""The range planner over an in-memory chain and range book: no anvil, no store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from fhevm_dagster.pipeline.block_ranges import BlockRange, next_ranges, parse_range_key
+from fhevm_dagster.pipeline.planner import ChainShrankError, RangeRules, plan_ranges
+from fhevm_dagster.store import HostRange
+
+pytestmark = pytest.mark.fast
+
+
+@dataclass
+class Chain:
+    """Blocks 0..head with hashes that a reorg can change from a block on."""
+
+    head_block: int
+    fork: dict[int, bytes] = field(default_factory=dict)
+
+    def chain_id(self) -> int:
+        return 31337
+
+    def head(self) -> int:
+        return self.head_block
+
+    def block_hash(self, number: int) -> bytes | None:
+        if number > self.head_block:
+            return None
+        return self.fork.get(number, number.to_bytes(32, "big"))
+
+
+@dataclass
+class Book:
+    ranges: dict[str, HostRange] = field(default_factory=dict)
+
+    def record(self, rng: BlockRange, known: bytes) -> None:
+        self.ranges[rng.key] = HostRange(31337, rng.key, rng.first, rng.last, known, None, 0)
+
+    def recent_ranges(self, chain_id: int, limit: int) -> list[HostRange]:
+        return sorted(self.ranges.values(), key=lambda r: -r.first_block)[:limit]
+
+    def get_range(self, chain_id: int, partition_key: str) -> HostRange | None:
+        return self.ranges.get(partition_key)
+
+
+def keys(plan_decisions: object) -> list[tuple[str, bool]]:
+    return [(d.rng.key, d.reorg) for d in plan_decisions]  # type: ignore[attr-defined]
+
+
+def test_complete_aligned_ranges_under_the_safe_head() -> None:
+    rules = RangeRules(range_size=10, confirmations=2, max_ranges_per_tick=10, start_block=5)
+    plan = plan_ranges(None, Chain(31), Book(), rules)
+    assert keys(plan.decisions) == [
+        ("000000000005-000000000009", False),  # aligned: the first range is shorter
+        ("000000000010-000000000019", False),
+        ("000000000020-000000000029", False),  # head 31 - 2 confirmations = 29: complete
+    ]
+    plan = plan_ranges(None, Chain(30), Book(), rules)
+    assert plan.next_block == 20 and plan.safe_head == 28
+    assert "needs safe head >= 29" in plan.waiting_reason(10)
+
+
+def test_cap_and_cursor() -> None:
+    rules = RangeRules(range_size=10, max_ranges_per_tick=2)
+    plan = plan_ranges(None, Chain(100), Book(), rules)
+    assert [d.rng for d in plan.decisions] == [BlockRange(0, 9), BlockRange(10, 19)]
+    assert plan.next_block == 20
+    plan = plan_ranges(plan.next_block, Chain(100), Book(), rules)
+    assert plan.decisions[0].rng == BlockRange(20, 29)
+
+
+def test_a_changed_last_block_hash_is_a_reorg() -> None:
+    book, chain = Book(), Chain(40)
+    rules = RangeRules(range_size=10)
+    first = plan_ranges(None, chain, book, rules)
+    for d in first.decisions:
+        book.record(d.rng, d.last_hash)
+    assert plan_ranges(first.next_block, chain, book, rules).decisions == []
+    chain.fork[19] = b"\x01" * 32
+    plan = plan_ranges(first.next_block, chain, book, rules)
+    assert keys(plan.decisions) == [("000000000010-000000000019", True)]
+    assert plan.decisions[0].last_hash == b"\x01" * 32
+
+
+def test_a_shorter_chain_moves_the_cursor_back() -> None:
+    book = Book()
+    book.record(BlockRange(30, 39), (39).to_bytes(32, "big"))
+    plan = plan_ranges(40, Chain(35), book, RangeRules(range_size=10))
+    assert plan.decisions == [] and plan.next_block == 30
+
+
+def test_a_block_vanishing_mid_plan_is_an_error() -> None:
+    class Racing(Chain):
+        def block_hash(self, number: int) -> bytes | None:
+            return None
+
+    with pytest.raises(ChainShrankError):
+        plan_ranges(None, Racing(20), Book(), RangeRules(range_size=10))
+
+
+def test_range_keys() -> None:
+    assert BlockRange(1000, 1099).key == "000000001000-000000001099"
+    assert parse_range_key("000000001000-000000001099") == BlockRange(1000, 1099)
+    with pytest.raises(ValueError, match="not a host range key"):
+        parse_range_key("1000-1099")
+    with pytest.raises(ValueError, match="invalid block range"):
+        parse_range_key("000000000009-000000000001")
+    assert next_ranges(5, 25, 10, 10) == [BlockRange(5, 9), BlockRange(10, 19)]
+    assert next_ranges(0, 8, 10, 10) == [] and len(next_ranges(0, 10**6, 10, 3)) == 3
