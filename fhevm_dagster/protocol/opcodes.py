@@ -251,6 +251,8 @@ def _variadic(spec: OpSpec, values: Sequence[bytes], declared: FheType | None) -
     if len(types) > 1:
         raise OperationError(f"{spec.op.name}: values have different types")
     if not types:
+        if declared is not None:  # an empty Sum is a trivial zero of the result handle's type
+            _check(spec.op, spec.in_types, declared, "result")
         return declared
     (t,) = types
     _check(spec.op, spec.in_types, t, "operand")
