@@ -57,6 +57,7 @@ OPCODE = {OPERATORS[op].event: int(op) for op in HOST_OPERATORS}
 BINARY = [op for op in operators_of(OpKind.BINARY) if op in HOST_OPERATORS]
 BINARY_EVENTS = {OPERATORS[op].event for op in BINARY}
 BOOL_RESULT = {OPERATORS[op].event for op in BINARY if OPERATORS[op].result is ResultRule.BOOL}
+UNARY_EVENTS = {OPERATORS[op].event for op in operators_of(OpKind.UNARY)}
 EUINT64, EBOOL = FheType.Uint64, FheType.Bool
 
 
@@ -77,7 +78,7 @@ def expected_handle(event: DecodedEvent, acl: str, chain_id: int) -> bytes:
     if event.name in BINARY_EVENTS:
         pre = keccak(op + a["lhs"] + a["rhs"] + a["scalarByte"] + tail)
         fhe_type = EBOOL if event.name in BOOL_RESULT else a["lhs"][30]
-    elif event.name in ("FheNeg", "FheNot"):
+    elif event.name in UNARY_EVENTS:
         pre, fhe_type = keccak(op + a["ct"] + tail), a["ct"][30]
     elif event.name == "FheIfThenElse":
         pre = keccak(op + a["control"] + a["ifTrue"] + a["ifFalse"] + tail)
