@@ -28,13 +28,13 @@ from fhevm_dagster.devnet import (
     run_operator_sweep,
     run_token_traffic,
 )
-from fhevm_dagster.devnet.traffic import BOOL, U8, U160, token_contract
+from fhevm_dagster.devnet.traffic import token_contract
 from fhevm_dagster.partitions import HOST_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.pipeline.evaluate import MissingInputsError, evaluate_range, oracle_range
 from fhevm_dagster.protocol.computations import ComputationRow
 from fhevm_dagster.protocol.handles import trivial_encrypt_handle
-from fhevm_dagster.protocol.opcodes import Operator
+from fhevm_dagster.protocol.opcodes import HOST_OPERATORS, Operator
 from fhevm_dagster.protocol.types import FheType
 from fhevm_dagster.resources.chain import HostChainResource
 from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS, FheResource
@@ -183,15 +183,13 @@ def test_operator_sweep_matches_the_oracle(
 ) -> None:
     """Every operator of host-contracts 0.10.0 (on Bool, Uint8, Uint160 to keep FHE time short)."""
     url = f"sqlite:///{tmp_path / 'store.sqlite'}"
-    records = run_operator_sweep(chain, types=(BOOL, U8, U160))
+    records = run_operator_sweep(chain, types=(FheType.Bool, FheType.Uint8, FheType.Uint160))
     rng = BlockRange(min(r.block_number for r in records), max(r.block_number for r in records))
     meta = run(instance, [host_ingest, ciphertexts], chain, rng, url, tmp_path)
     assert meta["ciphertexts"]["errors"].value == 0
     store = Store.open(url)
     operators = {r.operator for r in store.computations_of_range(rng.key, chain_id=31337)}
-    assert operators == {op for op in Operator if op <= Operator.RandBounded} - {
-        Operator.VerifyInput
-    }
+    assert operators == set(HOST_OPERATORS) - {Operator.VerifyInput}
     assert check_against_oracle(store, keys, rng.key) > 40
 
 

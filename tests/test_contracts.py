@@ -39,26 +39,26 @@ from fhevm_dagster.devnet import (
 )
 from fhevm_dagster.devnet import decode_revert as devnet_decode_revert
 from fhevm_dagster.devnet.gateway_contracts import GatewayContracts
-from fhevm_dagster.devnet.traffic import BINARY_OPS_BY_TYPE, CAST_TARGETS, CAST_TYPES, RAND_TYPES
 from fhevm_dagster.protocol.gateway_events import VERIFY_PROOF_REQUEST_TOPIC
+from fhevm_dagster.protocol.opcodes import (
+    EVENT_OPERATORS,
+    HOST_OPERATORS,
+    OPERATORS,
+    Operator,
+    OpKind,
+    ResultRule,
+    ScalarRule,
+    operators_of,
+)
+from fhevm_dagster.protocol.types import FheType
 
-BINARY_EVENTS = [
-    "FheAdd", "FheSub", "FheMul", "FheDiv", "FheRem", "FheBitAnd", "FheBitOr", "FheBitXor",
-    "FheShl", "FheShr", "FheRotl", "FheRotr", "FheEq", "FheNe", "FheGe", "FheGt", "FheLe", "FheLt",
-    "FheMin", "FheMax",
-]  # fmt: skip
-OPCODE = {name: i for i, name in enumerate(BINARY_EVENTS)} | {
-    "FheNeg": 20,
-    "FheNot": 21,
-    "VerifyInput": 22,
-    "Cast": 23,
-    "TrivialEncrypt": 24,
-    "FheIfThenElse": 25,
-    "FheRand": 26,
-    "FheRandBounded": 27,
-}
-BOOL_RESULT = {"FheEq", "FheNe", "FheGe", "FheGt", "FheLe", "FheLt"}
-EUINT64, EBOOL = 5, 0
+#: Event name -> opcode of every operator of host-contracts 0.10.0 (from the protocol table).
+OPCODE = {OPERATORS[op].event: int(op) for op in HOST_OPERATORS}
+BINARY = [op for op in operators_of(OpKind.BINARY) if op in HOST_OPERATORS]
+BINARY_EVENTS = {OPERATORS[op].event for op in BINARY}
+BOOL_RESULT = {OPERATORS[op].event for op in BINARY if OPERATORS[op].result is ResultRule.BOOL}
+UNARY_EVENTS = {OPERATORS[op].event for op in operators_of(OpKind.UNARY)}
+EUINT64, EBOOL = FheType.Uint64, FheType.Bool
 
 
 def keccak(data: bytes) -> bytes:
@@ -75,10 +75,10 @@ def expected_handle(event: DecodedEvent, acl: str, chain_id: int) -> bytes:
     a = event.args
     op = bytes([OPCODE[event.name]])
     tail = bytes.fromhex(acl[2:]) + chain_id.to_bytes(32, "big")
-    if event.name in OPCODE and OPCODE[event.name] < 20:
+    if event.name in BINARY_EVENTS:
         pre = keccak(op + a["lhs"] + a["rhs"] + a["scalarByte"] + tail)
         fhe_type = EBOOL if event.name in BOOL_RESULT else a["lhs"][30]
-    elif event.name in ("FheNeg", "FheNot"):
+    elif event.name in UNARY_EVENTS:
         pre, fhe_type = keccak(op + a["ct"] + tail), a["ct"][30]
     elif event.name == "FheIfThenElse":
         pre = keccak(op + a["control"] + a["ifTrue"] + a["ifFalse"] + tail)
@@ -287,7 +287,7 @@ def test_every_operator_is_emitted(
     executor_event_names = {
         item["name"]
         for item in load_abi("FHEVMExecutor")
-        if item["type"] == "event" and item["name"] in OPCODE
+        if item["type"] == "event" and item["name"] in EVENT_OPERATORS
     }
     assert executor_event_names == set(OPCODE)  # 0.10.0: opcodes 0..27, nothing newer
     assert {e.name for e in events} == set(OPCODE) - {"VerifyInput"}  # VerifyInput: gateway test
@@ -297,41 +297,33 @@ def test_every_operator_is_emitted(
         for e in events
         if e.name in BINARY_EVENTS
     }
-    for fhe_type, ops in BINARY_OPS_BY_TYPE.items():
-        for op in ops:
-            assert (op, fhe_type, b"\x01") in seen, (op, fhe_type, "scalar")
-            if op not in (3, 4):
-                assert (op, fhe_type, b"\x00") in seen, (op, fhe_type, "encrypted")
-    unary = {(e.name, e.args["ct"][30]) for e in events if e.name in ("FheNeg", "FheNot")}
-    assert unary == {("FheNeg", t) for t in (2, 3, 4, 5, 6, 8)} | {
-        ("FheNot", t) for t in (0, 2, 3, 4, 5, 6, 8)
+    expected = {
+        (op, fhe_type, scalar_byte)
+        for op in BINARY
+        for fhe_type in OPERATORS[op].in_types
+        for scalar_byte in (b"\x01", b"\x00")
+        if scalar_byte == b"\x01" or OPERATORS[op].scalar is not ScalarRule.ONLY
     }
-    casts = {(e.args["ct"][30], e.args["toType"]) for e in events if e.name == "Cast"}
-    assert casts == {(f, t) for f in CAST_TYPES for t in CAST_TARGETS if f != t}
-    assert {e.args["ifTrue"][30] for e in events if e.name == "FheIfThenElse"} == {
-        0,
-        2,
-        3,
-        4,
-        5,
-        6,
-        7,
-        8,
-    }
-    assert {e.args["toType"] for e in events if e.name == "TrivialEncrypt"} == {
-        0,
-        2,
-        3,
-        4,
-        5,
-        6,
-        7,
-        8,
-    }
-    assert {e.args["randType"] for e in events if e.name == "FheRand"} == set(RAND_TYPES)
-    assert {e.args["randType"] for e in events if e.name == "FheRandBounded"} == set(RAND_TYPES) - {
-        0
-    }
+    assert seen == expected, (expected - seen, seen - expected)
+
+    def types_of(event: str, field: str) -> set[int]:
+        """The FHE types in `field` (a handle or a type byte) of the sweep's `event`s."""
+        values = (e.args[field] for e in events if e.name == event)
+        return {v[30] if isinstance(v, bytes) else v for v in values}
+
+    for op in operators_of(OpKind.UNARY):
+        assert types_of(OPERATORS[op].event, "ct") == OPERATORS[op].in_types, op.name
+    select = OPERATORS[Operator.IfThenElse]
+    assert types_of(select.event, "ifTrue") == select.in_types
+    cast = OPERATORS[Operator.Cast]
+    casts = {(e.args["ct"][30], e.args["toType"]) for e in events if e.name == cast.event}
+    assert casts == {(f, t) for f in cast.in_types for t in cast.out_types if f != t}
+    for op, field in (
+        (Operator.TrivialEncrypt, "toType"),
+        (Operator.Rand, "randType"),
+        (Operator.RandBounded, "randType"),
+    ):
+        assert types_of(OPERATORS[op].event, field) == OPERATORS[op].out_types, op.name
 
 
 def test_every_exercised_result_is_allowed(
@@ -990,13 +982,16 @@ def test_transfer_logs_group_by_tx(sweep: list[tuple[TxRecord, TxReceipt]]) -> N
 def test_executor_reverts_are_decoded(devnet_client: DevnetClient) -> None:
     """Operand types the 0.10.0 executor refuses revert with its named custom errors."""
     ex, sender = devnet_client.exerciser.functions, anvil_account(0)
+    ebool, euint8, euint64, eaddress = (
+        int(t) for t in (FheType.Bool, FheType.Uint8, FheType.Uint64, FheType.Uint160)
+    )
     cases = [
-        (ex.binaryOps(7, 1, 2, 1 << 0, 1), "UnsupportedType"),  # Add on eaddress
-        (ex.binaryOps(0, 1, 0, 1 << 0, 2), "UnsupportedType"),  # Add on ebool
-        (ex.randOps(5, 3), "NotPowerOfTwo"),
-        (ex.randOps(2, 512), "UpperBoundAboveMaxTypeValue"),
-        (ex.castOps(5, 1, [5]), "InvalidType"),  # same-type cast
-        (ex.castOps(5, 1, [0]), "UnsupportedType"),  # cast to ebool
+        (ex.binaryOps(eaddress, 1, 2, 1 << Operator.Add, 1), "UnsupportedType"),
+        (ex.binaryOps(ebool, 1, 0, 1 << Operator.Add, 2), "UnsupportedType"),
+        (ex.randOps(euint64, 3), "NotPowerOfTwo"),
+        (ex.randOps(euint8, 512), "UpperBoundAboveMaxTypeValue"),
+        (ex.castOps(euint64, 1, [euint64]), "InvalidType"),  # same-type cast
+        (ex.castOps(euint64, 1, [ebool]), "UnsupportedType"),  # cast to ebool
     ]
     for call, error in cases:
         with pytest.raises(TransactionReverted) as excinfo:

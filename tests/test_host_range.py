@@ -23,7 +23,13 @@ from fhevm_dagster.partitions import HOST_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.protocol import handles as H
 from fhevm_dagster.protocol.computations import ComputationRow
-from fhevm_dagster.protocol.opcodes import OPERATORS, Operator, OpKind, validate_operation
+from fhevm_dagster.protocol.opcodes import (
+    HOST_OPERATORS,
+    OPERATORS,
+    Operator,
+    OpKind,
+    validate_operation,
+)
 from fhevm_dagster.resources.chain import HostChainResource
 from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.store import StoreResource
@@ -125,7 +131,7 @@ def test_materialise_range_twice_is_identical(
         assert meta["host_events"]["malformed"].value == 0
         assert meta["fhe_computations"]["computations"].value == len(rows) == len(comps)
         assert {r.tx_hash.hex() for r in rows} <= {r.tx_hash.removeprefix("0x") for r in records}
-        assert {r.opcode for r in rows} == set(range(28)) - {Operator.VerifyInput}
+        assert {r.opcode for r in rows} == set(HOST_OPERATORS) - {Operator.VerifyInput}
         for row in rows:
             assert recompute(row, devnet.acl_address, devnet.host_chain_id) == row.output_handle
             validate_operation(row.opcode, row.dependencies, row.is_scalar, row.fhe_type)

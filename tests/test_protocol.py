@@ -152,6 +152,9 @@ def test_special_operations() -> None:
             Operator.RandBounded, [seed, (1 << 9).to_bytes(32, "big"), bytes([2])], True
         )
     assert validate_operation(Operator.Sum, [], False, FheType.Uint32) is FheType.Uint32
+    # The reference makes an empty Sum a trivial zero of types 2..6 only (perform_fhe_operation).
+    with pytest.raises(OperationError, match="result type Bool not supported"):
+        validate_operation(Operator.Sum, [], False, FheType.Bool)
     assert validate_operation(Operator.IsIn, [u8, u8, u8], False) is FheType.Bool
     with pytest.raises(OperationError, match="result handle has type"):
         validate_operation(Operator.Add, [u8, u8], False, FheType.Uint16)

@@ -21,6 +21,8 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.types import TxReceipt
 
 from ..chain.sender import MAX_TX_GAS
+from ..protocol.opcodes import HOST_OPERATORS, OPERATORS, Operator, OpKind, operators_of
+from ..protocol.types import HOST_TYPES, FheType
 from .artifacts import load_artifact
 from .chain import anvil_account, connect, contract_at, revert_error, send_transaction
 from .lifecycle import DEPLOYER_INDEX, TRAFFIC_USER_INDEXES
@@ -139,27 +141,37 @@ def run_token_traffic(
 
 # ---- OpsExerciser sweep ---------------------------------------------------------------------
 
-BOOL, U8, U16, U32, U64, U128, U160, U256 = 0, 2, 3, 4, 5, 6, 7, 8
-#: Binary opcodes (FHEVMExecutor.Operators 0..19) per operand type accepted by host-contracts 0.10.0
-BINARY_OPS_BY_TYPE: dict[int, tuple[int, ...]] = {
-    BOOL: (5, 6, 7, 12, 13),
-    **{t: tuple(range(20)) for t in (U8, U16, U32, U64, U128)},
-    U160: (12, 13),
-    U256: (5, 6, 7, 8, 9, 10, 11, 12, 13),
-}
-CAST_TYPES = (BOOL, U8, U16, U32, U64, U128, U256)
-CAST_TARGETS = (U8, U16, U32, U64, U128, U256)
-RAND_TYPES = (BOOL, U8, U16, U32, U64, U128, U256)
+_O = Operator
+#: What the sweep sends, all read from the protocol table (`protocol.opcodes.OPERATORS`): the
+#: operators of host-contracts 0.10.0 on every type each accepts. OpsExerciser takes binary opcodes
+#: by bit mask, does Neg unless Bool and Not on every type, and encrypts the host types only.
+BINARY_OPS_BY_TYPE: dict[FheType, tuple[Operator, ...]] = {
+    t: ops
+    for t in sorted(HOST_TYPES)
+    if (ops := tuple(op for op in operators_of(OpKind.BINARY)
+                     if op in HOST_OPERATORS and t in OPERATORS[op].in_types))
+}  # fmt: skip
+UNARY_TYPES = tuple(sorted(OPERATORS[_O.Neg].in_types | OPERATORS[_O.Not].in_types))
+SELECT_TYPES = tuple(sorted(OPERATORS[_O.IfThenElse].in_types))
+CAST_TYPES = tuple(sorted(OPERATORS[_O.Cast].in_types))
+CAST_TARGETS = tuple(sorted(OPERATORS[_O.Cast].out_types))
+TRIVIAL_TYPES = tuple(sorted(OPERATORS[_O.TrivialEncrypt].out_types))
+RAND_TYPES = tuple(sorted(OPERATORS[_O.Rand].out_types))
+RAND_BOUNDED_TYPES = tuple(sorted(OPERATORS[_O.RandBounded].out_types))
+del _O
 #: Representative operands per type (a, b): mixed magnitudes.
-OPERANDS: dict[int, tuple[int, int]] = {
-    BOOL: (1, 0),
-    U8: (200, 7),
-    U16: (60_000, 300),
-    U32: (4_000_000_000, 77_777),
-    U64: (2**63 + 12_345, 987_654_321),
-    U128: (2**127 + 99, 2**70 + 3),
-    U160: (0x5FBDB2315678AFECB367F032D93F642F64180AA3, 0x5FBDB2315678AFECB367F032D93F642F64180AA3),
-    U256: (2**255 + 2**128 + 1, 2**200 + 5),
+OPERANDS: dict[FheType, tuple[int, int]] = {
+    FheType.Bool: (1, 0),
+    FheType.Uint8: (200, 7),
+    FheType.Uint16: (60_000, 300),
+    FheType.Uint32: (4_000_000_000, 77_777),
+    FheType.Uint64: (2**63 + 12_345, 987_654_321),
+    FheType.Uint128: (2**127 + 99, 2**70 + 3),
+    FheType.Uint160: (
+        0x5FBDB2315678AFECB367F032D93F642F64180AA3,
+        0x5FBDB2315678AFECB367F032D93F642F64180AA3,
+    ),
+    FheType.Uint256: (2**255 + 2**128 + 1, 2**200 + 5),
 }
 _LIMIT_ERRORS = ("HCUTransactionLimitExceeded", "HCUTransactionDepthLimitExceeded")
 
@@ -176,15 +188,16 @@ def _mask(ops: Iterable[int]) -> int:
 
 
 def _send_binary(
-    w3: Web3, exerciser: Contract, account: LocalAccount, fhe_type: int, ops: tuple[int, ...]
+    w3: Web3, exerciser: Contract, account: LocalAccount, fhe_type: FheType, ops: tuple[int, ...]
 ) -> list[TxReceipt]:
     """binaryOps for `ops`, halving the set while a transaction exceeds the HCU or gas limit."""
     a, b = OPERANDS[fhe_type]
-    call = exerciser.functions.binaryOps(fhe_type, a, b, _mask(ops), 3)
+    call = exerciser.functions.binaryOps(int(fhe_type), a, b, _mask(ops), 3)
+    label = f"binaryOps {fhe_type.name}"
     try:
         too_big = call.estimate_gas({"from": account.address}) > MAX_TX_GAS * 0.8
     except (ContractCustomError, ContractLogicError) as exc:
-        reverted = revert_error(f"binaryOps type {fhe_type}", exc)
+        reverted = revert_error(label, exc)
         if reverted.error not in _LIMIT_ERRORS:
             raise reverted from exc
         too_big = True
@@ -193,14 +206,14 @@ def _send_binary(
         return _send_binary(w3, exerciser, account, fhe_type, ops[:half]) + _send_binary(
             w3, exerciser, account, fhe_type, ops[half:]
         )
-    return [send_transaction(w3, account, call, label=f"binaryOps type {fhe_type}")]
+    return [send_transaction(w3, account, call, label=label)]
 
 
 def run_operator_sweep(
     info: DevnetInfo,
     *,
     sender_index: int = DEPLOYER_INDEX,
-    types: Collection[int] = (BOOL, U8, U16, U32, U64, U128, U160, U256),
+    types: Collection[int] = HOST_TYPES,
 ) -> list[TxRecord]:
     """Every operator of host-contracts 0.10.0 on every type it accepts (or on `types`, to keep
     an FHE evaluation of the sweep short), each result allowed.
@@ -216,40 +229,42 @@ def run_operator_sweep(
     def sent(kind: str, receipt: TxReceipt, detail: str) -> None:
         records.append(_record(kind, receipt, account.address, detail))
 
+    def chosen(candidates: Iterable[FheType]) -> list[FheType]:
+        return [t for t in candidates if t in types]
+
     for fhe_type, ops in BINARY_OPS_BY_TYPE.items():
         if fhe_type not in types:
             continue
         for receipt in _send_binary(w3, exerciser, account, fhe_type, ops):
-            sent("binary", receipt, f"binary ops on type {fhe_type}")
-    for fhe_type in [t for t in (BOOL, U8, U16, U32, U64, U128, U256) if t in types]:
-        receipt = send_transaction(
-            w3, account, exerciser.functions.unaryOps(fhe_type, OPERANDS[fhe_type][0])
-        )
-        sent("unary", receipt, f"neg/not on type {fhe_type}")
-    for fhe_type, (a, b) in OPERANDS.items():
-        if fhe_type not in types:
-            continue
-        receipt = send_transaction(w3, account, exerciser.functions.selectOp(fhe_type, True, a, b))
-        sent("select", receipt, f"ifThenElse on type {fhe_type}")
-    for fhe_type in [t for t in CAST_TYPES if t in types]:
-        targets = [t for t in CAST_TARGETS if t != fhe_type and t in types]
+            sent("binary", receipt, f"binary ops on {fhe_type.name}")
+    for fhe_type in chosen(UNARY_TYPES):
+        call = exerciser.functions.unaryOps(int(fhe_type), OPERANDS[fhe_type][0])
+        sent("unary", send_transaction(w3, account, call), f"neg/not on {fhe_type.name}")
+    for fhe_type in chosen(SELECT_TYPES):
+        a, b = OPERANDS[fhe_type]
+        call = exerciser.functions.selectOp(int(fhe_type), True, a, b)
+        sent("select", send_transaction(w3, account, call), f"ifThenElse on {fhe_type.name}")
+    for fhe_type in chosen(CAST_TYPES):
+        # A cast to the operand's own type is refused (validate_operation, the executor).
+        targets = [t for t in chosen(CAST_TARGETS) if t != fhe_type]
         if not targets:
             continue
-        call = exerciser.functions.castOps(fhe_type, OPERANDS[fhe_type][0], targets)
-        sent("cast", send_transaction(w3, account, call), f"cast from type {fhe_type} to {targets}")
-    call = exerciser.functions.trivialOps(12_345, [t for t in OPERANDS if t in types])
+        call = exerciser.functions.castOps(
+            int(fhe_type), OPERANDS[fhe_type][0], [int(t) for t in targets]
+        )
+        detail = f"cast from {fhe_type.name} to {', '.join(t.name for t in targets)}"
+        sent("cast", send_transaction(w3, account, call), detail)
+    call = exerciser.functions.trivialOps(12_345, [int(t) for t in chosen(TRIVIAL_TYPES)])
     sent("trivial", send_transaction(w3, account, call), "trivialEncrypt to every type")
-    for fhe_type in [t for t in RAND_TYPES if t in types]:
-        bound = 0 if fhe_type == BOOL else 2 ** min(_bits(fhe_type) - 1, 64)
-        receipt = send_transaction(w3, account, exerciser.functions.randOps(fhe_type, bound))
-        sent("rand", receipt, f"rand/randBounded({bound}) on type {fhe_type}")
+    for fhe_type in chosen(RAND_TYPES):
+        # randOps sends RandBounded too when the bound is not 0.
+        bound = 2 ** min(fhe_type.bits - 1, 64) if fhe_type in RAND_BOUNDED_TYPES else 0
+        call = exerciser.functions.randOps(int(fhe_type), bound)
+        detail = f"rand/randBounded({bound}) on {fhe_type.name}"
+        sent("rand", send_transaction(w3, account, call), detail)
     for value in (41, 1):
         receipt = send_transaction(w3, account, exerciser.functions.accumulate(value))
         sent("stored", receipt, f"accumulate {value}")
     receipt = send_transaction(w3, account, exerciser.functions.scaleStored(3, 100))
     sent("stored", receipt, "scaleStored 3 cap 100")
     return records
-
-
-def _bits(fhe_type: int) -> int:
-    return {BOOL: 1, U8: 8, U16: 16, U32: 32, U64: 64, U128: 128, U160: 160, U256: 256}[fhe_type]

@@ -167,6 +167,15 @@ OPERATORS: Mapping[Operator, OpSpec] = {
 del _O
 
 EVENT_OPERATORS: Mapping[str, Operator] = {s.event: s.op for s in OPERATORS.values()}
+#: The operators of host-contracts 0.10.0 (opcodes 0..27), in opcode order: all but the newer.
+HOST_OPERATORS: tuple[Operator, ...] = tuple(op for op, s in OPERATORS.items() if not s.newer)
+
+
+def operators_of(kind: OpKind) -> tuple[Operator, ...]:
+    """The operators whose events have the shape `kind`, in opcode order."""
+    return tuple(op for op, s in OPERATORS.items() if s.kind is kind)
+
+
 #: Most values of a Sum / set members of an IsIn, as the reference enforces them
 #: (`check_fhe_operand_types`, v0.14.0): 100 for 8-32-bit values, 60 for wider ones.
 MAX_SUM_VALUES = 100
@@ -251,6 +260,8 @@ def _variadic(spec: OpSpec, values: Sequence[bytes], declared: FheType | None) -
     if len(types) > 1:
         raise OperationError(f"{spec.op.name}: values have different types")
     if not types:
+        if declared is not None:  # an empty Sum is a trivial zero of the result handle's type
+            _check(spec.op, spec.in_types, declared, "result")
         return declared
     (t,) = types
     _check(spec.op, spec.in_types, t, "operand")

@@ -48,6 +48,8 @@ _BITS: dict[FheType, int] = {
 }
 
 RETIRED_TYPES = frozenset({FheType.Uint4, FheType.Uint512, FheType.Uint1024, FheType.Uint2048})
+#: The types of current host contracts (ebool, euint8..256, eaddress): all but the retired ones.
+HOST_TYPES = frozenset(FheType) - RETIRED_TYPES
 
 
 class UnknownFheTypeError(ValueError):

@@ -13,12 +13,14 @@ import pytest
 import tfhe_py
 
 from fhevm_dagster.compute.oracle import OracleOperand, Plain, evaluate
-from fhevm_dagster.protocol.opcodes import Operator
+from fhevm_dagster.protocol.opcodes import OPERATORS, Operator, OpKind, operators_of
 from fhevm_dagster.protocol.types import FheType
 
 Operand = tuple[int, FheType] | bytes
 T = FheType
-UINTS = [T.Uint8, T.Uint16, T.Uint32, T.Uint64, T.Uint128]
+RAND_TYPES = sorted(OPERATORS[Operator.Rand].out_types)
+RAND_BOUNDED_TYPES = sorted(OPERATORS[Operator.RandBounded].out_types)
+BOOL_BINARY = [op for op in operators_of(OpKind.BINARY) if T.Bool in OPERATORS[op].in_types]
 
 
 def maxv(t: FheType) -> int:
@@ -52,10 +54,7 @@ def run(
     return expected, ct
 
 
-@pytest.mark.parametrize(
-    "op", [Operator.BitAnd, Operator.BitOr, Operator.BitXor, Operator.Eq, Operator.Ne],
-    ids=lambda op: op.name,
-)  # fmt: skip
+@pytest.mark.parametrize("op", BOOL_BINARY, ids=lambda op: op.name)
 def test_bool_scalar_is_true_when_any_byte_is_nonzero(
     engine: tfhe_py.Engine, client_key: tfhe_py.ClientKey, op: Operator
 ) -> None:
@@ -66,7 +65,7 @@ def test_bool_scalar_is_true_when_any_byte_is_nonzero(
     assert client_key.decrypt(ct) == expected.value == truth[op]
 
 
-@pytest.mark.parametrize("t", [T.Bool, *UINTS, T.Uint256], ids=lambda t: t.name)
+@pytest.mark.parametrize("t", RAND_TYPES, ids=lambda t: t.name)
 def test_rand_is_deterministic_per_seed(
     engine: tfhe_py.Engine, client_key: tfhe_py.ClientKey, t: FheType
 ) -> None:
@@ -85,7 +84,7 @@ def test_rand_differs_between_seeds(engine: tfhe_py.Engine, client_key: tfhe_py.
     assert len(values) == 3
 
 
-@pytest.mark.parametrize("t", [*UINTS, T.Uint256], ids=lambda t: t.name)
+@pytest.mark.parametrize("t", RAND_BOUNDED_TYPES, ids=lambda t: t.name)
 def test_rand_bounded_stays_below_the_bound(
     engine: tfhe_py.Engine, client_key: tfhe_py.ClientKey, t: FheType
 ) -> None:

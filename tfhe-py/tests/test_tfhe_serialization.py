@@ -11,9 +11,10 @@ import tfhe_py
 
 from fhevm_dagster.compute.keys import KeySet
 from fhevm_dagster.protocol.opcodes import Operator
+from fhevm_dagster.protocol.types import HOST_TYPES
 from fhevm_dagster.protocol.types import FheType as T
 
-ALL_TYPES = [T.Bool, T.Uint8, T.Uint16, T.Uint32, T.Uint64, T.Uint128, T.Uint160, T.Uint256]
+ALL_TYPES = sorted(HOST_TYPES)
 
 
 def top(t: T) -> int:
