@@ -25,12 +25,11 @@ from typing import Any
 import tfhe_py
 from dagster import DagsterInstance, materialize
 
-from fhevm_dagster.assets.host import ciphertexts, host_ingest
 from fhevm_dagster.compute.dag import HandleRef, build_dag
 from fhevm_dagster.devnet import devnet_down, devnet_up, free_port, run_token_traffic
 from fhevm_dagster.devnet.host_contracts import LOCAL_HOST_CHAIN_ID
 from fhevm_dagster.devnet.state import DevnetInfo
-from fhevm_dagster.partitions import HOST_RANGES
+from fhevm_dagster.host_chains import host_chain_defs
 from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.resources.chain import HostChainResource
 from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS, FheResource
@@ -38,16 +37,18 @@ from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.store import StoreResource
 from fhevm_dagster.store import Store
 
+HOST = host_chain_defs(f"host_{LOCAL_HOST_CHAIN_ID}")
+
 
 def pipeline(
     instance: DagsterInstance, info: DevnetInfo, rng: BlockRange, url: str, work: Path, threads: int
 ) -> float:
     resources: dict[str, Any] = {
-        "chain": HostChainResource(
+        HOST.name: HostChainResource(
+            chain_id=info.host_chain_id,
             rpc_url=info.host_rpc_url,
             acl_address=info.acl_address,
             executor_address=info.executor_address,
-            key_id="0",
         ),
         "store": StoreResource(database_url=url),
         "fhe": FheResource(key_dir=str(DEVNET_TEST_KEYS), threads=threads),
@@ -55,7 +56,7 @@ def pipeline(
     }
     started = time.perf_counter()
     result = materialize(
-        [host_ingest, ciphertexts],
+        HOST.assets[:2],  # host_ingest, ciphertexts
         partition_key=rng.key,
         instance=instance,
         resources=resources,
@@ -127,7 +128,7 @@ def main() -> None:
                 blocks = [r.block_number for r in records]
                 ranges.append(BlockRange(min(blocks), max(blocks)))
             rng = ranges[-1]
-            instance.add_dynamic_partitions(HOST_RANGES, [rng.key])
+            instance.add_dynamic_partitions(HOST.partitions.name, [rng.key])
             one = pipeline(instance, info, rng, url, work, threads=1)
             if not n:
                 continue  # the mints: warm-up, and the balances the transfers spend

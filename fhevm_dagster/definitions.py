@@ -1,48 +1,46 @@
 """The Dagster code location: assets, jobs, sensors and resources. Nothing else lives here.
 
-`defs` is built when Dagster loads the code location (not at import): resources take their
-settings from the environment then (`fhevm_dagster.settings`, the README's settings table).
+`defs` is built when Dagster loads the code location (not at import): the host chains come from
+the registry (`chain.registry`), every other resource from `fhevm_dagster.settings` (the README's
+settings table). Each host chain gets its own partition set, assets, job and sensor; one gateway
+job serves them all.
 """
 
 from dagster import Definitions, definitions
 
-from .assets.commits import COMMIT_ASSETS, COMMIT_CHECKS
-from .assets.gateway import proof_requests, proof_responses, verified_inputs
-from .assets.host import ciphertexts, host_ingest
-from .assets.objects import ciphertext_objects
-from .jobs import gateway_range_job, host_range_job
+from .assets.gateway import gateway_assets
+from .chain.registry import host_chains_from_settings
+from .host_chains import host_chain_defs
+from .jobs import gateway_range_job
 from .resources.chain import CommitSettings, GatewayChainResource, HostChainResource, RangeSettings
 from .resources.fhe import FheResource
 from .resources.io import ParquetIOManager
 from .resources.objects import ObjectStoreResource
 from .resources.signer import SignerResource
 from .resources.store import StoreResource
-from .sensors import gateway_blocks_sensor, host_blocks_sensor
+from .sensors import gateway_blocks_sensor
 
 
 @definitions
 def defs() -> Definitions:
+    chains = host_chains_from_settings()
+    hosts = [host_chain_defs(c.name) for c in chains]
+    host_resources: dict[str, HostChainResource | RangeSettings] = {}
+    for chain, host in zip(chains, hosts, strict=True):
+        host_resources[chain.name] = HostChainResource.of(chain)
+        host_resources[host.settings_resource] = RangeSettings.of(chain.ranges)
     return Definitions(
-        assets=[
-            host_ingest,
-            ciphertexts,
-            *COMMIT_ASSETS,
-            ciphertext_objects,
-            proof_requests,
-            verified_inputs,
-            proof_responses,
-        ],
-        asset_checks=COMMIT_CHECKS,
-        jobs=[host_range_job, gateway_range_job],
-        sensors=[host_blocks_sensor, gateway_blocks_sensor],
+        assets=[*(a for h in hosts for a in h.assets), *gateway_assets([c.name for c in chains])],
+        asset_checks=[c for h in hosts for c in h.checks],
+        jobs=[*(h.job for h in hosts), gateway_range_job],
+        sensors=[*(h.sensor for h in hosts), gateway_blocks_sensor],
         resources={
-            "chain": HostChainResource.from_env(),
-            "host_settings": RangeSettings.from_env("HOST"),
+            **host_resources,
             "store": StoreResource(),
             "fhe": FheResource(),
             "parquet_io_manager": ParquetIOManager(),
             "gateway": GatewayChainResource.from_env(),
-            "gateway_settings": RangeSettings.from_env("GATEWAY"),
+            "gateway_settings": RangeSettings.gateway_from_env(),
             "signer": SignerResource(),
             "commit_settings": CommitSettings.from_env(),
             "objects": ObjectStoreResource(),

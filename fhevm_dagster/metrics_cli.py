@@ -9,14 +9,18 @@ default: the figures name contracts and ranges, so exposing them is a deliberate
 from __future__ import annotations
 
 import argparse
+import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import start_http_server
 from prometheus_client.registry import CollectorRegistry
 
 from . import settings
+from .chain.client import ChainReader, redact
+from .chain.config import GatewayConfig, HostChainConfig, RpcSettings, gateway_from_settings
+from .chain.registry import host_chains_from_settings
 from .metrics import CoprocessorCollector, RangeFigure, ScrapeInputs
 from .store import Store
 
@@ -40,26 +44,28 @@ def _last_block(partition: str) -> int | None:
         return None
 
 
-def dagster_inputs(instance: Any, inputs: ScrapeInputs) -> None:
-    """Per-range figures and the last gateway range from the instance's materializations."""
+def dagster_inputs(instance: Any, inputs: ScrapeInputs, chains: Sequence[str]) -> None:
+    """Per-range figures of the host chains named `chains` and the last gateway range, from the
+    instance's materializations."""
     from dagster import AssetKey
 
     figures: list[RangeFigure] = []
     uploads: dict[str, float] = {"uploaded": 0.0, "conflicts": 0.0}
-    for asset, keys in RANGE_FIGURES.items():
-        records = instance.fetch_materializations(AssetKey(asset), limit=RANGES_PER_ASSET).records
+    for chain, (asset, keys) in itertools.product(chains, RANGE_FIGURES.items()):
+        key = AssetKey([chain, asset])
+        records = instance.fetch_materializations(key, limit=RANGES_PER_ASSET).records
         seen: set[str] = set()
         for rec in records:  # newest first: keep the latest materialization of each range
             mat = rec.asset_materialization
             if mat is None or not mat.partition or mat.partition in seen:
                 continue
             seen.add(mat.partition)
-            for key in keys:
-                value = mat.metadata.get(key)
+            for name in keys:
+                value = mat.metadata.get(name)
                 raw = getattr(value, "value", None)
                 if isinstance(raw, int | float) and not isinstance(raw, bool):
-                    figures.append(RangeFigure(asset, mat.partition, key, float(raw)))
-                    if asset == "ciphertext_objects" and key == "uploaded":
+                    figures.append(RangeFigure(chain, asset, mat.partition, name, float(raw)))
+                    if asset == "ciphertext_objects" and name == "uploaded":
                         uploads["uploaded"] += float(raw)
     records = instance.fetch_materializations(AssetKey("proof_requests"), limit=1).records
     if records and records[0].asset_materialization is not None:
@@ -69,39 +75,39 @@ def dagster_inputs(instance: Any, inputs: ScrapeInputs) -> None:
 
 
 def make_inputs(
-    instance: Any | None, rpc: bool, host_rpc_url: str = "", gateway_rpc_url: str = ""
+    instance: Any | None,
+    hosts: Sequence[HostChainConfig],
+    gateway: GatewayConfig | None,
 ) -> Callable[[], ScrapeInputs]:
-    """The per-scrape reader of everything outside the store."""
+    """The per-scrape reader of everything outside the store: Dagster's materializations and the
+    chain heads (`gateway` None: no RPC at all)."""
+    quick = RpcSettings(3.0, 0)  # a scrape answers in seconds, whatever the nodes do
 
     def read() -> ScrapeInputs:
         inputs = ScrapeInputs()
         errors: dict[str, str] = {}
         if instance is not None:
             try:
-                dagster_inputs(instance, inputs)
+                dagster_inputs(instance, inputs, [h.name for h in hosts])
             except Exception as exc:  # a scrape must answer: report the source down
                 errors["dagster"] = str(exc)
         else:
             errors["dagster"] = "no Dagster instance"
-        if rpc:
-            from .chain.client import ChainReader
-            from .chain.config import RpcSettings, gateway_from_settings, host_chain_from_settings
-
-            for name, configured, url in (
-                ("host_rpc", host_chain_from_settings().rpc_url, host_rpc_url),
-                ("gateway_rpc", gateway_from_settings().rpc_url, gateway_rpc_url),
-            ):
-                try:
-                    head = ChainReader(url or configured, RpcSettings(3.0, 0)).head()
-                except Exception as exc:
-                    errors[name] = str(exc)
-                    continue
-                if name == "host_rpc":
-                    inputs.host_head = head
-                else:
-                    inputs.gateway_head = head
-        else:
+        if gateway is None:
             errors.update(host_rpc="disabled", gateway_rpc="disabled")
+            inputs.errors = errors
+            return inputs
+        heads: dict[int, int] = {}
+        for host in hosts:
+            try:
+                heads[host.chain_id] = ChainReader(host.rpc_url, quick).head()
+            except Exception as exc:
+                errors["host_rpc"] = redact(f"chain {host.chain_id}: {exc}", host.rpc_url)
+        inputs.host_heads = heads
+        try:
+            inputs.gateway_head = ChainReader(gateway.rpc_url, quick).head()
+        except Exception as exc:
+            errors["gateway_rpc"] = redact(str(exc), gateway.rpc_url)
         inputs.errors = errors
         return inputs
 
@@ -125,7 +131,9 @@ def _serve(args: argparse.Namespace) -> int:
         from dagster import DagsterInstance
 
         instance = DagsterInstance.get()  # $DAGSTER_HOME, as `dagster dev` uses
-    server, thread = serve(store, make_inputs(instance, not args.no_rpc), args.host, args.port)
+    hosts = host_chains_from_settings()
+    gateway = None if args.no_rpc else gateway_from_settings()
+    server, thread = serve(store, make_inputs(instance, hosts, gateway), args.host, args.port)
     print(f"metrics on http://{args.host}:{args.port}/metrics", flush=True)
     try:
         thread.join()

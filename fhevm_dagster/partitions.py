@@ -1,11 +1,17 @@
-"""Host and gateway block ranges as dynamic partitions, keyed by `pipeline.block_ranges`."""
+"""Block ranges as dynamic partitions: one partition set per host chain, one for the gateway.
+
+Keys are `pipeline.block_ranges.BlockRange.key` (`000000001000-000000001099`); the set's name says
+which chain (`host_31337_ranges`).
+"""
 
 from __future__ import annotations
 
 from dagster import DynamicPartitionsDefinition
 
-HOST_RANGES = "host_ranges"
-host_ranges = DynamicPartitionsDefinition(name=HOST_RANGES)
-# Gateway block ranges: same key format, their own partition set (gateway_blocks_sensor).
 GATEWAY_RANGES = "gateway_ranges"
 gateway_ranges = DynamicPartitionsDefinition(name=GATEWAY_RANGES)
+
+
+def host_ranges(chain: str) -> DynamicPartitionsDefinition:
+    """The partition set of the host chain named `chain` (`HostChainConfig.name`)."""
+    return DynamicPartitionsDefinition(name=f"{chain}_ranges")

@@ -31,7 +31,8 @@ class Setting:
 _P = "FHEVM_DAGSTER_"
 _CACHE = "~/.cache/fhevm-dagster"
 SETTINGS: tuple[Setting, ...] = (
-    # The host chain.
+    # The host chains: a file listing them, or the one chain of the HOST_* settings below.
+    Setting(f"{_P}HOST_CHAINS", "", "JSON file listing the host chains (README); empty: the devnet's, else the one below"),
     Setting(f"{_P}HOST_CHAIN_ID", "31337", "host chain id, checked against the node", "host_chain_id"),
     Setting(f"{_P}HOST_RPC_URL", "http://127.0.0.1:8545", "host JSON-RPC URL", "host_rpc_url", True),
     Setting(f"{_P}HOST_ACL_ADDRESS", CANONICAL_ACL, "host ACL", "acl_address"),

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.fast
 ROOT = Path(__file__).resolve().parents[1] / "fhevm_dagster"
 PURE = ("protocol", "compute", "store", "pipeline", "chain.config", "chain.calls", "settings")
 WEB3_ROOMS = ("chain", "devnet")
-DAGSTER_ROOMS = ("assets", "resources", "sensors", "jobs", "partitions", "definitions")
+DAGSTER_ROOMS = (
+    "assets", "resources", "sensors", "jobs", "partitions", "host_chains", "definitions",
+)  # fmt: skip
 DAGSTER_TOOLS = ("metrics_cli", "trace_cli")  # commands that read a Dagster instance's runs
 
 

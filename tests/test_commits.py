@@ -16,25 +16,29 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, RetryPolicy, instance_for_test, materialize
+from dagster import DagsterInstance, instance_for_test, materialize
 from eth_account import Account
+from host_defs import (
+    COMMIT_ASSETS,
+    COMMIT_CHECKS,
+    HOST,
+    HOST_RANGES,
+    NO_RETRY,
+    ciphertext_digests,
+    ciphertexts,
+    host_ingest,
+    host_resource,
+    node,
+    sns_ciphertexts,
+)
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 from web3 import Web3
 
-from fhevm_dagster.assets.commits import (
-    COMMIT_ASSETS,
-    COMMIT_CHECKS,
-    build_digest_commits,
-    ciphertext_digests,
-    sns_ciphertexts,
-)
-from fhevm_dagster.assets.host import ciphertexts, host_ingest
 from fhevm_dagster.chain.ciphertext_commits import GatewayCommits, commit_events
 from fhevm_dagster.cli import main
 from fhevm_dagster.compute.keys import KeySet
 from fhevm_dagster.devnet import DevnetInfo, free_port, run_token_traffic
 from fhevm_dagster.devnet.state import write_key_file
-from fhevm_dagster.partitions import HOST_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.pipeline.commits import (
     CommitGateway,
@@ -46,7 +50,7 @@ from fhevm_dagster.pipeline.commits import (
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.protocol.digests import Material, material
 from fhevm_dagster.protocol.types import FheType
-from fhevm_dagster.resources.chain import CommitSettings, GatewayChainResource, HostChainResource
+from fhevm_dagster.resources.chain import CommitSettings, GatewayChainResource
 from fhevm_dagster.resources.fhe import FheResource
 from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.signer import SignerResource
@@ -57,7 +61,6 @@ from fhevm_dagster.store.records import Ciphertext
 RANGE = "000000000000-000000000099"
 CHAIN_ID = 31337
 KEY_ID = 0
-NO_RETRY = build_digest_commits(retry_policy=RetryPolicy(max_retries=0))
 
 
 @pytest.fixture(scope="module")
@@ -139,12 +142,7 @@ def resources(
     key_file: str | None = None,
 ) -> dict[str, Any]:
     return {
-        "chain": HostChainResource(
-            rpc_url=info.host_rpc_url,
-            acl_address=info.acl_address,
-            executor_address=info.executor_address,
-            key_id=str(KEY_ID),
-        ),
+        **host_resource(info, KEY_ID),
         "store": StoreResource(database_url=url),
         "fhe": FheResource(),
         "gateway": gateway_resource(info, rpc_url),
@@ -206,13 +204,13 @@ def test_range_squashed_digested_committed_once(
         statuses = store.get_commit_statuses(handles)
         assert all(statuses[h].status is CommitState.CONFIRMED for h in handles)
         assert seeded.errored not in store.get_digests([seeded.errored])
-        table = pd.read_parquet(tmp_path / "digest_commits" / f"{RANGE}.parquet")
+        table = pd.read_parquet(tmp_path / HOST / "digest_commits" / f"{RANGE}.parquet")
         assert set(table["status"]) == {"confirmed"}
-        digests = pd.read_parquet(tmp_path / "ciphertext_digests" / f"{RANGE}.parquet")
+        digests = pd.read_parquet(tmp_path / HOST / "ciphertext_digests" / f"{RANGE}.parquet")
         mats = {
-            m.asset_key.to_user_string(): m.metadata
-            for node in ("sns_ciphertexts", "digest_commits")
-            for m in result.asset_materializations_for_node(node)
+            m.asset_key.path[-1]: m.metadata
+            for name in ("sns_ciphertexts", "digest_commits")
+            for m in result.asset_materializations_for_node(node(name))
         }
         assert mats["sns_ciphertexts"]["squashed"].value == 3
         assert mats["sns_ciphertexts"]["errored"].value == 1
@@ -228,10 +226,10 @@ def test_range_squashed_digested_committed_once(
         assert again.success
         assert sender_nonce(devnet) == nonce  # not one transaction
         assert len(sender_events(devnet, handles)) == 3
-        meta = again.asset_materializations_for_node("digest_commits")[0].metadata
+        meta = again.asset_materializations_for_node(node("digest_commits"))[0].metadata
         assert meta["sent"].value == 0 and meta["skipped_confirmed_in_store"].value == 3
         pd.testing.assert_frame_equal(
-            digests, pd.read_parquet(tmp_path / "ciphertext_digests" / f"{RANGE}.parquet")
+            digests, pd.read_parquet(tmp_path / HOST / "ciphertext_digests" / f"{RANGE}.parquet")
         )
         assert store.get_ciphertexts128(handles) == ct128
     finally:
@@ -271,7 +269,7 @@ def test_failed_commits_fail_the_range_and_a_retry_completes_it(
         # 1. The gateway RPC is down (closed port): failed with the reason, nothing sent.
         down = commit(rpc_url=f"http://127.0.0.1:{free_port()}")
         assert not down.success
-        failure = down.failure_data_for_node("digest_commits")
+        failure = down.failure_data_for_node(node("digest_commits"))
         assert failure is not None and "gateway unreachable" in str(failure.error)
         statuses = store.get_commit_statuses(handles)
         assert all(statuses[h].status is CommitState.FAILED for h in handles)

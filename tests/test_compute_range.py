@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from dagster import AssetsDefinition, DagsterInstance, instance_for_test, materialize
+from host_defs import HOST_RANGES, ciphertexts, host_ingest, host_resource
 
-from fhevm_dagster.assets.host import ciphertexts, host_ingest
 from fhevm_dagster.compute.keys import KeySet
 from fhevm_dagster.compute.oracle import Plain
 from fhevm_dagster.devnet import (
@@ -29,14 +29,12 @@ from fhevm_dagster.devnet import (
     run_token_traffic,
 )
 from fhevm_dagster.devnet.traffic import token_contract
-from fhevm_dagster.partitions import HOST_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.pipeline.evaluate import MissingInputsError, evaluate_range, oracle_range
 from fhevm_dagster.protocol.computations import ComputationRow
 from fhevm_dagster.protocol.handles import trivial_encrypt_handle
 from fhevm_dagster.protocol.opcodes import HOST_OPERATORS, Operator
 from fhevm_dagster.protocol.types import FheType
-from fhevm_dagster.resources.chain import HostChainResource
 from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS, FheResource
 from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.store import StoreResource
@@ -69,12 +67,7 @@ def instance() -> Iterator[DagsterInstance]:
 
 def resources(info: DevnetInfo, url: str, parquet: Path) -> dict[str, Any]:
     return {
-        "chain": HostChainResource(
-            rpc_url=info.host_rpc_url,
-            acl_address=info.acl_address,
-            executor_address=info.executor_address,
-            key_id=str(KEY_ID),
-        ),
+        **host_resource(info, KEY_ID),
         "store": StoreResource(database_url=url),
         "fhe": FheResource(key_dir=str(DEVNET_TEST_KEYS), threads=2),
         "parquet_io_manager": ParquetIOManager(base_dir=str(parquet)),
@@ -95,7 +88,7 @@ def run(
     )
     assert result.success
     return {
-        m.asset_key.to_user_string(): m.metadata
+        m.asset_key.path[-1]: m.metadata
         for a in assets
         for m in result.asset_materializations_for_node(a.node_def.name)
     }

@@ -1,10 +1,15 @@
-"""The code location loads without a chain or keys, and every job and sensor resolves."""
+"""The code location loads without a chain or keys, and every job and sensor resolves: one
+partition set, asset group, job and sensor per registered host chain, one gateway job."""
 
 from __future__ import annotations
 
-import pytest
-from dagster import AssetKey
+import json
+from pathlib import Path
 
+import pytest
+from dagster import AssetKey, EnvVar
+
+from fhevm_dagster import settings
 from fhevm_dagster.definitions import defs
 
 pytestmark = pytest.mark.fast
@@ -16,14 +21,43 @@ HOST_ASSETS = {
 GATEWAY_ASSETS = {"proof_requests", "verified_inputs", "proof_responses"}
 
 
+@pytest.fixture(autouse=True)
+def two_host_chains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for s in settings.SETTINGS:
+        monkeypatch.delenv(s.env, raising=False)
+    monkeypatch.setenv(settings.DEVNET_JSON_ENV, str(tmp_path / "absent.json"))
+    registry = tmp_path / "host_chains.json"
+    registry.write_text(
+        json.dumps(
+            [
+                {"chain_id": 31337, "rpc_url": "http://127.0.0.1:8545"},
+                {"chain_id": 31338, "rpc_url_env": "SECOND_RPC", "confirmations": 3},
+            ]
+        )
+    )
+    monkeypatch.setenv("SECOND_RPC", "http://127.0.0.1:8547/key")
+    monkeypatch.setenv("FHEVM_DAGSTER_HOST_CHAINS", str(registry))
+
+
 def test_every_job_and_sensor_resolves() -> None:
     d = defs()
-    for name, assets in (("host_range_job", HOST_ASSETS), ("gateway_range_job", GATEWAY_ASSETS)):
-        job = d.resolve_job_def(name)
-        assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == assets
-    for sensor in ("host_blocks_sensor", "gateway_blocks_sensor"):
-        assert d.resolve_sensor_def(sensor).job_name in ("host_range_job", "gateway_range_job")
-    graph = d.resolve_asset_graph()
-    assert AssetKey("ciphertext_digests") in graph.get(AssetKey("digest_commits")).parent_keys
-    resources = set(d.resources or {})
-    assert {"chain", "gateway", "store", "fhe", "signer", "objects"} <= resources
+    for chain in ("host_31337", "host_31338"):
+        job = d.resolve_job_def(f"{chain}_range_job")
+        keys = job.asset_layer.executable_asset_keys
+        assert keys == {AssetKey([chain, name]) for name in HOST_ASSETS}
+        sensor = d.resolve_sensor_def(f"{chain}_blocks_sensor")
+        assert sensor.job_name == f"{chain}_range_job"
+        digests = AssetKey([chain, "ciphertext_digests"])
+        assert (
+            digests in d.resolve_asset_graph().get(AssetKey([chain, "digest_commits"])).parent_keys
+        )
+    gateway = d.resolve_job_def("gateway_range_job")
+    assert {k.to_user_string() for k in gateway.asset_layer.executable_asset_keys} == GATEWAY_ASSETS
+    assert d.resolve_sensor_def("gateway_blocks_sensor").job_name == "gateway_range_job"
+    resources = d.resources or {}
+    assert {"host_31337", "host_31338", "gateway", "store", "fhe", "signer", "objects"} <= set(
+        resources
+    )
+    second = resources["host_31338"]
+    assert second.rpc_url == EnvVar("SECOND_RPC")  # the UI shows the variable, not the key
+    assert resources["host_31338_ranges"].confirmations == 3

@@ -29,19 +29,18 @@ from dagster import (
 from devnet_fixtures import DevnetClient
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from host_defs import GATEWAY_ASSETS, HOST_RANGES, ciphertexts, host_ingest, host_resource
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
-from fhevm_dagster.assets.gateway import proof_requests, proof_responses, verified_inputs
-from fhevm_dagster.assets.host import ciphertexts, host_ingest
 from fhevm_dagster.chain.calls import ContractCall
 from fhevm_dagster.chain.client import ChainReader
 from fhevm_dagster.chain.sender import gateway_sender
 from fhevm_dagster.devnet import DevnetInfo, anvil_account, set_balance
 from fhevm_dagster.devnet.anvil import rpc_call
-from fhevm_dagster.partitions import GATEWAY_RANGES, HOST_RANGES
+from fhevm_dagster.partitions import GATEWAY_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.protocol.eip712 import encode_input_proof
-from fhevm_dagster.resources.chain import GatewayChainResource, HostChainResource, RangeSettings
+from fhevm_dagster.resources.chain import GatewayChainResource, RangeSettings
 from fhevm_dagster.resources.fhe import FheResource
 from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.signer import SignerResource
@@ -51,7 +50,6 @@ from fhevm_dagster.store import Store
 
 INPUTS = Path(__file__).parent / "fixtures" / "inputs"
 ROOT = Path(__file__).parents[1]
-GATEWAY_ASSETS = [proof_requests, verified_inputs, proof_responses]
 HOST_ASSETS = [host_ingest, ciphertexts]
 EXTRA = b"\x00"
 
@@ -86,11 +84,7 @@ def resources(info: DevnetInfo, url: str, parquet: Path) -> dict[str, Any]:
             ciphertext_commits_address=info.ciphertext_commits_address,
             rpc_backoff_s=0.2,
         ),
-        "chain": HostChainResource(
-            rpc_url=info.host_rpc_url,
-            acl_address=info.acl_address,
-            executor_address=info.executor_address,
-        ),
+        **host_resource(info),
         "store": StoreResource(database_url=url),
         "fhe": FheResource(threads=2),
         "signer": SignerResource(
@@ -113,7 +107,7 @@ def run(
     result = materialize(assets, partition_key=rng.key, instance=instance, resources=res)
     assert result.success
     return {
-        m.asset_key.to_user_string(): {k: v.value for k, v in m.metadata.items()}
+        m.asset_key.path[-1]: {k: v.value for k, v in m.metadata.items()}
         for a in assets
         for m in result.asset_materializations_for_node(a.node_def.name)
     }

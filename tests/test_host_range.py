@@ -15,11 +15,10 @@ from typing import Any
 import pandas as pd
 import pytest
 from dagster import DagsterInstance, instance_for_test, materialize
+from host_defs import HOST, HOST_RANGES, host_ingest, host_resource, node
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
-from fhevm_dagster.assets.host import host_ingest
 from fhevm_dagster.devnet import DevnetInfo, TxRecord, run_operator_sweep
-from fhevm_dagster.partitions import HOST_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.protocol import handles as H
 from fhevm_dagster.protocol.computations import ComputationRow
@@ -30,7 +29,6 @@ from fhevm_dagster.protocol.opcodes import (
     OpKind,
     validate_operation,
 )
-from fhevm_dagster.resources.chain import HostChainResource
 from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.store import StoreResource
 from fhevm_dagster.store import Store
@@ -94,20 +92,15 @@ def run_range(
         partition_key=rng.key,
         instance=instance,
         resources={
-            "chain": HostChainResource(
-                rpc_url=info.host_rpc_url,
-                acl_address=info.acl_address,
-                executor_address=info.executor_address,
-                key_id="7",
-            ),
+            **host_resource(info, 7),
             "store": StoreResource(database_url=url),
             "parquet_io_manager": ParquetIOManager(base_dir=str(parquet)),
         },
     )
     assert result.success
     mats = {
-        m.asset_key.to_user_string(): m.metadata
-        for m in result.asset_materializations_for_node("host_ingest")
+        m.asset_key.path[-1]: m.metadata
+        for m in result.asset_materializations_for_node(node("host_events"))
     }
     return mats
 
@@ -125,8 +118,8 @@ def test_materialise_range_twice_is_identical(
     try:
         first = store.snapshot()
         rows = store.computations_of_range(rng.key, chain_id=devnet.host_chain_id)
-        events = pd.read_parquet(tmp_path / "host_events" / f"{rng.key}.parquet")
-        comps = pd.read_parquet(tmp_path / "fhe_computations" / f"{rng.key}.parquet")
+        events = pd.read_parquet(tmp_path / HOST / "host_events" / f"{rng.key}.parquet")
+        comps = pd.read_parquet(tmp_path / HOST / "fhe_computations" / f"{rng.key}.parquet")
 
         assert meta["host_events"]["malformed"].value == 0
         assert meta["fhe_computations"]["computations"].value == len(rows) == len(comps)
@@ -152,7 +145,7 @@ def test_materialise_range_twice_is_identical(
         assert meta2["fhe_computations"]["store_unchanged"].value == len(rows)
         assert store.snapshot() == first
         pd.testing.assert_frame_equal(
-            events, pd.read_parquet(tmp_path / "host_events" / f"{rng.key}.parquet")
+            events, pd.read_parquet(tmp_path / HOST / "host_events" / f"{rng.key}.parquet")
         )
     finally:
         store.dispose()

@@ -6,20 +6,25 @@ store and the instance as runs would, then scrapes and reads the numbers back.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import urllib.request
 from pathlib import Path
 
-from dagster import AssetMaterialization, instance_for_test
+import pytest
+from dagster import AssetKey, AssetMaterialization, instance_for_test
 from prometheus_client.parser import text_string_to_metric_families
 
+from fhevm_dagster.chain.config import GatewayConfig, HostChainConfig
 from fhevm_dagster.devnet import free_port
 from fhevm_dagster.metrics_cli import make_inputs, serve
 from fhevm_dagster.protocol.computations import ComputationRow
 from fhevm_dagster.store import CommitState, Digest, Store
 from fhevm_dagster.store.records import CommitStatus
 
+pytestmark = pytest.mark.fast
 RANGE = "000000000000-000000000099"
+HOST = HostChainConfig(31337, "", "0x" + "aa" * 20, "0x" + "bb" * 20, 0)
 
 
 def row(tx: bytes) -> ComputationRow:
@@ -65,17 +70,23 @@ def test_scrape_reads_store_and_instance(tmp_path: Path) -> None:
     with instance_for_test() as instance:
         instance.report_runless_asset_event(
             AssetMaterialization(
-                "ciphertexts",
+                AssetKey([HOST.name, "ciphertexts"]),
                 partition=RANGE,
                 metadata={"wall_seconds": 2.5, "fhe_seconds": 4.0, "operations_per_second": 1.6},
             )
         )
         instance.report_runless_asset_event(
-            AssetMaterialization("ciphertext_objects", partition=RANGE, metadata={"uploaded": 6})
+            AssetMaterialization(
+                AssetKey([HOST.name, "ciphertext_objects"]),
+                partition=RANGE,
+                metadata={"uploaded": 6},
+            )
         )
         port = free_port()
         dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: the RPC source is down
-        server, _ = serve(store, make_inputs(instance, True, dead, dead), "127.0.0.1", port)
+        hosts = [dataclasses.replace(HOST, rpc_url=dead)]
+        gateway = GatewayConfig(10901, dead, "", "")
+        server, _ = serve(store, make_inputs(instance, hosts, gateway), "127.0.0.1", port)
         try:
             m = scrape(f"http://127.0.0.1:{port}/metrics")
         finally:
@@ -90,9 +101,9 @@ def test_scrape_reads_store_and_instance(tmp_path: Path) -> None:
     assert m[("coprocessor_add_ciphertext_material_unsent_gauge", ())] == 2
     assert m[("coprocessor_sns_worker_aws_upload_success_counter", ())] == 6
     assert m[("fhevm_dagster_computations", (("status", "done"),))] == 3
-    ranged = (("asset", "ciphertexts"), ("range", RANGE))
+    ranged = (("asset", "ciphertexts"), ("chain", HOST.name), ("range", RANGE))
     assert m[("fhevm_dagster_range_wall_seconds", ranged)] == 2.5
     assert m[("fhevm_dagster_range_fhe_seconds", ranged)] == 4.0
     assert m[("fhevm_dagster_scrape_source_up", (("source", "dagster"),))] == 1
     assert m[("fhevm_dagster_scrape_source_up", (("source", "host_rpc"),))] == 0
-    assert ("fhevm_dagster_host_lag_blocks", ()) not in m  # no head, no made-up lag
+    assert not any(name == "fhevm_dagster_host_lag_blocks" for name, _ in m)  # no head, no lag

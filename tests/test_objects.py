@@ -17,9 +17,9 @@ import boto3
 import pytest
 from dagster import DagsterInstance, instance_for_test, materialize
 from eth_account import Account
+from host_defs import HOST, HOST_RANGES, ciphertext_objects, node
 from moto.server import ThreadedMotoServer
 
-from fhevm_dagster.assets.objects import ciphertext_objects
 from fhevm_dagster.cli import main
 from fhevm_dagster.compute.keys import KeySet
 from fhevm_dagster.compute.sns import squash_one
@@ -45,7 +45,6 @@ from fhevm_dagster.objects import (
     sign,
     upload_handles,
 )
-from fhevm_dagster.partitions import HOST_RANGES
 from fhevm_dagster.protocol.computations import AllowedHandle
 from fhevm_dagster.protocol.digests import ciphertext_digest, sns_ciphertext_digest
 from fhevm_dagster.protocol.types import FheType
@@ -283,7 +282,7 @@ def test_asset_uploads_range_once_and_cli_reads_it(
     key_file.write_text("0x" + "11" * 32)
     key_file.chmod(0o600)
     resources = {
-        "chain": HostChainResource(chain_id=CHAIN_ID, rpc_url="http://127.0.0.1:1"),  # no RPC
+        HOST: HostChainResource(chain_id=CHAIN_ID, rpc_url="http://127.0.0.1:1"),  # no RPC
         "store": StoreResource(database_url=url),
         "signer": SignerResource(signer_key_file=str(key_file)),
         "objects": ObjectStoreResource(url=s3.url, s3_endpoint_url=s3_endpoint),
@@ -294,7 +293,7 @@ def test_asset_uploads_range_once_and_cli_reads_it(
             [ciphertext_objects], partition_key=RANGE, instance=instance, resources=resources
         )
         assert result.success
-        mat = result.asset_materializations_for_node("ciphertext_objects")[0]
+        mat = result.asset_materializations_for_node(node("ciphertext_objects"))[0]
         return {k: v.value for k, v in mat.metadata.items()}
 
     first = run()
@@ -332,18 +331,6 @@ def test_asset_uploads_range_once_and_cli_reads_it(
         raise_on_error=False,
     )
     assert not result.success
-    failure = result.failure_data_for_node("ciphertext_objects")
+    failure = result.failure_data_for_node(node("ciphertext_objects"))
     assert failure is not None and h.hex() in str(failure.user_failure_data or failure.error)
     store.dispose()
-
-
-def test_registered_in_host_range_job() -> None:
-    from dagster import AssetKey
-
-    from fhevm_dagster.definitions import defs as load_defs
-
-    defs = load_defs()
-
-    job = defs.resolve_job_def("host_range_job")
-    assert AssetKey("ciphertext_objects") in job.asset_layer.executable_asset_keys
-    assert "objects" in defs.resources

@@ -35,7 +35,6 @@ RUNTIME_ONLY = {
     "dagster-postgres": "the Dagster instance of deploy/dagster-postgres.yaml",
     "psycopg2-binary": "postgresql+psycopg2 store URLs (store/engine.py)",
     "pyarrow": "DataFrame.to_parquet / pd.read_parquet (resources/io.py)",
-    "tabulate": "DataFrame.to_markdown (assets/metadata.py)",
 }
 #: Modules of our own wheels, mapped even while they are not installed (tfhe-py during its build).
 LOCAL_MODULES = {"tfhe_py": "tfhe-py"}
@@ -180,11 +179,11 @@ assert fhevm_dagster.__file__.startswith(sys.prefix), fhevm_dagster.__file__
 names = [m.name for m in pkgutil.walk_packages(fhevm_dagster.__path__, "fhevm_dagster.")]
 for name in names:
     importlib.import_module(name)
-from fhevm_dagster.assets.metadata import preview
+from fhevm_dagster.assets.metadata import table_metadata
 from fhevm_dagster.store import create_store_engine, migrate
 out = pathlib.Path(sys.argv[1])
 df = pd.DataFrame({"handle": ["0x01", "0x02"], "n": [1, 2]})
-preview(df)  # tabulate
+assert table_metadata(df)["dagster/row_count"] == 2
 df.to_parquet(out / "t.parquet", index=False)  # pyarrow
 assert pd.read_parquet(out / "t.parquet").to_dict("list") == df.to_dict("list")
 create_store_engine("postgresql://u@h/db").dispose()  # psycopg2 (the DBAPI loads on create)
@@ -198,9 +197,8 @@ print(len(names), "modules")
 DEMO_RANGE = """
 import os, pathlib, sys
 from dagster import DagsterInstance, materialize
-from fhevm_dagster.assets.host import ciphertexts, host_ingest
 from fhevm_dagster.devnet import devnet_down, devnet_up, free_port, run_token_traffic
-from fhevm_dagster.partitions import HOST_RANGES
+from fhevm_dagster.host_chains import host_chain_defs
 from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.resources.chain import HostChainResource
 from fhevm_dagster.resources.fhe import FheResource
@@ -211,22 +209,24 @@ info = devnet_up(out / "devnet", host_port=free_port(), gateway_port=free_port()
 try:
     blocks = [r.block_number for r in run_token_traffic(info, transfers=1)]
     rng = BlockRange(min(blocks), max(blocks))
+    host = host_chain_defs(f"host_{info.host_chain_id}")
     instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(HOST_RANGES, [rng.key])
+    instance.add_dynamic_partitions(str(host.partitions.name), [rng.key])
     result = materialize(
-        [host_ingest, ciphertexts],
+        host.assets[:2],  # host_ingest, ciphertexts
         partition_key=rng.key,
         instance=instance,
         resources={
-            "chain": HostChainResource(rpc_url=info.host_rpc_url, acl_address=info.acl_address,
-                                       executor_address=info.executor_address),
+            host.name: HostChainResource(rpc_url=info.host_rpc_url, acl_address=info.acl_address,
+                                         executor_address=info.executor_address),
             "store": StoreResource(database_url=f"sqlite:///{out / 'demo.sqlite'}"),
             "fhe": FheResource(key_dir=os.environ["FHEVM_DAGSTER_KEY_DIR"], threads=2),
             "parquet_io_manager": ParquetIOManager(base_dir=str(out / "parquet")),
         },
     )
     assert result.success
-    (meta,) = [m.metadata for m in result.asset_materializations_for_node("ciphertexts")]
+    mats = result.asset_materializations_for_node(f"{host.name}__ciphertexts")
+    (meta,) = [m.metadata for m in mats]
     print("stored", meta["stored"].value, "errors", meta["errors"].value)
 finally:
     devnet_down(out / "devnet")

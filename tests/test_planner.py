@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from fhevm_dagster.chain.config import RangeRules
 from fhevm_dagster.pipeline.block_ranges import BlockRange, next_ranges, parse_range_key
-from fhevm_dagster.pipeline.planner import ChainShrankError, RangeRules, plan_ranges
+from fhevm_dagster.pipeline.planner import ChainShrankError, plan_ranges
 from fhevm_dagster.store import HostRange
 
 pytestmark = pytest.mark.fast

@@ -15,14 +15,13 @@ from typing import Any
 
 import pytest
 from dagster import DagsterInstance, instance_for_test, materialize
+from host_defs import HOST_RANGES, ciphertexts, host_ingest, host_resource
 from sqlalchemy import update
 
-from fhevm_dagster.assets.host import RECOMPUTED_BYTES_CHECK, ciphertexts, host_ingest
+from fhevm_dagster.assets.host import RECOMPUTED_BYTES_CHECK
 from fhevm_dagster.devnet import DevnetInfo, devnet_down, devnet_up, free_port, run_token_traffic
-from fhevm_dagster.partitions import HOST_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.protocol.digests import ciphertext_digest
-from fhevm_dagster.resources.chain import HostChainResource
 from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS, FheResource
 from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.store import StoreResource
@@ -43,12 +42,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetInfo]:
 
 def _resources(info: DevnetInfo, url: str, parquet: Path) -> dict[str, Any]:
     return {
-        "chain": HostChainResource(
-            rpc_url=info.host_rpc_url,
-            acl_address=info.acl_address,
-            executor_address=info.executor_address,
-            key_id="0",
-        ),
+        **host_resource(info),
         "store": StoreResource(database_url=url),
         "fhe": FheResource(key_dir=str(DEVNET_TEST_KEYS), threads=2),
         "parquet_io_manager": ParquetIOManager(base_dir=str(parquet)),

@@ -8,13 +8,12 @@ from typing import Any
 
 import pytest
 from dagster import DagsterInstance, SensorResult, build_sensor_context, instance_for_test
+from host_defs import DEFS, HOST, HOST_RANGES
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
 from fhevm_dagster.devnet.anvil import AnvilNode, free_port, rpc_call, start_anvil, stop_anvil
-from fhevm_dagster.partitions import HOST_RANGES
 from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
 from fhevm_dagster.resources.store import StoreResource
-from fhevm_dagster.sensors import host_blocks_sensor
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,7 @@ class Ticker:
     def tick(self, **overrides: Any) -> SensorResult:
         resources = {**self.resources, **overrides}
         ctx = build_sensor_context(instance=self.instance, cursor=self.cursor, resources=resources)
-        result = host_blocks_sensor(ctx)
+        result = DEFS.sensor(ctx)
         assert isinstance(result, SensorResult)
         for req in result.dynamic_partitions_requests or []:
             self.instance.add_dynamic_partitions(HOST_RANGES, list(req.partition_keys or []))
@@ -75,9 +74,9 @@ def make_ticker(
     return Ticker(
         instance,
         {
-            "chain": HostChainResource(rpc_url=node.rpc_url),
+            HOST: HostChainResource(rpc_url=node.rpc_url),
             "store": StoreResource(database_url=url),
-            "host_settings": RangeSettings(**{**defaults, **settings}),
+            DEFS.settings_resource: RangeSettings(**{**defaults, **settings}),
         },
     )
 
@@ -135,8 +134,8 @@ def test_rpc_outage_is_a_skip_then_recovers(
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    down = t.tick(chain=HostChainResource(rpc_url=dead, request_timeout_s=1))
-    assert not down.run_requests and f"host RPC {dead} failed" in skip_text(down)
+    down = t.tick(**{HOST: HostChainResource(rpc_url=dead, request_timeout_s=1)})
+    assert not down.run_requests and f"{HOST} RPC {dead} failed" in skip_text(down)
     assert t.cursor is None
     assert [k for k, _ in keys(t.tick())] == ["000000000000-000000000009"]
 

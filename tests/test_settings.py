@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from dagster import EnvVar
 
 from fhevm_dagster import settings
 from fhevm_dagster.chain.client import redact
-from fhevm_dagster.chain.config import host_chain_from_settings
+from fhevm_dagster.chain.registry import RegistryError, host_chains_from_settings
 from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
 
 pytestmark = pytest.mark.fast
@@ -34,19 +35,66 @@ def test_environment_then_devnet_then_default(
     )
     monkeypatch.setenv(settings.DEVNET_JSON_ENV, str(devnet))
     monkeypatch.setenv("FHEVM_DAGSTER_HOST_RANGE_SIZE", "50")
-    chain, ranges = HostChainResource.from_env(), RangeSettings.from_env("HOST")
+    (chain,) = host_chains_from_settings()
     assert chain.rpc_url == "http://127.0.0.1:9999" and chain.acl_address == "0x" + "ab" * 20
-    assert chain.chain_id == 7 and ranges.start_block == 42 and ranges.range_size == 50
+    assert chain.chain_id == 7 and chain.ranges.start_block == 42 and chain.ranges.range_size == 50
+    assert chain.name == "host_7" and not chain.rpc_url_env
     monkeypatch.setenv("FHEVM_DAGSTER_HOST_RPC_URL", "http://h:1/v3/secret")
+    (chain,) = host_chains_from_settings()
+    assert chain.rpc_url == "http://h:1/v3/secret"
     # Dagster gets the variable, not the URL: the UI shows its name, never the API key in it.
-    assert HostChainResource.from_env().rpc_url == EnvVar("FHEVM_DAGSTER_HOST_RPC_URL")
-    assert host_chain_from_settings().rpc_url == "http://h:1/v3/secret"
+    assert HostChainResource.of(chain).rpc_url == EnvVar("FHEVM_DAGSTER_HOST_RPC_URL")
+
+
+def test_devnet_host_chains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    devnet = tmp_path / "devnet.json"
+    hosts = [
+        {"chain_id": 31337 + i, "rpc_url": f"http://127.0.0.1:{8545 + 2 * i}",
+         "acl_address": "0x" + "ab" * 20, "executor_address": "0x" + "cd" * 20, "start_block": i}
+        for i in range(2)
+    ]  # fmt: skip
+    devnet.write_text(json.dumps({"host_chains": hosts, "host_rpc_url": "http://ignored"}))
+    monkeypatch.setenv(settings.DEVNET_JSON_ENV, str(devnet))
+    chains = host_chains_from_settings()
+    assert [(c.chain_id, c.rpc_url, c.ranges.start_block) for c in chains] == [
+        (31337, "http://127.0.0.1:8545", 0),
+        (31338, "http://127.0.0.1:8547", 1),
+    ]
+
+
+def test_registry_file_and_its_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = tmp_path / "hosts.json"
+    monkeypatch.setenv("FHEVM_DAGSTER_HOST_CHAINS", str(registry))
+
+    def hosts(*entries: object) -> list[object]:
+        registry.write_text(json.dumps(list(entries)))
+        return list(host_chains_from_settings())
+
+    monkeypatch.setenv("ETH_URL", "https://eth.example/v3/key")
+    (chain,) = hosts({"chain_id": 1, "rpc_url_env": "ETH_URL", "key_id": "7", "confirmations": 12})
+    assert chain.rpc_url == "https://eth.example/v3/key" and chain.rpc_url_env == "ETH_URL"
+    assert chain.key_id == 7 and chain.ranges.confirmations == 12
+    assert chain.acl_address == settings.CANONICAL_ACL
+    for entries, message in (
+        ([{"rpc_url": "http://x"}], "chain_id is required"),
+        ([{"chain_id": 1}], "rpc_url or rpc_url_env is required"),
+        ([{"chain_id": 1, "rpc_url_env": "UNSET_URL"}], r"\$UNSET_URL is empty"),
+        ([{"chain_id": 1, "rpc_url": "http://x", "confirmation": 3}], "unknown field"),
+        ([{"chain_id": "one", "rpc_url": "http://x"}], "chain_id must be an integer"),
+        ([{"chain_id": 1, "rpc_url": "http://x"}] * 2, "chain ids repeat"),
+        ([], "no host chain"),
+    ):
+        with pytest.raises(RegistryError, match=message):
+            hosts(*entries)
+    registry.write_text("{not json")
+    with pytest.raises(RegistryError, match="cannot read a JSON list"):
+        host_chains_from_settings()
 
 
 def test_bad_numbers_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FHEVM_DAGSTER_HOST_RANGE_SIZE", "ten")
-    with pytest.raises(ValueError, match="FHEVM_DAGSTER_HOST_RANGE_SIZE='ten' is not an integer"):
-        RangeSettings.from_env("HOST")
+    monkeypatch.setenv("FHEVM_DAGSTER_GATEWAY_RANGE_SIZE", "ten")
+    with pytest.raises(ValueError, match="FHEVM_DAGSTER_GATEWAY_RANGE_SIZE='ten' is not an int"):
+        RangeSettings.gateway_from_env()
 
 
 def test_rpc_urls_are_redacted() -> None:

@@ -23,10 +23,17 @@ from typing import Any
 import pytest
 from dagster import AssetChecksDefinition, AssetsDefinition, instance_for_test, materialize
 from eth_account import Account
+from host_defs import (
+    COMMIT_ASSETS,
+    COMMIT_CHECKS,
+    GATEWAY_ASSETS,
+    HOST_RANGES,
+    ciphertexts,
+    digest_commits,
+    host_ingest,
+    host_resource,
+)
 
-from fhevm_dagster.assets.commits import COMMIT_ASSETS, COMMIT_CHECKS, digest_commits
-from fhevm_dagster.assets.gateway import proof_requests, proof_responses, verified_inputs
-from fhevm_dagster.assets.host import ciphertexts, host_ingest
 from fhevm_dagster.chain.ciphertext_commits import commit_events
 from fhevm_dagster.compute.keys import METADATA
 from fhevm_dagster.devnet import (
@@ -41,9 +48,9 @@ from fhevm_dagster.devnet import (
 )
 from fhevm_dagster.devnet.artifacts import load_abi
 from fhevm_dagster.devnet.state import write_key_file
-from fhevm_dagster.partitions import GATEWAY_RANGES, HOST_RANGES
+from fhevm_dagster.partitions import GATEWAY_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange
-from fhevm_dagster.resources.chain import CommitSettings, GatewayChainResource, HostChainResource
+from fhevm_dagster.resources.chain import CommitSettings, GatewayChainResource
 from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS, FheResource
 from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.signer import SignerResource
@@ -56,7 +63,7 @@ DRIFT_CHECK = "digests_agree_with_other_coprocessors"
 HOST: list[AssetsDefinition | AssetChecksDefinition] = [
     host_ingest, ciphertexts, *COMMIT_ASSETS, *COMMIT_CHECKS,
 ]  # fmt: skip
-GATEWAY = [proof_requests, verified_inputs, proof_responses]
+GATEWAY = GATEWAY_ASSETS
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +97,7 @@ def _resources(
             ciphertext_commits_address=info.ciphertext_commits_address,
             rpc_backoff_s=0.2,
         ),
-        "chain": HostChainResource(
-            rpc_url=info.host_rpc_url,
-            acl_address=info.acl_address,
-            executor_address=info.executor_address,
-            key_id="0",
-        ),
+        **host_resource(info),
         "store": StoreResource(database_url=f"sqlite:///{root / 'store.sqlite'}"),
         "fhe": FheResource(key_dir=str(key_dir), threads=2),
         "signer": SignerResource(signer_key_file=signer_file, tx_sender_key_file=tx_sender_file),

@@ -5,15 +5,19 @@ is idempotent: a re-run squashes nothing already stored, recomputes equal digest
 transaction for a handle whose commit is confirmed in the store or visible on the gateway.
 """
 
+from typing import Any
+
 import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
     Backoff,
+    DynamicPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
     Output,
@@ -24,153 +28,110 @@ from dagster import (
 
 from ..chain.ciphertext_commits import GatewayCommits, commit_events
 from ..chain.client import ChainReader
-from ..jobs import HOST_RANGE_GROUP
-from ..partitions import host_ranges
 from ..pipeline.commits import commit_range
 from ..pipeline.consensus import committed_problems, peer_report
 from ..pipeline.errors import StepError
 from ..pipeline.squash import digest_range, range_digests, range_handles, squash_range
 from ..pipeline.tables import hex_str
-from ..resources.chain import CommitSettings, GatewayChainResource, HostChainResource
-from ..resources.fhe import FheResource
-from ..resources.signer import SignerResource
-from ..resources.store import StoreResource
 from .metadata import MISSING_INPUT_RETRY, failure, figures_metadata, table_metadata
 
 #: A gateway outage or a stuck transaction: retry the whole step, it skips what is done.
 COMMIT_RETRY = RetryPolicy(max_retries=4, delay=15, backoff=Backoff.EXPONENTIAL)
+_GATEWAY_KEYS = {"store", "gateway", "signer", "commit_settings"}
 
 
-@asset(
-    partitions_def=host_ranges,
-    group_name=HOST_RANGE_GROUP,
-    deps=[AssetKey("ciphertexts")],
-    retry_policy=MISSING_INPUT_RETRY,
-    kinds={"python", "tfhe"},
-)
-def sns_ciphertexts(
-    context: AssetExecutionContext, chain: HostChainResource, store: StoreResource, fhe: FheResource
-) -> MaterializeResult:  # type: ignore[type-arg]
-    """Every allowed ct64 of the range squashed to its ct128 decryption format and stored.
-
-    Handles whose computation failed are reported, not squashed; handles without a ct64 yet fail
-    the step (retryable) and name themselves.
-    """
-    try:
-        figures = squash_range(
-            store.get(), fhe.engine, chain.chain_id, context.partition_key, fhe.pool_size
-        )
-    except StepError as exc:
-        raise failure(exc) from exc
-    return MaterializeResult(metadata=figures_metadata(figures))
+def _commits(context: Any) -> GatewayCommits:
+    r = context.resources
+    account = r.signer.tx_sender_account()
+    return GatewayCommits.of(r.gateway.config(), account, r.commit_settings.start_block)
 
 
-@asset(
-    partitions_def=host_ranges,
-    group_name=HOST_RANGE_GROUP,
-    io_manager_key="parquet_io_manager",
-    deps=[sns_ciphertexts],
-    retry_policy=MISSING_INPUT_RETRY,
-    kinds={"python", "parquet"},
-)
-def ciphertext_digests(
-    context: AssetExecutionContext, chain: HostChainResource, store: StoreResource
-) -> Output[pd.DataFrame]:
-    """keccak256 of every stored ct64 and ct128 of the range, stored and shown as a table."""
-    try:
-        df, figures = digest_range(store.get(), chain.chain_id, context.partition_key)
-    except StepError as exc:
-        raise failure(exc) from exc
-    shown = ["handle", "fhe_type", "ciphertext_digest"]
-    return Output(df, metadata={**figures_metadata(figures), **table_metadata(df, shown)})
+def commit_assets(
+    chain: str,
+    partitions: DynamicPartitionsDefinition,
+    commit_retry: RetryPolicy | None = COMMIT_RETRY,
+) -> list[AssetsDefinition]:
+    """`sns_ciphertexts`, `ciphertext_digests` and `digest_commits` of the chain `chain` (tests
+    build `digest_commits` without retries to see one failure)."""
 
-
-def build_digest_commits(retry_policy: RetryPolicy | None = COMMIT_RETRY) -> AssetsDefinition:
-    """The `digest_commits` asset; tests build it without retries to see one failure."""
+    def chain_id(context: Any) -> int:
+        return int(getattr(context.resources, chain).chain_id)
 
     @asset(
-        name="digest_commits",
-        partitions_def=host_ranges,
-        group_name=HOST_RANGE_GROUP,
+        key=AssetKey([chain, "sns_ciphertexts"]),
+        partitions_def=partitions,
+        group_name=chain,
+        deps=[AssetKey([chain, "ciphertexts"])],
+        retry_policy=MISSING_INPUT_RETRY,
+        kinds={"python", "tfhe"},
+        required_resource_keys={chain, "store", "fhe"},
+    )
+    def sns_ciphertexts(context: AssetExecutionContext) -> MaterializeResult:  # type: ignore[type-arg]
+        """Every allowed ct64 of the range squashed to its ct128 decryption format and stored.
+
+        Handles whose computation failed are reported, not squashed; handles without a ct64 yet
+        fail the step (retryable) and name themselves.
+        """
+        fhe = context.resources.fhe
+        try:
+            figures = squash_range(
+                context.resources.store.get(), fhe.engine, chain_id(context),
+                context.partition_key, fhe.pool_size,
+            )  # fmt: skip
+        except StepError as exc:
+            raise failure(exc) from exc
+        return MaterializeResult(metadata=figures_metadata(figures))
+
+    @asset(
+        key=AssetKey([chain, "ciphertext_digests"]),
+        partitions_def=partitions,
+        group_name=chain,
+        io_manager_key="parquet_io_manager",
+        deps=[sns_ciphertexts],
+        retry_policy=MISSING_INPUT_RETRY,
+        kinds={"python", "parquet"},
+        required_resource_keys={chain, "store"},
+    )
+    def ciphertext_digests(context: AssetExecutionContext) -> Output[pd.DataFrame]:
+        """keccak256 of every stored ct64 and ct128 of the range, stored and shown as a table."""
+        try:
+            df, figures = digest_range(
+                context.resources.store.get(), chain_id(context), context.partition_key
+            )
+        except StepError as exc:
+            raise failure(exc) from exc
+        shown = ["handle", "fhe_type", "ciphertext_digest"]
+        return Output(df, metadata={**figures_metadata(figures), **table_metadata(df, shown)})
+
+    @asset(
+        key=AssetKey([chain, "digest_commits"]),
+        partitions_def=partitions,
+        group_name=chain,
         io_manager_key="parquet_io_manager",
         deps=[ciphertext_digests],
-        retry_policy=retry_policy,
+        retry_policy=commit_retry,
         kinds={"python", "ethereum"},
+        required_resource_keys={chain} | _GATEWAY_KEYS,
     )
-    def digest_commits(
-        context: AssetExecutionContext,
-        chain: HostChainResource,
-        store: StoreResource,
-        gateway: GatewayChainResource,
-        signer: SignerResource,
-        commit_settings: CommitSettings,
-    ) -> Output[pd.DataFrame]:
+    def digest_commits(context: AssetExecutionContext) -> Output[pd.DataFrame]:
         """`addCiphertextMaterial` for every stored digest of the range, at most once per sender.
 
         Handles confirmed in the store or already committed on the gateway by this sender are
         skipped; `CoprocessorAlreadyAdded` counts as done. Any failed commit (revert, outage)
         fails the range with its reason; the retry sends only what is still missing.
         """
-        client = GatewayCommits.of(
-            gateway.config(), signer.tx_sender_account(), commit_settings.start_block
-        )
+        r = context.resources
         try:
             table, figures = commit_range(
-                store.get(),
-                client,
-                chain.chain_id,
-                context.partition_key,
-                commit_settings.batch_size,
-            )
+                r.store.get(), _commits(context), chain_id(context), context.partition_key,
+                r.commit_settings.batch_size,
+            )  # fmt: skip
         except StepError as exc:
             raise failure(exc) from exc
-        meta = {
-            **figures_metadata(figures),
-            **table_metadata(table, ["handle", "status", "tx_hash"]),
-        }
-        return Output(table, metadata=meta)
+        shown = ["handle", "status", "tx_hash"]
+        return Output(table, metadata={**figures_metadata(figures), **table_metadata(table, shown)})
 
-    return digest_commits
-
-
-digest_commits = build_digest_commits()
-
-
-@asset_check(asset=sns_ciphertexts, partitions_def=host_ranges, blocking=True)
-def every_allowed_handle_squashed(
-    context: AssetCheckExecutionContext, chain: HostChainResource, store: StoreResource
-) -> AssetCheckResult:
-    """Each allowed handle of the range has a ct64 and a ct128 (or a recorded computation error)."""
-    st = store.get()
-    handles = range_handles(st, chain.chain_id, context.partition_key)
-    no128 = st.missing_ciphertexts128(list(handles.stored))
-    return AssetCheckResult(
-        passed=not handles.missing and not no128,
-        metadata=figures_metadata(
-            {
-                "with_ct64": len(handles.stored),
-                "without_ct64": [hex_str(h) for h in handles.missing],
-                "without_ct128": [hex_str(h) for h in no128],
-                **handles.figures(),
-            }
-        ),
-    )
-
-
-@asset_check(asset=ciphertext_digests, partitions_def=host_ranges, blocking=True)
-def digests_match_bytes(
-    context: AssetCheckExecutionContext, chain: HostChainResource, store: StoreResource
-) -> AssetCheckResult:
-    """The stored digests equal keccak256 of the stored ct64 and ct128 bytes."""
-    st = store.get()
-    handles = range_handles(st, chain.chain_id, context.partition_key)
-    expected = {r.digest.handle: r.digest for r in range_digests(st, handles)}
-    stored = st.get_digests(list(expected))
-    wrong = [hex_str(h) for h, d in expected.items() if stored.get(h) != d]
-    return AssetCheckResult(
-        passed=not wrong and not handles.missing,
-        metadata={"checked": len(expected), "mismatched_or_absent": MetadataValue.json(wrong)},
-    )
+    return [sns_ciphertexts, ciphertext_digests, digest_commits]
 
 
 def _unreachable(exc: Exception) -> AssetCheckResult:
@@ -181,77 +142,117 @@ def _unreachable(exc: Exception) -> AssetCheckResult:
     )
 
 
-@asset_check(asset="digest_commits", partitions_def=host_ranges)
-def digests_committed_on_gateway(
-    context: AssetCheckExecutionContext,
-    chain: HostChainResource,
-    store: StoreResource,
-    gateway: GatewayChainResource,
-    signer: SignerResource,
-    commit_settings: CommitSettings,
-) -> AssetCheckResult:
-    """This sender's AddCiphertextMaterial event exists for each handle with the stored digests."""
-    st = store.get()
-    handles = range_handles(st, chain.chain_id, context.partition_key)
-    client = GatewayCommits.of(
-        gateway.config(), signer.tx_sender_account(), commit_settings.start_block
+def commit_checks(
+    chain: str, partitions: DynamicPartitionsDefinition
+) -> list[AssetChecksDefinition]:
+    """The checks of the chain's squash, digest and commit assets."""
+
+    def handles_of(context: Any) -> Any:
+        st = context.resources.store.get()
+        cid = int(getattr(context.resources, chain).chain_id)
+        return st, range_handles(st, cid, context.partition_key)
+
+    @asset_check(
+        asset=AssetKey([chain, "sns_ciphertexts"]),
+        name="every_allowed_handle_squashed",
+        partitions_def=partitions,
+        blocking=True,
+        required_resource_keys={chain, "store"},
     )
-    try:
-        problems = committed_problems(st, client, handles)
-    except Exception as exc:  # any RPC failure: nothing can be decided now
-        return _unreachable(exc)
-    return AssetCheckResult(
-        passed=not problems and not handles.missing,
-        metadata=figures_metadata(
-            {"checked": len(handles.stored), "sender": client.sender, "problems": problems}
-        ),
+    def every_allowed_handle_squashed(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        """Each allowed handle has a ct64 and a ct128 (or a recorded computation error)."""
+        st, handles = handles_of(context)
+        no128 = st.missing_ciphertexts128(list(handles.stored))
+        figures = {
+            "with_ct64": len(handles.stored),
+            "without_ct64": [hex_str(h) for h in handles.missing],
+            "without_ct128": [hex_str(h) for h in no128],
+            **handles.figures(),
+        }
+        return AssetCheckResult(
+            passed=not handles.missing and not no128, metadata=figures_metadata(figures)
+        )
+
+    @asset_check(
+        asset=AssetKey([chain, "ciphertext_digests"]),
+        name="digests_match_bytes",
+        partitions_def=partitions,
+        blocking=True,
+        required_resource_keys={chain, "store"},
     )
+    def digests_match_bytes(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        """The stored digests equal keccak256 of the stored ct64 and ct128 bytes."""
+        st, handles = handles_of(context)
+        expected = {r.digest.handle: r.digest for r in range_digests(st, handles)}
+        stored = st.get_digests(list(expected))
+        wrong = [hex_str(h) for h, d in expected.items() if stored.get(h) != d]
+        return AssetCheckResult(
+            passed=not wrong and not handles.missing,
+            metadata={"checked": len(expected), "mismatched_or_absent": MetadataValue.json(wrong)},
+        )
 
-
-@asset_check(asset=ciphertext_digests, partitions_def=host_ranges)
-def digests_agree_with_other_coprocessors(
-    context: AssetCheckExecutionContext,
-    chain: HostChainResource,
-    store: StoreResource,
-    gateway: GatewayChainResource,
-    signer: SignerResource,
-    commit_settings: CommitSettings,
-) -> AssetCheckResult:
-    """Drift detector: other coprocessors' AddCiphertextMaterial digests equal ours.
-
-    A coprocessor whose bytes differ from its peers' is outvoted on every handle; this fails
-    with a table of the handles that disagree. It judges our digests, committed or not, against
-    what peers committed so far: run it again from the UI when peers are behind.
-    """
-    st = store.get()
-    handles = range_handles(st, chain.chain_id, context.partition_key)
-    gw = gateway.config()
-    me = signer.tx_sender_account().address
-    try:
-        events = commit_events(
-            ChainReader.of(gw).web3, gw.ciphertext_commits_address, list(handles.stored),
-            commit_settings.start_block,
-        )  # fmt: skip
-    except Exception as exc:  # any RPC failure: nothing can be decided now
-        return _unreachable(exc)
-    report = peer_report(
-        st,
-        handles,
-        [(e.sender, e.material) for e in events if e.sender is not None],
-        {e.material.handle for e in events if e.consensus},
-        me,
+    @asset_check(
+        asset=AssetKey([chain, "digest_commits"]),
+        name="digests_committed_on_gateway",
+        partitions_def=partitions,
+        required_resource_keys={chain} | _GATEWAY_KEYS,
     )
-    meta = {
-        **figures_metadata(report.figures()),
-        **table_metadata(report.disagreements, key="disagreements"),
-    }
-    return AssetCheckResult(passed=not report.disagreeing, metadata=meta)
+    def digests_committed_on_gateway(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        """This sender's AddCiphertextMaterial event exists for each handle with the stored
+        digests."""
+        st, handles = handles_of(context)
+        client = _commits(context)
+        try:
+            problems = committed_problems(st, client, handles)
+        except Exception as exc:  # any RPC failure: nothing can be decided now
+            return _unreachable(exc)
+        figures = {"checked": len(handles.stored), "sender": client.sender, "problems": problems}
+        return AssetCheckResult(
+            passed=not problems and not handles.missing, metadata=figures_metadata(figures)
+        )
 
+    @asset_check(
+        asset=AssetKey([chain, "ciphertext_digests"]),
+        name="digests_agree_with_other_coprocessors",
+        partitions_def=partitions,
+        required_resource_keys={chain} | _GATEWAY_KEYS,
+    )
+    def digests_agree_with_other_coprocessors(
+        context: AssetCheckExecutionContext,
+    ) -> AssetCheckResult:
+        """Drift detector: other coprocessors' AddCiphertextMaterial digests equal ours.
 
-COMMIT_ASSETS = [sns_ciphertexts, ciphertext_digests, digest_commits]
-COMMIT_CHECKS = [
-    every_allowed_handle_squashed,
-    digests_match_bytes,
-    digests_committed_on_gateway,
-    digests_agree_with_other_coprocessors,
-]
+        A coprocessor whose bytes differ from its peers' is outvoted on every handle; this fails
+        with a table of the handles that disagree. It judges our digests, committed or not,
+        against what peers committed so far: run it again from the UI when peers are behind.
+        """
+        st, handles = handles_of(context)
+        r = context.resources
+        gw = r.gateway.config()
+        me = r.signer.tx_sender_account().address
+        try:
+            events = commit_events(
+                ChainReader.of(gw).web3, gw.ciphertext_commits_address, list(handles.stored),
+                r.commit_settings.start_block,
+            )  # fmt: skip
+        except Exception as exc:  # any RPC failure: nothing can be decided now
+            return _unreachable(exc)
+        report = peer_report(
+            st,
+            handles,
+            [(e.sender, e.material) for e in events if e.sender is not None],
+            {e.material.handle for e in events if e.consensus},
+            me,
+        )
+        meta = {
+            **figures_metadata(report.figures()),
+            **table_metadata(report.disagreements, key="disagreements"),
+        }
+        return AssetCheckResult(passed=not report.disagreeing, metadata=meta)
+
+    return [
+        every_allowed_handle_squashed,
+        digests_match_bytes,
+        digests_committed_on_gateway,
+        digests_agree_with_other_coprocessors,
+    ]

@@ -1,5 +1,5 @@
-"""Assets of one host block range: the range ingested (events decoded once, computations stored)
-and its FHE DAG evaluated. Each asset is a pipeline call and its metadata."""
+"""Assets of one host block range of one host chain: the range ingested (events decoded once,
+computations stored) and its FHE DAG evaluated. Each asset is a pipeline call and its metadata."""
 
 from collections.abc import Iterator
 
@@ -9,7 +9,10 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
     AssetOut,
+    AssetsDefinition,
+    DynamicPartitionsDefinition,
     MetadataValue,
     Output,
     RetryRequested,
@@ -18,135 +21,133 @@ from dagster import (
 )
 
 from ..chain.client import ChainReader
-from ..jobs import HOST_RANGE_GROUP
-from ..partitions import host_ranges
 from ..pipeline.block_ranges import parse_range_key
 from ..pipeline.errors import RangeMoved, StepError
 from ..pipeline.evaluate import evaluate_range, evaluation_table
 from ..pipeline.host import ingest_range
 from ..pipeline.tables import hex_str
-from ..resources.chain import HostChainResource
-from ..resources.fhe import FheResource
-from ..resources.store import StoreResource
-from .metadata import (
-    MISSING_INPUT_RETRY,
-    RPC_RETRY,
-    failure,
-    figures_metadata,
-    table_metadata,
-)
+from .metadata import MISSING_INPUT_RETRY, RPC_RETRY, failure, figures_metadata, table_metadata
 
 RECOMPUTED_BYTES_CHECK = "recomputed_bytes_match_stored"
 
 
-@multi_asset(
-    outs={
-        "host_events": AssetOut(
-            io_manager_key="parquet_io_manager",
-            kinds={"python", "parquet"},
-            description="Executor and ACL logs of the range, decoded; unknown and malformed "
-            "logs kept and counted (a write-only view).",
-        ),
-        "fhe_computations": AssetOut(
-            io_manager_key="parquet_io_manager",
-            kinds={"python", "sql"},
-            description="Computation rows of SPEC §5, written to the store (idempotent).",
-        ),
-    },
-    partitions_def=host_ranges,
-    group_name=HOST_RANGE_GROUP,
-    retry_policy=RPC_RETRY,
-)
-def host_ingest(
-    context: AssetExecutionContext, chain: HostChainResource, store: StoreResource
-) -> Iterator[Output[pd.DataFrame]]:
-    """Read the range's logs once, decode them once, store its computations."""
-    config = chain.config()
-    try:
-        report = ingest_range(
-            ChainReader.of(config), config, store.get(), parse_range_key(context.partition_key)
-        )
-    except RangeMoved:
-        raise RetryRequested(max_retries=3, seconds_to_wait=2) from None
-    except StepError as exc:
-        raise failure(exc) from exc
-    for m in report.decoded.malformed:
-        context.log.warning(
-            f"malformed {m.event} log {hex_str(m.log.tx_hash)}#{m.log.log_index}: {m.error}"
-        )
-    events = report.events_table()
-    computations = report.computations_table()
-    yield Output(
-        events,
-        output_name="host_events",
-        metadata={
-            **figures_metadata(report.event_figures()),
-            **table_metadata(events, ["block_number", "log_index", "status", "event", "operator"]),
-        },
-    )
-    yield Output(
-        computations,
-        output_name="fhe_computations",
-        metadata={
-            **figures_metadata(report.computation_figures()),
-            **table_metadata(computations.drop(columns=["tx_hash"])),
-        },
-    )
+def host_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[AssetsDefinition]:
+    """`host_ingest` (host_events + fhe_computations) and `ciphertexts` of the chain `chain`."""
 
-
-@asset(
-    partitions_def=host_ranges,
-    group_name=HOST_RANGE_GROUP,
-    io_manager_key="parquet_io_manager",
-    retry_policy=MISSING_INPUT_RETRY,
-    deps=["fhe_computations"],
-    kinds={"python", "tfhe"},
-    check_specs=[
-        AssetCheckSpec(
-            RECOMPUTED_BYTES_CHECK,
-            asset="ciphertexts",
-            description="Every recomputed allowed result equals the ct64 already stored (and "
-            "committed): deterministic evaluation, as consensus needs.",
-        )
-    ],
-)
-def ciphertexts(
-    context: AssetExecutionContext,
-    chain: HostChainResource,
-    store: StoreResource,
-    fhe: FheResource,
-) -> Iterator[Output[pd.DataFrame] | AssetCheckResult]:
-    """The range's FHE DAG evaluated; every allowed result stored as a ct64 (idempotent).
-
-    Inputs from earlier ranges or the gateway that are not stored yet fail the range with a
-    retryable error naming them; everything else of the range is evaluated and stored first.
-    A recomputed result whose bytes differ from the stored ones fails the check below.
-    """
-    config = chain.config()
-    try:
-        report, dag = evaluate_range(
-            store.get(),
-            fhe.engine,
-            context.partition_key,
-            config.key_id,
-            fhe.pool_size,
-            chain_id=config.chain_id,
-        )
-    except StepError as exc:
-        context.add_output_metadata(figures_metadata(exc.figures))
-        raise failure(exc) from exc
-    for handle, message in report.errors.items():
-        context.log.error(f"computation {handle} failed: {message}")
-    for handle, message in report.drift.items():
-        context.log.error(f"recomputed {handle} differs from the stored ciphertext: {message}")
-    df = evaluation_table(report, dag)
-    yield Output(df, metadata={**figures_metadata(report.figures()), **table_metadata(df)})
-    yield AssetCheckResult(
-        check_name=RECOMPUTED_BYTES_CHECK,
-        passed=not report.drift,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "differing_handles": len(report.drift),
-            "differences": MetadataValue.json(report.drift),
+    @multi_asset(
+        name=f"{chain}__host_ingest",
+        outs={
+            "host_events": AssetOut(
+                key=AssetKey([chain, "host_events"]),
+                io_manager_key="parquet_io_manager",
+                kinds={"python", "parquet"},
+                description="Executor and ACL logs of the range, decoded; unknown and malformed "
+                "logs kept and counted (a write-only view).",
+            ),
+            "fhe_computations": AssetOut(
+                key=AssetKey([chain, "fhe_computations"]),
+                io_manager_key="parquet_io_manager",
+                kinds={"python", "sql"},
+                description="Computation rows of SPEC §5, written to the store (idempotent).",
+            ),
         },
+        partitions_def=partitions,
+        group_name=chain,
+        retry_policy=RPC_RETRY,
+        required_resource_keys={chain, "store"},
     )
+    def host_ingest(context: AssetExecutionContext) -> Iterator[Output[pd.DataFrame]]:
+        """Read the range's logs once, decode them once, store its computations."""
+        config = getattr(context.resources, chain).config()
+        try:
+            report = ingest_range(
+                ChainReader.of(config),
+                config,
+                context.resources.store.get(),
+                parse_range_key(context.partition_key),
+            )
+        except RangeMoved:
+            raise RetryRequested(max_retries=3, seconds_to_wait=2) from None
+        except StepError as exc:
+            raise failure(exc) from exc
+        for m in report.decoded.malformed:
+            where = f"{hex_str(m.log.tx_hash)}#{m.log.log_index}"
+            context.log.warning(f"malformed {m.event} log {where}: {m.error}")
+        events = report.events_table()
+        computations = report.computations_table()
+        shown = ["block_number", "log_index", "status", "event", "operator"]
+        yield Output(
+            events,
+            output_name="host_events",
+            metadata={
+                **figures_metadata(report.event_figures()),
+                **table_metadata(events, shown),
+            },
+        )
+        yield Output(
+            computations,
+            output_name="fhe_computations",
+            metadata={
+                **figures_metadata(report.computation_figures()),
+                **table_metadata(computations.drop(columns=["tx_hash"])),
+            },
+        )
+
+    @asset(
+        key=AssetKey([chain, "ciphertexts"]),
+        partitions_def=partitions,
+        group_name=chain,
+        io_manager_key="parquet_io_manager",
+        retry_policy=MISSING_INPUT_RETRY,
+        deps=[AssetKey([chain, "fhe_computations"])],
+        kinds={"python", "tfhe"},
+        required_resource_keys={chain, "store", "fhe"},
+        check_specs=[
+            AssetCheckSpec(
+                RECOMPUTED_BYTES_CHECK,
+                asset=AssetKey([chain, "ciphertexts"]),
+                description="Every recomputed allowed result equals the ct64 already stored (and "
+                "committed): deterministic evaluation, as consensus needs.",
+            )
+        ],
+    )
+    def ciphertexts(
+        context: AssetExecutionContext,
+    ) -> Iterator[Output[pd.DataFrame] | AssetCheckResult]:
+        """The range's FHE DAG evaluated; every allowed result stored as a ct64 (idempotent).
+
+        Inputs from earlier ranges or the gateway that are not stored yet fail the range with a
+        retryable error naming them; everything else of the range is evaluated and stored first.
+        A recomputed result whose bytes differ from the stored ones fails the check below.
+        """
+        config = getattr(context.resources, chain).config()
+        fhe = context.resources.fhe
+        try:
+            report, dag = evaluate_range(
+                context.resources.store.get(),
+                fhe.engine,
+                context.partition_key,
+                config.key_id,
+                fhe.pool_size,
+                chain_id=config.chain_id,
+            )
+        except StepError as exc:
+            context.add_output_metadata(figures_metadata(exc.figures))
+            raise failure(exc) from exc
+        for handle, message in report.errors.items():
+            context.log.error(f"computation {handle} failed: {message}")
+        for handle, message in report.drift.items():
+            context.log.error(f"recomputed {handle} differs from the stored ciphertext: {message}")
+        df = evaluation_table(report, dag)
+        yield Output(df, metadata={**figures_metadata(report.figures()), **table_metadata(df)})
+        yield AssetCheckResult(
+            check_name=RECOMPUTED_BYTES_CHECK,
+            passed=not report.drift,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "differing_handles": len(report.drift),
+                "differences": MetadataValue.json(report.drift),
+            },
+        )
+
+    return [host_ingest, ciphertexts]

@@ -23,6 +23,17 @@ DEFAULT_RPC = RpcSettings()
 
 
 @dataclass(frozen=True, slots=True)
+class RangeRules:
+    """How a chain is cut into block ranges (`pipeline.planner`)."""
+
+    range_size: int = 100
+    confirmations: int = 0
+    max_ranges_per_tick: int = 10
+    start_block: int = 0
+    reorg_check_ranges: int = 8
+
+
+@dataclass(frozen=True, slots=True)
 class HostChainConfig:
     """One host chain: its node, the ACL and executor whose logs are ingested, its FHE key id."""
 
@@ -32,6 +43,14 @@ class HostChainConfig:
     executor_address: str
     key_id: int
     rpc: RpcSettings = DEFAULT_RPC
+    ranges: RangeRules = RangeRules()
+    #: The environment variable the URL came from, if any: shown instead of the URL (API keys).
+    rpc_url_env: str = ""
+
+    @property
+    def name(self) -> str:
+        """The chain's name in Dagster: its asset group, key prefix, resource and partition set."""
+        return f"host_{self.chain_id}"
 
     @property
     def log_addresses(self) -> tuple[str, str]:
@@ -63,18 +82,6 @@ def _rpc_settings(timeout_env: str) -> RpcSettings:
         cfg.number(timeout_env),
         cfg.integer("FHEVM_DAGSTER_RPC_RETRIES"),
         cfg.number("FHEVM_DAGSTER_RPC_BACKOFF"),
-    )
-
-
-def host_chain_from_settings() -> HostChainConfig:
-    """The host chain of the settings table (commands; Dagster goes through its resources)."""
-    return HostChainConfig(
-        cfg.integer("FHEVM_DAGSTER_HOST_CHAIN_ID"),
-        cfg.value("FHEVM_DAGSTER_HOST_RPC_URL"),
-        cfg.value("FHEVM_DAGSTER_HOST_ACL_ADDRESS"),
-        cfg.value("FHEVM_DAGSTER_HOST_EXECUTOR_ADDRESS"),
-        cfg.integer("FHEVM_DAGSTER_KEY_ID"),
-        _rpc_settings("FHEVM_DAGSTER_HOST_RPC_TIMEOUT"),
     )
 
 

@@ -52,19 +52,23 @@ def _count(store: Store, table: Table) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
-def _last_processed_block(store: Store) -> int | None:
+def _last_processed_block(store: Store, chain_id: int) -> int | None:
     t = s.host_ranges
     with store.engine.connect() as conn:
         value = conn.execute(
-            select(func.max(t.c.last_block)).where(t.c.processed_hash.is_not(None))
+            select(func.max(t.c.last_block))
+            .where(t.c.chain_id == chain_id)
+            .where(t.c.processed_hash.is_not(None))
         ).scalar_one()
     return None if value is None else int(value)
 
 
 @dataclass(frozen=True, slots=True)
 class RangeFigure:
-    """One numeric figure of a range's latest materialization (e.g. `ciphertexts` wall_seconds)."""
+    """One numeric figure of a range's latest materialization (e.g. `ciphertexts` wall_seconds)
+    of one host chain (`host_31337`)."""
 
+    chain: str
     asset: str
     partition: str
     name: str
@@ -75,7 +79,8 @@ class RangeFigure:
 class ScrapeInputs:
     """What the caller measured outside the store for this scrape."""
 
-    host_head: int | None = None
+    host_heads: Mapping[int, int] = field(default_factory=dict)  # chain id -> head
+    gateway_chain_id: int | None = None
     gateway_head: int | None = None
     gateway_last_block: int | None = None
     ranges: Sequence[RangeFigure] = ()
@@ -128,18 +133,24 @@ class CoprocessorCollector(Collector):
             yield g
 
         inputs = self.inputs()
-        last = _last_processed_block(self.store)
-        for chain, head, done in (
-            ("host", inputs.host_head, last),
-            ("gateway", inputs.gateway_head, inputs.gateway_last_block),
-        ):
-            if head is not None:
-                g = GaugeMetricFamily(
-                    f"fhevm_dagster_{chain}_lag_blocks",
-                    f"{chain} chain head minus the last block of the last processed range",
-                )
-                g.add_metric([], head - (done if done is not None else -1))
-                yield g
+        if inputs.host_heads:
+            g = GaugeMetricFamily(
+                "fhevm_dagster_host_lag_blocks",
+                "host chain head minus the last block of its last processed range",
+                labels=["chain_id"],
+            )
+            for chain_id, head in sorted(inputs.host_heads.items()):
+                done = _last_processed_block(self.store, chain_id)
+                g.add_metric([str(chain_id)], head - (done if done is not None else -1))
+            yield g
+        if inputs.gateway_head is not None:
+            g = GaugeMetricFamily(
+                "fhevm_dagster_gateway_lag_blocks",
+                "gateway chain head minus the last block of the last processed range",
+            )
+            done = inputs.gateway_last_block
+            g.add_metric([], inputs.gateway_head - (done if done is not None else -1))
+            yield g
         if inputs.uploads:
             for key, name, doc in (
                 ("uploaded", "coprocessor_sns_worker_aws_upload_success_counter", "objects put"),
@@ -157,9 +168,9 @@ class CoprocessorCollector(Collector):
                 by_name[metric] = GaugeMetricFamily(
                     metric,
                     f"{f.name} of a range's latest materialization",
-                    labels=["asset", "range"],
+                    labels=["chain", "asset", "range"],
                 )
-            by_name[metric].add_metric([f.asset, f.partition], f.value)
+            by_name[metric].add_metric([f.chain, f.asset, f.partition], f.value)
         yield from by_name.values()
         g = GaugeMetricFamily(
             "fhevm_dagster_scrape_source_up",

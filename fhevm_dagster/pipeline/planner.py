@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..chain.config import RangeRules
 from ..store import HostRange
 from .block_ranges import BlockRange, next_ranges
 
@@ -24,15 +25,6 @@ class ChainView(Protocol):
 class RangeBook(Protocol):
     def recent_ranges(self, chain_id: int, limit: int) -> list[HostRange]: ...
     def get_range(self, chain_id: int, partition_key: str) -> HostRange | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RangeRules:
-    range_size: int = 100
-    confirmations: int = 0
-    max_ranges_per_tick: int = 10
-    start_block: int = 0
-    reorg_check_ranges: int = 8
 
 
 @dataclass(frozen=True, slots=True)

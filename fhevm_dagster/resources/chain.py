@@ -13,8 +13,7 @@ from typing import Any
 from dagster import ConfigurableResource, EnvVar
 
 from .. import settings as cfg
-from ..chain.config import GatewayConfig, HostChainConfig, RpcSettings
-from ..pipeline.planner import RangeRules
+from ..chain.config import GatewayConfig, HostChainConfig, RangeRules, RpcSettings
 
 
 def _url(env: str) -> Any:
@@ -42,7 +41,8 @@ class _RpcResource(ConfigurableResource):  # type: ignore[type-arg]
 
 
 class HostChainResource(_RpcResource):
-    """The host chain's node, the contracts whose logs are ingested, and its FHE key id."""
+    """One host chain of the registry: its node, the contracts whose logs are ingested, its FHE
+    key id. One resource per chain, keyed by the chain's name (`host_<chain id>`)."""
 
     chain_id: int = 31337
     acl_address: str = cfg.CANONICAL_ACL
@@ -50,14 +50,17 @@ class HostChainResource(_RpcResource):
     key_id: str = "0"  # uint256 as decimal text
 
     @classmethod
-    def from_env(cls) -> HostChainResource:
+    def of(cls, chain: HostChainConfig) -> HostChainResource:
+        """The resource of a registry entry; its URL as an `EnvVar` when it came from one."""
         return cls(
-            chain_id=cfg.integer("FHEVM_DAGSTER_HOST_CHAIN_ID"),
-            rpc_url=_url("FHEVM_DAGSTER_HOST_RPC_URL"),
-            acl_address=cfg.value("FHEVM_DAGSTER_HOST_ACL_ADDRESS"),
-            executor_address=cfg.value("FHEVM_DAGSTER_HOST_EXECUTOR_ADDRESS"),
-            key_id=cfg.value("FHEVM_DAGSTER_KEY_ID"),
-            **_rpc("FHEVM_DAGSTER_HOST_RPC_TIMEOUT"),
+            chain_id=chain.chain_id,
+            rpc_url=EnvVar(chain.rpc_url_env) if chain.rpc_url_env else chain.rpc_url,
+            acl_address=chain.acl_address,
+            executor_address=chain.executor_address,
+            key_id=str(chain.key_id),
+            request_timeout_s=chain.rpc.timeout_s,
+            rpc_retries=chain.rpc.retries,
+            rpc_backoff_s=chain.rpc.backoff_s,
         )
 
     def config(self) -> HostChainConfig:
@@ -115,9 +118,18 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
     reorg_check_ranges: int = 8
 
     @classmethod
-    def from_env(cls, chain: str) -> RangeSettings:
-        """`chain` is HOST or GATEWAY, the infix of the variables."""
-        p = f"FHEVM_DAGSTER_{chain}_"
+    def of(cls, rules: RangeRules) -> RangeSettings:
+        return cls(
+            range_size=rules.range_size,
+            confirmations=rules.confirmations,
+            max_ranges_per_tick=rules.max_ranges_per_tick,
+            start_block=rules.start_block,
+            reorg_check_ranges=rules.reorg_check_ranges,
+        )
+
+    @classmethod
+    def gateway_from_env(cls) -> RangeSettings:
+        p = "FHEVM_DAGSTER_GATEWAY_"
         return cls(
             range_size=cfg.integer(p + "RANGE_SIZE"),
             confirmations=cfg.integer(p + "CONFIRMATIONS"),

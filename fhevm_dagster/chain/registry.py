@@ -1,0 +1,143 @@
+"""The host chains this coprocessor serves: data, from one file or the settings.
+
+`FHEVM_DAGSTER_HOST_CHAINS` names a JSON file holding a list of host chains; else the running
+devnet's `host_chains`; else the one chain of the `FHEVM_DAGSTER_HOST_*` settings. A file entry:
+
+    {"chain_id": 31337, "rpc_url_env": "ETH_RPC_URL", "acl_address": "0x…",
+     "executor_address": "0x…", "key_id": 0, "start_block": 0, "confirmations": 12}
+
+`rpc_url` or `rpc_url_env` (the variable that holds the URL: it keeps API keys out of the file and
+the UI) is required, as is `chain_id`; the other fields default to the `FHEVM_DAGSTER_HOST_*`
+settings (range size, confirmations, ticks, reorg window, timeout) or the canonical addresses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .. import settings as cfg
+from .config import HostChainConfig, RangeRules, RpcSettings
+
+HOST_CHAINS_ENV = "FHEVM_DAGSTER_HOST_CHAINS"
+_FIELDS = {
+    "chain_id", "rpc_url", "rpc_url_env", "acl_address", "executor_address", "key_id",
+    "start_block", "confirmations", "range_size", "max_ranges_per_tick", "reorg_check_ranges",
+}  # fmt: skip
+
+
+class RegistryError(ValueError):
+    """A host chain list that cannot be served: says which entry and why."""
+
+
+def _rpc() -> RpcSettings:
+    return RpcSettings(
+        cfg.number("FHEVM_DAGSTER_HOST_RPC_TIMEOUT"),
+        cfg.integer("FHEVM_DAGSTER_RPC_RETRIES"),
+        cfg.number("FHEVM_DAGSTER_RPC_BACKOFF"),
+    )
+
+
+def _int(entry: Mapping[str, Any], key: str, default: int, where: str) -> int:
+    value = entry.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise RegistryError(f"{where}: {key} must be an integer, got {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise RegistryError(f"{where}: {key} must be an integer, got {value!r}") from None
+
+
+def host_chain(entry: Mapping[str, Any], where: str = "host chain") -> HostChainConfig:
+    """One entry of the list, with the settings' defaults for what it leaves out."""
+    unknown = set(entry) - _FIELDS
+    if unknown:
+        raise RegistryError(
+            f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(_FIELDS)}"
+        )
+    if "chain_id" not in entry:
+        raise RegistryError(f"{where}: chain_id is required")
+    chain_id = _int(entry, "chain_id", 0, where)
+    where = f"{where} (chain {chain_id})"
+    env = str(entry.get("rpc_url_env") or "")
+    url = str(entry.get("rpc_url") or "") or (os.environ.get(env, "").strip() if env else "")
+    if not url:
+        need = f"${env} is empty" if env else "rpc_url or rpc_url_env is required"
+        raise RegistryError(f"{where}: {need}")
+    p = "FHEVM_DAGSTER_HOST_"
+    ranges = RangeRules(
+        range_size=_int(entry, "range_size", cfg.integer(p + "RANGE_SIZE"), where),
+        confirmations=_int(entry, "confirmations", cfg.integer(p + "CONFIRMATIONS"), where),
+        max_ranges_per_tick=_int(
+            entry, "max_ranges_per_tick", cfg.integer(p + "MAX_RANGES_PER_TICK"), where
+        ),
+        start_block=_int(entry, "start_block", 0, where),
+        reorg_check_ranges=_int(
+            entry, "reorg_check_ranges", cfg.integer(p + "REORG_CHECK_RANGES"), where
+        ),
+    )
+    return HostChainConfig(
+        chain_id=chain_id,
+        rpc_url=url,
+        acl_address=str(entry.get("acl_address") or cfg.CANONICAL_ACL),
+        executor_address=str(entry.get("executor_address") or cfg.CANONICAL_EXECUTOR),
+        key_id=_int(entry, "key_id", cfg.integer("FHEVM_DAGSTER_KEY_ID"), where),
+        rpc=_rpc(),
+        ranges=ranges,
+        rpc_url_env=env,
+    )
+
+
+def _single() -> dict[str, Any]:
+    """The one host chain of the FHEVM_DAGSTER_HOST_* settings, as a list entry."""
+    url_env = "FHEVM_DAGSTER_HOST_RPC_URL"
+    return {
+        "chain_id": cfg.integer("FHEVM_DAGSTER_HOST_CHAIN_ID"),
+        "rpc_url": cfg.value(url_env),
+        "rpc_url_env": url_env if os.environ.get(url_env, "").strip() else "",
+        "acl_address": cfg.value("FHEVM_DAGSTER_HOST_ACL_ADDRESS"),
+        "executor_address": cfg.value("FHEVM_DAGSTER_HOST_EXECUTOR_ADDRESS"),
+        "start_block": cfg.integer("FHEVM_DAGSTER_HOST_START_BLOCK"),
+    }
+
+
+def _devnet_entries(devnet: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "chain_id": h["chain_id"],
+            "rpc_url": h["rpc_url"],
+            "acl_address": h["acl_address"],
+            "executor_address": h["executor_address"],
+            "start_block": h.get("start_block", 0),
+        }
+        for h in devnet["host_chains"]
+    ]
+
+
+def host_chains_from_settings() -> list[HostChainConfig]:
+    """Every host chain to serve, in order, with distinct chain ids."""
+    path = cfg.value(HOST_CHAINS_ENV)
+    if path:
+        source = f"{HOST_CHAINS_ENV}={path}"
+        try:
+            entries = json.loads(Path(path).expanduser().read_text())
+        except (OSError, ValueError) as exc:
+            raise RegistryError(
+                f"{source}: cannot read a JSON list of host chains: {exc}"
+            ) from None
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise RegistryError(f"{source}: expected a JSON list of objects")
+    else:
+        devnet = cfg.devnet_info()
+        source = "devnet.json"
+        entries = _devnet_entries(devnet) if devnet.get("host_chains") else [_single()]
+    chains = [host_chain(e, f"{source} entry {i}") for i, e in enumerate(entries)]
+    if not chains:
+        raise RegistryError(f"{source}: no host chain to serve")
+    ids = [c.chain_id for c in chains]
+    if len(set(ids)) != len(ids):
+        raise RegistryError(f"{source}: chain ids repeat: {ids}")
+    return chains

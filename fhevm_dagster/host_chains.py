@@ -1,0 +1,69 @@
+"""The Dagster definitions of one host chain, from its registry entry: a partition set, the range
+assets and checks under the chain's name, a range job and a block-range sensor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dagster import (
+    AssetChecksDefinition,
+    AssetsDefinition,
+    DynamicPartitionsDefinition,
+    RetryPolicy,
+    SensorDefinition,
+)
+
+from .assets.commits import COMMIT_RETRY, commit_assets, commit_checks
+from .assets.host import host_assets
+from .assets.objects import object_assets
+from .jobs import host_range_job
+from .partitions import host_ranges
+from .sensors.blocks import block_range_sensor
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
+
+
+@dataclass(frozen=True)
+class HostChainDefs:
+    """Everything Dagster knows of one host chain; resources `<name>` (HostChainResource) and
+    `<name>_ranges` (RangeSettings) configure it."""
+
+    name: str
+    partitions: DynamicPartitionsDefinition
+    assets: list[AssetsDefinition]
+    checks: list[AssetChecksDefinition]
+    job: UnresolvedAssetJobDefinition
+    sensor: SensorDefinition
+
+    @property
+    def settings_resource(self) -> str:
+        return f"{self.name}_ranges"
+
+
+def host_chain_defs(name: str, commit_retry: RetryPolicy | None = COMMIT_RETRY) -> HostChainDefs:
+    """The definitions of the host chain `name` (`HostChainConfig.name`, e.g. `host_31337`)."""
+    partitions = host_ranges(name)
+    job = host_range_job(name)
+    return HostChainDefs(
+        name=name,
+        partitions=partitions,
+        assets=[
+            *host_assets(name, partitions),
+            *commit_assets(name, partitions, commit_retry),
+            *object_assets(name, partitions),
+        ],
+        checks=commit_checks(name, partitions),
+        job=job,
+        sensor=block_range_sensor(
+            f"{name}_blocks_sensor",
+            job_name=job.name,
+            partitions=partitions,
+            chain_resource=name,
+            settings_resource=f"{name}_ranges",
+            tag=name,
+        ),
+    )
