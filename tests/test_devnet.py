@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import stat
 from pathlib import Path
@@ -33,6 +34,7 @@ from fhevm_dagster.devnet.host_contracts import (
     INPUT_VERIFIER_ADDRESS,
     KMS_VERIFIER_ADDRESS,
 )
+from fhevm_dagster.devnet.state import DevnetHost
 from fhevm_dagster.devnet.tools import ANVIL_ENV, ROOT_ENV, anvil_binary, node_modules
 from fhevm_dagster.devnet.traffic import MINT_AMOUNT
 
@@ -187,11 +189,37 @@ def _has_anvil() -> bool:
     return True
 
 
-def test_devnet_info_json_roundtrip() -> None:
-    fields = {
-        f.name: (0 if f.type in ("int", int) else "x") for f in dataclasses.fields(DevnetInfo)
+def _info_fields(**overrides: object) -> dict[str, object]:
+    """Every required DevnetInfo field, with a dummy value (0 or "x")."""
+    fields: dict[str, object] = {
+        f.name: (0 if f.type in ("int", int) else "x")
+        for f in dataclasses.fields(DevnetInfo)
+        if f.name not in ("peer_coprocessors", "host_chains")
     }
-    info = DevnetInfo(**fields)  # type: ignore[arg-type]
+    return {**fields, **overrides}
+
+
+def test_devnet_info_json_roundtrip() -> None:
+    info = DevnetInfo(**_info_fields())  # type: ignore[arg-type]
     assert DevnetInfo.from_json(info.to_json()) == info
     with pytest.raises(DevnetError, match="lacks"):
         DevnetInfo.from_json('{"host_rpc_url": "http://x"}')
+
+
+def test_devnet_info_host_chains() -> None:
+    """The flat host fields are host_chains[0]; a devnet.json without host_chains has one host."""
+    old = _info_fields(host_chain_id=31337, host_rpc_url="http://h0", host_start_block=7)
+    info = DevnetInfo.from_json(json.dumps(old))  # written before there were host chains
+    assert info.host_chains == [
+        DevnetHost(31337, "http://h0", "x", "x", "x", "x", "x", "x", start_block=7)
+    ]
+    assert info.host() == info.host(31337) == info.host_chains[0] and info.host_chain_ids == [31337]
+    with pytest.raises(DevnetError, match="no host chain 31338"):
+        info.host(31338)
+    second = dataclasses.replace(info.host_chains[0], chain_id=31338, rpc_url="http://h1")
+    two = dataclasses.replace(info, host_chains=[info.host_chains[0], second])
+    assert DevnetInfo.from_json(two.to_json()) == two and two.host(31338) == second
+    with pytest.raises(DevnetError, match="disagrees with the flat host fields"):
+        dataclasses.replace(info, host_chains=[second])
+    with pytest.raises(DevnetError, match="malformed host_chains"):
+        DevnetInfo.from_json(json.dumps({**old, "host_chains": [{"chain_id": 1}]}))
