@@ -147,8 +147,9 @@ def devnet_up(
         host_start_block = hw3.eth.block_number + 1
         token_address = exerciser_address = ""
         if deploy_demo:
-            token, _ = deploy_contract(hw3, deployer, "ConfidentialToken")
-            exerciser, _ = deploy_contract(hw3, deployer, "OpsExerciser")
+            config = contracts.coprocessor_config()
+            token, _ = deploy_contract(hw3, deployer, "ConfidentialToken", config)
+            exerciser, _ = deploy_contract(hw3, deployer, "OpsExerciser", config)
             token_address, exerciser_address = token.address, exerciser.address
 
         info = DevnetInfo(
