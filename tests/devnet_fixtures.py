@@ -3,11 +3,14 @@
 tests/conftest.py re-exports them (`from devnet_fixtures import *`); test modules then just name
 them as arguments (importing them again would create a second session devnet).
 
-- `devnet` (session): a complete devnet on free ports in a tmp state dir: host contracts installed,
-  gateway InputVerification/CiphertextCommits deployed with this run's coprocessor keys,
-  ConfidentialToken and OpsExerciser deployed. Torn down at the end of the session.
-- `host_w3`, `gateway_w3` (session): Web3 clients of both chains.
-- `devnet_client` (session): contracts of the devnet and helpers to send and decode transactions.
+- `devnet` (session): a complete devnet on free ports in a tmp state dir, with the default two host
+  chains (31337, 31338): host contracts installed and ConfidentialToken and OpsExerciser deployed on
+  each, gateway InputVerification/CiphertextCommits deployed with this run's coprocessor keys. Torn
+  down at the end of the session.
+- `host_w3`, `gateway_w3` (session): Web3 clients of the first host chain and of the gateway.
+- `devnet_client` (session): contracts of the devnet (first host chain) and helpers to send and
+  decode transactions.
+- `host_clients` (session): one DevnetClient per host chain, by chain id.
 
 Without `npm ci` (no node_modules/anvil) the fixtures skip with that instruction, or fail when
 FHEVM_DAGSTER_REQUIRE_DEVNET=1 (CI).
@@ -40,6 +43,7 @@ from fhevm_dagster.devnet import (
     load_artifact,
     send_transaction,
 )
+from fhevm_dagster.devnet.lifecycle import DEFAULT_HOST_CHAINS
 from fhevm_dagster.devnet.tools import anvil_binary
 
 REQUIRE_ENV = "FHEVM_DAGSTER_REQUIRE_DEVNET"
@@ -57,20 +61,24 @@ class DecodedEvent:
 
 
 class DevnetClient:
-    """The devnet's contracts plus helpers to send transactions and decode their events."""
+    """The devnet's contracts on one host chain (`chain_id`, default the first) and the gateway,
+    plus helpers to send transactions and decode their events."""
 
-    def __init__(self, info: DevnetInfo, host_w3: Web3, gateway_w3: Web3) -> None:
+    def __init__(
+        self, info: DevnetInfo, host_w3: Web3, gateway_w3: Web3, chain_id: int | None = None
+    ) -> None:
         self.info, self.host_w3, self.gateway_w3 = info, host_w3, gateway_w3
-        self.executor = contract_at(host_w3, info.executor_address, load_abi("FHEVMExecutor"))
-        self.acl = contract_at(host_w3, info.acl_address, load_abi("ACL"))
+        self.host = host = info.host(chain_id)
+        self.executor = contract_at(host_w3, host.executor_address, load_abi("FHEVMExecutor"))
+        self.acl = contract_at(host_w3, host.acl_address, load_abi("ACL"))
         self.input_verifier = contract_at(
-            host_w3, info.input_verifier_address, load_abi("InputVerifier")
+            host_w3, host.input_verifier_address, load_abi("InputVerifier")
         )
         self.token = contract_at(
-            host_w3, info.demo_token_address, load_artifact("ConfidentialToken").abi
+            host_w3, host.demo_token_address, load_artifact("ConfidentialToken").abi
         )
         self.exerciser = contract_at(
-            host_w3, info.ops_exerciser_address, load_artifact("OpsExerciser").abi
+            host_w3, host.ops_exerciser_address, load_artifact("OpsExerciser").abi
         )
         self.input_verification = contract_at(
             gateway_w3, info.input_verification_address, load_artifact("InputVerification").abi
@@ -145,10 +153,11 @@ def _require_tools() -> None:
 
 @pytest.fixture(scope="session")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetInfo]:
-    """A complete local devnet on free ports, for the whole test session."""
+    """A complete local devnet (two host chains) on free ports, for the whole test session."""
     _require_tools()
     state_dir = tmp_path_factory.mktemp("devnet")
-    info = devnet_up(state_dir, free_port(), free_port())
+    host_ports = [free_port() for _ in range(DEFAULT_HOST_CHAINS)]
+    info = devnet_up(state_dir, host_ports[0], free_port(), host_ports=host_ports)
     try:
         yield info
     finally:
@@ -170,6 +179,19 @@ def devnet_client(devnet: DevnetInfo, host_w3: Web3, gateway_w3: Web3) -> Devnet
     return DevnetClient(devnet, host_w3, gateway_w3)
 
 
+@pytest.fixture(scope="session")
+def host_clients(
+    devnet: DevnetInfo, devnet_client: DevnetClient, gateway_w3: Web3
+) -> dict[int, DevnetClient]:
+    """A DevnetClient per host chain of the session devnet, by chain id (first: `devnet_client`)."""
+    clients = {devnet.host_chain_id: devnet_client}
+    for host in devnet.host_chains[1:]:
+        clients[host.chain_id] = DevnetClient(
+            devnet, connect(host.rpc_url), gateway_w3, host.chain_id
+        )
+    return clients
+
+
 __all__ = [
     "DecodedEvent",
     "DevnetClient",
@@ -177,5 +199,6 @@ __all__ = [
     "devnet",
     "devnet_client",
     "gateway_w3",
+    "host_clients",
     "host_w3",
 ]

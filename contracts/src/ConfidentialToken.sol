@@ -2,15 +2,17 @@
 pragma solidity ^0.8.24;
 
 import {FHE, euint64, externalEuint64, ebool} from "@fhevm/solidity/lib/FHE.sol";
-import {ZamaEthereumConfig} from "@fhevm/solidity/config/ZamaConfig.sol";
+import {CoprocessorConfig} from "@fhevm/solidity/lib/Impl.sol";
+import {CustomChainConfig} from "./CustomChainConfig.sol";
 
 /**
  * @title  ConfidentialToken
  * @notice Demo token with encrypted balances on the real fhEVM library: the traffic generator of the
  *         local devnet. A transfer whose amount exceeds the sender's balance moves 0 and does not
- *         revert (the balance check happens under encryption).
+ *         revert (the balance check happens under encryption). Deployable on any host chain: the
+ *         host contracts' addresses are a constructor argument (CustomChainConfig).
  */
-contract ConfidentialToken is ZamaEthereumConfig {
+contract ConfidentialToken is CustomChainConfig {
     error NotOwner(address sender);
 
     event Transfer(address indexed from, address indexed to);
@@ -19,7 +21,7 @@ contract ConfidentialToken is ZamaEthereumConfig {
     address public immutable owner;
     mapping(address account => euint64) private _balances;
 
-    constructor() {
+    constructor(CoprocessorConfig memory config) CustomChainConfig(config) {
         owner = msg.sender;
     }
 

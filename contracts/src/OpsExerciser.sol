@@ -2,9 +2,9 @@
 pragma solidity ^0.8.24;
 
 import {FHE, ebool, euint8, euint16, euint32, euint64, euint128, euint256, eaddress} from "@fhevm/solidity/lib/FHE.sol";
-import {Impl} from "@fhevm/solidity/lib/Impl.sol";
+import {CoprocessorConfig, Impl} from "@fhevm/solidity/lib/Impl.sol";
 import {FheType} from "@fhevm/solidity/lib/FheType.sol";
-import {ZamaEthereumConfig} from "@fhevm/solidity/config/ZamaConfig.sol";
+import {CustomChainConfig} from "./CustomChainConfig.sol";
 
 /**
  * @title  OpsExerciser
@@ -16,9 +16,10 @@ import {ZamaEthereumConfig} from "@fhevm/solidity/config/ZamaConfig.sol";
  * @dev    Operators are dispatched on the raw handle through the fhEVM `Impl` library, which is what
  *         the typed FHE.* functions call, so one code path serves all types and the contract stays
  *         under the code-size limit. Callers choose the operators of a transaction with a bit mask
- *         (bit i = FHEVMExecutor opcode i) to stay under the HCU limit per transaction.
+ *         (bit i = FHEVMExecutor opcode i) to stay under the HCU limit per transaction. The host
+ *         contracts' addresses are a constructor argument, so it deploys on any chain id.
  */
-contract OpsExerciser is ZamaEthereumConfig {
+contract OpsExerciser is CustomChainConfig {
     // FHEVMExecutor.Operators of host-contracts 0.10.0.
     uint8 private constant OP_DIV = 3;
     uint8 private constant OP_REM = 4;
@@ -35,6 +36,9 @@ contract OpsExerciser is ZamaEthereumConfig {
     event Exercised(uint8 indexed fheType, string kind, bytes32[] results);
 
     euint64 private _stored;
+
+    /// @param config the host contracts of this chain (any chain id: see CustomChainConfig).
+    constructor(CoprocessorConfig memory config) CustomChainConfig(config) {}
 
     /**
      * @notice Binary operators `opMask` on `fheType` operands `a` and `b`, with an encrypted rhs and/or

@@ -1,5 +1,6 @@
-"""The local fhEVM devnet: an anvil host chain with the real host contracts, an anvil gateway chain
-with our InputVerification/CiphertextCommits, demo apps and demo traffic (tests, CLI, demos)."""
+"""The local fhEVM devnet: anvil host chains (default two: 31337, 31338) with the real host
+contracts, an anvil gateway chain with our InputVerification/CiphertextCommits, demo apps on every
+host chain and demo traffic (tests, CLI, demos)."""
 
 from .anvil import AnvilNode, AnvilStatus, anvil_status, free_port, start_anvil, stop_anvil
 from .artifacts import Artifact, decode_revert, load_abi, load_artifact, load_host_artifact
@@ -21,7 +22,7 @@ from .gateway_contracts import (
 )
 from .host_contracts import HostContracts, install_host_contracts
 from .lifecycle import DevnetStatus, devnet_down, devnet_status, devnet_up
-from .state import DevnetInfo, default_state_dir, load_devnet
+from .state import DevnetHost, DevnetInfo, default_state_dir, load_devnet
 from .traffic import TxRecord, read_ledger, run_operator_sweep, run_token_traffic
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "AnvilStatus",
     "Artifact",
     "DevnetError",
+    "DevnetHost",
     "DevnetInfo",
     "DevnetStatus",
     "GatewayContracts",

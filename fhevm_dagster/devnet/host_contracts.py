@@ -1,11 +1,13 @@
 """Installs the real @fhevm/host-contracts on a local anvil at their canonical addresses.
 
 The 0.10.0 artifacts are UUPS implementations whose sibling addresses (ACL, FHEVMExecutor,
-InputVerifier, HCULimit, PauserSet) are compile-time constants, and `@fhevm/solidity`'s
-ZamaEthereumConfig points contracts on chain 31337 at the same ACL/executor/KMSVerifier addresses.
-So instead of deploying proxies we put each implementation's runtime code at its canonical address
-(`anvil_setCode`), write the OpenZeppelin storage an EmptyUUPSProxy deployment would have left
-(Initializable version 1; Ownable owner of the ACL), and call each `initializeFromEmptyProxy`.
+InputVerifier, HCULimit, PauserSet) are compile-time constants. So instead of deploying proxies we
+put each implementation's runtime code at its canonical address (`anvil_setCode`), write the
+OpenZeppelin storage an EmptyUUPSProxy deployment would have left (Initializable version 1; Ownable
+owner of the ACL), and call each `initializeFromEmptyProxy`. This works on any chain id, so every
+host chain of the devnet has the host contracts at the same addresses; our demo apps take those
+addresses as a constructor argument (contracts/src/CustomChainConfig.sol) rather than from
+`@fhevm/solidity`'s ZamaConfig, which knows them on chain 31337 only.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ ACL_ADDRESS = "0x50157CFfD6bBFA2DECe204a89ec419c23ef5755D"
 EXECUTOR_ADDRESS = "0xe3a9105a3a932253A70F126eb1E3b589C643dD24"
 KMS_VERIFIER_ADDRESS = "0x901F8942346f7AB3a01F6D7613119Bca447Bb030"
 INPUT_VERIFIER_ADDRESS = "0x36772142b74871f255CbD7A3e89B401d3e45825f"
-#: The only chain id on which ZamaEthereumConfig resolves to these addresses.
+#: Chain id of the devnet's first host chain (also where `@fhevm/solidity`'s ZamaConfig expects
+#: the addresses above); host chain i has LOCAL_HOST_CHAIN_ID + i.
 LOCAL_HOST_CHAIN_ID = 31337
 
 #: ERC-7201 slot of OpenZeppelin OwnableUpgradeable (`openzeppelin.storage.Ownable`).
@@ -44,6 +47,11 @@ class HostContracts:
     hcu_limit: str
     pauser_set: str
     owner: str
+
+    def coprocessor_config(self) -> tuple[str, str, str]:
+        """`CoprocessorConfig(ACLAddress, CoprocessorAddress, KMSVerifierAddress)` for a dApp
+        constructor (contracts/src/CustomChainConfig.sol)."""
+        return (self.acl, self.executor, self.kms_verifier)
 
 
 def _word(value: int) -> str:
@@ -69,18 +77,13 @@ def install_host_contracts(
     kms_threshold: int,
     decryption_address: str,
 ) -> HostContracts:
-    """Puts ACL, FHEVMExecutor, HCULimit, PauserSet, InputVerifier and KMSVerifier on `w3`'s chain.
+    """Puts ACL, FHEVMExecutor, HCULimit, PauserSet, InputVerifier and KMSVerifier on `w3`'s chain
+    (any chain id: the addresses are the same everywhere, handles carry the chain id).
 
     `owner` becomes the ACL owner (the host-contracts owner) and sends the initialisation
     transactions; InputVerifier trusts `coprocessor_signers` under the EIP-712 domain of the gateway
     `InputVerification` at `input_verification_address` on `gateway_chain_id`.
     """
-    chain_id = w3.eth.chain_id
-    if chain_id != LOCAL_HOST_CHAIN_ID:
-        raise DevnetError(
-            f"host chain id is {chain_id}: @fhevm/solidity's ZamaEthereumConfig only knows the "
-            f"local host contracts on chain {LOCAL_HOST_CHAIN_ID}"
-        )
     acl_abi = load_host_artifact("ACL").abi
     executor_abi = load_host_artifact("FHEVMExecutor").abi
 

@@ -1,4 +1,5 @@
-"""The devnet's state dir: `devnet.json` (DevnetInfo), per-devnet keys (0600), anvil PIDs/logs.
+"""The devnet's state dir: `devnet.json` (DevnetInfo with its DevnetHost chains), per-devnet keys
+(0600), anvil PIDs/logs.
 
 DevnetInfo is the one document other parts of the project read to find the local chains, contracts
 and coprocessor identity; it never holds a private key, only the paths of the key files.
@@ -34,15 +35,44 @@ def resolve_state_dir(state_dir: Path | str | None) -> Path:
 
 
 @dataclass(frozen=True)
+class DevnetHost:
+    """One host chain of the devnet: its anvil, the real host contracts, the demo apps on it.
+
+    The host contracts sit at the same addresses on every host chain (their bytecode bakes in the
+    local addresses); handles differ because the executor derives them with `block.chainid`.
+    """
+
+    chain_id: int
+    rpc_url: str
+    acl_address: str
+    executor_address: str
+    input_verifier_address: str
+    kms_verifier_address: str
+    demo_token_address: str
+    ops_exerciser_address: str
+    # First block after the host contracts were installed (ingestion may start here).
+    start_block: int
+
+
+@dataclass(frozen=True)
 class DevnetInfo:
-    """Everything needed to talk to a running local devnet (`<state_dir>/devnet.json`)."""
+    """Everything needed to talk to a running local devnet (`<state_dir>/devnet.json`).
+
+    A devnet has one gateway chain and one or more host chains, all listed in `host_chains`. The
+    flat host fields (host_rpc_url, host_chain_id, acl_address, executor_address,
+    input_verifier_address, kms_verifier_address, demo_token_address, ops_exerciser_address,
+    host_start_block) are the FIRST host chain, `host_chains[0]`, kept for the callers that serve
+    one host chain. Constructing a DevnetInfo whose flat fields disagree with `host_chains[0]`
+    fails; one without `host_chains` (a devnet.json written before there were several) gets the one
+    host chain its flat fields describe.
+    """
 
     state_dir: str
     host_rpc_url: str
     gateway_rpc_url: str
     host_chain_id: int
     gateway_chain_id: int
-    # Host chain: the real @fhevm/host-contracts (SPEC §9).
+    # Host chain: the real @fhevm/host-contracts (SPEC §9), the same addresses on every host chain.
     host_contracts_version: str
     acl_address: str
     executor_address: str
@@ -73,12 +103,52 @@ class DevnetInfo:
     # Further coprocessors of the gateway's set (consensus tests): one 0600 key file pair each,
     # [signer key file, tx sender key file]; the gateway threshold counts them all.
     peer_coprocessors: list[list[str]] = dataclasses.field(default_factory=list)
+    # Every host chain, the first one being the flat host_* fields above.
+    host_chains: list[DevnetHost] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        first = self._first_host()
+        if not self.host_chains:
+            object.__setattr__(self, "host_chains", [first])
+        elif self.host_chains[0] != first:
+            raise DevnetError(
+                f"host_chains[0] {self.host_chains[0]} disagrees with the flat host fields {first}"
+            )
+
+    def _first_host(self) -> DevnetHost:
+        return DevnetHost(
+            chain_id=self.host_chain_id,
+            rpc_url=self.host_rpc_url,
+            acl_address=self.acl_address,
+            executor_address=self.executor_address,
+            input_verifier_address=self.input_verifier_address,
+            kms_verifier_address=self.kms_verifier_address,
+            demo_token_address=self.demo_token_address,
+            ops_exerciser_address=self.ops_exerciser_address,
+            start_block=self.host_start_block,
+        )
+
+    @property
+    def host_chain_ids(self) -> list[int]:
+        return [h.chain_id for h in self.host_chains]
+
+    def host(self, chain_id: int | None = None) -> DevnetHost:
+        """The host chain `chain_id` (the first host chain when None)."""
+        if chain_id is None:
+            return self.host_chains[0]
+        for host in self.host_chains:
+            if host.chain_id == chain_id:
+                return host
+        raise DevnetError(
+            f"the devnet has no host chain {chain_id}; its hosts: {self.host_chain_ids}"
+        )
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> DevnetInfo:
+        """Reads devnet.json, also one written before `host_chains` (then one host chain)."""
         data = json.loads(text)
         names = {f.name for f in dataclasses.fields(cls)}
         required = {
@@ -91,7 +161,19 @@ class DevnetInfo:
             raise DevnetError(
                 f"devnet.json lacks {sorted(missing)}: recreate it with `fhevm-dagster devnet up`"
             )
-        return cls(**{k: v for k, v in data.items() if k in names})
+        fields = {k: v for k, v in data.items() if k in names}
+        host_names = {f.name for f in dataclasses.fields(DevnetHost)}
+        try:
+            fields["host_chains"] = [
+                DevnetHost(**{k: v for k, v in host.items() if k in host_names})
+                for host in data.get("host_chains", [])
+            ]
+        except (TypeError, AttributeError) as exc:
+            raise DevnetError(
+                f"devnet.json has malformed host_chains ({exc}): recreate it with "
+                "`fhevm-dagster devnet up`"
+            ) from exc
+        return cls(**fields)
 
     def signer_account(self) -> LocalAccount:
         """The coprocessor's EIP-712 signer (gateway answers, host inputProofs)."""

@@ -1,9 +1,10 @@
-"""Demo traffic on the host chain: ConfidentialToken transfers and the OpsExerciser operator sweep.
+"""Demo traffic on a host chain: ConfidentialToken transfers and the OpsExerciser operator sweep.
 
-Token traffic keeps a plaintext ledger (`<state_dir>/traffic-ledger.json`) of what the encrypted
-balances should hold, so tests can check decrypted results and know which transfers had to fail the
-encrypted balance check. The operator sweep makes the executor emit every operator of host-contracts
-0.10.0 on every type it accepts, each result allowed.
+Each function takes the host chain's id (`chain_id`, default: the devnet's first host chain). Token
+traffic keeps a plaintext ledger per host chain (`<state_dir>/traffic-ledger-<chain_id>.json`) of
+what the encrypted balances should hold, so tests can check decrypted results and know which
+transfers had to fail the encrypted balance check. The operator sweep makes the executor emit every
+operator of host-contracts 0.10.0 on every type it accepts, each result allowed.
 """
 
 from __future__ import annotations
@@ -25,17 +26,20 @@ from ..protocol.opcodes import HOST_OPERATORS, OPERATORS, Operator, OpKind, oper
 from ..protocol.types import HOST_TYPES, FheType
 from .artifacts import load_artifact
 from .chain import anvil_account, connect, contract_at, revert_error, send_transaction
+from .errors import DevnetError
 from .lifecycle import DEPLOYER_INDEX, TRAFFIC_USER_INDEXES
-from .state import DevnetInfo
+from .state import DevnetHost, DevnetInfo
 
-LEDGER_FILE = "traffic-ledger.json"
+#: The ledger of host chain `chain_id`, in the state dir.
+LEDGER_FILE = "traffic-ledger-{chain_id}.json"
 MINT_AMOUNT = 1_000_000
 _UINT64_MAX = 2**64 - 1
 
 
 @dataclass(frozen=True)
 class TxRecord:
-    """One demo transaction: what it did, where it landed, whether its transfer moves funds."""
+    """One demo transaction: what it did, where it landed (host chain and block), whether its
+    transfer moves funds."""
 
     kind: str
     tx_hash: str
@@ -43,18 +47,32 @@ class TxRecord:
     sender: str
     detail: str
     expected_success: bool | None = None
+    chain_id: int | None = None
 
 
 def _record(
-    kind: str, receipt: TxReceipt, sender: str, detail: str, ok: bool | None = None
+    host: DevnetHost,
+    kind: str,
+    receipt: TxReceipt,
+    sender: str,
+    detail: str,
+    ok: bool | None = None,
 ) -> TxRecord:
     return TxRecord(
-        kind, receipt["transactionHash"].to_0x_hex(), receipt["blockNumber"], sender, detail, ok
+        kind,
+        receipt["transactionHash"].to_0x_hex(),
+        receipt["blockNumber"],
+        sender,
+        detail,
+        ok,
+        host.chain_id,
     )
 
 
-def token_contract(w3: Web3, info: DevnetInfo) -> Contract:
-    return contract_at(w3, info.demo_token_address, load_artifact("ConfidentialToken").abi)
+def token_contract(w3: Web3, info: DevnetInfo, chain_id: int | None = None) -> Contract:
+    """The demo token of host chain `chain_id` (the first host chain when None)."""
+    address = info.host(chain_id).demo_token_address
+    return contract_at(w3, address, load_artifact("ConfidentialToken").abi)
 
 
 def _load_ledger(path: Path, token: str, genesis: str) -> dict[str, int]:
@@ -73,11 +91,18 @@ def _save_ledger(path: Path, token: str, genesis: str, balances: dict[str, int])
     )
 
 
-def read_ledger(info: DevnetInfo) -> dict[str, int]:
-    """Plaintext balances the demo token's encrypted balances decrypt to (empty if unknown)."""
-    w3 = connect(info.host_rpc_url)
+def ledger_path(info: DevnetInfo, chain_id: int | None = None) -> Path:
+    """The traffic ledger of host chain `chain_id` (the first host chain when None)."""
+    return Path(info.state_dir) / LEDGER_FILE.format(chain_id=info.host(chain_id).chain_id)
+
+
+def read_ledger(info: DevnetInfo, chain_id: int | None = None) -> dict[str, int]:
+    """Plaintext balances the demo token's encrypted balances of host chain `chain_id` (the first
+    when None) decrypt to (empty if unknown)."""
+    host = info.host(chain_id)
+    w3 = connect(host.rpc_url)
     genesis = w3.eth.get_block(0)["hash"].to_0x_hex()
-    return _load_ledger(Path(info.state_dir) / LEDGER_FILE, info.demo_token_address, genesis)
+    return _load_ledger(ledger_path(info, host.chain_id), host.demo_token_address, genesis)
 
 
 def run_token_traffic(
@@ -86,18 +111,23 @@ def run_token_traffic(
     *,
     seed: int = 0,
     users: Iterable[int] = TRAFFIC_USER_INDEXES,
+    chain_id: int | None = None,
 ) -> list[TxRecord]:
-    """Mints MINT_AMOUNT to each user on first use, then `transfers` transferAmount calls.
+    """Mints MINT_AMOUNT to each user on first use, then `transfers` transferAmount calls, on host
+    chain `chain_id` (the first host chain when None).
 
     Every third transfer asks for nearly 2**64 - 1, more than any balance, so it fails the encrypted
     balance check and moves 0; the others move at most a third of the sender's ledger balance.
     """
-    w3 = connect(info.host_rpc_url)
-    token = token_contract(w3, info)
+    host = info.host(chain_id)
+    if not host.demo_token_address:
+        raise DevnetError(f"host chain {host.chain_id} has no demo token (devnet up --no-demo)")
+    w3 = connect(host.rpc_url)
+    token = token_contract(w3, info, host.chain_id)
     accounts = [anvil_account(i) for i in users]
     genesis = w3.eth.get_block(0)["hash"].to_0x_hex()
-    ledger_path = Path(info.state_dir) / LEDGER_FILE
-    ledger = _load_ledger(ledger_path, token.address, genesis)
+    path = ledger_path(info, host.chain_id)
+    ledger = _load_ledger(path, token.address, genesis)
     records: list[TxRecord] = []
 
     owner = anvil_account(DEPLOYER_INDEX)
@@ -109,10 +139,15 @@ def run_token_traffic(
         ledger[account.address] = MINT_AMOUNT
         records.append(
             _record(
-                "mint", receipt, owner.address, f"mint {MINT_AMOUNT} to {account.address}", True
+                host,
+                "mint",
+                receipt,
+                owner.address,
+                f"mint {MINT_AMOUNT} to {account.address}",
+                True,
             )
         )
-    _save_ledger(ledger_path, token.address, genesis, ledger)
+    _save_ledger(path, token.address, genesis, ledger)
 
     rng = random.Random(seed)
     for i in range(transfers):
@@ -134,8 +169,8 @@ def run_token_traffic(
         elif receiver_balance >= 0 and expected:
             ledger[receiver.address] = receiver_balance + amount
         detail = f"transferAmount {amount} from {sender.address} to {receiver.address}"
-        records.append(_record("transfer", receipt, sender.address, detail, expected))
-        _save_ledger(ledger_path, token.address, genesis, ledger)
+        records.append(_record(host, "transfer", receipt, sender.address, detail, expected))
+        _save_ledger(path, token.address, genesis, ledger)
     return records
 
 
@@ -176,8 +211,10 @@ OPERANDS: dict[FheType, tuple[int, int]] = {
 _LIMIT_ERRORS = ("HCUTransactionLimitExceeded", "HCUTransactionDepthLimitExceeded")
 
 
-def exerciser_contract(w3: Web3, info: DevnetInfo) -> Contract:
-    return contract_at(w3, info.ops_exerciser_address, load_artifact("OpsExerciser").abi)
+def exerciser_contract(w3: Web3, info: DevnetInfo, chain_id: int | None = None) -> Contract:
+    """The OpsExerciser of host chain `chain_id` (the first host chain when None)."""
+    address = info.host(chain_id).ops_exerciser_address
+    return contract_at(w3, address, load_artifact("OpsExerciser").abi)
 
 
 def _mask(ops: Iterable[int]) -> int:
@@ -214,20 +251,25 @@ def run_operator_sweep(
     *,
     sender_index: int = DEPLOYER_INDEX,
     types: Collection[int] = HOST_TYPES,
+    chain_id: int | None = None,
 ) -> list[TxRecord]:
     """Every operator of host-contracts 0.10.0 on every type it accepts (or on `types`, to keep
-    an FHE evaluation of the sweep short), each result allowed.
+    an FHE evaluation of the sweep short), each result allowed, on host chain `chain_id` (the first
+    host chain when None).
 
     Includes a cross-transaction dependency: `accumulate` twice, then `scaleStored`, each reading
     the encrypted value stored by the previous transaction.
     """
-    w3 = connect(info.host_rpc_url)
-    exerciser = exerciser_contract(w3, info)
+    host = info.host(chain_id)
+    if not host.ops_exerciser_address:
+        raise DevnetError(f"host chain {host.chain_id} has no OpsExerciser (devnet up --no-demo)")
+    w3 = connect(host.rpc_url)
+    exerciser = exerciser_contract(w3, info, host.chain_id)
     account = anvil_account(sender_index)
     records: list[TxRecord] = []
 
     def sent(kind: str, receipt: TxReceipt, detail: str) -> None:
-        records.append(_record(kind, receipt, account.address, detail))
+        records.append(_record(host, kind, receipt, account.address, detail))
 
     def chosen(candidates: Iterable[FheType]) -> list[FheType]:
         return [t for t in candidates if t in types]
