@@ -361,6 +361,10 @@ fn unary(op: Op, ops: &[Operand<'_>]) -> Res<Ct> {
 fn cast(ops: &[Operand<'_>], to: FheType) -> Res<Ct> {
     arity(Op::Cast, ops, 1)?;
     let ct = ct_of(Op::Cast, &ops[0], "operand")?;
+    if ct.fhe_type() == to {
+        // The host contracts revert with InvalidType; TFHE-rs would compute a copy.
+        return Err(format!("Cast: cannot cast a {} to itself", to.name()));
+    }
     macro_rules! cast_into {
         ($t:ty) => {
             match ct {
@@ -457,7 +461,7 @@ fn seed_of(op: Op, operand: &Operand<'_>) -> Res<Seed> {
 
 /// Random integers use the bounded generator over the type's full width, as the reference
 /// does (`generate_random_number`); only Bool uses the unbounded one.
-fn random(seed: Seed, to: FheType, random_bits: u64) -> Res<Ct> {
+fn random(op: Op, seed: Seed, to: FheType, random_bits: u64) -> Res<Ct> {
     let bits = random_bits.min(u64::from(to.bits()));
     Ok(match to {
         FheType::Bool => Ct::from(FheBool::generate_oblivious_pseudo_random(seed)),
@@ -479,14 +483,20 @@ fn random(seed: Seed, to: FheType, random_bits: u64) -> Res<Ct> {
         FheType::Uint256 => Ct::from(FheUint256::generate_oblivious_pseudo_random_bounded(
             seed, bits,
         )),
-        _ => return Err(format!("random values of {} are not supported", to.name())),
+        _ => {
+            return Err(format!(
+                "{}: random values of {} are not supported",
+                op.name(),
+                to.name()
+            ))
+        }
     })
 }
 
 fn rand(ops: &[Operand<'_>], to: FheType) -> Res<Ct> {
     let op = Op::Rand;
     arity(op, ops, 1)?;
-    random(seed_of(op, &ops[0])?, to, u64::from(to.bits()))
+    random(op, seed_of(op, &ops[0])?, to, u64::from(to.bits()))
 }
 
 fn rand_bounded(ops: &[Operand<'_>], to: FheType) -> Res<Ct> {
@@ -511,7 +521,7 @@ fn rand_bounded(ops: &[Operand<'_>], to: FheType) -> Res<Ct> {
     if to == FheType::Bool {
         return Err(format!("{}: cannot generate a bounded Bool", op.name()));
     }
-    random(seed, to, random_bits)
+    random(op, seed, to, random_bits)
 }
 
 /// Collects ciphertext operands that must all be the variant `$v`.
@@ -571,12 +581,13 @@ fn is_in(ops: &[Operand<'_>]) -> Res<Ct> {
     let Some((value, set)) = ops.split_first() else {
         return Err(format!("{}: needs a value", op.name()));
     };
-    if set.is_empty() {
-        return trivial(&[0u8; 32], FheType::Bool);
-    }
     check_count(op, set)?;
     macro_rules! contains {
         ($v:ident, $t:ty, $x:expr) => {{
+            // An empty set holds nothing, once the value is of a type IsIn takes.
+            if set.is_empty() {
+                return trivial(&[0u8; 32], FheType::Bool);
+            }
             let owned: Vec<$t> = all_of!(op, set, $v)?.into_iter().cloned().collect();
             Ok(Ct::from(<$t>::contains(&owned, $x)))
         }};
@@ -599,12 +610,14 @@ fn mul_div(ops: &[Operand<'_>]) -> Res<Ct> {
     arity(op, ops, 3)?;
     let lhs = ct_of(op, &ops[0], "first factor")?;
     let bits = lhs.fhe_type().bits();
-    let divisor = truncate(&scalar_of(op, &ops[2], "divisor")?, bits);
-    if divisor == [0u8; 32] {
-        return Err(format!("{}: scalar division by zero", op.name()));
-    }
+    let divisor = scalar_of(op, &ops[2], "divisor")?;
+    // Plaintexts are truncated to the factor's width once its type is one MulDiv takes.
     macro_rules! fused {
         ($a:expr, $c:ty, $v:ident) => {{
+            let divisor = truncate(&divisor, bits);
+            if divisor == [0u8; 32] {
+                return Err(format!("{}: scalar division by zero", op.name()));
+            }
             let d = <$c>::from_be_slice(&divisor);
             match &ops[1] {
                 Operand::Ct(Ct::$v(b)) => {

@@ -20,9 +20,9 @@ pub fn be32_from_slice(bytes: &[u8]) -> Result<Be32, String> {
 }
 
 /// Truncates from the left to `bits` (a whole number of bytes, or 1 for Bool), as the
-/// protocol does with scalar operands.
+/// protocol does with scalar operands; widths of 256 bits or more keep the whole word.
 pub fn truncate(value: &Be32, bits: u32) -> Be32 {
-    let keep = bits.div_ceil(8) as usize;
+    let keep = (bits.div_ceil(8) as usize).min(32);
     let mut out = *value;
     out[..32 - keep].fill(0);
     out

@@ -108,8 +108,10 @@ def test_rand_bounds(engine: tfhe_py.Engine) -> None:
         engine.execute(Operator.RandBounded, [seed, (1 << 9).to_bytes(2, "big")], T.Uint8)
     with pytest.raises(tfhe_py.TfheError, match="seed has 16 bytes"):
         engine.execute(Operator.Rand, [b"\x01" + bytes(16)], T.Uint8)
-    with pytest.raises(tfhe_py.TfheError, match="random values of Uint160 are not supported"):
+    with pytest.raises(tfhe_py.TfheError, match="FheRand: random values of Uint160 are not"):
         engine.execute(Operator.Rand, [seed], T.Uint160)
+    with pytest.raises(tfhe_py.TfheError, match="FheRandBounded: random values of Uint160 are"):
+        engine.execute(Operator.RandBounded, [seed, (2).to_bytes(1, "big")], T.Uint160)
 
 
 def test_sum_limit(

@@ -13,9 +13,6 @@ without bootstrapping, so the 344 allowed calls take milliseconds each (Rand of 
 second); the retired types, which trivial_encrypt refuses, are encrypted with the client key. The
 binding refuses before computing, so the other ~5,200 calls cost microseconds. About 8 s in all on
 2 cores once the test key is cached (tfhe-py/tests/conftest.py), 3 of them loading the key.
-
-`KNOWN_GAPS` lists what the table refuses but the binding computes, or refuses with a panic
-(xfail, strict: once the binding is fixed they fail until they are removed from the list).
 """
 
 from __future__ import annotations
@@ -130,41 +127,6 @@ def named(error: tfhe_py.TfheError, op: Operator, shape: Shape) -> bool:
     return OPERATORS[op].event in message or any(t.name in message for t in types)
 
 
-@dataclass(frozen=True)
-class Gap:
-    """Calls the table refuses that the binding does not refuse cleanly (Rust not changed here)."""
-
-    op: Operator
-    what: str
-    shapes: frozenset[Shape]
-
-
-_CAST, _IS_IN = OPERATORS[Operator.Cast], OPERATORS[Operator.IsIn]
-KNOWN_GAPS = (
-    Gap(
-        Operator.Cast,
-        "computes a Cast to the operand's own type: ops.rs `cast` has no check that the types"
-        " differ (the 0.10.0 executor reverts with InvalidType, the table refuses it)",
-        frozenset(Shape((t,), to_type=t) for t in _CAST.in_types & _CAST.out_types),
-    ),
-    Gap(
-        Operator.IsIn,
-        "computes an IsIn with an empty set whatever the value's type: ops.rs `is_in` returns"
-        " a trivial false before matching the value (the reference's check_fhe_operand_types"
-        " refuses types other than 8 to 256 bits first, as the table does)",
-        frozenset(Shape((t,)) for t in frozenset(FheType) - _IS_IN.in_types),
-    ),
-    Gap(
-        Operator.MulDiv,
-        "panics (TfhePanic, 'range end index ... out of range for slice of length 32') on a"
-        " first factor of more than 256 bits: ops.rs `mul_div` truncates the divisor to the"
-        " factor's width (scalar.rs `truncate`: 32 - bytes underflows) before matching its type",
-        frozenset(s for s in shapes(Operator.MulDiv)
-                  if isinstance(s.operands[0], FheType) and s.operands[0].bits > 256),
-    ),
-)  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def operands(engine: tfhe_py.Engine, client_key: tfhe_py.ClientKey) -> dict[T, tfhe_py.Ciphertext]:
     """One ciphertext of 1 per type: trivial where TrivialEncrypt allows the type."""
@@ -178,12 +140,9 @@ def operands(engine: tfhe_py.Engine, client_key: tfhe_py.ClientKey) -> dict[T, t
 def test_binding_follows_the_table(
     engine: tfhe_py.Engine, operands: dict[T, tfhe_py.Ciphertext], op: Operator
 ) -> None:
-    gaps = frozenset().union(*(gap.shapes for gap in KNOWN_GAPS if gap.op is op))
     problems: list[str] = []
     allowed = 0
     for shape in shapes(op):
-        if shape in gaps:
-            continue
         want = table_verdict(op, shape)
         got = binding_verdict(engine, operands, op, shape)
         label = shape.label(op)
@@ -207,22 +166,3 @@ def test_binding_follows_the_table(
     assert not problems, "\n".join(problems)
     if op is not Operator.VerifyInput:
         assert allowed > 0  # the shapes do reach the computing path
-
-
-def test_known_gaps_are_refused_by_the_table() -> None:
-    for gap in KNOWN_GAPS:
-        assert gap.shapes
-        for shape in gap.shapes:
-            assert isinstance(table_verdict(gap.op, shape), OperationError), shape.label(gap.op)
-
-
-@pytest.mark.xfail(strict=True, reason="the binding does not refuse these cleanly (KNOWN_GAPS)")
-@pytest.mark.parametrize("gap", KNOWN_GAPS, ids=lambda gap: gap.op.name)
-def test_known_gaps(
-    engine: tfhe_py.Engine, operands: dict[T, tfhe_py.Ciphertext], gap: Gap
-) -> None:
-    """Each gap, fixed in the binding, fails here (XPASS): then drop it from KNOWN_GAPS."""
-    for shape in gap.shapes:
-        got = binding_verdict(engine, operands, gap.op, shape)
-        assert isinstance(got, tfhe_py.TfheError), f"{shape.label(gap.op)}: {gap.what}"
-        assert not isinstance(got, tfhe_py.TfhePanic), f"{shape.label(gap.op)}: {gap.what}"
