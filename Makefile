@@ -22,7 +22,7 @@ PYTEST_ARGS ?=
 # The demo chains mine a block every BLOCK_TIME seconds and ranges are RANGE_SIZE blocks, so a
 # new range is ready every ~40 s.
 demo: install
-	$(VENV)/bin/fhevm-dagster devnet up --block-time $(BLOCK_TIME)
+	$(VENV)/bin/fhevm-dagster devnet up --block-time $(BLOCK_TIME) --env-file .env
 	$(VENV)/bin/fhevm-dagster traffic --transfers $(TRANSFERS)
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	@echo "Dagster UI: http://127.0.0.1:$(PORT)  (sensors on; Ctrl-C stops Dagster, 'make demo-down' stops the devnet)"

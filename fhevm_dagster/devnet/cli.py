@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .env import write_env_file
 from .errors import DevnetError
 from .lifecycle import (
     DEFAULT_GATEWAY_CHAIN_ID,
@@ -72,6 +73,12 @@ def register(subparsers: Any) -> None:
         default=1,
         help="coprocessors in the gateway's set, a majority needed (default 1; 2 for consensus)",
     )
+    up.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        help="also write the devnet's settings there as a dotenv file (`dagster dev` loads .env)",
+    )
     up.add_argument("--json", action="store_true", help="print devnet.json")
     up.set_defaults(handler=_up)
 
@@ -118,9 +125,13 @@ def _up(args: argparse.Namespace) -> int:
         block_time=args.block_time,
         coprocessors=args.coprocessors,
     )
+    if args.env_file is not None:
+        write_env_file(info, args.env_file)
     if args.json:
         print(info.to_json(), end="")
         return 0
+    if args.env_file is not None:
+        print(f"settings for `dagster dev`: {args.env_file}")
     for host in info.host_chains:
         print(f"host     {host.rpc_url} (chain {host.chain_id})  start block {host.start_block}")
         print(f"         ConfidentialToken {host.demo_token_address}")

@@ -1,0 +1,54 @@
+"""The devnet as settings: a `.env` file that `dagster dev` loads (from its working directory), and
+the host chain registry it names. Every value is a variable of `fhevm_dagster.settings`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .state import DevnetInfo
+
+REGISTRY_FILE = "host-chains.json"
+
+
+def devnet_settings(info: DevnetInfo) -> dict[str, str]:
+    """The settings of a coprocessor on this devnet; writes the host chain registry beside it."""
+    registry = Path(info.state_dir) / REGISTRY_FILE
+    registry.write_text(
+        json.dumps(
+            [
+                {
+                    "chain_id": h.chain_id,
+                    "rpc_url": h.rpc_url,
+                    "acl_address": h.acl_address,
+                    "executor_address": h.executor_address,
+                    "start_block": h.start_block,
+                }
+                for h in info.host_chains
+            ],
+            indent=2,
+        )
+        + "\n"
+    )
+    p = "FHEVM_DAGSTER_"
+    return {
+        f"{p}HOST_CHAINS": str(registry),
+        f"{p}GATEWAY_CHAIN_ID": str(info.gateway_chain_id),
+        f"{p}GATEWAY_RPC_URL": info.gateway_rpc_url,
+        f"{p}GATEWAY_INPUT_VERIFICATION_ADDRESS": info.input_verification_address,
+        f"{p}GATEWAY_CIPHERTEXT_COMMITS_ADDRESS": info.ciphertext_commits_address,
+        f"{p}GATEWAY_START_BLOCK": str(info.gateway_start_block),
+        f"{p}SIGNER_KEY_FILE": info.signer_key_file,
+        f"{p}TX_SENDER_KEY_FILE": info.tx_sender_key_file,
+    }
+
+
+def write_env_file(info: DevnetInfo, path: Path) -> None:
+    """`path` as a dotenv file of `devnet_settings` (0600: it names the key files)."""
+    lines = [f"# Written by `fhevm-dagster devnet up` for the devnet in {info.state_dir}."]
+    lines += [f"{k}={v}" for k, v in devnet_settings(info).items()]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
