@@ -234,3 +234,17 @@ def test_a_failing_computation_does_not_stop_the_range(keys: KeySet, tmp_path: P
     assert status[dependent][0] == "error"
     assert status[good] == ("done", None)
     assert decrypt_stored(store, keys, [good]) == {good: 207}
+
+    # A later range reading the failed result fails that consumer for good (no retry can bring
+    # the input) and still evaluates and stores the rest: the failure does not poison the range.
+    consumer, fine = _handle(0xC0, FheType.Uint8), _handle(0xC1, FheType.Uint8)
+    later = [
+        _row(consumer, Operator.Add, (bad, good), FheType.Uint8, True, index=0),
+        _row(fine, Operator.Add, (good, b"\x01"), FheType.Uint8, True, True, 1),
+    ]
+    store.write_range(31337, "000000000002-000000000002", later, [])
+    report, _ = evaluate_range(store, keys.engine, "000000000002-000000000002", KEY_ID, 2, 31337)
+    assert not report.missing and set(report.errors) == {consumer.hex()}
+    assert report.errors[consumer.hex()].startswith(f"depends on failed computation {bad.hex()}")
+    assert "range 000000000001-000000000001" in report.errors[consumer.hex()]
+    assert decrypt_stored(store, keys, [fine]) == {fine: 208}

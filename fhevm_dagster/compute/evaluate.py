@@ -78,8 +78,11 @@ def run_dag(
     backend: Backend[V],
     inputs: Mapping[bytes, V],
     pool_size: int,
+    failed_inputs: Mapping[bytes, str] | None = None,
 ) -> EvalResult[V]:
-    """Evaluates every node of `dag`; `inputs` holds the values of its external handles."""
+    """Evaluates every node of `dag`; `inputs` holds the values of its external handles and
+    `failed_inputs` why the others will never come (their producers failed): the nodes that read
+    one fail with that reason, and so do their descendants."""
     result: EvalResult[V] = EvalResult()
     started = time.perf_counter()
     waiting = {k: len(dag.nodes[k].parents) for k in dag.order}
@@ -120,6 +123,13 @@ def run_dag(
 
     for key in dag.cycles:
         fail_descendants(key, result.errors[key])
+    poisoned = failed_inputs or {}
+    for key in dag.order:
+        refs = [o.handle for o in dag.nodes[key].operands if isinstance(o, HandleRef)]
+        cause = next((h for h in refs if h in poisoned), None)
+        if cause is not None and key not in result.errors:
+            result.errors[key] = f"depends on failed computation {cause.hex()} ({poisoned[cause]})"
+            fail_descendants(key, result.errors[key])
 
     with ThreadPoolExecutor(max_workers=max(1, pool_size), thread_name_prefix="fhe") as pool:
         running: dict[Future[tuple[V, float]], NodeKey] = {}

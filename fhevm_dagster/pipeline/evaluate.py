@@ -23,7 +23,7 @@ from ..compute.oracle import Plain
 from ..protocol.digests import ciphertext_digest
 from ..protocol.handles import parse_handle
 from ..protocol.types import FheType
-from ..store import Ciphertext, Store, StoredComputation
+from ..store import Ciphertext, ComputationStatus, Store, StoredComputation
 from .errors import StepError
 from .tables import hex_str, type_name
 
@@ -83,6 +83,16 @@ class MissingInputsError(StepError):
         )
 
 
+def _failed_producers(store: Store, handles: Sequence[bytes]) -> dict[bytes, str]:
+    """The missing handles whose producing computation failed for good, with why: waiting for
+    them cannot help, so their consumers fail too instead of retrying the range."""
+    return {
+        c.output_handle: f"range {c.range_key}: {c.error_message or 'failed'}"
+        for c in store.computations_by_output(handles)
+        if c.status is ComputationStatus.ERROR
+    }
+
+
 def _producer_of(store: Store, handles: Sequence[bytes]) -> dict[bytes, str]:
     """Where each missing handle should come from, for the retry message."""
     producers = {c.output_handle: c.range_key for c in store.computations_by_output(handles)}
@@ -129,11 +139,13 @@ def evaluate_range(
     dag = build_dag(rows)
     report = RangeReport(range_key, pruned=len(dag.pruned), longest_chain=dag.longest_chain())
     stored = store.get_ciphertexts(sorted(dag.external))
-    missing = sorted(dag.external - stored.keys())
+    absent = sorted(dag.external - stored.keys())
+    failed = _failed_producers(store, absent)
+    missing = [h for h in absent if h not in failed]
     engine = engine_of() if dag.order else None
     inputs = {h: Ct64(c.ciphertext) for h, c in stored.items()}
     result: EvalResult[Ct64] = (
-        run_dag(dag, FheBackend(engine), inputs, pool_size) if engine else EvalResult()
+        run_dag(dag, FheBackend(engine), inputs, pool_size, failed) if engine else EvalResult()
     )
     results = [
         Ciphertext(key[0], result.values[key].data, node.row.fhe_type, key_id, "computed")
