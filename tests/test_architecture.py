@@ -3,7 +3,8 @@ packages Python runs to import it).
 
 - `protocol/`, `compute/`, `store/`, `pipeline/` and the plain-data `chain.config`, `chain.calls`
   and `settings` reach neither Dagster nor web3, however indirectly.
-- web3 is imported only by `chain/` and `devnet/`; Dagster only by the Dagster layer.
+- web3 is imported only by `chain/` and `devnet/`; Dagster only by the Dagster layer; `tfhe_py`
+  only by `compute/` and `resources/fhe.py`.
 """
 
 from __future__ import annotations
@@ -101,6 +102,12 @@ def test_web3_and_dagster_stay_in_their_rooms() -> None:
         if "dagster" in _imports(m)[1] and not _in(m, DAGSTER_ROOMS + DAGSTER_TOOLS)
     )
     assert web3 == [] and dagster == []
+
+
+def test_tfhe_py_only_through_compute() -> None:
+    """The bindings are used through `compute/` and the engine resource, nowhere else."""
+    users = sorted(m for m in MODULES if "tfhe_py" in _imports(m)[1])
+    assert all(_in(m, ("compute", "resources.fhe")) for m in users), users
 
 
 def test_the_dagster_layer_is_thin() -> None:

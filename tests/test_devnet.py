@@ -125,7 +125,7 @@ def test_up_refuses_bad_host_layouts(tmp_path: Path) -> None:
         ({"host_chains": 0}, "at least one host chain"),
         ({"host_chains": 2, "host_ports": [1, 2, 3]}, "2 host chains need 2 ports"),
         ({"host_ports": [7, 8]}, "must all differ"),  # 8 is the gateway port
-        ({"host_chain_id": 10900}, "also a host chain id"),  # 10900 + 1 is the gateway's
+        ({"host_chains": 2, "host_chain_id": 10900}, "also a host chain id"),  # 10901: gateway
     ):
         with pytest.raises(DevnetError, match=match):
             devnet_up(tmp_path, 7, 8, **kwargs)  # type: ignore[arg-type]

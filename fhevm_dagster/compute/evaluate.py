@@ -13,7 +13,7 @@ the bytes every coprocessor must agree on, whatever the cut of blocks into range
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -27,6 +27,10 @@ from fhevm_dagster.protocol.opcodes import OperationError, Operator, validate_op
 from fhevm_dagster.protocol.types import FheType
 
 V = TypeVar("V")
+
+#: How pipeline steps get the engine: called only when there is work, so an empty range does
+#: not pay the key load (the resource caches one engine per process).
+EngineFactory = Callable[[], tfhe_py.Engine]
 
 
 class Backend(Protocol[V]):

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-import tfhe_py
 
 from ..compute.dag import RangeDag, build_dag
-from ..compute.evaluate import Ct64, EvalResult, FheBackend, PlainBackend, run_dag
+from ..compute.evaluate import (
+    Ct64,
+    EngineFactory,
+    EvalResult,
+    FheBackend,
+    PlainBackend,
+    run_dag,
+)
 from ..compute.oracle import Plain
 from ..protocol.digests import ciphertext_digest
 from ..protocol.handles import parse_handle
@@ -122,7 +128,7 @@ def _drift(results: Sequence[Ciphertext], stored: dict[bytes, Ciphertext]) -> di
 
 def evaluate_range(
     store: Store,
-    engine_of: Callable[[], tfhe_py.Engine],
+    engine_of: EngineFactory,
     range_key: str,
     key_id: int,
     pool_size: int,

@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import pandas as pd
-import tfhe_py
 from eth_account.signers.local import LocalAccount
 
 from ..chain.calls import ContractCall, TxOutcome
 from ..chain.config import GatewayConfig, HostChainConfig
+from ..compute.evaluate import EngineFactory
 from ..compute.inputs import Deferred, NotServed, RejectedInput, verify_input
 from ..protocol.eip712 import sign_ciphertext_verification
 from ..protocol.gateway_events import decode_requests
@@ -121,7 +121,7 @@ def _verified_row(req: ProofRequest) -> dict[str, Any]:
 
 def verify_requests(
     store: Store,
-    engine_of: Callable[[], tfhe_py.Engine],
+    engine_of: EngineFactory,
     hosts: Mapping[int, HostChainConfig],
     ids: Sequence[int],
 ) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:

@@ -6,13 +6,12 @@ failed (reported, nothing to commit), or neither yet (retryable: its producer ha
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-import tfhe_py
 
+from ..compute.evaluate import EngineFactory
 from ..compute.sns import squash_batch
 from ..protocol.digests import ciphertext_digest, sns_ciphertext_digest
 from ..store import Ciphertext, ComputationStatus, Digest, Store
@@ -63,7 +62,7 @@ def range_handles(store: Store, chain_id: int, range_key: str) -> RangeHandles:
 
 def squash_range(
     store: Store,
-    engine_of: Callable[[], tfhe_py.Engine],
+    engine_of: EngineFactory,
     chain_id: int,
     range_key: str,
     pool_size: int,
