@@ -41,7 +41,7 @@ def connect(url: str, settings: RpcSettings = DEFAULT_RPC) -> Web3:
     """The process-wide Web3 client of `url` (one HTTP session per node and settings)."""
     retry = ExceptionRetryConfiguration(
         errors=RETRIED_ERRORS,
-        retries=settings.retries,
+        retries=settings.retries + 1,  # web3 counts attempts: 0 would make no request at all
         backoff_factor=settings.backoff_s,
         method_allowlist=[*REQUEST_RETRY_ALLOWLIST, "eth_sendRawTransaction"],
     )
