@@ -38,7 +38,7 @@ from fhevm_dagster.chain.sender import gateway_sender
 from fhevm_dagster.devnet import DevnetInfo, anvil_account, set_balance
 from fhevm_dagster.devnet.anvil import rpc_call
 from fhevm_dagster.partitions import GATEWAY_RANGES
-from fhevm_dagster.pipeline.block_ranges import BlockRange
+from fhevm_dagster.pipeline.block_ranges import BlockRange, parse_range_key
 from fhevm_dagster.protocol.eip712 import encode_input_proof
 from fhevm_dagster.resources.chain import GatewayChainResource, RangeSettings
 from fhevm_dagster.resources.fhe import FheResource
@@ -415,6 +415,13 @@ def test_gateway_sensor(
             instance.add_dynamic_partitions(GATEWAY_RANGES, list(req.partition_keys or []))
         if result.cursor is not None:
             cursor = result.cursor
+        store = res["store"].get()
+        for run in result.run_requests or []:  # each run ingests its range, as proof_requests does
+            rng = parse_range_key(str(run.partition_key))
+            last_hash = bytes.fromhex(run.tags["fhevm/last_block_hash"])
+            store.mark_range_processed(
+                info.gateway_chain_id, rng.key, rng.first, rng.last, last_hash
+            )
         return result
 
     first = tick()

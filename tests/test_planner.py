@@ -37,8 +37,9 @@ class Chain:
 class Book:
     ranges: dict[str, HostRange] = field(default_factory=dict)
 
-    def record(self, rng: BlockRange, known: bytes) -> None:
-        self.ranges[rng.key] = HostRange(31337, rng.key, rng.first, rng.last, known, None, 0)
+    def record(self, rng: BlockRange, known: bytes, *, ingested: bool = True) -> None:
+        processed = known if ingested else None
+        self.ranges[rng.key] = HostRange(31337, rng.key, rng.first, rng.last, known, processed, 0)
 
     def recent_ranges(self, chain_id: int, limit: int) -> list[HostRange]:
         return sorted(self.ranges.values(), key=lambda r: -r.first_block)[:limit]
@@ -84,6 +85,26 @@ def test_a_changed_last_block_hash_is_a_reorg() -> None:
     plan = plan_ranges(first.next_block, chain, book, rules)
     assert keys(plan.decisions) == [("000000000010-000000000019", True)]
     assert plan.decisions[0].last_hash == b"\x01" * 32
+
+
+def test_requested_ranges_not_ingested_are_planned_again() -> None:
+    """A lost tick or a queued run: planned again (same run key); Dagster skips keys it has."""
+    book, chain = Book(), Chain(40)
+    rules = RangeRules(range_size=10)
+    first = plan_ranges(None, chain, book, rules)
+    for d in first.decisions:
+        book.record(d.rng, d.last_hash, ingested=d.rng.first >= 20)  # 0-9, 10-19 not ingested
+    plan = plan_ranges(first.next_block, chain, book, rules)
+    assert keys(plan.decisions) == [
+        ("000000000000-000000000009", False),
+        ("000000000010-000000000019", False),
+    ]
+    plan = plan_ranges(None, chain, book, rules)  # the cursor of a lost tick
+    assert [k for k, _ in keys(plan.decisions)] == [
+        "000000000000-000000000009",
+        "000000000010-000000000019",
+    ]
+    assert plan.next_block == 40
 
 
 def test_a_shorter_chain_moves_the_cursor_back() -> None:

@@ -12,6 +12,7 @@ from host_defs import DEFS, HOST, HOST_RANGES
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
 from fhevm_dagster.devnet.anvil import AnvilNode, free_port, rpc_call, start_anvil, stop_anvil
+from fhevm_dagster.pipeline.block_ranges import parse_range_key
 from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
 from fhevm_dagster.resources.store import StoreResource
 
@@ -47,20 +48,36 @@ def mine_to(node: AnvilNode, block: int) -> None:
 
 
 class Ticker:
-    """Evaluates the sensor like the daemon does: carries the cursor, applies partition requests."""
+    """Evaluates the sensor like the daemon does: carries the cursor, applies partition requests,
+    and (unless told otherwise) lets each requested run ingest its range, as the range job would.
+    Run keys the daemon has seen are skipped, as Dagster does."""
 
     def __init__(self, instance: DagsterInstance, resources: dict[str, Any]) -> None:
         self.instance, self.resources, self.cursor = instance, resources, None
+        self.run_keys: set[str] = set()
+        self.launched: list[tuple[str | None, str | None]] = []
 
-    def tick(self, **overrides: Any) -> SensorResult:
+    def tick(self, *, lost: bool = False, runs: bool = True, **overrides: Any) -> SensorResult:
+        """`lost`: the daemon died before storing the tick (nothing of it survives)."""
         resources = {**self.resources, **overrides}
         ctx = build_sensor_context(instance=self.instance, cursor=self.cursor, resources=resources)
         result = DEFS.sensor(ctx)
         assert isinstance(result, SensorResult)
+        if lost:
+            return result
         for req in result.dynamic_partitions_requests or []:
             self.instance.add_dynamic_partitions(HOST_RANGES, list(req.partition_keys or []))
         if result.cursor is not None:
             self.cursor = result.cursor
+        launched = [r for r in result.run_requests or [] if r.run_key not in self.run_keys]
+        self.run_keys.update(str(r.run_key) for r in launched)
+        if runs:
+            store = self.resources["store"].get()
+            for r in launched:
+                rng = parse_range_key(str(r.partition_key))
+                last_hash = bytes.fromhex(r.tags["fhevm/last_block_hash"])
+                store.mark_range_processed(31337, rng.key, rng.first, rng.last, last_hash)
+        self.launched = [(r.partition_key, r.run_key) for r in launched]
         return result
 
 
@@ -163,6 +180,51 @@ def test_reorg_requests_range_again(
     ]
     assert t.cursor == "30"
     assert keys(t.tick()) == []  # nothing changed since
+
+
+def test_a_lost_tick_loses_no_range(
+    fresh_chain: AnvilNode,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+) -> None:
+    """The daemon dies after a tick was evaluated and before Dagster stored it: the next tick
+    requests the same ranges under the same run keys (#11: before, the store said 'requested' and
+    the next tick moved the cursor past them for good)."""
+    mine_to(fresh_chain, 25)
+    t = make_ticker(instance, fresh_chain, store_url)
+    first = keys(t.tick(lost=True))
+    assert first == [(k, k) for k in ("000000000000-000000000009", "000000000010-000000000019")]
+    assert t.cursor is None
+    again = t.tick(runs=False)  # launched, still queued: not ingested
+    assert keys(again) == first and t.launched == first and t.cursor == "20"
+    # The first run ingests its range; the second is still queued: asked again, and Dagster
+    # skips its run key, so no second run.
+    store = StoreResource(database_url=store_url).get()
+    tags = again.run_requests[0].tags
+    store.mark_range_processed(
+        31337, first[0][0], 0, 9, bytes.fromhex(tags["fhevm/last_block_hash"])
+    )
+    r = t.tick(runs=False)
+    assert keys(r) == first[1:] and t.launched == []
+
+
+def test_a_lost_reorg_tick_still_requests_the_new_generation(
+    fresh_chain: AnvilNode,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+) -> None:
+    url = fresh_chain.rpc_url
+    mine_to(fresh_chain, 5)
+    fork_point = rpc_call(url, "evm_snapshot")
+    mine_to(fresh_chain, 12)
+    t = make_ticker(instance, fresh_chain, store_url)
+    assert [k for k, _ in keys(t.tick())] == ["000000000000-000000000009"]
+    rpc_call(url, "evm_revert", [fork_point])
+    rpc_call(url, "evm_increaseTime", [1000])
+    mine_to(fresh_chain, 12)
+    reorg = [("000000000000-000000000009", "000000000000-000000000009:reorg-1")]
+    assert keys(t.tick(lost=True)) == reorg
+    assert keys(t.tick()) == reorg and t.launched == reorg
 
 
 def test_reorg_below_head_detected_by_hash(

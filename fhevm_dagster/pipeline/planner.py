@@ -2,7 +2,10 @@
 
 The cursor is the next block to cover. Only complete ranges under the safe head (head minus
 confirmations) are planned, aligned to multiples of the range size, at most `max_ranges_per_tick`.
-A recent range whose last-block hash changed (a reorg) is planned again, flagged `reorg`.
+A recent range whose last-block hash changed (a reorg) is planned again, flagged `reorg`. A range
+requested but not ingested yet is planned again too, under the same run key: what Dagster did with
+a tick (a run exists for that key, or the tick was lost with the daemon) is Dagster's record, and
+Dagster skips a run key it has seen, so a lost tick costs one tick, never a range.
 """
 
 from __future__ import annotations
@@ -79,9 +82,13 @@ def plan_ranges(
             continue
         current = _hash(chain, r.last_block)
         known_hash[r.partition_key] = current
-        if current != r.known_hash and len(decisions) < cap:
-            rng = BlockRange(r.first_block, r.last_block)
+        if len(decisions) >= cap:
+            continue
+        rng = BlockRange(r.first_block, r.last_block)
+        if current != r.known_hash:
             decisions[rng.key] = RangeDecision(rng, current, reorg=True)
+        elif r.processed_hash is None:  # requested, not ingested: request it again
+            decisions[rng.key] = RangeDecision(rng, current, reorg=False)
     start = next_block
     for rng in next_ranges(start, safe, rules.range_size, cap - len(decisions)):
         next_block = rng.last + 1
@@ -89,7 +96,7 @@ def plan_ranges(
             continue
         last_hash = known_hash.get(rng.key) or _hash(chain, rng.last)
         seen = book.get_range(chain_id, rng.key)
-        if seen is None:
+        if seen is None or (seen.processed_hash is None and seen.known_hash == last_hash):
             decisions[rng.key] = RangeDecision(rng, last_hash, reorg=False)
         elif seen.known_hash != last_hash:
             decisions[rng.key] = RangeDecision(rng, last_hash, reorg=True)

@@ -1,7 +1,9 @@
 """One block-range sensor per chain, from one factory over `pipeline.planner.plan_ranges`.
 
 Each tick plans complete ranges under the chain's safe head and requests one run per range (run key
-= partition key, `<partition>:reorg-<n>` for a range whose last-block hash changed). An RPC failure
+= partition key, `<partition>:reorg-<n>` for a range whose last-block hash changed). Ranges requested
+but not ingested yet are requested again under the same run key, which Dagster skips when it has a
+run for it: Dagster's run keys, not the store, are the record of what was requested. An RPC failure
 is a skip reason with the cursor left alone, never a crash.
 """
 
@@ -48,13 +50,16 @@ def evaluate_blocks(
         rec = store.record_range_request(
             plan.chain_id, d.rng.key, d.rng.first, d.rng.last, d.last_hash, reorg=d.reorg
         )
-        run_key = f"{d.rng.key}:reorg-{rec.reorg_count}" if d.reorg else d.rng.key
+        # The run key names the range and its reorg generation: requesting it again (a lost tick,
+        # a run still queued) is a no-op for Dagster, a reorg is a new run.
+        run_key = f"{d.rng.key}:reorg-{rec.reorg_count}" if rec.reorg_count else d.rng.key
         tags = {
             f"fhevm/{tag}_chain_id": str(plan.chain_id),
             "fhevm/last_block_hash": d.last_hash.hex(),
         }
-        if d.reorg:
+        if rec.reorg_count:
             tags["fhevm/reorg"] = str(rec.reorg_count)
+        if d.reorg:
             context.log.warning(f"reorg: {tag} range {d.rng.key} changed, requesting it again")
         if not context.instance.has_dynamic_partition(partitions.name, d.rng.key):
             new_keys.append(d.rng.key)
