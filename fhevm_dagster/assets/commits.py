@@ -30,10 +30,9 @@ from ..chain.ciphertext_commits import GatewayCommits, commit_events
 from ..chain.client import ChainReader
 from ..pipeline.commits import commit_range
 from ..pipeline.consensus import committed_problems, peer_report
-from ..pipeline.errors import StepError
 from ..pipeline.squash import digest_range, range_digests, range_handles, squash_range
 from ..pipeline.tables import hex_str
-from .metadata import MISSING_INPUT_RETRY, failure, figures_metadata, table_metadata
+from .metadata import MISSING_INPUT_RETRY, figures_metadata, step_errors, table_metadata
 
 #: A gateway outage or a stuck transaction: retry the whole step, it skips what is done.
 COMMIT_RETRY = RetryPolicy(max_retries=4, delay=15, backoff=Backoff.EXPONENTIAL)
@@ -73,13 +72,11 @@ def commit_assets(
         fail the step (retryable) and name themselves.
         """
         fhe = context.resources.fhe
-        try:
+        with step_errors():
             figures = squash_range(
                 context.resources.store.get(), fhe.engine, chain_id(context),
                 context.partition_key, fhe.pool_size,
             )  # fmt: skip
-        except StepError as exc:
-            raise failure(exc) from exc
         return MaterializeResult(metadata=figures_metadata(figures))
 
     @asset(
@@ -94,12 +91,10 @@ def commit_assets(
     )
     def ciphertext_digests(context: AssetExecutionContext) -> Output[pd.DataFrame]:
         """keccak256 of every stored ct64 and ct128 of the range, stored and shown as a table."""
-        try:
+        with step_errors():
             df, figures = digest_range(
                 context.resources.store.get(), chain_id(context), context.partition_key
             )
-        except StepError as exc:
-            raise failure(exc) from exc
         shown = ["handle", "fhe_type", "ciphertext_digest"]
         return Output(df, metadata={**figures_metadata(figures), **table_metadata(df, shown)})
 
@@ -121,13 +116,11 @@ def commit_assets(
         fails the range with its reason; the retry sends only what is still missing.
         """
         r = context.resources
-        try:
+        with step_errors():
             table, figures = commit_range(
                 r.store.get(), _commits(context), chain_id(context), context.partition_key,
                 r.commit_settings.batch_size,
             )  # fmt: skip
-        except StepError as exc:
-            raise failure(exc) from exc
         shown = ["handle", "status", "tx_hash"]
         return Output(table, metadata={**figures_metadata(figures), **table_metadata(table, shown)})
 

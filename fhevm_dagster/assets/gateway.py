@@ -9,16 +9,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetsDefinition, Output, RetryRequested, asset
+from dagster import AssetExecutionContext, AssetsDefinition, Output, asset
 
 from ..chain.client import ChainReader
 from ..chain.sender import gateway_sender
 from ..jobs import GATEWAY_RANGE_GROUP
 from ..partitions import gateway_ranges
 from ..pipeline.block_ranges import parse_range_key
-from ..pipeline.errors import RangeMoved, StepError
 from ..pipeline.gateway import answer_requests, collect_requests, verify_requests
-from .metadata import RPC_RETRY, STORE_RETRY, failure, figures_metadata, table_metadata
+from .metadata import RPC_RETRY, STORE_RETRY, figures_metadata, step_errors, table_metadata
 
 
 def _range_ids(context: Any) -> list[int]:
@@ -41,17 +40,13 @@ def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
     def proof_requests(context: AssetExecutionContext) -> Output[pd.DataFrame]:
         """`VerifyProofRequest` events of the range, decoded and stored (ciphertexts included)."""
         config = context.resources.gateway.config()
-        try:
+        with step_errors():
             df, figures, warnings = collect_requests(
                 ChainReader.of(config),
                 config,
                 context.resources.store.get(),
                 parse_range_key(context.partition_key),
             )
-        except RangeMoved:
-            raise RetryRequested(max_retries=3, seconds_to_wait=2) from None
-        except StepError as exc:
-            raise failure(exc) from exc
         for line in warnings:
             context.log.warning(line)
         shown = ["zk_proof_id", "user_address", "ciphertext_bytes"]
@@ -71,12 +66,10 @@ def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
         ct64."""
         r = context.resources
         hosts = [getattr(r, name).config() for name in host_chains]
-        try:
+        with step_errors():
             df, figures, log = verify_requests(
                 r.store.get(), r.fhe.engine, {h.chain_id: h for h in hosts}, _range_ids(context)
             )
-        except StepError as exc:
-            raise failure(exc) from exc
         for line in log:
             context.log.info(line)
         shown = ["zk_proof_id", "status", "code", "entries", "fhe_types"]
@@ -99,7 +92,7 @@ def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
         """
         r = context.resources
         config = r.gateway.config()
-        try:
+        with step_errors():
             df, figures, log = answer_requests(
                 r.store.get(),
                 lambda: gateway_sender(config, r.signer.tx_sender_account()),
@@ -107,8 +100,6 @@ def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
                 config,
                 _range_ids(context),
             )
-        except StepError as exc:
-            raise failure(exc) from exc
         for line in log:
             context.log.error(line)
         shown = ["zk_proof_id", "answer", "response_status", "tx_hash"]

@@ -15,18 +15,16 @@ from dagster import (
     DynamicPartitionsDefinition,
     MetadataValue,
     Output,
-    RetryRequested,
     asset,
     multi_asset,
 )
 
 from ..chain.client import ChainReader
 from ..pipeline.block_ranges import parse_range_key
-from ..pipeline.errors import RangeMoved, StepError
 from ..pipeline.evaluate import evaluate_range, evaluation_table
 from ..pipeline.host import ingest_range
 from ..pipeline.tables import hex_str
-from .metadata import MISSING_INPUT_RETRY, RPC_RETRY, failure, figures_metadata, table_metadata
+from .metadata import MISSING_INPUT_RETRY, RPC_RETRY, figures_metadata, step_errors, table_metadata
 
 RECOMPUTED_BYTES_CHECK = "recomputed_bytes_match_stored"
 
@@ -59,17 +57,13 @@ def host_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[Ass
     def host_ingest(context: AssetExecutionContext) -> Iterator[Output[pd.DataFrame]]:
         """Read the range's logs once, decode them once, store its computations."""
         config = getattr(context.resources, chain).config()
-        try:
+        with step_errors():
             report = ingest_range(
                 ChainReader.of(config),
                 config,
                 context.resources.store.get(),
                 parse_range_key(context.partition_key),
             )
-        except RangeMoved:
-            raise RetryRequested(max_retries=3, seconds_to_wait=2) from None
-        except StepError as exc:
-            raise failure(exc) from exc
         for m in report.decoded.malformed:
             where = f"{hex_str(m.log.tx_hash)}#{m.log.log_index}"
             context.log.warning(f"malformed {m.event} log {where}: {m.error}")
@@ -122,7 +116,7 @@ def host_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[Ass
         """
         config = getattr(context.resources, chain).config()
         fhe = context.resources.fhe
-        try:
+        with step_errors():
             report, dag = evaluate_range(
                 context.resources.store.get(),
                 fhe.engine,
@@ -131,9 +125,6 @@ def host_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[Ass
                 fhe.pool_size,
                 chain_id=config.chain_id,
             )
-        except StepError as exc:
-            context.add_output_metadata(figures_metadata(exc.figures))
-            raise failure(exc) from exc
         for handle, message in report.errors.items():
             context.log.error(f"computation {handle} failed: {message}")
         for handle, message in report.drift.items():

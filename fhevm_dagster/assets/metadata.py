@@ -6,7 +6,8 @@ tables become `MetadataValue.table` with a schema and `dagster/row_count`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -15,12 +16,13 @@ from dagster import (
     Failure,
     MetadataValue,
     RetryPolicy,
+    RetryRequested,
     TableColumn,
     TableRecord,
     TableSchema,
 )
 
-from ..pipeline.errors import StepError
+from ..pipeline.errors import RangeMoved, StepError
 
 PREVIEW_ROWS = 20
 # RPC nodes drop requests and lag behind: back off rather than fail the range.
@@ -62,10 +64,18 @@ def _cell(value: Any) -> str | int | float | bool | None:
     return str(value)
 
 
-def failure(exc: StepError) -> Failure:
-    """The Dagster failure of a step error: retried by the step's policy only when retryable."""
-    return Failure(
-        description=str(exc),
-        metadata=figures_metadata(exc.figures),
-        allow_retries=exc.retryable,
-    )
+@contextmanager
+def step_errors() -> Iterator[None]:
+    """A pipeline step's errors as Dagster takes them: a range that moved while it was read is
+    retried soon; a `StepError` fails the step with its figures, and the step's retry policy
+    applies only when the error says a retry can help."""
+    try:
+        yield
+    except RangeMoved:
+        raise RetryRequested(max_retries=3, seconds_to_wait=2) from None
+    except StepError as exc:
+        raise Failure(
+            description=str(exc),
+            metadata=figures_metadata(exc.figures),
+            allow_retries=exc.retryable,
+        ) from exc

@@ -12,9 +12,8 @@ from dagster import (
     asset,
 )
 
-from ..pipeline.errors import StepError
 from ..pipeline.objects import upload_range
-from .metadata import MISSING_INPUT_RETRY, failure, figures_metadata, table_metadata
+from .metadata import MISSING_INPUT_RETRY, figures_metadata, step_errors, table_metadata
 
 
 def object_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[AssetsDefinition]:
@@ -34,13 +33,11 @@ def object_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[A
         keys. Re-running uploads nothing already there with the same bytes and a valid
         attestation."""
         r = context.resources
-        try:
+        with step_errors():
             table, figures = upload_range(
                 r.store.get(), r.objects.backend(), r.signer.signer_account(),
                 int(getattr(r, chain).chain_id), context.partition_key,
             )  # fmt: skip
-        except StepError as exc:
-            raise failure(exc) from exc
         return MaterializeResult(
             metadata={**figures_metadata(figures), **table_metadata(table, key="objects")}
         )
