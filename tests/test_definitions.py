@@ -58,6 +58,18 @@ def test_every_job_and_sensor_resolves() -> None:
     assert {"host_31337", "host_31338", "gateway", "store", "fhe", "signer", "objects"} <= set(
         resources
     )
+    # Every step that sends from the coprocessor's gateway account takes the one sender slot.
+    pools = {
+        step.name: step.pool
+        for name in ("host_31337_range_job", "host_31338_range_job", "gateway_range_job")
+        for step in d.resolve_job_def(name).graph.node_defs
+        if step.pool
+    }
+    assert pools == {
+        "host_31337__digest_commits": "gateway_tx_sender",
+        "host_31338__digest_commits": "gateway_tx_sender",
+        "proof_responses": "gateway_tx_sender",
+    }
     second = resources["host_31338"]
     assert second.rpc_url == EnvVar("SECOND_RPC")  # the UI shows the variable, not the key
     assert resources["host_31338_ranges"].confirmations == 3

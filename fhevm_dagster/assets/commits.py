@@ -32,7 +32,13 @@ from ..pipeline.commits import commit_range
 from ..pipeline.consensus import committed_problems, peer_report
 from ..pipeline.squash import digest_range, range_digests, range_handles, squash_range
 from ..pipeline.tables import hex_str
-from .metadata import MISSING_INPUT_RETRY, figures_metadata, step_errors, table_metadata
+from .metadata import (
+    GATEWAY_SENDER_POOL,
+    MISSING_INPUT_RETRY,
+    figures_metadata,
+    step_errors,
+    table_metadata,
+)
 
 #: A gateway outage or a stuck transaction: retry the whole step, it skips what is done.
 COMMIT_RETRY = RetryPolicy(max_retries=4, delay=15, backoff=Backoff.EXPONENTIAL)
@@ -105,6 +111,7 @@ def commit_assets(
         io_manager_key="parquet_io_manager",
         deps=[ciphertext_digests],
         retry_policy=commit_retry,
+        pool=GATEWAY_SENDER_POOL,
         kinds={"python", "ethereum"},
         required_resource_keys={chain} | _GATEWAY_KEYS,
     )

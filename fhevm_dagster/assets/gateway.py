@@ -17,7 +17,14 @@ from ..jobs import GATEWAY_RANGE_GROUP
 from ..partitions import gateway_ranges
 from ..pipeline.block_ranges import parse_range_key
 from ..pipeline.gateway import answer_requests, collect_requests, verify_requests
-from .metadata import RPC_RETRY, STORE_RETRY, figures_metadata, step_errors, table_metadata
+from .metadata import (
+    GATEWAY_SENDER_POOL,
+    RPC_RETRY,
+    STORE_RETRY,
+    figures_metadata,
+    step_errors,
+    table_metadata,
+)
 
 
 def _range_ids(context: Any) -> list[int]:
@@ -81,6 +88,7 @@ def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
         io_manager_key="parquet_io_manager",
         retry_policy=RPC_RETRY,
         deps=[verified_inputs],
+        pool=GATEWAY_SENDER_POOL,
         kinds={"python", "ethereum"},
         required_resource_keys={"gateway", "signer", "store"},
     )

@@ -30,6 +30,10 @@ RPC_RETRY = RetryPolicy(max_retries=4, delay=2, backoff=Backoff.EXPONENTIAL)
 # Inputs produced by an earlier range (or the gateway) appear once that run completes.
 MISSING_INPUT_RETRY = RetryPolicy(max_retries=5, delay=10, backoff=Backoff.EXPONENTIAL)
 STORE_RETRY = RetryPolicy(max_retries=2, delay=1)
+#: The steps that send gateway transactions from the coprocessor's account: one at a time across
+#: runs (the instance gives every pool one slot), because two processes sending from one account
+#: would race for nonces; within a process, the sender's lock orders them.
+GATEWAY_SENDER_POOL = "gateway_tx_sender"
 
 _TYPES = {"b": "bool", "i": "int", "u": "int", "f": "float"}
 
