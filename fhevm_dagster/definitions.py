@@ -13,7 +13,7 @@ from .chain.registry import host_chains_from_settings
 from .host_chains import host_chain_defs
 from .jobs import gateway_range_job
 from .resources.chain import CommitSettings, GatewayChainResource, HostChainResource, RangeSettings
-from .resources.fhe import FheResource
+from .resources.fhe import FheResource, check_test_keys
 from .resources.io import ParquetIOManager
 from .resources.objects import ObjectStoreResource
 from .resources.signer import SignerResource
@@ -24,6 +24,8 @@ from .sensors import gateway_blocks_sensor
 @definitions
 def defs() -> Definitions:
     chains = host_chains_from_settings()
+    fhe = FheResource()
+    check_test_keys(fhe.resolved_key_dir, [c.chain_id for c in chains])
     hosts = [host_chain_defs(c.name) for c in chains]
     host_resources: dict[str, HostChainResource | RangeSettings] = {}
     for chain, host in zip(chains, hosts, strict=True):
@@ -37,7 +39,7 @@ def defs() -> Definitions:
         resources={
             **host_resources,
             "store": StoreResource(),
-            "fhe": FheResource(),
+            "fhe": fhe,
             "parquet_io_manager": ParquetIOManager(),
             "gateway": GatewayChainResource.from_env(),
             "gateway_settings": RangeSettings.gateway_from_env(),

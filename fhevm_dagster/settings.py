@@ -66,6 +66,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(f"{_P}TX_SENDER_KEY", "", "gateway transaction sender key (0x hex), else the file below", secret=True),
     Setting(f"{_P}TX_SENDER_KEY_FILE", "", "file holding the transaction sender key", "tx_sender_key_file"),
     Setting(f"{_P}KEY_DIR", "", "TFHE key set; empty: the committed devnet **test** keys"),
+    Setting(f"{_P}ALLOW_TEST_KEYS", "", "`1`: let the public test keys serve chains that are not the running devnet's"),
     # FHE work.
     Setting(f"{_P}DEVICE", "cpu", "`cpu`; `cuda` needs a tfhe-py built with TFHE-rs's `gpu` feature"),
     Setting(f"{_P}FHE_THREADS", "", "operations evaluated at once; empty: the number of CPUs"),

@@ -11,6 +11,7 @@ from dagster import AssetKey, EnvVar
 
 from fhevm_dagster import settings
 from fhevm_dagster.definitions import defs
+from fhevm_dagster.resources.fhe import PublicKeysRefused
 
 pytestmark = pytest.mark.fast
 
@@ -37,6 +38,15 @@ def two_host_chains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.setenv("SECOND_RPC", "http://127.0.0.1:8547/key")
     monkeypatch.setenv("FHEVM_DAGSTER_HOST_CHAINS", str(registry))
+    monkeypatch.setenv("FHEVM_DAGSTER_ALLOW_TEST_KEYS", "1")  # throwaway chains, no devnet
+
+
+def test_the_public_test_keys_serve_only_the_devnet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FHEVM_DAGSTER_ALLOW_TEST_KEYS")
+    with pytest.raises(PublicKeysRefused, match=r"host chain\(s\) \[31337, 31338\]"):
+        defs()
+    monkeypatch.setenv("FHEVM_DAGSTER_KEY_DIR", "/keys/of/this/network")
+    assert defs().resolve_job_def("host_31337_range_job")  # loaded lazily: no key read here
 
 
 def test_every_job_and_sensor_resolves() -> None:

@@ -84,8 +84,9 @@ def test_the_code_location_serves_every_devnet_host_chain(two_hosts: DevnetInfo)
 def test_env_file_is_the_whole_configuration(
     two_hosts: DevnetInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`devnet up --env-file .env` (make demo): with that file alone, no devnet.json to fall back
-    on, the code location serves both chains and the gateway of this devnet."""
+    """`devnet up --env-file .env` (make demo): with that file alone the code location serves
+    both chains and the gateway of this devnet (it names devnet.json too: that is what lets the
+    public test keys serve the devnet's chains)."""
     env = tmp_path / ".env"
     write_env_file(two_hosts, env)
     assert env.stat().st_mode & 0o077 == 0

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from .state import DevnetInfo
+from .state import INFO_FILE, DevnetInfo
 
 REGISTRY_FILE = "host-chains.json"
 
@@ -33,6 +33,8 @@ def devnet_settings(info: DevnetInfo) -> dict[str, str]:
     )
     p = "FHEVM_DAGSTER_"
     return {
+        # The devnet itself: what lets its public test keys serve its chains (and nothing else).
+        f"{p}DEVNET_JSON": str(Path(info.state_dir) / INFO_FILE),
         f"{p}HOST_CHAINS": str(registry),
         f"{p}GATEWAY_CHAIN_ID": str(info.gateway_chain_id),
         f"{p}GATEWAY_RPC_URL": info.gateway_rpc_url,

@@ -8,6 +8,7 @@ keys are public: a real deployment sets FHEVM_DAGSTER_KEY_DIR to keys made with
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
@@ -27,6 +28,27 @@ class DeviceError(RuntimeError):
 
 def default_key_dir() -> str:
     return settings.value("FHEVM_DAGSTER_KEY_DIR") or str(DEVNET_TEST_KEYS)
+
+
+class PublicKeysRefused(RuntimeError):
+    """The committed test keys (public: anyone can decrypt) configured for a real chain."""
+
+
+def check_test_keys(key_dir: str, chain_ids: Sequence[int]) -> None:
+    """The public test keys serve only the running devnet's chains, unless explicitly allowed
+    (`FHEVM_DAGSTER_ALLOW_TEST_KEYS=1`): on any other chain every ciphertext would be readable."""
+    if Path(key_dir).resolve() != DEVNET_TEST_KEYS.resolve():
+        return
+    if settings.value("FHEVM_DAGSTER_ALLOW_TEST_KEYS") == "1":
+        return
+    devnet = {int(h["chain_id"]) for h in settings.devnet_info().get("host_chains") or []}
+    foreign = sorted(set(chain_ids) - devnet)
+    if foreign:
+        raise PublicKeysRefused(
+            f"the committed test keys (public, {DEVNET_TEST_KEYS}) would serve host chain(s) "
+            f"{foreign}, which are not the running devnet's: set FHEVM_DAGSTER_KEY_DIR to this "
+            "network's keys (or FHEVM_DAGSTER_ALLOW_TEST_KEYS=1 for a throwaway chain)"
+        )
 
 
 def check_device(device: str) -> None:
