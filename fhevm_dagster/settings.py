@@ -134,8 +134,8 @@ def number(env: str) -> float:
 def markdown_table() -> str:
     """The README's settings table."""
     rows = [
-        f"| `{s.env}` | {s.help} | {'devnet `' + s.devnet + '`, else ' if s.devnet else ''}"
-        f"`{s.default or '(none)'}` |"
+        f"| `{s.env}` | {s.help}{' (secret: never shown in the UI)' if s.secret else ''} | "
+        f"{'devnet `' + s.devnet + '`, else ' if s.devnet else ''}`{s.default or '(none)'}` |"
         for s in SETTINGS
     ]
     return "\n".join(["| variable | what | default |", "|---|---|---|", *rows])
