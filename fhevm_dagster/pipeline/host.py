@@ -36,12 +36,16 @@ class LogSource(Protocol):
 def read_range_logs(
     source: LogSource, rng: BlockRange, addresses: Sequence[str]
 ) -> tuple[list[RawLog], bytes]:
-    """The range's logs and its last-block hash, read between two equal hashes of the last block
-    (else `RangeMoved`: a reorg raced the read)."""
+    """The range's logs and its last-block hash, read between two equal hashes of the last block,
+    every log's block hash equal to the chain's hash of its block (else `RangeMoved`: a reorg raced
+    the read, or a load-balanced node answered from another branch)."""
     before = source.block_hash(rng.last)
     logs = source.get_logs(rng.first, rng.last, addresses)
     after = source.block_hash(rng.last)
     if before is None or before != after:
+        raise RangeMoved(rng.key)
+    hashes = {n: source.block_hash(n) for n in {log.block_number for log in logs}}
+    if any(hashes[log.block_number] != log.block_hash for log in logs):
         raise RangeMoved(rng.key)
     return logs, after
 
