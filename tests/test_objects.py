@@ -188,7 +188,7 @@ def _upload_twice_then_tamper(backend: ObjectBackend, raw_put: Any) -> None:
     victim = items[0]
     good = backend.get(ct64_key(victim.handle))
     assert good is not None
-    raw_put(ct64_key(victim.handle), good.body[:-1] + b"\x00", good.metadata)
+    raw_put(ct64_key(victim.handle), good.body[:-1] + bytes([good.body[-1] ^ 0xFF]), good.metadata)
     with pytest.raises(FetchError, match="bytes hash to"):
         fetch_verified(backend, victim.handle)
     with pytest.raises(ObjectConflict, match=victim.handle.hex()) as exc:
