@@ -9,6 +9,7 @@ job serves them all.
 from dagster import Definitions, definitions
 
 from .assets.gateway import gateway_assets
+from .chain.config import gateway_from_settings
 from .chain.registry import host_chains_from_settings
 from .host_chains import host_chain_defs
 from .jobs import gateway_range_job
@@ -41,7 +42,7 @@ def defs() -> Definitions:
             "store": StoreResource(),
             "fhe": fhe,
             "parquet_io_manager": ParquetIOManager(),
-            "gateway": GatewayChainResource.from_env(),
+            "gateway": GatewayChainResource.of(gateway_from_settings()),
             "gateway_settings": RangeSettings.gateway_from_env(),
             "signer": SignerResource(),
             "commit_settings": CommitSettings.from_env(),

@@ -98,9 +98,8 @@ def value(env: str) -> str:
     """The setting's value: environment, else devnet.json, else its default (`~` expanded in
     `sqlite:///~` and `file://~` defaults)."""
     setting = _BY_ENV[env]
-    found = os.environ.get(env, "").strip()
-    if found:
-        return found
+    if is_set(env):
+        return os.environ[env].strip()
     if setting.devnet is not None:
         from_devnet = devnet_info().get(setting.devnet)
         if from_devnet is not None:
@@ -108,6 +107,11 @@ def value(env: str) -> str:
     return setting.default.replace("///~/", f"///{Path.home()}/").replace(
         "//~/", f"//{Path.home()}/"
     )
+
+
+def is_set(env: str) -> bool:
+    """Whether the variable itself is set (not the devnet or the default)."""
+    return bool(os.environ.get(env, "").strip())
 
 
 def path(env: str) -> Path:

@@ -67,6 +67,8 @@ class GatewayConfig:
     ciphertext_commits_address: str
     rpc: RpcSettings = DEFAULT_RPC
     receipt_timeout_s: float = 120.0
+    #: The environment variable the URL came from, if any: shown instead of the URL (API keys).
+    rpc_url_env: str = ""
 
     def require_input_verification(self) -> str:
         if not self.input_verification_address:
@@ -77,7 +79,8 @@ class GatewayConfig:
         return self.input_verification_address
 
 
-def _rpc_settings(timeout_env: str) -> RpcSettings:
+def rpc_settings(timeout_env: str) -> RpcSettings:
+    """A chain's RPC settings: its timeout variable, the shared retry settings."""
     return RpcSettings(
         cfg.number(timeout_env),
         cfg.integer("FHEVM_DAGSTER_RPC_RETRIES"),
@@ -86,12 +89,14 @@ def _rpc_settings(timeout_env: str) -> RpcSettings:
 
 
 def gateway_from_settings() -> GatewayConfig:
-    """The gateway of the settings table (commands; Dagster goes through its resources)."""
+    """The gateway of the settings table."""
+    url_env = "FHEVM_DAGSTER_GATEWAY_RPC_URL"
     return GatewayConfig(
         cfg.integer("FHEVM_DAGSTER_GATEWAY_CHAIN_ID"),
-        cfg.value("FHEVM_DAGSTER_GATEWAY_RPC_URL"),
+        cfg.value(url_env),
         cfg.value("FHEVM_DAGSTER_GATEWAY_INPUT_VERIFICATION_ADDRESS"),
         cfg.value("FHEVM_DAGSTER_GATEWAY_CIPHERTEXT_COMMITS_ADDRESS"),
-        _rpc_settings("FHEVM_DAGSTER_GATEWAY_RPC_TIMEOUT"),
+        rpc_settings("FHEVM_DAGSTER_GATEWAY_RPC_TIMEOUT"),
         cfg.number("FHEVM_DAGSTER_GATEWAY_RECEIPT_TIMEOUT"),
+        url_env if cfg.is_set(url_env) else "",
     )

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import settings as cfg
-from .config import HostChainConfig, RangeRules, RpcSettings
+from .config import HostChainConfig, RangeRules, rpc_settings
 
 HOST_CHAINS_ENV = "FHEVM_DAGSTER_HOST_CHAINS"
 _FIELDS = {
@@ -31,14 +31,6 @@ _FIELDS = {
 
 class RegistryError(ValueError):
     """A host chain list that cannot be served: says which entry and why."""
-
-
-def _rpc() -> RpcSettings:
-    return RpcSettings(
-        cfg.number("FHEVM_DAGSTER_HOST_RPC_TIMEOUT"),
-        cfg.integer("FHEVM_DAGSTER_RPC_RETRIES"),
-        cfg.number("FHEVM_DAGSTER_RPC_BACKOFF"),
-    )
 
 
 def _int(entry: Mapping[str, Any], key: str, default: int, where: str) -> int:
@@ -85,7 +77,7 @@ def host_chain(entry: Mapping[str, Any], where: str = "host chain") -> HostChain
         acl_address=str(entry.get("acl_address") or cfg.CANONICAL_ACL),
         executor_address=str(entry.get("executor_address") or cfg.CANONICAL_EXECUTOR),
         key_id=_int(entry, "key_id", cfg.integer("FHEVM_DAGSTER_KEY_ID"), where),
-        rpc=_rpc(),
+        rpc=rpc_settings("FHEVM_DAGSTER_HOST_RPC_TIMEOUT"),
         ranges=ranges,
         rpc_url_env=env,
     )
@@ -97,7 +89,7 @@ def _single() -> dict[str, Any]:
     return {
         "chain_id": cfg.integer("FHEVM_DAGSTER_HOST_CHAIN_ID"),
         "rpc_url": cfg.value(url_env),
-        "rpc_url_env": url_env if os.environ.get(url_env, "").strip() else "",
+        "rpc_url_env": url_env if cfg.is_set(url_env) else "",
         "acl_address": cfg.value("FHEVM_DAGSTER_HOST_ACL_ADDRESS"),
         "executor_address": cfg.value("FHEVM_DAGSTER_HOST_EXECUTOR_ADDRESS"),
         "start_block": cfg.integer("FHEVM_DAGSTER_HOST_START_BLOCK"),

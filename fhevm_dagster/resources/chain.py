@@ -7,26 +7,10 @@ and never a URL that carries an API key.
 
 from __future__ import annotations
 
-import os
-from typing import Any
-
 from dagster import ConfigurableResource, EnvVar
 
 from .. import settings as cfg
 from ..chain.config import GatewayConfig, HostChainConfig, RangeRules, RpcSettings
-
-
-def _url(env: str) -> Any:
-    """`EnvVar(env)` when the variable is set (a secret stays out of the UI), else the value."""
-    return EnvVar(env) if os.environ.get(env, "").strip() else cfg.value(env)
-
-
-def _rpc(timeout_env: str) -> dict[str, Any]:
-    return {
-        "request_timeout_s": cfg.number(timeout_env),
-        "rpc_retries": cfg.integer("FHEVM_DAGSTER_RPC_RETRIES"),
-        "rpc_backoff_s": cfg.number("FHEVM_DAGSTER_RPC_BACKOFF"),
-    }
 
 
 class _RpcResource(ConfigurableResource):  # type: ignore[type-arg]
@@ -83,18 +67,17 @@ class GatewayChainResource(_RpcResource):
     receipt_timeout_s: float = 120.0
 
     @classmethod
-    def from_env(cls) -> GatewayChainResource:
+    def of(cls, gateway: GatewayConfig) -> GatewayChainResource:
+        """The resource of the configured gateway; its URL as an `EnvVar` when it came from one."""
         return cls(
-            chain_id=cfg.integer("FHEVM_DAGSTER_GATEWAY_CHAIN_ID"),
-            rpc_url=_url("FHEVM_DAGSTER_GATEWAY_RPC_URL"),
-            input_verification_address=cfg.value(
-                "FHEVM_DAGSTER_GATEWAY_INPUT_VERIFICATION_ADDRESS"
-            ),
-            ciphertext_commits_address=cfg.value(
-                "FHEVM_DAGSTER_GATEWAY_CIPHERTEXT_COMMITS_ADDRESS"
-            ),
-            receipt_timeout_s=cfg.number("FHEVM_DAGSTER_GATEWAY_RECEIPT_TIMEOUT"),
-            **_rpc("FHEVM_DAGSTER_GATEWAY_RPC_TIMEOUT"),
+            chain_id=gateway.chain_id,
+            rpc_url=EnvVar(gateway.rpc_url_env) if gateway.rpc_url_env else gateway.rpc_url,
+            input_verification_address=gateway.input_verification_address,
+            ciphertext_commits_address=gateway.ciphertext_commits_address,
+            receipt_timeout_s=gateway.receipt_timeout_s,
+            request_timeout_s=gateway.rpc.timeout_s,
+            rpc_retries=gateway.rpc.retries,
+            rpc_backoff_s=gateway.rpc.backoff_s,
         )
 
     def config(self) -> GatewayConfig:
