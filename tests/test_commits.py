@@ -215,6 +215,8 @@ def test_range_squashed_digested_committed_once(
         assert mats["sns_ciphertexts"]["squashed"].value == 3
         assert mats["sns_ciphertexts"]["errored"].value == 1
         assert mats["digest_commits"]["sent"].value == 3
+        link = f"/assets/{HOST}/ciphertext_objects?view=partitions&partition={RANGE}"
+        assert mats["digest_commits"]["objects"].value == link  # the range's uploaded objects
 
         nonce = sender_nonce(devnet)
         again = materialize(

@@ -299,6 +299,9 @@ def test_asset_uploads_range_once_and_cli_reads_it(
     first = run()
     assert (first["uploaded"], first["skipped"], first["dagster/row_count"]) == (6, 0, 2)
     assert first["signer"] == SIGNER.address
+    assert first["digest_commits"] == (
+        f"/assets/{HOST}/digest_commits?view=partitions&partition={RANGE}"
+    )
     ct64 = store.get_ciphertexts(list(values))
     ct128 = store.get_ciphertexts128(list(values))
     for h, (value, fhe_type) in values.items():

@@ -36,6 +36,7 @@ from .metadata import (
     GATEWAY_SENDER_POOL,
     MISSING_INPUT_RETRY,
     figures_metadata,
+    partition_link,
     step_errors,
     table_metadata,
 )
@@ -129,7 +130,9 @@ def commit_assets(
                 r.commit_settings.batch_size,
             )  # fmt: skip
         shown = ["handle", "status", "tx_hash"]
-        return Output(table, metadata={**figures_metadata(figures), **table_metadata(table, shown)})
+        objects = partition_link((chain, "ciphertext_objects"), context.partition_key)
+        metadata = {**figures_metadata(figures), **table_metadata(table, shown), "objects": objects}
+        return Output(table, metadata=metadata)
 
     return [sns_ciphertexts, ciphertext_digests, digest_commits]
 

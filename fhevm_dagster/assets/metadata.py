@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 from dagster import (
@@ -36,6 +37,13 @@ STORE_RETRY = RetryPolicy(max_retries=2, delay=1)
 GATEWAY_SENDER_POOL = "gateway_tx_sender"
 
 _TYPES = {"b": "bool", "i": "int", "u": "int", "f": "float"}
+
+
+def partition_link(asset_key: tuple[str, ...], partition: str) -> MetadataValue:
+    """A link to one partition of another asset in the Dagster UI (same origin, any host)."""
+    path = "/".join(quote(part, safe="") for part in asset_key)
+    query = f"view=partitions&partition={quote(partition, safe='')}"
+    return MetadataValue.url(f"/assets/{path}?{query}")
 
 
 def figures_metadata(figures: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,13 @@ from dagster import (
 )
 
 from ..pipeline.objects import upload_range
-from .metadata import MISSING_INPUT_RETRY, figures_metadata, step_errors, table_metadata
+from .metadata import (
+    MISSING_INPUT_RETRY,
+    figures_metadata,
+    partition_link,
+    step_errors,
+    table_metadata,
+)
 
 
 def object_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[AssetsDefinition]:
@@ -38,8 +44,13 @@ def object_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[A
                 r.store.get(), r.objects.backend(), r.signer.signer_account(),
                 int(getattr(r, chain).chain_id), context.partition_key,
             )  # fmt: skip
+        commits = partition_link((chain, "digest_commits"), context.partition_key)
         return MaterializeResult(
-            metadata={**figures_metadata(figures), **table_metadata(table, key="objects")}
+            metadata={
+                **figures_metadata(figures),
+                **table_metadata(table, key="objects"),
+                "digest_commits": commits,
+            }
         )
 
     return [ciphertext_objects]
