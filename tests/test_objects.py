@@ -1,7 +1,7 @@
 """Object storage for the KMS: keys, attested metadata, idempotent uploads, a KMS's checks.
 
-S3 runs against a real S3-compatible HTTP server on 127.0.0.1 (moto's ThreadedMotoServer, started
-here), through boto3, as in production. The Dagster asset runs on real ciphertexts: test-key
+S3 runs against a real S3-compatible HTTP server on 127.0.0.1 (moto's ThreadedMotoServer, from
+s3_fixtures), through boto3, as in production. The Dagster asset runs on real ciphertexts: test-key
 encryptions compressed and squashed by the engine, stored as `ciphertexts` / `sns_ciphertexts` do.
 """
 
@@ -13,17 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from dagster import DagsterInstance, instance_for_test, materialize
 from eth_account import Account
 from host_defs import HOST, HOST_RANGES, ciphertext_objects, node
-from moto.server import ThreadedMotoServer
 
 from fhevm_dagster.cli import main
 from fhevm_dagster.compute.keys import KeySet
 from fhevm_dagster.compute.sns import squash_one
-from fhevm_dagster.devnet import free_port
 from fhevm_dagster.objects import (
     Action,
     Attestation,
@@ -58,7 +55,6 @@ from fhevm_dagster.store.records import Ciphertext
 
 RANGE = "000000000000-000000000099"
 CHAIN_ID = 31337
-BUCKET = "coprocessor"
 SIGNER = Account.from_key("0x" + "11" * 32)
 OTHER = Account.from_key("0x" + "22" * 32)
 
@@ -73,31 +69,6 @@ def item(size: int = 3000) -> HandleObjects:
     return HandleObjects(
         handle(FheType.Uint8), 0, ct64, ct128, ciphertext_digest(ct64), sns_ciphertext_digest(ct128)
     )
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture()
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3Backend:
-    """A fresh bucket on the local server, reached with the standard AWS variables."""
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(k, v)
-    bucket = f"{BUCKET}-{os.urandom(4).hex()}"
-    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
-    return S3Backend(bucket, endpoint_url=s3_endpoint)
 
 
 def test_attestation_is_the_reference_encoding() -> None:
