@@ -46,7 +46,7 @@ def pages(chain: str, partition: str | None) -> list[Page]:
     part = f"&partition={partition}" if partition else ""
     return [
         Page("lineage", f"/asset-groups/{chain}/lineage"),
-        Page("computations-plots", f"/assets/{chain}/fhe_computations?view=events", "Plots"),
+        Page("computations-plots", f"/assets/{chain}/fhe_computations", "Plots"),
         Page("computations-partition", f"/assets/{chain}/fhe_computations?view=partitions{part}"),
         Page("commits-partition", f"/assets/{chain}/digest_commits?view=partitions{part}"),
         Page("objects-partition", f"/assets/{chain}/ciphertext_objects?view=partitions{part}"),
