@@ -74,3 +74,18 @@ def test_runs_of_another_generation_do_not_count() -> None:
 def test_no_attempts_means_no_redrive() -> None:
     off = RedrivePolicy(attempts=0)
     assert decide_redrive([failed(1000)], H, 1e9, off) == Exhausted(0, 1000)
+
+
+def test_run_keys_name_range_generation_and_redrive() -> None:
+    from fhevm_dagster.sensors.redrive import run_key, run_tags
+
+    assert run_key("k", 0) == "k"
+    assert run_key("k", 2) == "k:reorg-2"
+    assert run_key("k", 0, 3) == "k:redrive-3"
+    assert run_key("k", 2, 3) == "k:reorg-2:redrive-3"
+    assert run_tags("host_1", 1, H, 2, 3) == {
+        "fhevm/host_1_chain_id": "1",
+        "fhevm/last_block_hash": H.hex(),
+        "fhevm/reorg": "2",
+        "fhevm/redrive": "3",
+    }

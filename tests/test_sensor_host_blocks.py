@@ -307,16 +307,17 @@ def test_failed_range_is_redriven_with_backoff_and_bound(
         fresh_chain,
         store_url,
         redrive_attempts=2,
-        redrive_backoff_s=1.0,
-        redrive_backoff_max_s=1.5,
+        redrive_backoff_s=2.0,
+        redrive_backoff_max_s=3.0,
     )
     key = "000000000000-000000000009"
     (first,) = launched(t, t.tick(runs=False))
     run = fail_run(instance, first)
     t.tick(runs=False)
-    assert t.launched == []  # 1 s backoff from the failure
-    for n, delay in ((1, 1.0), (2, 1.5)):  # 2 s capped at 1.5 s
-        sleep_until(end_time(instance, run) + delay - 0.3)
+    assert t.launched == []  # 2 s backoff from the failure
+    for n, delay in ((1, 2.0), (2, 3.0)):  # 4 s capped at 3 s
+        # A second early (a tick under load takes a fraction of one): not yet.
+        sleep_until(end_time(instance, run) + delay - 1.0)
         t.tick(runs=False)
         assert t.launched == []
         sleep_until(end_time(instance, run) + delay)
@@ -327,14 +328,14 @@ def test_failed_range_is_redriven_with_backoff_and_bound(
         t.tick(runs=False)
         assert t.launched == []  # requested: not twice
         run = fail_run(instance, again)
-    sleep_until(end_time(instance, run) + 2)  # past any backoff
+    sleep_until(end_time(instance, run) + 3)  # past any backoff
     t.tick(runs=False)
     assert t.launched == []  # bound reached
     (note,) = [m for m in t.logs if "re-drives failed" in m]
     assert f"{key}: 2 re-drives failed" in note and "re-materialise it by hand" in note
     # The operator re-executes the range; it fails again: re-drives start again, numbered on.
     run = fail_run(instance, run)
-    sleep_until(end_time(instance, run) + 1.0)
+    sleep_until(end_time(instance, run) + 2.0)
     (again,) = launched(t, t.tick(runs=False))
     assert again.run_key == f"{key}:redrive-3"
     # That one succeeds: the range is processed, nothing more.
