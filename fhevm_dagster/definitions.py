@@ -8,6 +8,7 @@ job serves them all.
 
 from dagster import Definitions, definitions
 
+from . import settings as cfg
 from .assets.gateway import gateway_assets
 from .chain.config import gateway_from_settings
 from .chain.registry import host_chains_from_settings
@@ -27,7 +28,8 @@ def defs() -> Definitions:
     chains = host_chains_from_settings()
     fhe = FheResource()
     check_test_keys(fhe.resolved_key_dir, [c.chain_id for c in chains])
-    hosts = [host_chain_defs(c.name) for c in chains]
+    max_runtime_s = cfg.integer("FHEVM_DAGSTER_RUN_MAX_RUNTIME")
+    hosts = [host_chain_defs(c.name, max_runtime_s=max_runtime_s) for c in chains]
     host_resources: dict[str, HostChainResource | RangeSettings] = {}
     for chain, host in zip(chains, hosts, strict=True):
         host_resources[chain.name] = HostChainResource.of(chain)
@@ -35,7 +37,7 @@ def defs() -> Definitions:
     return Definitions(
         assets=[*(a for h in hosts for a in h.assets), *gateway_assets([c.name for c in chains])],
         asset_checks=[c for h in hosts for c in h.checks],
-        jobs=[*(h.job for h in hosts), gateway_range_job],
+        jobs=[*(h.job for h in hosts), gateway_range_job(max_runtime_s)],
         sensors=[*(h.sensor for h in hosts), gateway_blocks_sensor],
         resources={
             **host_resources,

@@ -44,10 +44,13 @@ class HostChainDefs:
         return f"{self.name}_ranges"
 
 
-def host_chain_defs(name: str, commit_retry: RetryPolicy | None = COMMIT_RETRY) -> HostChainDefs:
-    """The definitions of the host chain `name` (`HostChainConfig.name`, e.g. `host_31337`)."""
+def host_chain_defs(
+    name: str, commit_retry: RetryPolicy | None = COMMIT_RETRY, max_runtime_s: int = 0
+) -> HostChainDefs:
+    """The definitions of the host chain `name` (`HostChainConfig.name`, e.g. `host_31337`);
+    its range job's runs may take `max_runtime_s` seconds (0: no limit, `jobs.py`)."""
     partitions = host_ranges(name)
-    job = host_range_job(name)
+    job = host_range_job(name, max_runtime_s)
     return HostChainDefs(
         name=name,
         partitions=partitions,

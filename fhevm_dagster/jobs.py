@@ -1,5 +1,9 @@
 """Jobs: one run of a host chain's range job per host block range, of `gateway_range_job` per
 gateway range. Each selects its asset group (the chain's name, or `gateway_range`).
+
+A job built with `max_runtime_s` carries Dagster's `dagster/max_runtime` tag: run monitoring
+(dagster.yaml) fails a run still going after that many seconds (a hung call, a dead worker), which
+frees its run slot; the block sensor then re-drives the range.
 """
 
 from __future__ import annotations
@@ -14,9 +18,14 @@ if TYPE_CHECKING:  # what define_asset_job returns; dagster does not export the 
     )
 
 GATEWAY_RANGE_GROUP = "gateway_range"
+GATEWAY_RANGE_JOB = "gateway_range_job"
 
 
-def host_range_job(chain: str) -> UnresolvedAssetJobDefinition:
+def _tags(max_runtime_s: int) -> dict[str, str]:
+    return {"dagster/max_runtime": str(max_runtime_s)} if max_runtime_s > 0 else {}
+
+
+def host_range_job(chain: str, max_runtime_s: int = 0) -> UnresolvedAssetJobDefinition:
     """`<chain>_range_job`: ingest one block range of the host chain and everything after."""
     return define_asset_job(
         f"{chain}_range_job",
@@ -28,12 +37,16 @@ def host_range_job(chain: str) -> UnresolvedAssetJobDefinition:
         # additions). One process per run loads it once; FHE calls release the GIL, so the
         # engine's thread pool still evaluates independent operations in parallel.
         executor_def=in_process_executor,
+        tags=_tags(max_runtime_s),
     )
 
 
-gateway_range_job = define_asset_job(
-    "gateway_range_job",
-    selection=AssetSelection.groups(GATEWAY_RANGE_GROUP),
-    description="Answer the input-verification requests of one gateway block range.",
-    executor_def=in_process_executor,  # one server-key load per run, as for the host jobs
-)
+def gateway_range_job(max_runtime_s: int = 0) -> UnresolvedAssetJobDefinition:
+    """`gateway_range_job`: answer the requests of one gateway block range."""
+    return define_asset_job(
+        GATEWAY_RANGE_JOB,
+        selection=AssetSelection.groups(GATEWAY_RANGE_GROUP),
+        description="Answer the input-verification requests of one gateway block range.",
+        executor_def=in_process_executor,  # one server-key load per run, as for the host jobs
+        tags=_tags(max_runtime_s),
+    )

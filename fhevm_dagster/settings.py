@@ -70,6 +70,12 @@ SETTINGS: tuple[Setting, ...] = (
     # FHE work.
     Setting(f"{_P}DEVICE", "cpu", "`cpu`; `cuda` needs a tfhe-py built with TFHE-rs's `gpu` feature"),
     Setting(f"{_P}FHE_THREADS", "", "operations evaluated at once; empty: the number of CPUs"),
+    # Runs: Dagster's run retries are off (dagster.yaml): run monitoring fails a range run past
+    # its maximum runtime, and the block sensors re-drive a range whose run failed.
+    Setting(f"{_P}RUN_MAX_RUNTIME", "3600", "seconds a range run may take before run monitoring fails it (`dagster/max_runtime`; 0: no limit)"),
+    Setting(f"{_P}REDRIVE_ATTEMPTS", "5", "re-drives in a row of a range whose run failed, then the sensor leaves it to the operator"),
+    Setting(f"{_P}REDRIVE_BACKOFF", "60", "seconds from a failed run to its range's re-drive, doubled per failed re-drive"),
+    Setting(f"{_P}REDRIVE_BACKOFF_MAX", "1800", "longest wait before a re-drive, in seconds"),
     # Where things are kept.
     Setting(f"{_P}DATABASE_URL", f"sqlite:///{_CACHE}/store.sqlite", "coprocessor store (SQLite or postgresql://…)", secret=True),
     Setting(f"{_P}PARQUET_DIR", f"{_CACHE}/parquet", "per-range tables (views)"),

@@ -83,3 +83,19 @@ def test_every_job_and_sensor_resolves() -> None:
     second = resources["host_31338"]
     assert second.rpc_url == EnvVar("SECOND_RPC")  # the UI shows the variable, not the key
     assert resources["host_31338_ranges"].confirmations == 3
+
+
+def test_range_runs_have_a_maximum_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run monitoring (dagster.yaml) fails a range run past `dagster/max_runtime`: a hung RPC call
+    or a worker killed by the OOM killer then no longer holds a run slot for good (#11)."""
+    names = ("host_31337_range_job", "host_31338_range_job", "gateway_range_job")
+    d = defs()
+    assert {d.resolve_job_def(n).tags.get("dagster/max_runtime") for n in names} == {"3600"}
+    monkeypatch.setenv("FHEVM_DAGSTER_RUN_MAX_RUNTIME", "900")
+    d = defs()
+    assert {d.resolve_job_def(n).tags.get("dagster/max_runtime") for n in names} == {"900"}
+    monkeypatch.setenv("FHEVM_DAGSTER_RUN_MAX_RUNTIME", "0")  # no limit
+    d = defs()
+    assert {d.resolve_job_def(n).tags.get("dagster/max_runtime") for n in names} == {None}
+    settings = d.resources or {}
+    assert settings["host_31337_ranges"].redrive().attempts == 5

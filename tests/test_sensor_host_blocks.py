@@ -1,13 +1,25 @@
-"""host_blocks_sensor against a real anvil: ranges, confirmations, cap, RPC outage, reorg."""
+"""host_blocks_sensor against a real anvil: ranges, confirmations, cap, RPC outage, reorg, and
+the re-drive of a range whose run failed."""
 
 from __future__ import annotations
 
+import logging
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dagster import DagsterInstance, SensorResult, build_sensor_context, instance_for_test
+from dagster import (
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    RunRequest,
+    SensorResult,
+    build_sensor_context,
+    instance_for_test,
+)
+from dagster._core.utils import make_new_run_id
 from host_defs import DEFS, HOST, HOST_RANGES
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
@@ -47,6 +59,15 @@ def mine_to(node: AnvilNode, block: int) -> None:
         rpc_call(node.rpc_url, "anvil_mine", [hex(block - head)])
 
 
+class _Collect(logging.Handler):
+    def __init__(self, into: list[str]) -> None:
+        super().__init__()
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())
+
+
 class Ticker:
     """Evaluates the sensor like the daemon does: carries the cursor, applies partition requests,
     and (unless told otherwise) lets each requested run ingest its range, as the range job would.
@@ -56,11 +77,14 @@ class Ticker:
         self.instance, self.resources, self.cursor = instance, resources, None
         self.run_keys: set[str] = set()
         self.launched: list[tuple[str | None, str | None]] = []
+        self.logs: list[str] = []  # what the last tick logged
 
     def tick(self, *, lost: bool = False, runs: bool = True, **overrides: Any) -> SensorResult:
         """`lost`: the daemon died before storing the tick (nothing of it survives)."""
         resources = {**self.resources, **overrides}
         ctx = build_sensor_context(instance=self.instance, cursor=self.cursor, resources=resources)
+        self.logs = []
+        ctx.log.addHandler(_Collect(self.logs))
         result = DEFS.sensor(ctx)
         assert isinstance(result, SensorResult)
         if lost:
@@ -85,7 +109,7 @@ def make_ticker(
     instance: DagsterInstance,
     node: AnvilNode,
     url: str,
-    **settings: int,
+    **settings: float,
 ) -> Ticker:
     defaults = {"range_size": 10, "confirmations": 0, "max_ranges_per_tick": 10, "start_block": 0}
     return Ticker(
@@ -230,3 +254,92 @@ def test_reorg_below_head_detected_by_hash(
     if lost:
         assert keys(t.tick(lost=True)) == reorg
     assert keys(t.tick()) == reorg and t.launched == reorg
+
+
+def fail_run(instance: DagsterInstance, launch: RunRequest | DagsterRun) -> DagsterRun:
+    """A run of the range job, failed: the RPC was down for longer than web3's retries, the worker
+    was OOM-killed, or it ran past `dagster/max_runtime`. For a request: the run the daemon
+    launches; for a run: an operator's re-execution of it (tags copied, as the UI does)."""
+    if isinstance(launch, DagsterRun):
+        tags = {**launch.tags, "dagster/parent_run_id": launch.run_id}
+    else:
+        tags = {
+            **launch.tags,
+            "dagster/partition": str(launch.partition_key),
+            "dagster/run_key": str(launch.run_key),
+            "dagster/sensor_name": DEFS.sensor.name,
+        }
+    run = DagsterRun(
+        job_name=DEFS.job.name, run_id=make_new_run_id(), tags=tags, status=DagsterRunStatus.STARTED
+    )
+    instance.add_run(run)
+    instance.report_run_failed(run)
+    return run
+
+
+def launched(t: Ticker, result: SensorResult) -> list[RunRequest]:
+    """The requests of the tick that Dagster would launch (a run key it has not seen)."""
+    new = {k for _, k in t.launched}
+    return [r for r in result.run_requests or [] if r.run_key in new]
+
+
+def end_time(instance: DagsterInstance, run: DagsterRun) -> float:
+    record = instance.get_run_record_by_id(run.run_id)
+    assert record is not None and record.end_time is not None
+    return record.end_time
+
+
+def sleep_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.time()))
+
+
+def test_failed_range_is_redriven_with_backoff_and_bound(
+    fresh_chain: AnvilNode,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+) -> None:
+    """A range whose run failed is requested again under `<key>:redrive-<n>` after a backoff that
+    doubles, at most `redrive_attempts` times; then the sensor says so and waits for the operator,
+    whose re-execution starts the count again (#11: before, a failed range stayed failed)."""
+    mine_to(fresh_chain, 12)
+    t = make_ticker(
+        instance,
+        fresh_chain,
+        store_url,
+        redrive_attempts=2,
+        redrive_backoff_s=2.0,
+        redrive_backoff_max_s=3.0,
+    )
+    key = "000000000000-000000000009"
+    (first,) = launched(t, t.tick(runs=False))
+    run = fail_run(instance, first)
+    t.tick(runs=False)
+    assert t.launched == []  # 2 s backoff from the failure
+    for n, delay in ((1, 2.0), (2, 3.0)):  # 4 s capped at 3 s
+        # A second early (a tick under load takes a fraction of one): not yet.
+        sleep_until(end_time(instance, run) + delay - 1.0)
+        t.tick(runs=False)
+        assert t.launched == []
+        sleep_until(end_time(instance, run) + delay)
+        (again,) = launched(t, t.tick(runs=False))
+        assert (again.partition_key, again.run_key) == (key, f"{key}:redrive-{n}")
+        assert again.tags["fhevm/redrive"] == str(n)
+        assert again.tags["fhevm/last_block_hash"] == first.tags["fhevm/last_block_hash"]
+        t.tick(runs=False)
+        assert t.launched == []  # requested: not twice
+        run = fail_run(instance, again)
+    sleep_until(end_time(instance, run) + 3)  # past any backoff
+    t.tick(runs=False)
+    assert t.launched == []  # bound reached
+    (note,) = [m for m in t.logs if "re-drives failed" in m]
+    assert f"{key}: 2 re-drives failed" in note and "re-materialise it by hand" in note
+    # The operator re-executes the range; it fails again: re-drives start again, numbered on.
+    run = fail_run(instance, run)
+    sleep_until(end_time(instance, run) + 2.0)
+    (again,) = launched(t, t.tick(runs=False))
+    assert again.run_key == f"{key}:redrive-3"
+    # That one succeeds: the range is processed, nothing more.
+    store = StoreResource(database_url=store_url).get()
+    last_hash = bytes.fromhex(first.tags["fhevm/last_block_hash"])
+    store.mark_range_processed(31337, key, 0, 9, last_hash)
+    assert keys(t.tick()) == []

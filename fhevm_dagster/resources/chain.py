@@ -7,10 +7,13 @@ and never a URL that carries an API key.
 
 from __future__ import annotations
 
+from typing import Any
+
 from dagster import ConfigurableResource, EnvVar
 
 from .. import settings as cfg
 from ..chain.config import GatewayConfig, HostChainConfig, RangeRules, RpcSettings
+from ..pipeline.redrive import RedrivePolicy
 
 
 class _RpcResource(ConfigurableResource):  # type: ignore[type-arg]
@@ -92,22 +95,28 @@ class GatewayChainResource(_RpcResource):
 
 
 class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
-    """How a sensor cuts one chain into ranges (`pipeline.planner.plan_ranges`)."""
+    """How a sensor cuts one chain into ranges (`pipeline.planner.plan_ranges`) and re-drives a
+    range whose run failed (`pipeline.redrive`)."""
 
     range_size: int = 100
     confirmations: int = 0
     max_ranges_per_tick: int = 10
     start_block: int = 0
     reorg_check_ranges: int = 8
+    redrive_attempts: int = 5
+    redrive_backoff_s: float = 60.0
+    redrive_backoff_max_s: float = 1800.0
 
     @classmethod
     def of(cls, rules: RangeRules) -> RangeSettings:
+        """A host chain's: its registry entry's rules, the re-drive settings."""
         return cls(
             range_size=rules.range_size,
             confirmations=rules.confirmations,
             max_ranges_per_tick=rules.max_ranges_per_tick,
             start_block=rules.start_block,
             reorg_check_ranges=rules.reorg_check_ranges,
+            **_redrive_from_env(),
         )
 
     @classmethod
@@ -119,6 +128,7 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
             max_ranges_per_tick=cfg.integer(p + "MAX_RANGES_PER_TICK"),
             start_block=cfg.integer(p + "START_BLOCK"),
             reorg_check_ranges=cfg.integer(p + "REORG_CHECK_RANGES"),
+            **_redrive_from_env(),
         )
 
     def rules(self) -> RangeRules:
@@ -129,6 +139,19 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
             self.start_block,
             self.reorg_check_ranges,
         )
+
+    def redrive(self) -> RedrivePolicy:
+        return RedrivePolicy(
+            self.redrive_attempts, self.redrive_backoff_s, self.redrive_backoff_max_s
+        )
+
+
+def _redrive_from_env() -> dict[str, Any]:
+    return {
+        "redrive_attempts": cfg.integer("FHEVM_DAGSTER_REDRIVE_ATTEMPTS"),
+        "redrive_backoff_s": cfg.number("FHEVM_DAGSTER_REDRIVE_BACKOFF"),
+        "redrive_backoff_max_s": cfg.number("FHEVM_DAGSTER_REDRIVE_BACKOFF_MAX"),
+    }
 
 
 class CommitSettings(ConfigurableResource):  # type: ignore[type-arg]

@@ -4,7 +4,8 @@ Each tick plans complete ranges under the chain's safe head and requests one run
 key = partition key, `<partition>:reorg-<n>` for a range whose last-block hash changed). Ranges
 requested but not ingested yet are requested again under the same run key, which Dagster skips when
 it has a run for it: Dagster's run keys, not the store, are the record of what was requested. An RPC
-failure is a skip reason with the cursor left alone, never a crash.
+failure is a skip reason with the cursor left alone, never a crash. A range whose run failed is
+re-driven (`sensors.redrive`): `<run key>:redrive-<n>`, backed off, bounded.
 """
 
 from __future__ import annotations
@@ -23,18 +24,23 @@ from dagster import (
 from ..chain.client import ChainReader, redact
 from ..pipeline.planner import plan_ranges
 from ..store import Store
+from .redrive import redrive_tick, run_key, run_tags
 
 
 def evaluate_blocks(
     context: SensorEvaluationContext,
+    *,
+    name: str,
+    job_name: str,
     chain_resource: str,
     settings_resource: str,
     partitions: DynamicPartitionsDefinition,
     tag: str,
 ) -> SensorResult:
-    """One tick: plan from the chain and the store, record requests, request runs."""
+    """One tick: plan from the chain and the store, record requests, request runs, re-drive."""
     chain = getattr(context.resources, chain_resource).config()
-    rules = getattr(context.resources, settings_resource).rules()
+    range_settings = getattr(context.resources, settings_resource)
+    rules = range_settings.rules()
     store: Store = context.resources.store.get()
     cursor = int(context.cursor) if context.cursor else None
     try:
@@ -50,23 +56,39 @@ def evaluate_blocks(
         rec = store.record_range_request(
             plan.chain_id, d.rng.key, d.rng.first, d.rng.last, d.last_hash, reorg=d.reorg
         )
-        # The run key names the range and its reorg generation: requesting it again (a lost tick,
-        # a run still queued) is a no-op for Dagster, a reorg is a new run.
-        run_key = f"{d.rng.key}:reorg-{rec.reorg_count}" if rec.reorg_count else d.rng.key
-        tags = {
-            f"fhevm/{tag}_chain_id": str(plan.chain_id),
-            "fhevm/last_block_hash": d.last_hash.hex(),
-        }
-        if rec.reorg_count:
-            tags["fhevm/reorg"] = str(rec.reorg_count)
         if d.reorg:
             context.log.warning(f"reorg: {tag} range {d.rng.key} changed, requesting it again")
         if not context.instance.has_dynamic_partition(partitions.name, d.rng.key):
             new_keys.append(d.rng.key)
-        requests.append(RunRequest(run_key=run_key, partition_key=d.rng.key, tags=tags))
+        requests.append(
+            RunRequest(
+                run_key=run_key(d.rng.key, rec.reorg_count),
+                partition_key=d.rng.key,
+                tags=run_tags(tag, plan.chain_id, d.last_hash, rec.reorg_count),
+            )
+        )
+    redrive = redrive_tick(
+        context,
+        job_name=job_name,
+        sensor_name=name,
+        tag=tag,
+        chain_id=plan.chain_id,
+        store=store,
+        policy=range_settings.redrive(),
+        cap=rules.max_ranges_per_tick,
+    )
+    for r in redrive.requests:
+        context.log.warning(
+            f"re-drive: {tag} range {r.partition_key} failed, requesting {r.run_key}"
+        )
+    for note in redrive.given_up:
+        context.log.warning(f"{tag} range {note}")
+    requests += redrive.requests
     if not requests:
         waiting = plan.waiting_reason(rules.range_size)
         reason = f"no complete {tag} range: {waiting}, {rules.confirmations} confirmations"
+        notes = [*redrive.waiting, *(f"gave up on {n}" for n in redrive.given_up)]
+        reason = "; ".join([reason, *notes])
         return SensorResult(skip_reason=SkipReason(reason), cursor=str(plan.next_block))
     return SensorResult(
         run_requests=requests,
@@ -93,11 +115,19 @@ def block_range_sensor(
         default_status=DefaultSensorStatus.RUNNING,
         required_resource_keys={chain_resource, settings_resource, "store"},
         description=f"Requests one {job_name} run per confirmed {tag} block range; "
-        "re-requests a range on reorg.",
+        "re-requests a range on reorg; re-drives a range whose run failed (backed off, bounded).",
     )
     def _blocks(context: SensorEvaluationContext, **_resources: object) -> SensorResult:
         # Dagster passes the required resources as keywords on direct invocation; the tick reads
         # them from the context either way.
-        return evaluate_blocks(context, chain_resource, settings_resource, partitions, tag)
+        return evaluate_blocks(
+            context,
+            name=name,
+            job_name=job_name,
+            chain_resource=chain_resource,
+            settings_resource=settings_resource,
+            partitions=partitions,
+            tag=tag,
+        )
 
     return _blocks

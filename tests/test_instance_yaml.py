@@ -1,0 +1,77 @@
+"""The shipped Dagster instance files load on the installed Dagster, with run monitoring on
+(start and cancel timeouts; it enforces `dagster/max_runtime`) and run retries off (web3 retries
+RPC requests, retry policies retry steps, the block sensors re-drive failed ranges)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+from dagster._core.instance.config import dagster_instance_config
+from postgres_fixtures import postgres_database, postgres_url  # noqa: F401
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL = ROOT / "dagster.yaml"
+POSTGRES = ROOT / "deploy" / "dagster-postgres.yaml"
+PG_ENV = (
+    "DAGSTER_PG_HOST",
+    "DAGSTER_PG_PORT",
+    "DAGSTER_PG_USER",
+    "DAGSTER_PG_PASSWORD",
+    "DAGSTER_PG_DB",
+)
+
+
+def home_with(path: Path, tmp_path: Path) -> Path:
+    shutil.copy(path, tmp_path / "dagster.yaml")
+    return tmp_path
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("path", [LOCAL, POSTGRES], ids=["local", "postgres"])
+def test_instance_file_validates(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in PG_ENV:
+        monkeypatch.setenv(name, "5432" if name.endswith("PORT") else "x")
+    config, _ = dagster_instance_config(str(home_with(path, tmp_path)))  # raises when invalid
+    monitoring = config["run_monitoring"]
+    assert monitoring["enabled"] is True
+    assert monitoring["start_timeout_seconds"] > 0 and monitoring["cancel_timeout_seconds"] > 0
+    assert monitoring["poll_interval_seconds"] > 0
+    # The default run launcher can neither check a worker's health nor resume a run: a dead
+    # worker's run is failed by its maximum runtime, then re-driven by the sensor.
+    assert monitoring["max_resume_run_attempts"] == 0
+    assert "run_launcher" not in config
+    assert config["run_retries"]["enabled"] is False
+
+
+def check(instance: DagsterInstance) -> None:
+    assert instance.run_monitoring_enabled
+    assert instance.run_monitoring_max_resume_run_attempts == 0
+    assert not instance.run_retries_enabled
+    assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
+
+
+@pytest.mark.fast
+def test_local_instance_loads(tmp_path: Path) -> None:
+    with DagsterInstance.from_config(str(home_with(LOCAL, tmp_path))) as instance:
+        check(instance)
+
+
+def test_postgres_instance_loads(
+    postgres_database: str,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = make_url(postgres_database)
+    for name, value in zip(
+        PG_ENV, (url.host, url.port, url.username, url.password or "", url.database), strict=True
+    ):
+        monkeypatch.setenv(name, str(value))
+    with DagsterInstance.from_config(str(home_with(POSTGRES, tmp_path))) as instance:
+        check(instance)
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
