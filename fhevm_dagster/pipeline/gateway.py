@@ -26,6 +26,7 @@ from ..store import Ciphertext, ProofKey, ProofRequest, ProofStatus, ResponseSta
 from .block_ranges import BlockRange
 from .errors import StepError
 from .host import LogSource, read_range_logs
+from .identity import require_identity
 from .tables import hex_str, type_name
 
 DECIDED = (ProofStatus.VERIFIED, ProofStatus.REJECTED, ProofStatus.NOT_SERVED)
@@ -62,6 +63,7 @@ def collect_requests(
     """`VerifyProofRequest` events of the range, stored; a table, figures, and warnings."""
     chain_id = source.chain_id()
     iv = gateway.require_input_verification()
+    require_identity(source, store, "gateway")
     logs, last_hash = read_range_logs(source, rng, [iv])
     report = decode_requests(logs, iv)
     new = 0

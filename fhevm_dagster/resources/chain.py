@@ -10,7 +10,14 @@ from __future__ import annotations
 from dagster import ConfigurableResource, EnvVar
 
 from .. import settings as cfg
-from ..chain.config import GatewayConfig, HostChainConfig, RangeRules, RpcSettings
+from ..chain.config import (
+    GatewayConfig,
+    HostChainConfig,
+    RangeRules,
+    RpcSettings,
+    accept_chain_reset,
+    gateway_from_settings,
+)
 
 
 class _RpcResource(ConfigurableResource):  # type: ignore[type-arg]
@@ -99,6 +106,7 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
     max_ranges_per_tick: int = 10
     start_block: int = 0
     reorg_check_ranges: int = 8
+    accept_reset: bool = False  # a new genesis under the chain's id is a reset, not an error
 
     @classmethod
     def of(cls, rules: RangeRules) -> RangeSettings:
@@ -108,17 +116,20 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
             max_ranges_per_tick=rules.max_ranges_per_tick,
             start_block=rules.start_block,
             reorg_check_ranges=rules.reorg_check_ranges,
+            accept_reset=rules.accept_reset,
         )
 
     @classmethod
     def gateway_from_env(cls) -> RangeSettings:
         p = "FHEVM_DAGSTER_GATEWAY_"
+        gateway = gateway_from_settings()
         return cls(
             range_size=cfg.integer(p + "RANGE_SIZE"),
             confirmations=cfg.integer(p + "CONFIRMATIONS"),
             max_ranges_per_tick=cfg.integer(p + "MAX_RANGES_PER_TICK"),
             start_block=cfg.integer(p + "START_BLOCK"),
             reorg_check_ranges=cfg.integer(p + "REORG_CHECK_RANGES"),
+            accept_reset=accept_chain_reset(gateway.chain_id, gateway.rpc_url),
         )
 
     def rules(self) -> RangeRules:
@@ -128,6 +139,7 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
             self.max_ranges_per_tick,
             self.start_block,
             self.reorg_check_ranges,
+            self.accept_reset,
         )
 
 

@@ -1,10 +1,12 @@
 """One block-range sensor per chain, from one factory over `pipeline.planner.plan_ranges`.
 
 Each tick plans complete ranges under the chain's safe head and requests one run per range (run
-key = partition key, `<partition>:reorg-<n>` for a range whose last-block hash changed). Ranges
+key `<partition>@<genesis prefix>`, `…:reorg-<n>` for a range whose last-block hash changed). Ranges
 requested but not ingested yet are requested again under the same run key, which Dagster skips when
 it has a run for it: Dagster's run keys, not the store, are the record of what was requested. An RPC
-failure is a skip reason with the cursor left alone, never a crash.
+failure is a skip reason with the cursor left alone, never a crash. A node whose genesis is not the
+store's is a reset chain, adopted when the chain's rules accept resets (the tick says so), else a
+failed tick (`pipeline.identity`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from dagster import (
 )
 
 from ..chain.client import ChainReader, redact
-from ..pipeline.planner import plan_ranges
+from ..pipeline.identity import ChainIdentityError, check_identity
+from ..pipeline.planner import plan_ranges, read_cursor, write_cursor
 from ..store import Store
 
 
@@ -36,13 +39,25 @@ def evaluate_blocks(
     chain = getattr(context.resources, chain_resource).config()
     rules = getattr(context.resources, settings_resource).rules()
     store: Store = context.resources.store.get()
-    cursor = int(context.cursor) if context.cursor else None
+    reader = ChainReader.of(chain)
     try:
-        plan = plan_ranges(cursor, ChainReader.of(chain), store, rules)
+        identity = check_identity(
+            reader, store, tag, accept_reset=rules.accept_reset, gateway=tag == "gateway"
+        )
+        cursor = None if identity.reset else read_cursor(context.cursor, identity.genesis)
+        plan = plan_ranges(cursor, reader, store, rules)
+    except ChainIdentityError:
+        raise  # another network behind the URL: the tick fails until an operator acts
     except Exception as exc:  # RPC down, timeouts, a reorg racing the tick: try again next tick
         url = chain.rpc_url
         reason = redact(f"{tag} RPC {url} failed: {type(exc).__name__}: {exc}", url)
         return SensorResult(skip_reason=SkipReason(reason))
+    notes: list[str] = []
+    if identity.reset:
+        notes.append(identity.reset_message(tag, rules.start_block))
+        context.log.warning(notes[-1])
+    next_cursor = write_cursor(identity.genesis, plan.next_block)
+    generation = identity.genesis.hex()[:8]
     requests: list[RunRequest] = []
     new_keys: list[str] = []
     assert partitions.name is not None
@@ -50,11 +65,15 @@ def evaluate_blocks(
         rec = store.record_range_request(
             plan.chain_id, d.rng.key, d.rng.first, d.rng.last, d.last_hash, reorg=d.reorg
         )
-        # The run key names the range and its reorg generation: requesting it again (a lost tick,
-        # a run still queued) is a no-op for Dagster, a reorg is a new run.
-        run_key = f"{d.rng.key}:reorg-{rec.reorg_count}" if rec.reorg_count else d.rng.key
+        # The run key names the range, the chain (its genesis: a reset devnet's ranges are new
+        # runs) and the reorg generation: requesting it again (a lost tick, a run still queued) is
+        # a no-op for Dagster, a reorg or a reset is a new run.
+        run_key = f"{d.rng.key}@{generation}"
+        if rec.reorg_count:
+            run_key += f":reorg-{rec.reorg_count}"
         tags = {
             f"fhevm/{tag}_chain_id": str(plan.chain_id),
+            "fhevm/genesis_hash": identity.genesis.hex(),
             "fhevm/last_block_hash": d.last_hash.hex(),
         }
         if rec.reorg_count:
@@ -67,11 +86,11 @@ def evaluate_blocks(
     if not requests:
         waiting = plan.waiting_reason(rules.range_size)
         reason = f"no complete {tag} range: {waiting}, {rules.confirmations} confirmations"
-        return SensorResult(skip_reason=SkipReason(reason), cursor=str(plan.next_block))
+        return SensorResult(skip_reason=SkipReason("; ".join([*notes, reason])), cursor=next_cursor)
     return SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[partitions.build_add_request(new_keys)] if new_keys else [],
-        cursor=str(plan.next_block),
+        cursor=next_cursor,
     )
 
 
