@@ -278,3 +278,26 @@ def test_v2_store_is_migrated_with_its_proof_requests(store_url: str) -> None:  
     assert store.put_proof_request(again)
     assert store.proof_request_keys(10901, 0, 9) == [first.key, again.key]
     engine.dispose()
+
+
+def test_adopting_a_reset_removes_only_the_old_chains_rows(store: Store) -> None:
+    other = ProofRequest(1, 7, 31337, "0x" + "cc" * 20, "0x" + "dd" * 20, b"zk", b"", 4, tx(4))
+    mine = ProofRequest(1, 10901, 31337, "0x" + "cc" * 20, "0x" + "dd" * 20, b"zk", b"", 4, tx(4))
+    for req in (other, mine):
+        store.put_proof_request(req)
+    store.write_range(31337, RANGE, ROWS, ALLOWED)
+    foreign = h(3)[:22] + (1).to_bytes(8, "big") + h(3)[30:]  # the same handle on chain 1
+    store.put_ciphertexts([Ciphertext(x, b"ct", 2, 0, "computed") for x in (h(3), foreign)])
+    store.set_commit_status(CommitStatus(foreign, CommitState.CONFIRMED, None, None))
+    old, new = b"\x01" * 32, b"\x02" * 32
+    assert store.record_genesis(10901, old) == old and store.record_genesis(10901, new) == old
+    gateway = store.adopt_reset(10901, old, new, gateway=True)
+    assert gateway is not None and store.genesis_of(10901) == new
+    assert gateway.removed["proof_requests"] == 1 and gateway.removed["commit_status"] == 1
+    assert store.proof_request_keys(10901, 0, 9) == [] and store.proof_request_keys(7, 0, 9)
+    assert store.adopt_reset(10901, old, new, gateway=True) is None  # adopted already
+    store.record_genesis(31337, old)
+    host = store.adopt_reset(31337, old, new, gateway=False)
+    assert host is not None and host.removed["computations"] == 3
+    assert store.computations_of_range(RANGE, chain_id=31337) == []
+    assert list(store.get_ciphertexts([h(3), foreign])) == [foreign]
