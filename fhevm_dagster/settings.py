@@ -58,6 +58,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(f"{_P}GATEWAY_RECEIPT_TIMEOUT", "120", "seconds to wait for a gateway transaction's receipt"),
     Setting(f"{_P}COMMIT_BATCH", "32", "digest commits in flight at once"),
     # Both chains.
+    Setting(f"{_P}ACCEPT_CHAIN_RESET", "", "a chain's genesis changed under its id: `1` start it again (its old rows dropped), `0` stop with an error; empty: `1` for the running devnet's chains only"),
     Setting(f"{_P}RPC_RETRIES", "5", "retries of an RPC request that could not reach the node (web3's retry layer)"),
     Setting(f"{_P}RPC_BACKOFF", "0.5", "seconds before the first RPC retry, doubled per retry"),
     # Keys: the files must be readable by their owner only (0600); the keys never reach the UI.

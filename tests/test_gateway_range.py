@@ -46,7 +46,7 @@ from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.signer import SignerResource
 from fhevm_dagster.resources.store import StoreResource
 from fhevm_dagster.sensors import gateway_blocks_sensor
-from fhevm_dagster.store import Store
+from fhevm_dagster.store import ProofRequest, Store
 
 INPUTS = Path(__file__).parent / "fixtures" / "inputs"
 ROOT = Path(__file__).parents[1]
@@ -125,10 +125,16 @@ def request(
     return int(event.args["zkProofId"]), int(receipt["blockNumber"])
 
 
+def stored_request(store: Store, gateway_chain_id: int, zk_proof_id: int) -> ProofRequest:
+    """The one stored request of the gateway with that id."""
+    (req,) = store.proof_requests_with_id(gateway_chain_id, zk_proof_id)
+    return req
+
+
 def input_proof(client: DevnetClient, store: Store, zk_proof_id: int) -> tuple[list[bytes], bytes]:
     """The handles and inputProof a user builds from the gateway's consensus event."""
-    req = store.get_proof_request(zk_proof_id)
-    assert req is not None and req.response_tx_hash is not None
+    req = stored_request(store, client.info.gateway_chain_id, zk_proof_id)
+    assert req.response_tx_hash is not None
     receipt = client.gateway_w3.eth.get_transaction_receipt(req.response_tx_hash)  # type: ignore[arg-type]
     consensus = next(
         e for e in client.events(receipt, gateway=True) if e.name == "VerifyProofResponse"
@@ -275,18 +281,19 @@ def test_bad_inputs_are_rejected_and_replays_send_nothing(
 
     store = StoreResource(database_url=store_url).get()
     for name, _, _, _, code in cases:
-        req = store.get_proof_request(ids[name])
-        assert req is not None and req.response_status == "confirmed", name
+        req = stored_request(store, info.gateway_chain_id, ids[name])
+        assert req.response_status == "confirmed", name
         if code:
             assert req.status == "rejected" and req.reason and req.reason.startswith(code), name
-            assert shown[str(ids[name])] == req.reason
+            assert shown[str(req.key)] == req.reason
             assert iv.isProofRejected(ids[name]).call(), name
         else:
             assert req.status == "verified" and iv.isProofVerified(ids[name]).call()
             assert ["0x" + h.hex() for h in req.handles or ()] == meta["handles"]
             stored = store.get_ciphertexts(list(req.handles or ()))
             assert {c.origin for c in stored.values()} == {"input"} and len(stored) == 2
-    assert "at most 255 entries, got 256" in (store.get_proof_request(ids["too_many"]).reason or "")  # type: ignore[union-attr]
+    too_many = stored_request(store, info.gateway_chain_id, ids["too_many"])
+    assert "at most 255 entries, got 256" in (too_many.reason or "")
 
     # Replay: the store knows every answer; nothing is verified or sent again.
     again = run(instance, GATEWAY_ASSETS, GATEWAY_RANGES, rng, res)
@@ -295,7 +302,9 @@ def test_bad_inputs_are_rejected_and_replays_send_nothing(
     assert again["proof_responses"]["skipped_already_answered"] == len(cases)
     # The store lost the answers (say, a crash before the write): the chain says they are done.
     for i in ids.values():
-        store.set_proof_response(i, "failed", None, "lost")
+        store.set_proof_response(
+            stored_request(store, info.gateway_chain_id, i).key, "failed", None, "lost"
+        )
     lost = run(instance, GATEWAY_ASSETS, GATEWAY_RANGES, rng, res)
     assert lost["proof_responses"]["already_done"] == len(cases)
     assert lost["proof_responses"]["transactions_sent"] == 0
@@ -379,8 +388,8 @@ def test_a_misconfigured_signer_fails_the_run(
         raise_on_error=False,
     )
     assert not result.success
-    req = StoreResource(database_url=url).get().get_proof_request(zk_id)
-    assert req is not None and req.status == "verified" and req.response_status == "failed"
+    req = stored_request(StoreResource(database_url=url).get(), info.gateway_chain_id, zk_id)
+    assert req.status == "verified" and req.response_status == "failed"
     assert "NotCoprocessorSigner" in (req.response_reason or "")
 
 

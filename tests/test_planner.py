@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
-from fhevm_dagster.chain.config import RangeRules
+from fhevm_dagster import settings
+from fhevm_dagster.chain.config import RangeRules, accept_chain_reset
 from fhevm_dagster.pipeline.block_ranges import BlockRange, next_ranges, parse_range_key
-from fhevm_dagster.pipeline.planner import ChainShrankError, plan_ranges
+from fhevm_dagster.pipeline.planner import ChainShrankError, plan_ranges, read_cursor, write_cursor
 from fhevm_dagster.store import HostRange
 
 pytestmark = pytest.mark.fast
@@ -132,3 +135,35 @@ def test_range_keys() -> None:
         parse_range_key("000000000009-000000000001")
     assert next_ranges(5, 25, 10, 10) == [BlockRange(5, 9), BlockRange(10, 19)]
     assert next_ranges(0, 8, 10, 10) == [] and len(next_ranges(0, 10**6, 10, 3)) == 3
+
+
+def test_cursor_names_its_chain() -> None:
+    genesis = bytes.fromhex("ab" * 32)
+    assert read_cursor(write_cursor(genesis, 120), genesis) == 120
+    assert read_cursor(write_cursor(bytes(32), 120), genesis) is None  # another chain: start again
+    assert read_cursor("120", genesis) == 120  # the plain format of before
+    assert read_cursor(None, genesis) is None
+
+
+def test_resets_are_accepted_on_the_devnet_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    devnet = {
+        "host_chains": [{"chain_id": 31337, "rpc_url": "http://127.0.0.1:8545"}],
+        "gateway_chain_id": 10901,
+        "gateway_rpc_url": "http://127.0.0.1:8546",
+    }
+    (tmp_path / "devnet.json").write_text(json.dumps(devnet))
+    monkeypatch.setenv(settings.DEVNET_JSON_ENV, str(tmp_path / "devnet.json"))
+    monkeypatch.delenv("FHEVM_DAGSTER_ACCEPT_CHAIN_RESET", raising=False)
+    assert accept_chain_reset(31337, "http://127.0.0.1:8545")
+    assert accept_chain_reset(10901, "http://127.0.0.1:8546")
+    assert not accept_chain_reset(31337, "https://rpc.example/key")  # same id, not the devnet
+    assert not accept_chain_reset(1, "http://127.0.0.1:8545")
+    monkeypatch.setenv("FHEVM_DAGSTER_ACCEPT_CHAIN_RESET", "0")
+    assert not accept_chain_reset(31337, "http://127.0.0.1:8545")
+    monkeypatch.setenv("FHEVM_DAGSTER_ACCEPT_CHAIN_RESET", "1")
+    assert accept_chain_reset(1, "https://rpc.example/key")
+    monkeypatch.setenv("FHEVM_DAGSTER_ACCEPT_CHAIN_RESET", "yes")
+    with pytest.raises(ValueError, match="expected 1, 0 or unset"):
+        accept_chain_reset(1, "https://rpc.example/key")

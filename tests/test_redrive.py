@@ -79,12 +79,14 @@ def test_no_attempts_means_no_redrive() -> None:
 def test_run_keys_name_range_generation_and_redrive() -> None:
     from fhevm_dagster.sensors.redrive import run_key, run_tags
 
-    assert run_key("k", 0) == "k"
-    assert run_key("k", 2) == "k:reorg-2"
-    assert run_key("k", 0, 3) == "k:redrive-3"
-    assert run_key("k", 2, 3) == "k:reorg-2:redrive-3"
-    assert run_tags("host_1", 1, H, 2, 3) == {
+    g = bytes.fromhex("abcdef01") + bytes(28)  # a genesis hash: its first 4 bytes name the chain
+    assert run_key("k", g, 0) == "k@abcdef01"
+    assert run_key("k", g, 2) == "k@abcdef01:reorg-2"
+    assert run_key("k", g, 0, 3) == "k@abcdef01:redrive-3"
+    assert run_key("k", g, 2, 3) == "k@abcdef01:reorg-2:redrive-3"
+    assert run_tags("host_1", 1, g, H, 2, 3) == {
         "fhevm/host_1_chain_id": "1",
+        "fhevm/genesis_hash": g.hex(),
         "fhevm/last_block_hash": H.hex(),
         "fhevm/reorg": "2",
         "fhevm/redrive": "3",

@@ -7,6 +7,7 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +24,16 @@ from dagster._core.utils import make_new_run_id
 from host_defs import DEFS, HOST, HOST_RANGES
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
+from fhevm_dagster.chain.client import ChainReader
+from fhevm_dagster.chain.config import HostChainConfig
 from fhevm_dagster.devnet.anvil import AnvilNode, free_port, rpc_call, start_anvil, stop_anvil
-from fhevm_dagster.pipeline.block_ranges import parse_range_key
+from fhevm_dagster.pipeline.block_ranges import BlockRange, parse_range_key
+from fhevm_dagster.pipeline.errors import StepError
+from fhevm_dagster.pipeline.host import ingest_range
+from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
 from fhevm_dagster.resources.store import StoreResource
+from fhevm_dagster.store import Ciphertext, CommitState, CommitStatus, Store
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +108,7 @@ class Ticker:
                 rng = parse_range_key(str(r.partition_key))
                 last_hash = bytes.fromhex(r.tags["fhevm/last_block_hash"])
                 store.mark_range_processed(31337, rng.key, rng.first, rng.last, last_hash)
-        self.launched = [(r.partition_key, r.run_key) for r in launched]
+        self.launched = [(r.partition_key, plain_key(r)) for r in launched]
         return result
 
 
@@ -109,7 +116,7 @@ def make_ticker(
     instance: DagsterInstance,
     node: AnvilNode,
     url: str,
-    **settings: float,
+    **settings: float | bool,
 ) -> Ticker:
     defaults = {"range_size": 10, "confirmations": 0, "max_ranges_per_tick": 10, "start_block": 0}
     return Ticker(
@@ -122,8 +129,21 @@ def make_ticker(
     )
 
 
+def plain_key(r: RunRequest) -> str:
+    """The run key without its chain generation (`@<genesis prefix>`, checked)."""
+    generation = "@" + r.tags["fhevm/genesis_hash"][:8]
+    assert generation in str(r.run_key), r.run_key
+    return str(r.run_key).replace(generation, "")
+
+
 def keys(result: SensorResult) -> list[tuple[str | None, str | None]]:
-    return [(r.partition_key, r.run_key) for r in result.run_requests or []]
+    """(partition key, run key without its chain generation)."""
+    return [(r.partition_key, plain_key(r)) for r in result.run_requests or []]
+
+
+def cursor_block(t: Ticker) -> str | None:
+    """The next block of the ticker's cursor (`<genesis hex>:<block>`)."""
+    return None if t.cursor is None else t.cursor.rpartition(":")[2]
 
 
 def skip_text(result: SensorResult) -> str:
@@ -143,7 +163,7 @@ def test_confirmations_and_partitions(
         ("000000000005-000000000009", "000000000005-000000000009"),
         ("000000000010-000000000019", "000000000010-000000000019"),
     ]
-    assert t.cursor == "20"
+    assert cursor_block(t) == "20"
     assert instance.get_dynamic_partitions(HOST_RANGES) == [k for k, _ in keys(r)]
     r = t.tick()
     assert not r.run_requests and "needs safe head >= 29" in skip_text(r)
@@ -160,8 +180,8 @@ def test_cap_per_tick(
 ) -> None:
     mine_to(fresh_chain, 55)
     t = make_ticker(instance, fresh_chain, store_url, max_ranges_per_tick=2)
-    assert len(keys(t.tick())) == 2 and t.cursor == "20"
-    assert len(keys(t.tick())) == 2 and t.cursor == "40"
+    assert len(keys(t.tick())) == 2 and cursor_block(t) == "20"
+    assert len(keys(t.tick())) == 2 and cursor_block(t) == "40"
     assert [k for k, _ in keys(t.tick())] == ["000000000040-000000000049"]
 
 
@@ -194,7 +214,7 @@ def test_reorg_requests_range_again(
     assert len(keys(t.tick())) == 3  # 0-9, 10-19, 20-29
     rpc_call(url, "evm_revert", [fork_point])  # head 15: ranges 20-29 and 10-19 are gone
     shrunk = t.tick()
-    assert not shrunk.run_requests and t.cursor == "10"
+    assert not shrunk.run_requests and cursor_block(t) == "10"
     rpc_call(url, "evm_increaseTime", [1000])  # new timestamps: new block hashes
     mine_to(fresh_chain, 31)
     again = keys(t.tick())
@@ -202,7 +222,7 @@ def test_reorg_requests_range_again(
         ("000000000010-000000000019", "000000000010-000000000019:reorg-1"),
         ("000000000020-000000000029", "000000000020-000000000029:reorg-1"),
     ]
-    assert t.cursor == "30"
+    assert cursor_block(t) == "30"
     assert keys(t.tick()) == []  # nothing changed since
 
 
@@ -220,7 +240,7 @@ def test_a_lost_tick_loses_no_range(
     assert first == [(k, k) for k in ("000000000000-000000000009", "000000000010-000000000019")]
     assert t.cursor is None
     again = t.tick(runs=False)  # launched, still queued: not ingested
-    assert keys(again) == first and t.launched == first and t.cursor == "20"
+    assert keys(again) == first and t.launched == first and cursor_block(t) == "20"
     # The first run ingests its range; the second is still queued: asked again, and Dagster
     # skips its run key, so no second run.
     store = StoreResource(database_url=store_url).get()
@@ -280,7 +300,7 @@ def fail_run(instance: DagsterInstance, launch: RunRequest | DagsterRun) -> Dags
 def launched(t: Ticker, result: SensorResult) -> list[RunRequest]:
     """The requests of the tick that Dagster would launch (a run key it has not seen)."""
     new = {k for _, k in t.launched}
-    return [r for r in result.run_requests or [] if r.run_key in new]
+    return [r for r in result.run_requests or [] if plain_key(r) in new]
 
 
 def end_time(instance: DagsterInstance, run: DagsterRun) -> float:
@@ -322,7 +342,7 @@ def test_failed_range_is_redriven_with_backoff_and_bound(
         assert t.launched == []
         sleep_until(end_time(instance, run) + delay)
         (again,) = launched(t, t.tick(runs=False))
-        assert (again.partition_key, again.run_key) == (key, f"{key}:redrive-{n}")
+        assert (again.partition_key, plain_key(again)) == (key, f"{key}:redrive-{n}")
         assert again.tags["fhevm/redrive"] == str(n)
         assert again.tags["fhevm/last_block_hash"] == first.tags["fhevm/last_block_hash"]
         t.tick(runs=False)
@@ -337,9 +357,141 @@ def test_failed_range_is_redriven_with_backoff_and_bound(
     run = fail_run(instance, run)
     sleep_until(end_time(instance, run) + 2.0)
     (again,) = launched(t, t.tick(runs=False))
-    assert again.run_key == f"{key}:redrive-3"
+    assert plain_key(again) == f"{key}:redrive-3"
     # That one succeeds: the range is processed, nothing more.
     store = StoreResource(database_url=store_url).get()
     last_hash = bytes.fromhex(first.tags["fhevm/last_block_hash"])
     store.mark_range_processed(31337, key, 0, 9, last_hash)
     assert keys(t.tick()) == []
+
+
+# --- a chain restarted under the same chain id (a devnet reset) --------------------------------
+
+
+def handle(i: int, chain_id: int) -> bytes:
+    return i.to_bytes(21, "big") + b"\xff" + chain_id.to_bytes(8, "big") + bytes([2, 0])
+
+
+def old_chain_rows(store: Store) -> None:
+    """What ingesting and evaluating the old chain left: computations, allowed handles, ct64s,
+    digests and commits of chain 31337 (and a ciphertext of another chain, which stays)."""
+    row = ComputationRow(
+        handle(3, 31337), b"\x01" * 32, 4, b"\x02" * 32, 0, 0, 0, (handle(1, 31337),), False,
+        True, 2, "0x" + "11" * 20,
+    )  # fmt: skip
+    allowed = AllowedHandle(
+        handle(3, 31337), "", "decryption", "0x" + "11" * 20, b"\x01" * 32, 4, 1
+    )
+    store.write_range(31337, "000000000000-000000000009", [row], [allowed])
+    store.put_ciphertexts(
+        [Ciphertext(handle(i, c), b"ct", 2, 0, "computed") for i, c in ((3, 31337), (3, 1))]
+    )
+    store.set_commit_status(CommitStatus(handle(3, 31337), CommitState.CONFIRMED, None, None))
+
+
+class RestartableAnvil:
+    """One anvil on a fixed port and chain id that can be restarted as a new chain."""
+
+    def __init__(self, state: Path) -> None:
+        self.state, self.port, self.starts = state, free_port(), 0
+
+    def start(self) -> AnvilNode:
+        self.starts += 1  # another genesis timestamp: another genesis hash
+        timestamp = str(1_700_000_000 + 1000 * self.starts)
+        return start_anvil(
+            self.state, "reset-host", port=self.port, chain_id=31337,
+            extra_args=["--timestamp", timestamp],
+        )  # fmt: skip
+
+    def restart(self) -> AnvilNode:
+        stop_anvil(self.state, "reset-host")
+        return self.start()
+
+    def stop(self) -> None:
+        stop_anvil(self.state, "reset-host")
+
+
+@pytest.fixture()
+def restartable(tmp_path: Path) -> Iterator[RestartableAnvil]:
+    node = RestartableAnvil(tmp_path / "anvil")
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def test_reset_chain_is_read_again_from_its_start(
+    restartable: RestartableAnvil,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Before: after 9 ranges of the old chain, the new chain's ranges were never requested (the
+    sensor waited for the new chain to reach the old cursor), and the old chain's computations
+    and commits stayed in the store as if they were the new chain's."""
+    node = restartable.start()
+    old_genesis = ChainReader(node.rpc_url).block_hash(0)
+    mine_to(node, 95)
+    t = make_ticker(instance, node, store_url, reorg_check_ranges=2, accept_reset=True)
+    assert len(keys(t.tick())) == 9 and cursor_block(t) == "90"
+    store = StoreResource(database_url=store_url).get()
+    old_chain_rows(store)
+
+    node = restartable.restart()
+    mine_to(node, 12)
+    r = t.tick()
+    logged = capfd.readouterr().err  # the tick's log: Dagster's console handler
+    assert keys(r) == [("000000000000-000000000009", "000000000000-000000000009")]
+    new_genesis = store.genesis_of(31337)
+    assert new_genesis is not None and new_genesis != old_genesis
+    assert r.run_requests[0].tags["fhevm/genesis_hash"] == new_genesis.hex()
+    assert t.launched == keys(r) and t.cursor == f"{new_genesis.hex()}:10"  # a new run key
+    assert f"host_31337 chain 31337 was reset: genesis 0x{old_genesis.hex()[:12]}" in logged
+    assert "starting again from block 0" in logged
+    assert store.computations_of_range("000000000000-000000000009", chain_id=31337) == []
+    assert store.allowed_handles_of_range("000000000000-000000000009", chain_id=31337) == []
+    assert list(store.get_ciphertexts([handle(3, 31337), handle(3, 1)])) == [handle(3, 1)]
+    assert store.get_commit_statuses([handle(3, 31337)]) == {}
+    assert [x.partition_key for x in store.recent_ranges(31337, 20)] == [
+        "000000000000-000000000009"
+    ]
+    mine_to(node, 20)
+    assert [k for k, _ in keys(t.tick())] == ["000000000010-000000000019"]
+
+
+def test_changed_genesis_off_the_devnet_stops_with_an_error(
+    restartable: RestartableAnvil,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+) -> None:
+    """Not the devnet (resets not accepted): a new genesis under the same chain id is another
+    network behind the URL. Before: the tick planned from the other chain's blocks."""
+    node = restartable.start()
+    mine_to(node, 25)
+    t = make_ticker(instance, node, store_url)
+    assert len(keys(t.tick())) == 2
+    store = StoreResource(database_url=store_url).get()
+    old_chain_rows(store)
+    before, cursor = store.snapshot(), t.cursor
+    node = restartable.restart()
+    mine_to(node, 25)
+    with pytest.raises(Exception, match="the RPC URL serves another chain with the same id"):
+        t.tick()
+    assert t.cursor == cursor and store.snapshot() == before  # nothing read, nothing removed
+    rng = BlockRange(0, 9)
+    chain = HostChainConfig(31337, node.rpc_url, "0x" + "aa" * 20, "0x" + "bb" * 20, 0)
+    with pytest.raises(StepError, match="this range is not read") as err:
+        ingest_range(ChainReader.of(chain), chain, store, rng)
+    assert not err.value.retryable and store.snapshot() == before
+
+
+def test_plain_cursor_of_before_is_read_as_this_chains(
+    fresh_chain: AnvilNode,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+) -> None:
+    mine_to(fresh_chain, 25)
+    t = make_ticker(instance, fresh_chain, store_url)
+    t.cursor = "10"  # a cursor written before genesis hashes were kept
+    assert [k for k, _ in keys(t.tick())] == ["000000000010-000000000019"]
+    assert t.cursor is not None and t.cursor.endswith(":20")

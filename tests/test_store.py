@@ -153,16 +153,16 @@ def test_chain_digests_commits_proofs(store: Store) -> None:
         2**200, 10901, 31337, "0x" + "cc" * 20, "0x" + "dd" * 20, b"zk", b"", 4, tx(4)
     )
     assert store.put_proof_request(req) and not store.put_proof_request(req)
-    store.set_proof_status(2**200, "verified", handles=[h(1), h(2)])
-    got = store.get_proof_request(2**200)
+    store.set_proof_status(req.key, "verified", handles=[h(1), h(2)])
+    got = store.get_proof_request(req.key)
     assert got is not None and got.status == "verified" and got.handles == (h(1), h(2))
     other_gateway = ProofRequest(
         7, 1, 31337, "0x" + "cc" * 20, "0x" + "dd" * 20, b"zk", b"", 4, tx(5)
     )
     late = ProofRequest(8, 10901, 31337, "0x" + "cc" * 20, "0x" + "dd" * 20, b"zk", b"", 9, tx(6))
     assert store.put_proof_request(other_gateway) and store.put_proof_request(late)
-    assert store.proof_request_ids(10901, 0, 8) == [2**200]  # by gateway chain and block
-    assert store.proof_request_ids(10901, 4, 9) == [2**200, 8]
+    assert store.proof_request_keys(10901, 0, 8) == [req.key]  # by gateway chain and block
+    assert store.proof_request_keys(10901, 4, 9) == [req.key, late.key]
 
 
 def test_range_queries_are_per_chain(store: Store) -> None:
@@ -186,21 +186,21 @@ def test_range_queries_are_per_chain(store: Store) -> None:
 def test_proof_statuses_are_enums_stored_as_before(store: Store) -> None:
     req = ProofRequest(7, 10901, 31337, "0x" + "cc" * 20, "0x" + "dd" * 20, b"zk", b"", 4, tx(4))
     store.put_proof_request(req)
-    got = store.get_proof_request(7)
+    got = store.get_proof_request(req.key)
     assert got is not None and got.status is ProofStatus.PENDING and got.response_status is None
-    store.set_proof_status(7, ProofStatus.REJECTED, "3: bad proof")
-    store.set_proof_response(7, ResponseStatus.ALREADY_DONE, None, None)
-    got = store.get_proof_requests([7])[7]
+    store.set_proof_status(req.key, ProofStatus.REJECTED, "3: bad proof")
+    store.set_proof_response(req.key, ResponseStatus.ALREADY_DONE, None, None)
+    got = store.get_proof_requests([req.key])[req.key]
     assert got.status is ProofStatus.REJECTED and got.response_status is ResponseStatus.ALREADY_DONE
-    store.set_proof_status(7, "not_served", "other chain")  # callers' plain strings still work
-    store.set_proof_response(7, "confirmed", tx(5), None)
-    got = store.get_proof_request(7)
+    store.set_proof_status(req.key, "not_served", "other chain")  # plain strings still work
+    store.set_proof_response(req.key, "confirmed", tx(5), None)
+    got = store.get_proof_request(req.key)
     assert got is not None and got.status is ProofStatus.NOT_SERVED
     assert got.response_status is ResponseStatus.CONFIRMED and got.response_status == "confirmed"
     with pytest.raises(ValueError):
-        store.set_proof_status(7, "verifyed")
+        store.set_proof_status(req.key, "verifyed")
     with pytest.raises(ValueError):
-        store.set_proof_response(7, "sent", None, None)
+        store.set_proof_response(req.key, "sent", None, None)
     t = proof_requests
     with store.engine.connect() as conn:
         raw = conn.execute(select(t.c.status, t.c.response_status)).one()
@@ -225,3 +225,79 @@ def test_engine_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert (tmp_path / "sub" / "x.sqlite").is_file()
     monkeypatch.delenv(DATABASE_URL_ENV)
     assert default_database_url().endswith(".cache/fhevm-dagster/store.sqlite")
+
+
+def test_v2_store_is_migrated_with_its_proof_requests(store_url: str) -> None:  # noqa: F811
+    """A v2 store (requests keyed by zkProofId alone) keeps its rows and takes the same id from
+    another transaction after migration 4."""
+    from sqlalchemy import Column, Index, MetaData, Table
+
+    from fhevm_dagster.store import migrations, schema
+
+    old = MetaData()
+    v2 = Table(
+        "proof_requests",
+        old,
+        *(
+            Column(
+                c.name,
+                c.type,
+                primary_key=c.name == "zk_proof_id",
+                nullable=c.nullable,
+                server_default=c.server_default,
+            )
+            for c in proof_requests.c
+        ),
+        Index("ix_proof_requests_status", "status"),
+    )
+    engine = create_store_engine(store_url)
+    v4 = {"proof_requests", "chain_genesis", "chain_resets"}
+    with engine.begin() as conn:
+        schema.metadata.create_all(
+            conn, [t for t in schema.metadata.sorted_tables if t.name not in v4]
+        )
+        old.create_all(conn)
+        migrations._version_meta.create_all(conn)
+        for v in (1, 2):
+            conn.execute(migrations.schema_version.insert().values(version=v, description="v"))
+        row = {c.name: None for c in v2.c if c.nullable}
+        row |= {"zk_proof_id": "1", "gateway_chain_id": 10901, "contract_chain_id": 31337}
+        row |= {"contract_address": "0x" + "cc" * 20, "user_address": "0x" + "dd" * 20}
+        row |= {"ciphertext_with_proof": b"zk", "extra_data": b"", "block_number": 4}
+        row |= {"tx_hash": tx(4), "status": "rejected", "reason": "3: bad"}
+        conn.execute(v2.insert().values(row))
+    store = Store(engine)
+    first = ProofRequest(1, 10901, 31337, "0x" + "cc" * 20, "0x" + "dd" * 20, b"zk", b"", 4, tx(4))
+    assert migrate(engine) == LATEST_VERSION
+    with engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert [d for d in diffs if "store_schema_version" not in str(d)] == []
+    kept = store.get_proof_request(first.key)
+    assert kept is not None and kept.status is ProofStatus.REJECTED
+    again = ProofRequest(1, 10901, 31337, "0x" + "cc" * 20, "0x" + "dd" * 20, b"zk", b"", 9, tx(9))
+    assert store.put_proof_request(again)
+    assert store.proof_request_keys(10901, 0, 9) == [first.key, again.key]
+    engine.dispose()
+
+
+def test_adopting_a_reset_removes_only_the_old_chains_rows(store: Store) -> None:
+    other = ProofRequest(1, 7, 31337, "0x" + "cc" * 20, "0x" + "dd" * 20, b"zk", b"", 4, tx(4))
+    mine = ProofRequest(1, 10901, 31337, "0x" + "cc" * 20, "0x" + "dd" * 20, b"zk", b"", 4, tx(4))
+    for req in (other, mine):
+        store.put_proof_request(req)
+    store.write_range(31337, RANGE, ROWS, ALLOWED)
+    foreign = h(3)[:22] + (1).to_bytes(8, "big") + h(3)[30:]  # the same handle on chain 1
+    store.put_ciphertexts([Ciphertext(x, b"ct", 2, 0, "computed") for x in (h(3), foreign)])
+    store.set_commit_status(CommitStatus(foreign, CommitState.CONFIRMED, None, None))
+    old, new = b"\x01" * 32, b"\x02" * 32
+    assert store.record_genesis(10901, old) == old and store.record_genesis(10901, new) == old
+    gateway = store.adopt_reset(10901, old, new, gateway=True)
+    assert gateway is not None and store.genesis_of(10901) == new
+    assert gateway.removed["proof_requests"] == 1 and gateway.removed["commit_status"] == 1
+    assert store.proof_request_keys(10901, 0, 9) == [] and store.proof_request_keys(7, 0, 9)
+    assert store.adopt_reset(10901, old, new, gateway=True) is None  # adopted already
+    store.record_genesis(31337, old)
+    host = store.adopt_reset(31337, old, new, gateway=False)
+    assert host is not None and host.removed["computations"] == 3
+    assert store.computations_of_range(RANGE, chain_id=31337) == []
+    assert list(store.get_ciphertexts([h(3), foreign])) == [foreign]

@@ -17,6 +17,7 @@ from ..jobs import GATEWAY_RANGE_GROUP
 from ..partitions import gateway_ranges
 from ..pipeline.block_ranges import parse_range_key
 from ..pipeline.gateway import answer_requests, collect_requests, verify_requests
+from ..store import ProofKey
 from .metadata import (
     GATEWAY_SENDER_POOL,
     RPC_RETRY,
@@ -27,10 +28,10 @@ from .metadata import (
 )
 
 
-def _range_ids(context: Any) -> list[int]:
+def _range_keys(context: Any) -> list[ProofKey]:
     rng = parse_range_key(context.partition_key)
     r = context.resources
-    return list(r.store.get().proof_request_ids(r.gateway.chain_id, rng.first, rng.last))
+    return list(r.store.get().proof_request_keys(r.gateway.chain_id, rng.first, rng.last))
 
 
 def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
@@ -75,7 +76,7 @@ def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
         hosts = [getattr(r, name).config() for name in host_chains]
         with step_errors():
             df, figures, log = verify_requests(
-                r.store.get(), r.fhe.engine, {h.chain_id: h for h in hosts}, _range_ids(context)
+                r.store.get(), r.fhe.engine, {h.chain_id: h for h in hosts}, _range_keys(context)
             )
         for line in log:
             context.log.info(line)
@@ -106,7 +107,7 @@ def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
                 lambda: gateway_sender(config, r.signer.tx_sender_account()),
                 r.signer.signer_account,
                 config,
-                _range_ids(context),
+                _range_keys(context),
             )
         for line in log:
             context.log.error(line)

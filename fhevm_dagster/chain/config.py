@@ -31,6 +31,8 @@ class RangeRules:
     max_ranges_per_tick: int = 10
     start_block: int = 0
     reorg_check_ranges: int = 8
+    #: A changed genesis is adopted as a reset (`pipeline.identity`) rather than an error.
+    accept_reset: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,21 @@ def rpc_settings(timeout_env: str) -> RpcSettings:
         cfg.integer("FHEVM_DAGSTER_RPC_RETRIES"),
         cfg.number("FHEVM_DAGSTER_RPC_BACKOFF"),
     )
+
+
+def accept_chain_reset(chain_id: int, rpc_url: str) -> bool:
+    """`FHEVM_DAGSTER_ACCEPT_CHAIN_RESET`: `1` yes, `0` no; unset: only for a chain of the running
+    devnet (its chain id at its URL), where restarts are routine; elsewhere a new genesis under
+    the same id means a wrong URL."""
+    setting = cfg.value("FHEVM_DAGSTER_ACCEPT_CHAIN_RESET")
+    if setting in ("0", "1"):
+        return setting == "1"
+    if setting:
+        raise ValueError(f"FHEVM_DAGSTER_ACCEPT_CHAIN_RESET={setting!r}: expected 1, 0 or unset")
+    devnet = cfg.devnet_info()
+    chains = [(h.get("chain_id"), h.get("rpc_url")) for h in devnet.get("host_chains") or []]
+    chains.append((devnet.get("gateway_chain_id"), devnet.get("gateway_rpc_url")))
+    return (chain_id, rpc_url) in chains
 
 
 def gateway_from_settings() -> GatewayConfig:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import settings as cfg
-from .config import HostChainConfig, RangeRules, rpc_settings
+from .config import HostChainConfig, RangeRules, accept_chain_reset, rpc_settings
 
 HOST_CHAINS_ENV = "FHEVM_DAGSTER_HOST_CHAINS"
 _FIELDS = {
@@ -70,6 +70,7 @@ def host_chain(entry: Mapping[str, Any], where: str = "host chain") -> HostChain
         reorg_check_ranges=_int(
             entry, "reorg_check_ranges", cfg.integer(p + "REORG_CHECK_RANGES"), where
         ),
+        accept_reset=accept_chain_reset(chain_id, url),
     )
     return HostChainConfig(
         chain_id=chain_id,

@@ -22,10 +22,11 @@ from ..compute.inputs import Deferred, NotServed, RejectedInput, verify_input
 from ..protocol.eip712 import sign_ciphertext_verification
 from ..protocol.gateway_events import decode_requests
 from ..protocol.handles import input_blob_hash
-from ..store import Ciphertext, ProofRequest, ProofStatus, ResponseStatus, Store
+from ..store import Ciphertext, ProofKey, ProofRequest, ProofStatus, ResponseStatus, Store
 from .block_ranges import BlockRange
 from .errors import StepError
 from .host import LogSource, read_range_logs
+from .identity import require_identity
 from .tables import hex_str, type_name
 
 DECIDED = (ProofStatus.VERIFIED, ProofStatus.REJECTED, ProofStatus.NOT_SERVED)
@@ -35,8 +36,19 @@ REQUEST_COLUMNS = [
     "zk_proof_id", "contract_chain_id", "contract_address", "user_address", "ciphertext_bytes",
     "blob_hash", "extra_data", "block_number", "tx_hash", "log_index",
 ]  # fmt: skip
-VERIFIED_COLUMNS = ["zk_proof_id", "status", "code", "reason", "entries", "fhe_types", "handles"]
-RESPONSE_COLUMNS = ["zk_proof_id", "answer", "response_status", "tx_hash", "reason", "sent"]
+VERIFIED_COLUMNS = [
+    "zk_proof_id",
+    "tx_hash",
+    "status",
+    "code",
+    "reason",
+    "entries",
+    "fhe_types",
+    "handles",
+]
+RESPONSE_COLUMNS = [
+    "zk_proof_id", "request_tx_hash", "answer", "response_status", "tx_hash", "reason", "sent",
+]  # fmt: skip
 
 
 class Sender(Protocol):
@@ -51,6 +63,7 @@ def collect_requests(
     """`VerifyProofRequest` events of the range, stored; a table, figures, and warnings."""
     chain_id = source.chain_id()
     iv = gateway.require_input_verification()
+    require_identity(source, store, "gateway")
     logs, last_hash = read_range_logs(source, rng, [iv])
     report = decode_requests(logs, iv)
     new = 0
@@ -110,6 +123,7 @@ def _verified_row(req: ProofRequest) -> dict[str, Any]:
     rejected = req.status == ProofStatus.REJECTED
     return {
         "zk_proof_id": str(req.zk_proof_id),
+        "tx_hash": hex_str(req.tx_hash),
         "status": str(req.status),
         "code": code if rejected else "",
         "reason": reason if rejected else (req.reason or ""),
@@ -123,23 +137,23 @@ def verify_requests(
     store: Store,
     engine_of: EngineFactory,
     hosts: Mapping[int, HostChainConfig],
-    ids: Sequence[int],
+    keys: Sequence[ProofKey],
 ) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
     """Check the ZK proofs of undecided requests; store input handles with their ct64.
 
     Requests naming a host chain not in `hosts` are `not_served`. A request the bindings could
     not finish (a TFHE-rs panic) is deferred: the others are decided and the step fails retryably.
     """
-    stored = store.get_proof_requests(ids)
-    missing = [i for i in ids if i not in stored]
+    stored = store.get_proof_requests(keys)
+    missing = [str(k) for k in keys if k not in stored]
     if missing:
         raise StepError(
             f"proof requests {missing} are not in the store: rematerialize proof_requests",
             retryable=False,
         )
-    todo = [stored[i] for i in ids if stored[i].status not in DECIDED]
+    todo = [stored[k] for k in keys if stored[k].status not in DECIDED]
     seconds = 0.0
-    deferred: dict[int, str] = {}
+    deferred: dict[ProofKey, str] = {}
     log: list[str] = []
     for req in todo:
         host = hosts.get(req.contract_chain_id)
@@ -155,25 +169,25 @@ def verify_requests(
         )
         seconds += time.monotonic() - started
         if isinstance(result, NotServed):
-            store.set_proof_status(req.zk_proof_id, ProofStatus.NOT_SERVED, result.reason)
-            log.append(f"request {req.zk_proof_id} not answered: {result.reason}")
+            store.set_proof_status(req.key, ProofStatus.NOT_SERVED, result.reason)
+            log.append(f"request {req.key} not answered: {result.reason}")
         elif isinstance(result, Deferred):
-            deferred[req.zk_proof_id] = result.reason
-            log.append(f"request {req.zk_proof_id} deferred: {result.reason}")
+            deferred[req.key] = result.reason
+            log.append(f"request {req.key} deferred: {result.reason}")
         elif isinstance(result, RejectedInput):
             reason = f"{result.code}: {result.reason}"
-            store.set_proof_status(req.zk_proof_id, ProofStatus.REJECTED, reason)
-            log.append(f"request {req.zk_proof_id} rejected: {result.reason}")
+            store.set_proof_status(req.key, ProofStatus.REJECTED, reason)
+            log.append(f"request {req.key} rejected: {result.reason}")
         else:
             assert host is not None  # verified only for a served chain
             cts = zip(result.handles, result.ciphertexts, result.fhe_types, strict=True)
             store.put_ciphertexts([Ciphertext(h, ct, t, host.key_id, "input") for h, ct, t in cts])
-            store.set_proof_status(req.zk_proof_id, ProofStatus.VERIFIED, None, result.handles)
-    final = store.get_proof_requests(ids)
-    df = pd.DataFrame([_verified_row(final[i]) for i in ids], columns=VERIFIED_COLUMNS)
+            store.set_proof_status(req.key, ProofStatus.VERIFIED, None, result.handles)
+    final = store.get_proof_requests(keys)
+    df = pd.DataFrame([_verified_row(final[k]) for k in keys], columns=VERIFIED_COLUMNS)
     statuses = Counter(r.status for r in final.values())
     figures = {
-        "requests": len(ids),
+        "requests": len(keys),
         "verified": statuses[ProofStatus.VERIFIED],
         "rejected": statuses[ProofStatus.REJECTED],
         "not_served": statuses[ProofStatus.NOT_SERVED],
@@ -182,7 +196,7 @@ def verify_requests(
         "verify_seconds": round(seconds, 2),
         "input_handles": int(df["entries"].sum()) if len(df) else 0,
         "rejections": {
-            str(i): final[i].reason for i in ids if final[i].status == ProofStatus.REJECTED
+            str(k): final[k].reason for k in keys if final[k].status == ProofStatus.REJECTED
         },
     }
     if deferred:
@@ -230,24 +244,24 @@ def answer_requests(
     sender: Callable[[], Sender],
     signer: Callable[[], LocalAccount],
     gateway: GatewayConfig,
-    ids: Sequence[int],
+    keys: Sequence[ProofKey],
 ) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
     """Send the answers not yet done (check-then-send: simulated first, so an answer already on
     chain reads `already_done` and costs no transaction)."""
-    reqs = store.get_proof_requests(ids)
+    reqs = store.get_proof_requests(keys)
     pending = [
-        reqs[i]
-        for i in ids
-        if reqs[i].response_status not in DONE_RESPONSES
-        and reqs[i].status != ProofStatus.NOT_SERVED
+        reqs[k]
+        for k in keys
+        if reqs[k].response_status not in DONE_RESPONSES
+        and reqs[k].status != ProofStatus.NOT_SERVED
     ]
-    unverified = [r.zk_proof_id for r in pending if r.status not in DECIDED]
+    unverified = [str(r.key) for r in pending if r.status not in DECIDED]
     if unverified:
         raise StepError(
             f"requests {unverified} are not verified yet: rematerialize verified_inputs",
             retryable=False,
         )
-    outcomes: dict[int, TxOutcome] = {}
+    outcomes: dict[ProofKey, TxOutcome] = {}
     tx_sender = ""
     log: list[str] = []
     if pending:
@@ -257,44 +271,43 @@ def answer_requests(
         iv = gateway.require_input_verification()
         calls = [answer_call(r, account, gateway.chain_id, iv) for r in pending]
         for req, outcome in zip(pending, txs.send_many(calls), strict=True):
-            store.set_proof_response(
-                req.zk_proof_id, outcome.status, outcome.tx_hash, outcome.reason
-            )
-            outcomes[req.zk_proof_id] = outcome
+            store.set_proof_response(req.key, outcome.status, outcome.tx_hash, outcome.reason)
+            outcomes[req.key] = outcome
             if outcome.status == "failed":
-                log.append(f"answer to request {req.zk_proof_id} failed: {outcome.reason}")
-    final = store.get_proof_requests(ids)
+                log.append(f"answer to request {req.key} failed: {outcome.reason}")
+    final = store.get_proof_requests(keys)
     answers = {ProofStatus.VERIFIED: "verify", ProofStatus.REJECTED: "reject"}
     df = pd.DataFrame(
         [
             {
-                "zk_proof_id": str(i),
-                "answer": answers.get(final[i].status, "none"),
-                "response_status": str(final[i].response_status or ""),
-                "tx_hash": hex_str(final[i].response_tx_hash),
-                "reason": final[i].response_reason or "",
-                "sent": i in outcomes and outcomes[i].tx_hash is not None,
+                "zk_proof_id": str(k.zk_proof_id),
+                "request_tx_hash": hex_str(k.tx_hash),
+                "answer": answers.get(final[k].status, "none"),
+                "response_status": str(final[k].response_status or ""),
+                "tx_hash": hex_str(final[k].response_tx_hash),
+                "reason": final[k].response_reason or "",
+                "sent": k in outcomes and outcomes[k].tx_hash is not None,
             }
-            for i in ids
+            for k in keys
         ],
         columns=RESPONSE_COLUMNS,
     )
     counts = Counter(df["response_status"]) if len(df) else Counter[str]()
     figures = {
-        "requests": len(ids),
+        "requests": len(keys),
         "answered_verify": int((df["answer"] == "verify").sum()) if len(df) else 0,
         "answered_reject": int((df["answer"] == "reject").sum()) if len(df) else 0,
         "confirmed": counts["confirmed"],
         "already_done": counts["already_done"],
         "failed": counts["failed"],
         "transactions_sent": sum(1 for o in outcomes.values() if o.tx_hash is not None),
-        "skipped_already_answered": len(ids) - len(pending),
+        "skipped_already_answered": len(keys) - len(pending),
         "tx_sender": tx_sender,
         "rejections": {
-            str(i): final[i].reason for i in ids if final[i].status == ProofStatus.REJECTED
+            str(k): final[k].reason for k in keys if final[k].status == ProofStatus.REJECTED
         },
     }
-    failed = {i: o for i, o in outcomes.items() if o.status == "failed"}
+    failed = {k: o for k, o in outcomes.items() if o.status == "failed"}
     if failed:
         detail = "; ".join(f"{i}: {o.error or ''} {o.reason}" for i, o in failed.items())
         raise StepError(

@@ -24,6 +24,7 @@ from ..protocol.opcodes import Operator
 from ..store import HostChain, RangeWrite, Store
 from .block_ranges import BlockRange
 from .errors import RangeMoved, StepError
+from .identity import require_identity
 from .tables import hex_str, type_name
 
 
@@ -169,6 +170,7 @@ def ingest_range(
         raise StepError(
             f"host RPC serves chain {chain_id}, configured {chain.chain_id}", retryable=False
         )
+    require_identity(source, store, chain.name)
     logs, last_hash = read_range_logs(source, rng, chain.log_addresses)
     store.register_chain(
         HostChain(chain_id, chain.acl_address, chain.executor_address, chain.key_id)

@@ -1,11 +1,13 @@
 """Which block ranges a sensor tick requests: pure, over a chain view and the store's range book.
 
-The cursor is the next block to cover. Only complete ranges under the safe head (head minus
-confirmations) are planned, aligned to multiples of the range size, at most `max_ranges_per_tick`.
-A recent range whose last-block hash changed (a reorg) is planned again, flagged `reorg`. A range
-requested but not ingested yet is planned again too, under the same run key: what Dagster did with
-a tick (a run exists for that key, or the tick was lost with the daemon) is Dagster's record, and
-Dagster skips a run key it has seen, so a lost tick costs one tick, never a range.
+The cursor is the next block to cover, of one chain: `<genesis hex>:<next block>` (a plain number,
+the format before genesis hashes were kept, is read as this chain's). Only complete ranges under
+the safe head (head minus confirmations) are planned, aligned to multiples of the range size, at
+most `max_ranges_per_tick`. A recent range whose last-block hash changed (a reorg) is planned
+again, flagged `reorg`. A range requested but not ingested yet is planned again too, under the
+same run key: what Dagster did with a tick (a run exists for that key, or the tick was lost with
+the daemon) is Dagster's record, and Dagster skips a run key it has seen, so a lost tick costs one
+tick, never a range.
 """
 
 from __future__ import annotations
@@ -63,6 +65,20 @@ def _hash(chain: ChainView, number: int) -> bytes:
     if found is None:
         raise ChainShrankError(f"block {number} vanished")
     return found
+
+
+def read_cursor(cursor: str | None, genesis: bytes) -> int | None:
+    """The next block of the chain `genesis`; None (start again) for another chain's cursor."""
+    if not cursor:
+        return None
+    chain, sep, block = cursor.rpartition(":")
+    if sep and chain != genesis.hex():
+        return None
+    return int(block)
+
+
+def write_cursor(genesis: bytes, next_block: int) -> str:
+    return f"{genesis.hex()}:{next_block}"
 
 
 def plan_ranges(

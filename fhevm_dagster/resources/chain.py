@@ -12,7 +12,14 @@ from typing import Any
 from dagster import ConfigurableResource, EnvVar
 
 from .. import settings as cfg
-from ..chain.config import GatewayConfig, HostChainConfig, RangeRules, RpcSettings
+from ..chain.config import (
+    GatewayConfig,
+    HostChainConfig,
+    RangeRules,
+    RpcSettings,
+    accept_chain_reset,
+    gateway_from_settings,
+)
 from ..pipeline.redrive import RedrivePolicy
 
 
@@ -106,6 +113,7 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
     redrive_attempts: int = 5
     redrive_backoff_s: float = 60.0
     redrive_backoff_max_s: float = 1800.0
+    accept_reset: bool = False  # a new genesis under the chain's id is a reset, not an error
 
     @classmethod
     def of(cls, rules: RangeRules) -> RangeSettings:
@@ -117,11 +125,13 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
             start_block=rules.start_block,
             reorg_check_ranges=rules.reorg_check_ranges,
             **_redrive_from_env(),
+            accept_reset=rules.accept_reset,
         )
 
     @classmethod
     def gateway_from_env(cls) -> RangeSettings:
         p = "FHEVM_DAGSTER_GATEWAY_"
+        gateway = gateway_from_settings()
         return cls(
             range_size=cfg.integer(p + "RANGE_SIZE"),
             confirmations=cfg.integer(p + "CONFIRMATIONS"),
@@ -129,6 +139,7 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
             start_block=cfg.integer(p + "START_BLOCK"),
             reorg_check_ranges=cfg.integer(p + "REORG_CHECK_RANGES"),
             **_redrive_from_env(),
+            accept_reset=accept_chain_reset(gateway.chain_id, gateway.rpc_url),
         )
 
     def rules(self) -> RangeRules:
@@ -138,6 +149,7 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
             self.max_ranges_per_tick,
             self.start_block,
             self.reorg_check_ranges,
+            self.accept_reset,
         )
 
     def redrive(self) -> RedrivePolicy:

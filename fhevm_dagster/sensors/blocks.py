@@ -1,11 +1,13 @@
 """One block-range sensor per chain, from one factory over `pipeline.planner.plan_ranges`.
 
 Each tick plans complete ranges under the chain's safe head and requests one run per range (run
-key = partition key, `<partition>:reorg-<n>` for a range whose last-block hash changed). Ranges
+key `<partition>@<genesis prefix>`, `…:reorg-<n>` for a range whose last-block hash changed). Ranges
 requested but not ingested yet are requested again under the same run key, which Dagster skips when
 it has a run for it: Dagster's run keys, not the store, are the record of what was requested. An RPC
 failure is a skip reason with the cursor left alone, never a crash. A range whose run failed is
-re-driven (`sensors.redrive`): `<run key>:redrive-<n>`, backed off, bounded.
+re-driven (`sensors.redrive`): `<run key>:redrive-<n>`, backed off, bounded. A node whose genesis
+is not the store's is a reset chain, adopted when the chain's rules accept resets (the tick says
+so), else a failed tick (`pipeline.identity`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from dagster import (
 )
 
 from ..chain.client import ChainReader, redact
-from ..pipeline.planner import plan_ranges
+from ..pipeline.identity import ChainIdentityError, check_identity
+from ..pipeline.planner import plan_ranges, read_cursor, write_cursor
 from ..store import Store
 from .redrive import redrive_tick, run_key, run_tags
 
@@ -42,13 +45,24 @@ def evaluate_blocks(
     range_settings = getattr(context.resources, settings_resource)
     rules = range_settings.rules()
     store: Store = context.resources.store.get()
-    cursor = int(context.cursor) if context.cursor else None
+    reader = ChainReader.of(chain)
     try:
-        plan = plan_ranges(cursor, ChainReader.of(chain), store, rules)
+        identity = check_identity(
+            reader, store, tag, accept_reset=rules.accept_reset, gateway=tag == "gateway"
+        )
+        cursor = None if identity.reset else read_cursor(context.cursor, identity.genesis)
+        plan = plan_ranges(cursor, reader, store, rules)
+    except ChainIdentityError:
+        raise  # another network behind the URL: the tick fails until an operator acts
     except Exception as exc:  # RPC down, timeouts, a reorg racing the tick: try again next tick
         url = chain.rpc_url
         reason = redact(f"{tag} RPC {url} failed: {type(exc).__name__}: {exc}", url)
         return SensorResult(skip_reason=SkipReason(reason))
+    notes: list[str] = []
+    if identity.reset:
+        notes.append(identity.reset_message(tag, rules.start_block))
+        context.log.warning(notes[-1])
+    next_cursor = write_cursor(identity.genesis, plan.next_block)
     requests: list[RunRequest] = []
     new_keys: list[str] = []
     assert partitions.name is not None
@@ -62,9 +76,9 @@ def evaluate_blocks(
             new_keys.append(d.rng.key)
         requests.append(
             RunRequest(
-                run_key=run_key(d.rng.key, rec.reorg_count),
+                run_key=run_key(d.rng.key, identity.genesis, rec.reorg_count),
                 partition_key=d.rng.key,
-                tags=run_tags(tag, plan.chain_id, d.last_hash, rec.reorg_count),
+                tags=run_tags(tag, plan.chain_id, identity.genesis, d.last_hash, rec.reorg_count),
             )
         )
     redrive = redrive_tick(
@@ -73,6 +87,7 @@ def evaluate_blocks(
         sensor_name=name,
         tag=tag,
         chain_id=plan.chain_id,
+        genesis=identity.genesis,
         store=store,
         policy=range_settings.redrive(),
         cap=rules.max_ranges_per_tick,
@@ -87,13 +102,13 @@ def evaluate_blocks(
     if not requests:
         waiting = plan.waiting_reason(rules.range_size)
         reason = f"no complete {tag} range: {waiting}, {rules.confirmations} confirmations"
-        notes = [*redrive.waiting, *(f"gave up on {n}" for n in redrive.given_up)]
+        notes += [*redrive.waiting, *(f"gave up on {n}" for n in redrive.given_up)]
         reason = "; ".join([reason, *notes])
-        return SensorResult(skip_reason=SkipReason(reason), cursor=str(plan.next_block))
+        return SensorResult(skip_reason=SkipReason(reason), cursor=next_cursor)
     return SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[partitions.build_add_request(new_keys)] if new_keys else [],
-        cursor=str(plan.next_block),
+        cursor=next_cursor,
     )
 
 

@@ -31,6 +31,7 @@ PARTITION_TAG = "dagster/partition"
 SENSOR_TAG = "dagster/sensor_name"
 PARENT_RUN_TAG = "dagster/parent_run_id"
 HASH_TAG = "fhevm/last_block_hash"
+GENESIS_TAG = "fhevm/genesis_hash"
 REDRIVE_TAG = "fhevm/redrive"
 #: Newest failed runs of a range job looked at per tick: older failures were given up long ago.
 FAILED_RUNS_SCANNED = 100
@@ -44,17 +45,28 @@ _OUTCOMES = {
 }
 
 
-def run_key(partition: str, reorg_count: int, redrive: int | None = None) -> str:
-    """The range, its reorg generation and its re-drive: Dagster skips a run key it has seen, so
-    asking again is a no-op and a reorg or a re-drive is a new run."""
-    key = f"{partition}:reorg-{reorg_count}" if reorg_count else partition
+def run_key(partition: str, genesis: bytes, reorg_count: int, redrive: int | None = None) -> str:
+    """The range, its chain (genesis prefix: a reset devnet's ranges are new runs), its reorg
+    generation and its re-drive: Dagster skips a run key it has seen, so asking again is a no-op
+    and a reset, a reorg or a re-drive is a new run."""
+    key = f"{partition}@{genesis.hex()[:8]}"
+    key = f"{key}:reorg-{reorg_count}" if reorg_count else key
     return f"{key}:redrive-{redrive}" if redrive else key
 
 
 def run_tags(
-    tag: str, chain_id: int, last_hash: bytes, reorg_count: int, redrive: int | None = None
+    tag: str,
+    chain_id: int,
+    genesis: bytes,
+    last_hash: bytes,
+    reorg_count: int,
+    redrive: int | None = None,
 ) -> dict[str, str]:
-    tags = {f"fhevm/{tag}_chain_id": str(chain_id), HASH_TAG: last_hash.hex()}
+    tags = {
+        f"fhevm/{tag}_chain_id": str(chain_id),
+        GENESIS_TAG: genesis.hex(),
+        HASH_TAG: last_hash.hex(),
+    }
     if reorg_count:
         tags["fhevm/reorg"] = str(reorg_count)
     if redrive:
@@ -112,6 +124,7 @@ def redrive_tick(
     sensor_name: str,
     tag: str,
     chain_id: int,
+    genesis: bytes,
     store: Store,
     policy: RedrivePolicy,
     cap: int,
@@ -134,14 +147,22 @@ def redrive_tick(
         records = instance.get_run_records(
             RunsFilter(job_name=job_name, tags={PARTITION_TAG: partition}), limit=HISTORY_RUNS
         )
-        history = [past_run(r, sensor_name) for r in records]
+        # Runs of a chain before its reset are another chain's (runs from before genesis tags
+        # were written are this chain's).
+        history = [
+            past_run(r, sensor_name)
+            for r in records
+            if r.dagster_run.tags.get(GENESIS_TAG, genesis.hex()) == genesis.hex()
+        ]
         d = decide_redrive(history, rng.known_hash, now, policy)
         if isinstance(d, Redrive) and len(out.requests) < cap:
             out.requests.append(
                 RunRequest(
-                    run_key=run_key(partition, rng.reorg_count, d.number),
+                    run_key=run_key(partition, genesis, rng.reorg_count, d.number),
                     partition_key=partition,
-                    tags=run_tags(tag, chain_id, rng.known_hash, rng.reorg_count, d.number),
+                    tags=run_tags(
+                        tag, chain_id, genesis, rng.known_hash, rng.reorg_count, d.number
+                    ),
                 )
             )
         elif isinstance(d, Backoff):

@@ -1,6 +1,7 @@
 """The coprocessor store: SQLAlchemy schema, versioned migrations, idempotent queries."""
 
 from .engine import DATABASE_URL_ENV, create_store_engine, default_database_url
+from .identity import ChainReset
 from .migrations import LATEST_VERSION, migrate
 from .queries import Store
 from .records import (
@@ -11,6 +12,7 @@ from .records import (
     Digest,
     HostChain,
     HostRange,
+    ProofKey,
     ProofRequest,
     ProofStatus,
     RangeWrite,
@@ -22,6 +24,7 @@ from .records import (
 __all__ = [
     "DATABASE_URL_ENV",
     "LATEST_VERSION",
+    "ChainReset",
     "Ciphertext",
     "CommitState",
     "CommitStatus",
@@ -29,6 +32,7 @@ __all__ = [
     "Digest",
     "HostChain",
     "HostRange",
+    "ProofKey",
     "ProofRequest",
     "ProofStatus",
     "RangeWrite",

@@ -49,12 +49,37 @@ def _add_columns(table: str, *names: str) -> Callable[[Connection], None]:
     return upgrade
 
 
+def _chain_identity(conn: Connection) -> None:
+    """Genesis hashes and resets recorded; proof requests keyed by (gateway, id, transaction)."""
+    schema.chain_genesis.create(conn)
+    schema.chain_resets.create(conn)
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE proof_requests DROP CONSTRAINT proof_requests_pkey"))
+        key = "zk_proof_id, gateway_chain_id, tx_hash"
+        conn.execute(text(f"ALTER TABLE proof_requests ADD PRIMARY KEY ({key})"))
+        return
+    # SQLite cannot change a primary key: the table is rebuilt and its rows copied.
+    columns = ", ".join(c.name for c in schema.proof_requests.c)
+    conn.execute(text("ALTER TABLE proof_requests RENAME TO proof_requests_v2"))
+    conn.execute(text("DROP INDEX ix_proof_requests_status"))
+    schema.proof_requests.create(conn)
+    conn.execute(
+        text(f"INSERT INTO proof_requests ({columns}) SELECT {columns} FROM proof_requests_v2")
+    )
+    conn.execute(text("DROP TABLE proof_requests_v2"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: chains, ranges, computations, ciphertexts, proofs, digests", None),
     Migration(
         2,
         "proof_requests: gateway response status, tx hash and reason",
         _add_columns("proof_requests", "response_status", "response_tx_hash", "response_reason"),
+    ),
+    Migration(
+        4,
+        "chain genesis hashes and resets; proof requests keyed by gateway, id and transaction",
+        _chain_identity,
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

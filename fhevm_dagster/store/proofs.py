@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 
 from . import schema as s
-from .records import ProofRequest, ProofStatus, ResponseStatus
+from .records import ProofKey, ProofRequest, ProofStatus, ResponseStatus
 from .sql import StoreBase, chunks, insert
+
+#: A request's identity in the table (`ProofKey`), its primary key since migration 4.
+KEY_COLUMNS = ("gateway_chain_id", "zk_proof_id", "tx_hash")
 
 
 def _proof_request(m: Any) -> ProofRequest:
@@ -36,6 +39,14 @@ def _proof_request(m: Any) -> ProofRequest:
     )
 
 
+def _where(t: Any, key: ProofKey) -> Any:
+    return and_(
+        t.c.gateway_chain_id == key.gateway_chain_id,
+        t.c.zk_proof_id == str(key.zk_proof_id),
+        t.c.tx_hash == key.tx_hash,
+    )
+
+
 class ProofQueries(StoreBase):
     def put_proof_request(self, req: ProofRequest) -> bool:
         """Insert a request seen on the gateway; True when it was new."""
@@ -55,12 +66,12 @@ class ProofQueries(StoreBase):
         }
         with self.engine.begin() as conn:
             stmt = insert(conn, s.proof_requests).values(values)
-            res = conn.execute(stmt.on_conflict_do_nothing(index_elements=["zk_proof_id"]))
+            res = conn.execute(stmt.on_conflict_do_nothing(index_elements=list(KEY_COLUMNS)))
             return bool(res.rowcount)
 
     def set_proof_status(
         self,
-        zk_proof_id: int,
+        key: ProofKey,
         status: ProofStatus | str,
         reason: str | None = None,
         handles: Sequence[bytes] | None = None,
@@ -69,7 +80,7 @@ class ProofQueries(StoreBase):
         with self.engine.begin() as conn:
             conn.execute(
                 update(t)
-                .where(t.c.zk_proof_id == str(zk_proof_id))
+                .where(_where(t, key))
                 .values(
                     status=str(ProofStatus(status)),
                     reason=reason,
@@ -79,7 +90,7 @@ class ProofQueries(StoreBase):
 
     def set_proof_response(
         self,
-        zk_proof_id: int,
+        key: ProofKey,
         status: ResponseStatus | str,
         tx_hash: bytes | None,
         reason: str | None,
@@ -92,34 +103,49 @@ class ProofQueries(StoreBase):
             "response_reason": reason,
         }
         with self.engine.begin() as conn:
-            conn.execute(update(t).where(t.c.zk_proof_id == str(zk_proof_id)).values(values))
+            conn.execute(update(t).where(_where(t, key)).values(values))
 
-    def get_proof_request(self, zk_proof_id: int) -> ProofRequest | None:
+    def get_proof_request(self, key: ProofKey) -> ProofRequest | None:
         t = s.proof_requests
         with self.engine.connect() as conn:
-            m = conn.execute(select(t).where(t.c.zk_proof_id == str(zk_proof_id))).first()
+            m = conn.execute(select(t).where(_where(t, key))).first()
         return None if m is None else _proof_request(m)
 
-    def get_proof_requests(self, zk_proof_ids: Sequence[int]) -> dict[int, ProofRequest]:
-        """The stored requests among `zk_proof_ids`, by id."""
+    def get_proof_requests(self, keys: Sequence[ProofKey]) -> dict[ProofKey, ProofRequest]:
+        """The stored requests among `keys`, by key."""
         t = s.proof_requests
-        out: dict[int, ProofRequest] = {}
+        wanted = set(keys)
+        out: dict[ProofKey, ProofRequest] = {}
         with self.engine.connect() as conn:
-            for chunk in chunks(list(dict.fromkeys(str(i) for i in zk_proof_ids))):
+            for chunk in chunks(sorted({str(k.zk_proof_id) for k in wanted})):
                 for m in conn.execute(select(t).where(t.c.zk_proof_id.in_(chunk))):
-                    out[int(m.zk_proof_id)] = _proof_request(m)
+                    req = _proof_request(m)
+                    if req.key in wanted:
+                        out[req.key] = req
         return out
 
-    def proof_request_ids(
-        self, gateway_chain_id: int, first_block: int, last_block: int
-    ) -> list[int]:
-        """Ids of the requests emitted in gateway blocks first..last, in emission order."""
+    def proof_requests_with_id(self, gateway_chain_id: int, zk_proof_id: int) -> list[ProofRequest]:
+        """Every stored request of the gateway carrying `zk_proof_id`, oldest block first."""
         t = s.proof_requests
-        q = (
-            select(t.c.zk_proof_id)
-            .where(t.c.gateway_chain_id == gateway_chain_id)
-            .where(t.c.block_number.between(first_block, last_block))
-            .order_by(t.c.block_number, t.c.zk_proof_id)
+        q = select(t).where(
+            t.c.gateway_chain_id == gateway_chain_id, t.c.zk_proof_id == str(zk_proof_id)
         )
         with self.engine.connect() as conn:
-            return [int(i) for i in conn.execute(q).scalars()]
+            found = [_proof_request(m) for m in conn.execute(q)]
+        return sorted(found, key=lambda r: (r.block_number, r.tx_hash))
+
+    def proof_request_keys(
+        self, gateway_chain_id: int, first_block: int, last_block: int
+    ) -> list[ProofKey]:
+        """Keys of the requests emitted in gateway blocks first..last, in emission order (ids
+        grow along the chain)."""
+        t = s.proof_requests
+        q = (
+            select(t.c.gateway_chain_id, t.c.zk_proof_id, t.c.tx_hash, t.c.block_number)
+            .where(t.c.gateway_chain_id == gateway_chain_id)
+            .where(t.c.block_number.between(first_block, last_block))
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        ordered = sorted(rows, key=lambda m: (m.block_number, int(m.zk_proof_id), m.tx_hash))
+        return [ProofKey(m.gateway_chain_id, int(m.zk_proof_id), m.tx_hash) for m in ordered]

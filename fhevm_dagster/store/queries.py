@@ -1,6 +1,6 @@
 """`Store`, the store's one read/write API. Every write is idempotent; no Dagster here.
 
-The methods live in one module per aggregate (`chains`, `computations`, `allowed`,
+The methods live in one module per aggregate (`chains`, `identity`, `computations`, `allowed`,
 `ciphertexts`, `commits`, `proofs`); this class composes them over one engine.
 """
 
@@ -17,12 +17,14 @@ from .ciphertexts import CiphertextQueries
 from .commits import CommitQueries
 from .computations import ComputationQueries
 from .engine import create_store_engine
+from .identity import IdentityQueries
 from .migrations import migrate
 from .proofs import ProofQueries
 
 
 class Store(
     ChainQueries,
+    IdentityQueries,
     ComputationQueries,
     AllowedQueries,
     CiphertextQueries,

@@ -110,6 +110,23 @@ class CommitStatus:
     reason: str | None
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class ProofKey:
+    """A proof request's identity: its gateway, its zkProofId and the transaction that made it.
+
+    The id alone repeats: a reset gateway counts from 1 again, and a reorg can give an id to
+    another transaction. The transaction hash tells those apart (the ciphertext in its calldata is
+    freshly encrypted, so two requests never share a transaction by chance).
+    """
+
+    gateway_chain_id: int
+    zk_proof_id: int
+    tx_hash: bytes
+
+    def __str__(self) -> str:
+        return f"{self.zk_proof_id} (tx 0x{self.tx_hash.hex()[:12]}…)"
+
+
 @dataclass(frozen=True, slots=True)
 class ProofRequest:
     """A gateway `VerifyProofRequest` and what became of it."""
@@ -129,6 +146,10 @@ class ProofRequest:
     response_status: ResponseStatus | None = None
     response_tx_hash: bytes | None = None
     response_reason: str | None = None
+
+    @property
+    def key(self) -> ProofKey:
+        return ProofKey(self.gateway_chain_id, self.zk_proof_id, self.tx_hash)
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,29 @@ host_chains = Table(
     _updated(),
 )
 
+# A chain's identity beyond its id: the hash of its block 0, recorded when first seen (migration 4).
+# A devnet restarted on the same id is another chain: its blocks, ids and handles start again.
+chain_genesis = Table(
+    "chain_genesis",
+    metadata,
+    Column("chain_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("genesis_hash", HASH, nullable=False),
+    _created(),
+    _updated(),
+)
+
+# Each adopted reset: which chain, which genesis replaced which, how many rows of the old one went.
+chain_resets = Table(
+    "chain_resets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("old_genesis_hash", HASH, nullable=False),
+    Column("new_genesis_hash", HASH, nullable=False),
+    Column("removed", Text, nullable=False),  # JSON: rows removed per table
+    _created(),
+)
+
 host_ranges = Table(
     "host_ranges",
     metadata,
@@ -155,15 +178,16 @@ allowed_handles = Table(
 proof_requests = Table(
     "proof_requests",
     metadata,
+    # A request is (gateway, zkProofId, transaction): ids restart on a reset gateway (migration 4).
     Column("zk_proof_id", UINT256, primary_key=True),
-    Column("gateway_chain_id", BigInteger, nullable=False),
+    Column("gateway_chain_id", BigInteger, primary_key=True, autoincrement=False),
     Column("contract_chain_id", BigInteger, nullable=False),
     Column("contract_address", ADDRESS, nullable=False),
     Column("user_address", ADDRESS, nullable=False),
     Column("ciphertext_with_proof", LargeBinary, nullable=False),
     Column("extra_data", LargeBinary, nullable=False),
     Column("block_number", BigInteger, nullable=False),
-    Column("tx_hash", HASH, nullable=False),
+    Column("tx_hash", HASH, primary_key=True),
     Column("status", String(16), nullable=False, server_default="pending"),
     Column("reason", Text, nullable=True),
     Column("handles", BytesList, nullable=True),
