@@ -9,8 +9,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
+from fhevm_dagster.chain.calls import SentTx
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.store import (
     DATABASE_URL_ENV,
@@ -29,7 +30,8 @@ from fhevm_dagster.store import (
     default_database_url,
     migrate,
 )
-from fhevm_dagster.store.schema import metadata, proof_requests
+from fhevm_dagster.store.migrations import schema_version
+from fhevm_dagster.store.schema import metadata, proof_requests, sent_transactions
 
 pytestmark = pytest.mark.fast
 
@@ -87,6 +89,34 @@ def test_migrated_schema_matches_models(store: Store) -> None:
         diffs = compare_metadata(MigrationContext.configure(conn), metadata)
     relevant = [d for d in diffs if not (isinstance(d, tuple) and "store_schema_version" in str(d))]
     assert relevant == []
+
+
+def test_migration_3_adds_the_transaction_journal(store: Store) -> None:
+    """A v2 database gets `sent_transactions` exactly as `schema.py` describes it."""
+    with store.engine.begin() as conn:
+        sent_transactions.drop(conn)
+        conn.execute(delete(schema_version).where(schema_version.c.version == 3))
+    assert migrate(store.engine) == 3
+    with store.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert [d for d in diffs if "store_schema_version" not in str(d)] == []
+
+
+def test_transaction_journal(store: Store) -> None:
+    me, other = "0x" + "aa" * 20, "0x" + "bb" * 20
+    first = SentTx(10901, me, 7, "commit:0x01", tx(1), 2 * 10**9, 10**9)
+    bump = SentTx(10901, me, 7, "commit:0x01", tx(2), 2_250_000_000, 1_125_000_000)
+    for t in (first, first, bump, SentTx(10901, other, 7, "commit:0x01", tx(3), 1, 1)):
+        store.record_sent(t)
+    store.record_sent(SentTx(1, me, 0, "commit:0x01", tx(4), 1, 1))  # another chain
+    store.record_sent(SentTx(10901, me, 8, "proof:5:verifyProofResponse", tx(5), 1, 1))
+    assert store.pending_sent(10901, me, ["commit:0x01", "commit:0x02"]) == [first, bump]
+    store.mark_sent([tx(2)], "confirmed")
+    store.mark_sent([tx(1)], "replaced")
+    assert store.pending_sent(10901, me, ["commit:0x01"]) == []
+    assert [t.key for t in store.pending_sent(10901, me, ["proof:5:verifyProofResponse"])] == [
+        "proof:5:verifyProofResponse"
+    ]
 
 
 def test_write_range_is_idempotent(store: Store) -> None:

@@ -49,12 +49,26 @@ def _add_columns(table: str, *names: str) -> Callable[[Connection], None]:
     return upgrade
 
 
+def _create_table(table: str) -> Callable[[Connection], None]:
+    """An upgrade creating a table of `schema` (with its indexes) in an existing database."""
+
+    def upgrade(conn: Connection) -> None:
+        schema.metadata.tables[table].create(conn)
+
+    return upgrade
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: chains, ranges, computations, ciphertexts, proofs, digests", None),
     Migration(
         2,
         "proof_requests: gateway response status, tx hash and reason",
         _add_columns("proof_requests", "response_status", "response_tx_hash", "response_reason"),
+    ),
+    Migration(
+        3,
+        "sent_transactions: gateway transactions journaled before broadcast",
+        _create_table("sent_transactions"),
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

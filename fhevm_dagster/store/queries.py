@@ -1,7 +1,7 @@
 """`Store`, the store's one read/write API. Every write is idempotent; no Dagster here.
 
 The methods live in one module per aggregate (`chains`, `computations`, `allowed`,
-`ciphertexts`, `commits`, `proofs`); this class composes them over one engine.
+`ciphertexts`, `commits`, `proofs`, `transactions`); this class composes them over one engine.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from .computations import ComputationQueries
 from .engine import create_store_engine
 from .migrations import migrate
 from .proofs import ProofQueries
+from .transactions import TransactionQueries
 
 
 class Store(
@@ -28,6 +29,7 @@ class Store(
     CiphertextQueries,
     CommitQueries,
     ProofQueries,
+    TransactionQueries,
 ):
     """The coprocessor store on one SQL database (SQLite or PostgreSQL)."""
 
