@@ -216,12 +216,14 @@ def answer_call(
             "verifyProofResponse",
             (req.zk_proof_id, handles, signature, req.extra_data),
             label=f"verifyProofResponse({req.zk_proof_id})",
+            key=f"proof:{req.zk_proof_id}:verifyProofResponse",
         )
     return ContractCall(
         "InputVerification",
         "rejectProofResponse",
         (req.zk_proof_id, req.extra_data),
         label=f"rejectProofResponse({req.zk_proof_id})",
+        key=f"proof:{req.zk_proof_id}:rejectProofResponse",
     )
 
 
