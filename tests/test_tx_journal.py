@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hexbytes import HexBytes
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 from sqlalchemy import select
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
 
 from fhevm_dagster.chain.calls import SentTx, TxJournal
 from fhevm_dagster.chain.ciphertext_commits import GatewayCommits, commit_key
@@ -51,6 +53,13 @@ class Gateway:
 
     def rpc(self, method: str, *params: object) -> object:
         return rpc_call(self.url, method, list(params))
+
+    def holds(self, tx_hash: bytes) -> bool:
+        try:
+            self.w3.eth.get_transaction(HexBytes(tx_hash))
+            return True
+        except TransactionNotFound:
+            return False
 
     def mined_count(self) -> int:
         return int(self.w3.eth.get_transaction_count(SENDER.address, "latest"))
@@ -169,6 +178,25 @@ def test_dropped_transactions_are_replaced_at_their_nonce(gateway: Gateway, tmp_
         store.dispose()
 
 
+def test_a_transaction_dropped_while_awaited_is_replaced(gateway: Gateway, tmp_path: Path) -> None:
+    """Dropped from the pool while its batch waits: replaced at its nonce within the batch."""
+    store = Store.open(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    try:
+        [m], before = materials(1), gateway.mined_count()
+        join = in_background(lambda: commits(gateway, store, deadline=30.0, bump=0.5).add_many([m]))
+        wait_for(lambda: bool(rows := journal_rows(store, m)) and gateway.holds(rows[0][0]))
+        gateway.rpc("anvil_dropTransaction", "0x" + journal_rows(store, m)[0][0].hex())
+        wait_for(lambda: len(rows := journal_rows(store, m)) >= 2 and gateway.holds(rows[-1][0]))
+        gateway.rpc("evm_mine")
+        [result] = join()
+        assert result.status is SendStatus.CONFIRMED
+        assert result.tx_hash != journal_rows(store, m)[0][0]
+        assert gateway.w3.eth.get_transaction(HexBytes(result.tx_hash or b""))["nonce"] == before
+        assert gateway.mined_count() == before + 1
+    finally:
+        store.dispose()
+
+
 def test_a_new_process_finds_the_pending_transaction_instead_of_sending_again(
     gateway: Gateway,
     store_url: str,  # noqa: F811
@@ -208,7 +236,8 @@ def test_a_stuck_transaction_gets_a_fee_bumped_replacement(
     try:
         [m], before = materials(1), gateway.mined_count()
         join = in_background(lambda: commits(gateway, store, deadline=30.0, bump=0.5).add_many([m]))
-        wait_for(lambda: len(journal_rows(store, m)) >= 2)
+        # Journaled before its broadcast: mine once the node holds the replacement.
+        wait_for(lambda: len(rows := journal_rows(store, m)) >= 2 and gateway.holds(rows[1][0]))
         gateway.rpc("evm_mine")
         [result] = join()
         assert result.status is SendStatus.CONFIRMED

@@ -340,9 +340,13 @@ class TransactionSender:
         out: dict[int, TxOutcome] = {}
         waiting = sorted(started, key=lambda p: p.nonce)
         while waiting:
+            try:  # one request per look while nothing is mined: receipts only below the count
+                count = self._count("latest")
+            except Exception:
+                count = -1
             for p in waiting:
                 try:
-                    mined = self._mined(p.hashes)
+                    mined = self._mined(p.hashes) if p.nonce < count else None
                     if mined is None and time.monotonic() - p.sent_at >= self.fee_bump_s:
                         mined = self._nudge(p)
                 except Exception:
