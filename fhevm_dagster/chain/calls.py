@@ -66,12 +66,13 @@ SentStatus = Literal["pending", "confirmed", "failed", "replaced"]
 
 @dataclass(frozen=True, slots=True)
 class SentTx:
-    """One signed transaction of a keyed call, journaled before its broadcast.
+    """One signed transaction, journaled before its broadcast.
 
-    `key` names what the call does ("commit:0x<handle>"), so a retry finds the transaction of an
-    earlier attempt. Every attempt at one nonce (the first and its fee-bumped replacements) stays
-    `pending` until one is mined: that one becomes `confirmed` (status 1) or `failed` (reverted),
-    the others `replaced`. `failed` also marks attempts whose nonce another transaction took.
+    `key` names what the call does ("commit:0x<handle>"; "" for a call without one), so a retry
+    finds the transaction of an earlier attempt. Every attempt at one nonce (the first and its
+    fee-bumped replacements) stays `pending` until one is mined: that one becomes `confirmed`
+    (status 1) or `failed` (reverted), the others `replaced`. `failed` also marks attempts the
+    node refused and attempts whose nonce another transaction took.
     """
 
     chain_id: int

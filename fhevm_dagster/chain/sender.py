@@ -70,7 +70,7 @@ class _Pending:
     tx: dict[str, Any]
     hashes: list[bytes]
     sent_at: float  # monotonic time of the latest attempt; -inf: look at it at once
-    resumed: bool = False  # found in the journal: the first look waits, it does not bump
+    resumed: bool = False  # from the journal: if the node holds it, a bump interval first
 
     @property
     def nonce(self) -> int:
@@ -97,7 +97,7 @@ class TransactionSender:
         addresses: Mapping[str, str],
         *,
         journal: TxJournal | None = None,
-        batch_deadline_s: float = 300.0,
+        batch_deadline_s: float = 180.0,
         fee_bump_s: float = 30.0,
         poll_s: float = 0.5,
     ) -> None:
