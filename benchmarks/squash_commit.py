@@ -22,6 +22,7 @@ from pathlib import Path
 
 from hexbytes import HexBytes
 
+from fhevm_dagster.chain.calls import MemoryJournal
 from fhevm_dagster.chain.ciphertext_commits import GatewayCommits
 from fhevm_dagster.compute.keys import load_key_dir
 from fhevm_dagster.compute.sns import squash_one
@@ -79,7 +80,7 @@ def commit_figures(state_dir: Path, commits: int) -> dict[str, float]:
         ciphertext_commits_address=info.ciphertext_commits_address,
     )
     account = SignerResource(tx_sender_key_file=info.tx_sender_key_file).tx_sender_account()
-    client = GatewayCommits.of(gateway.config(), account, info.gateway_start_block)
+    client = GatewayCommits.of(gateway.config(), account, info.gateway_start_block, MemoryJournal())
     client.add_many([_material()])  # warm-up: nonce, chain id, contract objects
 
     one_by_one = []

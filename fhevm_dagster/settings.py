@@ -55,7 +55,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(f"{_P}GATEWAY_MAX_RANGES_PER_TICK", "10", "gateway ranges requested per sensor tick"),
     Setting(f"{_P}GATEWAY_REORG_CHECK_RANGES", "8", "recent gateway ranges whose last-block hash is rechecked"),
     Setting(f"{_P}GATEWAY_RPC_TIMEOUT", "10", "seconds per gateway RPC request"),
-    Setting(f"{_P}GATEWAY_RECEIPT_TIMEOUT", "120", "seconds to wait for a gateway transaction's receipt"),
+    Setting(f"{_P}GATEWAY_BATCH_DEADLINE", "180", "seconds to wait for the receipts of one batch of gateway transactions, together"),
+    Setting(f"{_P}GATEWAY_FEE_BUMP", "30", "seconds before an unmined gateway transaction is replaced at its nonce with fees raised by 12.5 %"),
     Setting(f"{_P}COMMIT_BATCH", "32", "digest commits in flight at once"),
     # Both chains.
     Setting(f"{_P}ACCEPT_CHAIN_RESET", "", "a chain's genesis changed under its id: `1` start it again (its old rows dropped), `0` stop with an error; empty: `1` for the running devnet's chains only"),

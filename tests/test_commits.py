@@ -35,6 +35,7 @@ from host_defs import (
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 from web3 import Web3
 
+from fhevm_dagster.chain.calls import MemoryJournal
 from fhevm_dagster.chain.ciphertext_commits import GatewayCommits, commit_events
 from fhevm_dagster.cli import main
 from fhevm_dagster.compute.keys import KeySet
@@ -132,7 +133,7 @@ def gateway_resource(info: DevnetInfo, rpc_url: str | None = None) -> GatewayCha
         request_timeout_s=3.0,
         rpc_retries=1,
         rpc_backoff_s=0.1,
-        receipt_timeout_s=30.0,
+        batch_deadline_s=30.0,
     )
 
 
@@ -342,7 +343,8 @@ def test_outage_mid_range_loses_nothing_and_duplicates_nothing(
         handles = [m.handle for m in materials]
         account = SignerResource(tx_sender_key_file=devnet.tx_sender_key_file).tx_sender_account()
         settings = CommitSettings(start_block=devnet.gateway_start_block)
-        real = GatewayCommits.of(gateway_resource(devnet).config(), account, settings.start_block)
+        config = gateway_resource(devnet).config()
+        real = GatewayCommits.of(config, account, settings.start_block, store)
         flaky = _OutageAfter(real, ok_batches=1)
         report = commit_materials(store, flaky, materials, batch_size=2)
         assert report.sent == 2 and len(report.failed) == 3
@@ -391,7 +393,7 @@ def test_ciphertext_get_checks_the_gateway(
             store.put_ciphertexts([Ciphertext(h, ct64, 2, KEY_ID, "computed")])
             store.put_ciphertexts128([(h, ct128)])
         account = SignerResource(tx_sender_key_file=devnet.tx_sender_key_file).tx_sender_account()
-        client = GatewayCommits.of(gateway_resource(devnet).config(), account, 0)
+        client = GatewayCommits.of(gateway_resource(devnet).config(), account, 0, MemoryJournal())
         wrong = Material(forged, KEY_ID, os.urandom(32), os.urandom(32))
         sent = client.add_many([material(good, KEY_ID, ct64, ct128), wrong])
         assert [r.status for r in sent] == [SendStatus.CONFIRMED] * 2

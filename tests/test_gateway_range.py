@@ -32,7 +32,7 @@ from eth_account.signers.local import LocalAccount
 from host_defs import GATEWAY_ASSETS, HOST_RANGES, ciphertexts, host_ingest, host_resource
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
-from fhevm_dagster.chain.calls import ContractCall
+from fhevm_dagster.chain.calls import ContractCall, MemoryJournal
 from fhevm_dagster.chain.client import ChainReader
 from fhevm_dagster.chain.sender import gateway_sender
 from fhevm_dagster.devnet import DevnetInfo, anvil_account, set_balance
@@ -321,8 +321,9 @@ def test_gateway_transactions_outcomes(fresh: DevnetInfo, devnet_client: DevnetC
         input_verification_address=info.input_verification_address,
         ciphertext_commits_address=info.ciphertext_commits_address,
     )
-    txs = gateway_sender(gateway.config(), info.tx_sender_account())
-    assert gateway_sender(gateway.config(), info.tx_sender_account()) is txs  # one nonce keeper
+    journal = MemoryJournal()
+    txs = gateway_sender(gateway.config(), info.tx_sender_account(), journal)
+    assert gateway_sender(gateway.config(), info.tx_sender_account(), journal) is txs
     zk_id, _ = request(
         client, anvil_account(1), b"x", user=anvil_account(1).address, contract=client.token.address
     )
@@ -337,12 +338,12 @@ def test_gateway_transactions_outcomes(fresh: DevnetInfo, devnet_client: DevnetC
     assert not missing.retryable and missing.tx_hash is None
     assert txs.view("InputVerification", "isProofRejected", zk_id) is True
 
-    stranger = gateway_sender(gateway.config(), anvil_account(3))
+    stranger = gateway_sender(gateway.config(), anvil_account(3), journal)
     outcome = stranger.send(ContractCall("InputVerification", "rejectProofResponse", (zk_id, b"")))
     assert outcome.status == "failed" and outcome.error == "NotCoprocessorTxSender"
     with pytest.raises(ValueError, match="no address configured"):
         bare = GatewayChainResource(rpc_url=info.gateway_rpc_url).config()
-        gateway_sender(bare, anvil_account(3)).send(reject)
+        gateway_sender(bare, anvil_account(3), journal).send(reject)
     # The sender keeps working after the chain forgot its transactions (reverted devnet).
     snap = rpc_call(info.gateway_rpc_url, "evm_snapshot")
     zk2, _ = request(

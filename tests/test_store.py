@@ -11,6 +11,7 @@ from alembic.migration import MigrationContext
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 from sqlalchemy import select
 
+from fhevm_dagster.chain.calls import SentTx
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.store import (
     DATABASE_URL_ENV,
@@ -87,6 +88,23 @@ def test_migrated_schema_matches_models(store: Store) -> None:
         diffs = compare_metadata(MigrationContext.configure(conn), metadata)
     relevant = [d for d in diffs if not (isinstance(d, tuple) and "store_schema_version" in str(d))]
     assert relevant == []
+
+
+def test_transaction_journal(store: Store) -> None:
+    me, other = "0x" + "aa" * 20, "0x" + "bb" * 20
+    first = SentTx(10901, me, 7, "commit:0x01", tx(1), 2 * 10**9, 10**9)
+    bump = SentTx(10901, me, 7, "commit:0x01", tx(2), 2_250_000_000, 1_125_000_000)
+    for t in (first, first, bump, SentTx(10901, other, 7, "commit:0x01", tx(3), 1, 1)):
+        store.record_sent(t)
+    store.record_sent(SentTx(1, me, 0, "commit:0x01", tx(4), 1, 1))  # another chain
+    store.record_sent(SentTx(10901, me, 8, "proof:5:verifyProofResponse", tx(5), 1, 1))
+    assert store.pending_sent(10901, me, ["commit:0x01", "commit:0x02"]) == [first, bump]
+    store.mark_sent([tx(2)], "confirmed")
+    store.mark_sent([tx(1)], "replaced")
+    assert store.pending_sent(10901, me, ["commit:0x01"]) == []
+    assert [t.key for t in store.pending_sent(10901, me, ["proof:5:verifyProofResponse"])] == [
+        "proof:5:verifyProofResponse"
+    ]
 
 
 def test_write_range_is_idempotent(store: Store) -> None:
@@ -228,8 +246,9 @@ def test_engine_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_v2_store_is_migrated_with_its_proof_requests(store_url: str) -> None:  # noqa: F811
-    """A v2 store (requests keyed by zkProofId alone) keeps its rows and takes the same id from
-    another transaction after migration 4."""
+    """A v2 store (requests keyed by zkProofId alone, no transaction journal) becomes exactly
+    `schema.py` (migration 3 adds `sent_transactions`, 4 re-keys requests), keeps its rows and
+    takes the same id from another transaction."""
     from sqlalchemy import Column, Index, MetaData, Table
 
     from fhevm_dagster.store import migrations, schema
@@ -251,7 +270,7 @@ def test_v2_store_is_migrated_with_its_proof_requests(store_url: str) -> None:  
         Index("ix_proof_requests_status", "status"),
     )
     engine = create_store_engine(store_url)
-    v4 = {"proof_requests", "chain_genesis", "chain_resets"}
+    v4 = {"sent_transactions", "proof_requests", "chain_genesis", "chain_resets"}
     with engine.begin() as conn:
         schema.metadata.create_all(
             conn, [t for t in schema.metadata.sorted_tables if t.name not in v4]

@@ -49,7 +49,8 @@ _GATEWAY_KEYS = {"store", "gateway", "signer", "commit_settings"}
 def _commits(context: Any) -> GatewayCommits:
     r = context.resources
     account = r.signer.tx_sender_account()
-    return GatewayCommits.of(r.gateway.config(), account, r.commit_settings.start_block)
+    start = r.commit_settings.start_block
+    return GatewayCommits.of(r.gateway.config(), account, start, r.store.get())
 
 
 def commit_assets(

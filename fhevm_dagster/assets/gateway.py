@@ -104,7 +104,7 @@ def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
         with step_errors():
             df, figures, log = answer_requests(
                 r.store.get(),
-                lambda: gateway_sender(config, r.signer.tx_sender_account()),
+                lambda: gateway_sender(config, r.signer.tx_sender_account(), r.store.get()),
                 r.signer.signer_account,
                 config,
                 _range_keys(context),

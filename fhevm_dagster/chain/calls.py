@@ -1,9 +1,12 @@
-"""What is sent and what became of it: plain records shared by the sender and the pipeline."""
+"""What is sent and what became of it: plain records shared by the sender and the pipeline,
+and the journal the sender records its transactions in (the store implements it, web3-free)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+import threading
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
 
 #: Custom errors meaning "this coprocessor already did that": the goal is reached, not a failure.
 #: Names as `fhevm_dagster.abi.decode_revert` gives them, which knows the reference's signatures
@@ -28,6 +31,9 @@ class ContractCall:
     function: str
     args: tuple[Any, ...]
     label: str = ""
+    #: What the call does, unique per intent ("commit:0x<handle>"): a call with a key whose
+    #: journaled transaction is still pending is never sent again at a new nonce.
+    key: str = ""
 
     @property
     def name(self) -> str:
@@ -53,3 +59,72 @@ class TxOutcome:
     @property
     def done(self) -> bool:
         return self.status in ("confirmed", "already_done")
+
+
+SentStatus = Literal["pending", "confirmed", "failed", "replaced"]
+
+
+@dataclass(frozen=True, slots=True)
+class SentTx:
+    """One signed transaction, journaled before its broadcast.
+
+    `key` names what the call does ("commit:0x<handle>"; "" for a call without one), so a retry
+    finds the transaction of an earlier attempt. Every attempt at one nonce (the first and its
+    fee-bumped replacements) stays `pending` until one is mined: that one becomes `confirmed`
+    (status 1) or `failed` (reverted), the others `replaced`. `failed` also marks attempts the
+    node refused and attempts whose nonce another transaction took.
+    """
+
+    chain_id: int
+    sender: str
+    nonce: int
+    key: str
+    tx_hash: bytes
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+    status: SentStatus = "pending"
+
+
+class TxJournal(Hashable, Protocol):
+    """Where the sender records its transactions before broadcasting them (the store, or
+    `MemoryJournal`): a retry in another process looks its hash up instead of sending again."""
+
+    def record_sent(self, tx: SentTx) -> None:
+        """Adds `tx` (idempotent per hash)."""
+        ...
+
+    def pending_sent(self, chain_id: int, sender: str, keys: Sequence[str]) -> list[SentTx]:
+        """The `pending` transactions of `sender` on `chain_id` for `keys`."""
+        ...
+
+    def mark_sent(self, tx_hashes: Sequence[bytes], status: SentStatus) -> None: ...
+
+
+class MemoryJournal:
+    """A `TxJournal` in memory: one process's sends only (tests, tools without a store)."""
+
+    def __init__(self) -> None:
+        self._txs: dict[bytes, SentTx] = {}
+        self._lock = threading.Lock()
+
+    def record_sent(self, tx: SentTx) -> None:
+        with self._lock:
+            self._txs.setdefault(tx.tx_hash, tx)
+
+    def pending_sent(self, chain_id: int, sender: str, keys: Sequence[str]) -> list[SentTx]:
+        wanted = set(keys)
+        with self._lock:
+            return [
+                t
+                for t in self._txs.values()
+                if t.status == "pending"
+                and t.chain_id == chain_id
+                and t.sender == sender
+                and t.key in wanted
+            ]
+
+    def mark_sent(self, tx_hashes: Sequence[bytes], status: SentStatus) -> None:
+        with self._lock:
+            for h in tx_hashes:
+                if h in self._txs:
+                    self._txs[h] = replace(self._txs[h], status=status)

@@ -24,7 +24,7 @@ from ..pipeline.commits import (
     SendStatus,
 )
 from ..protocol.digests import Material
-from .calls import ContractCall, TxOutcome
+from .calls import ContractCall, TxJournal, TxOutcome
 from .config import GatewayConfig
 from .sender import TransactionSender, gateway_sender
 
@@ -36,6 +36,11 @@ ADD_TOPIC = bytes(Web3.keccak(text=ADD_EVENT_SIGNATURE))
 CONSENSUS_TOPIC = bytes(Web3.keccak(text=CONSENSUS_EVENT_SIGNATURE))
 #: Handles per eth_getLogs topic filter (nodes cap the size of an OR-list of topics).
 _TOPIC_CHUNK = 100
+
+
+def commit_key(handle: bytes) -> str:
+    """The journal key of a handle's `addCiphertextMaterial`: one per handle and sender."""
+    return f"commit:0x{handle.hex()}"
 
 
 class CommitConfigError(RuntimeError):
@@ -130,8 +135,10 @@ class GatewayCommits(CommitGateway):
         self.sender = Web3.to_checksum_address(sender.address)
 
     @classmethod
-    def of(cls, gateway: GatewayConfig, account: LocalAccount, from_block: int) -> GatewayCommits:
-        sender = gateway_sender(gateway, account)
+    def of(
+        cls, gateway: GatewayConfig, account: LocalAccount, from_block: int, journal: TxJournal
+    ) -> GatewayCommits:
+        sender = gateway_sender(gateway, account, journal)
         return cls(sender, gateway.ciphertext_commits_address, from_block)
 
     def committed(self, handles: Sequence[bytes]) -> dict[bytes, OnChainCommit]:
@@ -152,6 +159,7 @@ class GatewayCommits(CommitGateway):
                 "addCiphertextMaterial",
                 (m.handle, m.key_id, m.ciphertext_digest, m.sns_ciphertext_digest),
                 label=f"addCiphertextMaterial(0x{m.handle.hex()})",
+                key=commit_key(m.handle),
             )
             for m in materials
         ]

@@ -68,7 +68,10 @@ class GatewayConfig:
     input_verification_address: str
     ciphertext_commits_address: str
     rpc: RpcSettings = DEFAULT_RPC
-    receipt_timeout_s: float = 120.0
+    #: Receipts of one batch are awaited together until this deadline (`chain.sender`) ...
+    batch_deadline_s: float = 180.0
+    #: ... and a transaction unmined this long after its latest attempt is fee-bumped.
+    fee_bump_s: float = 30.0
     #: The environment variable the URL came from, if any: shown instead of the URL (API keys).
     rpc_url_env: str = ""
 
@@ -114,6 +117,7 @@ def gateway_from_settings() -> GatewayConfig:
         cfg.value("FHEVM_DAGSTER_GATEWAY_INPUT_VERIFICATION_ADDRESS"),
         cfg.value("FHEVM_DAGSTER_GATEWAY_CIPHERTEXT_COMMITS_ADDRESS"),
         rpc_settings("FHEVM_DAGSTER_GATEWAY_RPC_TIMEOUT"),
-        cfg.number("FHEVM_DAGSTER_GATEWAY_RECEIPT_TIMEOUT"),
+        cfg.number("FHEVM_DAGSTER_GATEWAY_BATCH_DEADLINE"),
+        cfg.number("FHEVM_DAGSTER_GATEWAY_FEE_BUMP"),
         url_env if cfg.is_set(url_env) else "",
     )

@@ -230,12 +230,14 @@ def answer_call(
             "verifyProofResponse",
             (req.zk_proof_id, handles, signature, req.extra_data),
             label=f"verifyProofResponse({req.zk_proof_id})",
+            key=f"proof:{req.zk_proof_id}:0x{req.tx_hash.hex()}:verifyProofResponse",
         )
     return ContractCall(
         "InputVerification",
         "rejectProofResponse",
         (req.zk_proof_id, req.extra_data),
         label=f"rejectProofResponse({req.zk_proof_id})",
+        key=f"proof:{req.zk_proof_id}:0x{req.tx_hash.hex()}:rejectProofResponse",
     )
 
 

@@ -74,7 +74,8 @@ class GatewayChainResource(_RpcResource):
     chain_id: int = 10901
     input_verification_address: str = ""
     ciphertext_commits_address: str = ""
-    receipt_timeout_s: float = 120.0
+    batch_deadline_s: float = 180.0
+    fee_bump_s: float = 30.0
 
     @classmethod
     def of(cls, gateway: GatewayConfig) -> GatewayChainResource:
@@ -84,7 +85,8 @@ class GatewayChainResource(_RpcResource):
             rpc_url=EnvVar(gateway.rpc_url_env) if gateway.rpc_url_env else gateway.rpc_url,
             input_verification_address=gateway.input_verification_address,
             ciphertext_commits_address=gateway.ciphertext_commits_address,
-            receipt_timeout_s=gateway.receipt_timeout_s,
+            batch_deadline_s=gateway.batch_deadline_s,
+            fee_bump_s=gateway.fee_bump_s,
             request_timeout_s=gateway.rpc.timeout_s,
             rpc_retries=gateway.rpc.retries,
             rpc_backoff_s=gateway.rpc.backoff_s,
@@ -97,7 +99,8 @@ class GatewayChainResource(_RpcResource):
             self.input_verification_address,
             self.ciphertext_commits_address,
             self.rpc,
-            self.receipt_timeout_s,
+            self.batch_deadline_s,
+            self.fee_bump_s,
         )
 
 

@@ -49,6 +49,15 @@ def _add_columns(table: str, *names: str) -> Callable[[Connection], None]:
     return upgrade
 
 
+def _create_table(table: str) -> Callable[[Connection], None]:
+    """An upgrade creating a table of `schema` (with its indexes) in an existing database."""
+
+    def upgrade(conn: Connection) -> None:
+        schema.metadata.tables[table].create(conn)
+
+    return upgrade
+
+
 def _chain_identity(conn: Connection) -> None:
     """Genesis hashes and resets recorded; proof requests keyed by (gateway, id, transaction)."""
     schema.chain_genesis.create(conn)
@@ -75,6 +84,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         2,
         "proof_requests: gateway response status, tx hash and reason",
         _add_columns("proof_requests", "response_status", "response_tx_hash", "response_reason"),
+    ),
+    Migration(
+        3,
+        "sent_transactions: gateway transactions journaled before broadcast",
+        _create_table("sent_transactions"),
     ),
     Migration(
         4,

@@ -1,7 +1,7 @@
 """`Store`, the store's one read/write API. Every write is idempotent; no Dagster here.
 
 The methods live in one module per aggregate (`chains`, `identity`, `computations`, `allowed`,
-`ciphertexts`, `commits`, `proofs`); this class composes them over one engine.
+`ciphertexts`, `commits`, `proofs`, `transactions`); this class composes them over one engine.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .engine import create_store_engine
 from .identity import IdentityQueries
 from .migrations import migrate
 from .proofs import ProofQueries
+from .transactions import TransactionQueries
 
 
 class Store(
@@ -30,6 +31,7 @@ class Store(
     CiphertextQueries,
     CommitQueries,
     ProofQueries,
+    TransactionQueries,
 ):
     """The coprocessor store on one SQL database (SQLite or PostgreSQL)."""
 

@@ -220,3 +220,20 @@ commit_status = Table(
     _created(),
     _updated(),
 )
+
+# Gateway transactions, journaled before broadcast so a retry finds them (migration 3).
+sent_transactions = Table(
+    "sent_transactions",
+    metadata,
+    Column("tx_hash", HASH, primary_key=True),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("sender", ADDRESS, nullable=False),
+    Column("nonce", BigInteger, nullable=False),
+    Column("call_key", String(200), nullable=False),  # "commit:0x<handle>", "proof:<id>:<fn>"
+    Column("max_fee_per_gas", UINT256, nullable=False),
+    Column("max_priority_fee_per_gas", UINT256, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | confirmed | failed | replaced
+    _created(),
+    _updated(),
+    Index("ix_sent_transactions_key", "chain_id", "sender", "call_key", "status"),
+)
