@@ -84,10 +84,12 @@ class Postgres:
     """A throwaway trust-auth cluster from the Debian server binaries (as tests/postgres_fixtures),
     restartable: the PostgreSQL fault."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self) -> None:
         bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
         if not bins:
             raise RuntimeError("no /usr/lib/postgresql/*/bin: apt-get install postgresql")
+        # Its own dir under /tmp: the postgres user must reach it (as root, initdb runs as it).
+        root = Path(tempfile.mkdtemp(prefix="fhevm-faults-pg-"))
         self.bin, self.root = bins[-1], root
         self.data, self.log, self.port = root / "pgdata", root / "pg.log", _free_port()
         sock = root / "pgsock"
@@ -114,11 +116,14 @@ class Postgres:
         cmd = [str(self.bin / tool), *args]
         if os.geteuid() == 0:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {done.stdout}{done.stderr}")
 
     def stop(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
+        with contextlib.suppress(RuntimeError):
             self.ctl("stop", "-m", "immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @dataclass
@@ -177,7 +182,7 @@ class Harness:
         home.mkdir(exist_ok=True)
         env = dict(os.environ)
         if self.use_postgres:
-            self.pg = Postgres(self.root / "pg")
+            self.pg = Postgres()
             store_url = self.pg.url("store")
             shutil.copy(REPO / "deploy" / "dagster-postgres.yaml", home / "dagster.yaml")
             pg_env = {
@@ -347,19 +352,23 @@ class Harness:
                 os.kill(pid, signal.SIGKILL)
         return len(pids)
 
-    def reap_dead_runs(self) -> int:
-        """Marks runs whose worker is gone as failed and frees their concurrency slots, so one
-        fault's dead runs do not block the next fault's (what Dagster's run monitoring would
-        do). Called after a row was measured; returns how many it reaped."""
-        reaped = 0
+    def reap_dead_runs(self) -> list[str]:
+        """Marks runs whose worker is gone as failed and frees the pool slots that ended runs
+        still hold, so one fault's dead runs do not block the next fault's (run monitoring's
+        job, which main does not enable). Called after a row was measured; says what it did."""
+        done: list[str] = []
         for run in self.instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED])):
-            if self.run_pids(run.run_id):
-                continue
-            self.instance.report_run_failed(run, "worker process gone (fault harness)")
-            with contextlib.suppress(Exception):
-                self.instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-            reaped += 1
-        return reaped
+            if not self.run_pids(run.run_id):
+                self.instance.report_run_failed(run, "worker process gone (fault harness)")
+                done.append(f"run {run.run_id[:8]} marked failed")
+        storage = self.instance.event_log_storage
+        for pool in storage.get_concurrency_keys():
+            for slot in storage.get_concurrency_info(pool).claimed_slots:
+                run = self.instance.get_run_by_id(slot.run_id)
+                if run is None or run.is_finished:
+                    storage.free_concurrency_slots_for_run(slot.run_id)
+                    done.append(f"{pool} slot of ended run {slot.run_id[:8]} freed")
+        return done
 
     # ---- measuring ------------------------------------------------------------------------
 
@@ -448,13 +457,17 @@ class Harness:
         deadline = time.monotonic() + timeout
         quiet_since: float | None = None
         while True:
-            _, lost = self._lost(window)
-            handles = self._handles(window)
-            if not lost and handles is not None and not self._missing(handles):
-                elapsed = time.monotonic() - (window.cleared or window.started)
-                return True, elapsed, self.measure(window)
             now = time.monotonic()
-            if self._in_flight(window):
+            try:
+                _, lost = self._lost(window)
+                if not lost and not self._missing(self._handles(window)):
+                    elapsed = now - (window.cleared or window.started)
+                    return True, elapsed, self.measure(window)
+                busy = self._in_flight(window)
+            except Exception as exc:  # a store or instance reconnecting: look again
+                self.log(f"  (while waiting: {type(exc).__name__}: {exc})")
+                busy = True
+            if busy:
                 quiet_since = None
             elif quiet_since is None:
                 quiet_since = now

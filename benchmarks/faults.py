@@ -324,9 +324,7 @@ def run_fault(h: Harness, name: str, o: Options) -> Row:
         return Row(name, False, time.monotonic() - started, empty, f"{type(exc).__name__}: {exc}")
     ok, seconds, m = h.wait_recovered(w, o.timeout_s)
     notes = [f"lost: {', '.join(m.ranges_lost[:3])}"] if m.ranges_lost else []
-    reaped = h.reap_dead_runs()
-    if reaped:
-        notes.append(f"{reaped} dead run(s) reaped after measuring")
+    notes += [f"after: {r}" for r in h.reap_dead_runs()]
     return Row(name, ok, seconds, m, "; ".join(notes))
 
 
