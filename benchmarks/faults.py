@@ -156,19 +156,22 @@ def pg_restart(h: Harness, o: Options) -> Window:
 
 
 def gateway_tx_revert(h: Harness, o: Options) -> Window:
-    """CiphertextCommits reverts every call until one commit of ours was mined (and reverted)."""
+    """Our commits, once in the gateway's pool (they passed gas estimation), are mined while
+    CiphertextCommits reverts every call: mined, status 0."""
     w = _traffic(h, o)
     gw = h.gateway_w3
     address = h.info.ciphertext_commits_address
     code = gw.eth.get_code(Web3.to_checksum_address(address)).to_0x_hex()
-    sender = Web3.to_checksum_address(h.info.coprocessor_tx_sender_address)
     h.wait_for_step(w, "ciphertext_digests")
-    nonce = gw.eth.get_transaction_count(sender)
-    rpc(gw, "anvil_setCode", [address, REVERTING_CODE])
+    rpc(gw, "evm_setAutomine", [False])
     try:
-        _poll(lambda: gw.eth.get_transaction_count(sender) > nonce, 600, "no commit sent")
+        _poll(lambda: bool(_pending(h)), 600, "no commit broadcast")
+        time.sleep(1)
+        rpc(gw, "anvil_setCode", [address, REVERTING_CODE])
+        rpc(gw, "evm_mine", [])
     finally:
         rpc(gw, "anvil_setCode", [address, code])
+        rpc(gw, "evm_setAutomine", [True])
     w.clear()
     return w
 
