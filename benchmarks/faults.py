@@ -9,7 +9,7 @@ of its own, injects the fault, waits for recovery and prints one row:
 Done when every row reads: yes, 0, 0, 0. Faults run in the order given (`devnet-reset` wipes the
 chains: keep it last). `pg-restart` runs the whole suite on PostgreSQL (store and Dagster instance).
 
-    python benchmarks/faults.py                     # every fault (~20 min on 2 cores)
+    python benchmarks/faults.py                     # every fault (~30 min on 2 shared cores)
     python benchmarks/faults.py --faults host-rpc-drop,lost-tick --short
     python benchmarks/faults.py --list
 
