@@ -1,0 +1,32 @@
+"""The fault suite's short form (benchmarks/faults.py): three cheap faults against a real devnet
+with a real `dagster-daemon` running, each followed by full recovery: no range lost, every handle
+committed by this coprocessor, no duplicate gateway transaction.
+
+A few minutes (one devnet, one daemon, one range per fault). The full suite is run by hand:
+`python benchmarks/faults.py` (see its docstring).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from devnet_fixtures import _require_tools
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from faults import Options, row_markdown, run_suite
+
+SHORT = ["host-rpc-drop", "daemon-restart", "lost-tick"]
+
+
+@pytest.mark.faults
+def test_short_fault_suite_recovers(tmp_path: Path) -> None:
+    _require_tools()
+    rows = run_suite(SHORT, Options(transfers=1, outage_s=20, timeout_s=240), root=tmp_path)
+    table = "\n".join(row_markdown(r) for r in rows)
+    assert [r.fault for r in rows] == SHORT
+    for r in rows:
+        assert r.recovered and r.measure.ok, table
+        assert r.measure.ranges >= 1 and r.measure.handles >= 1, table
