@@ -216,7 +216,11 @@ class Harness:
             f"{p}GATEWAY_RANGE_SIZE": str(self.range_size),
             f"{p}HOST_RPC_TIMEOUT": "5",
             f"{p}GATEWAY_RPC_TIMEOUT": "5",
-            f"{p}GATEWAY_RECEIPT_TIMEOUT": "30",
+            f"{p}GATEWAY_BATCH_DEADLINE": "30",
+            f"{p}GATEWAY_FEE_BUMP": "5",
+            # A failed range is re-driven after 10 s, not the default minute: rows end sooner.
+            f"{p}REDRIVE_BACKOFF": "10",
+            f"{p}REDRIVE_BACKOFF_MAX": "60",
             "PATH": f"{BIN}:{env.get('PATH', '')}",
         })  # fmt: skip
         self.env = env
