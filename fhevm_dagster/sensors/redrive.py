@@ -1,10 +1,13 @@
 """The block sensor's re-drive: a chain's failed range runs, read from the Dagster instance as
 plain data for `pipeline.redrive`, and the run requests it decides.
 
-Candidates are the ranges of the newest failed runs of the chain's range job that the store has
-not seen processed; each one's runs (by partition tag) are its history. Run keys and tags of all
-range requests are made here, so a re-drive names the same range, generation and hash as the
-first request.
+Candidates are the ranges of the newest failed runs of the chain's range job that the store knows;
+each one's runs (by partition tag) are its history, and only a successful run of the range's
+current blocks ends it: a range the store saw ingested may still have failed in a later step
+(squash, commit, upload), and that is most failures. A success outside the range job (a UI
+materialisation of the assets) is not seen: at worst a bounded, idempotent re-run. Run keys and
+tags of all range requests are made here, so a re-drive names the same range, generation and hash
+as the first request.
 """
 
 from __future__ import annotations
@@ -129,7 +132,7 @@ def redrive_tick(
     policy: RedrivePolicy,
     cap: int,
 ) -> RedriveTick:
-    """Requests re-driving the chain's failed, unprocessed ranges that are due, at most `cap`."""
+    """Requests re-driving the chain's failed ranges that are due, at most `cap`."""
     instance = context.instance
     failed = instance.get_run_records(
         RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.FAILURE]),
@@ -142,7 +145,7 @@ def redrive_tick(
     now = time.time()
     for partition in partitions:
         rng = store.get_range(chain_id, partition)
-        if rng is None or rng.processed_hash is not None:
+        if rng is None:  # not this store's (another store, or a chain reset removed it)
             continue
         records = instance.get_run_records(
             RunsFilter(job_name=job_name, tags={PARTITION_TAG: partition}), limit=HISTORY_RUNS
