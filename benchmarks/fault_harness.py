@@ -218,6 +218,9 @@ class Harness:
             f"{p}GATEWAY_RPC_TIMEOUT": "5",
             f"{p}GATEWAY_BATCH_DEADLINE": "30",
             f"{p}GATEWAY_FEE_BUMP": "5",
+            # The chains sit behind the proxies, not at devnet.json's URLs: say that a new
+            # genesis is a reset to adopt (the devnet-reset row), as an operator of a devnet would.
+            f"{p}ACCEPT_CHAIN_RESET": "1",
             # A failed range is re-driven after 10 s, not the default minute: rows end sooner.
             f"{p}REDRIVE_BACKOFF": "10",
             f"{p}REDRIVE_BACKOFF_MAX": "60",

@@ -86,9 +86,10 @@ class TcpProxy:
             writer.close()
             return
         self._writers.add(up_writer)
-        await asyncio.gather(
-            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
-        )
+        with contextlib.suppress(asyncio.CancelledError):  # the proxy closing under a connection
+            await asyncio.gather(
+                self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+            )
         for w in (writer, up_writer):
             self._writers.discard(w)
             w.close()
