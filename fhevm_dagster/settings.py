@@ -70,6 +70,7 @@ SETTINGS: tuple[Setting, ...] = (
     # FHE work.
     Setting(f"{_P}DEVICE", "cpu", "`cpu`; `cuda` needs a tfhe-py built with TFHE-rs's `gpu` feature"),
     Setting(f"{_P}FHE_THREADS", "", "operations evaluated at once; empty: the number of CPUs"),
+    Setting(f"{_P}RANGE_BATCH_HANDLES", "64", "ciphertexts a range step holds, computes and stores at a time (its memory bound; 0: the whole range)"),
     # Where things are kept.
     Setting(f"{_P}DATABASE_URL", f"sqlite:///{_CACHE}/store.sqlite", "coprocessor store (SQLite or postgresql://…)", secret=True),
     Setting(f"{_P}PARQUET_DIR", f"{_CACHE}/parquet", "per-range tables (views)"),
