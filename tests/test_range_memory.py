@@ -19,13 +19,14 @@ from eth_account import Account
 from fhevm_dagster.compute.oracle import Plain
 from fhevm_dagster.compute.oracle import evaluate as oracle_evaluate
 from fhevm_dagster.objects.backends import FileBackend
-from fhevm_dagster.pipeline.evaluate import evaluate_range
+from fhevm_dagster.pipeline.evaluate import MissingInputsError, evaluate_range
 from fhevm_dagster.pipeline.objects import upload_range
 from fhevm_dagster.pipeline.squash import digest_range, squash_range
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.protocol.opcodes import Operator
 from fhevm_dagster.protocol.types import FheType
 from fhevm_dagster.store import Ciphertext, Store
+from fhevm_dagster.store import schema as s
 
 pytestmark = pytest.mark.fast
 
@@ -177,3 +178,24 @@ def test_a_range_holds_a_bounded_number_of_ciphertexts(tmp_path: Path) -> None:
     )
     assert figures["uploaded"] + figures["skipped"] == 3 * len(allowed)
     assert Counted.peak <= bound, f"upload held {Counted.peak} ciphertexts"
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_small_batch_fails_and_stores_what_an_unbounded_one_does(
+    tmp_path: Path, batch: int
+) -> None:
+    """A missing input fails the same computations (with the same messages) and leaves the same
+    stored bytes and statuses, whatever the batch."""
+    outcomes = []
+    for b in (0, batch):
+        store = CountingStore.open(f"sqlite:///{tmp_path / f'{b}.sqlite'}")
+        transfers(store, 12)
+        rows = store.computations_of_range(RANGE, chain_id=CHAIN)
+        lost = rows[len(rows) // 2].dependencies[1]  # an amount, half way through
+        with store.engine.begin() as conn:
+            conn.execute(s.ciphertexts.delete().where(s.ciphertexts.c.handle == lost))
+        with pytest.raises(MissingInputsError) as missing:
+            evaluate_range(store, OracleEngine, RANGE, 0, POOL, CHAIN, batch=b)
+        assert list(missing.value.missing) == [lost]
+        outcomes.append((missing.value.report.errors, store.snapshot()))
+    assert outcomes[0][0] and outcomes[0] == outcomes[1]
