@@ -4,6 +4,10 @@ Independent operations run at the same time: `tfhe_py` releases the GIL, so the 
 compute in parallel. A failed operation fails what depends on it, with a message naming the
 cause; everything else completes.
 
+Memory is bounded by a batch size, not by the range: results go to a sink (the store) a batch at
+a time and are let go once nothing pending reads them; operands come from a loader (the store)
+when their consumer starts (`run_dag`).
+
 On the FHE engine, values travel between operations in the stored format (ct64), exactly as in
 the reference scheduler (SPEC §7): each operation decompresses its operands, re-randomizes them,
 computes and compresses its result. Decompression is a bootstrap, so this round trip is part of
