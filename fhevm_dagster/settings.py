@@ -72,6 +72,7 @@ SETTINGS: tuple[Setting, ...] = (
     # FHE work.
     Setting(f"{_P}DEVICE", "cpu", "`cpu`; `cuda` needs a tfhe-py built with TFHE-rs's `gpu` feature"),
     Setting(f"{_P}FHE_THREADS", "", "operations evaluated at once; empty: the number of CPUs"),
+    Setting(f"{_P}RANGE_BATCH_HANDLES", "64", "ciphertexts a range step holds, computes and stores at a time (its memory bound; 0: the whole range)"),
     # Runs: Dagster's run retries are off (dagster.yaml): run monitoring fails a range run past
     # its maximum runtime, and the block sensors re-drive a range whose run failed.
     Setting(f"{_P}RUN_MAX_RUNTIME", "3600", "seconds a range run may take before run monitoring fails it (`dagster/max_runtime`; 0: no limit)"),

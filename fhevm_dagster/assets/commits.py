@@ -81,9 +81,10 @@ def commit_assets(
         """
         fhe = context.resources.fhe
         with step_errors():
+            store = context.resources.store
             figures = squash_range(
-                context.resources.store.get(), fhe.engine, chain_id(context),
-                context.partition_key, fhe.pool_size,
+                store.get(), fhe.engine, chain_id(context), context.partition_key,
+                fhe.pool_size, store.batch_handles,
             )  # fmt: skip
         return MaterializeResult(metadata=figures_metadata(figures))
 
@@ -100,8 +101,9 @@ def commit_assets(
     def ciphertext_digests(context: AssetExecutionContext) -> Output[pd.DataFrame]:
         """keccak256 of every stored ct64 and ct128 of the range, stored and shown as a table."""
         with step_errors():
+            store = context.resources.store
             df, figures = digest_range(
-                context.resources.store.get(), chain_id(context), context.partition_key
+                store.get(), chain_id(context), context.partition_key, store.batch_handles
             )
         shown = ["handle", "fhe_type", "ciphertext_digest"]
         return Output(df, metadata={**figures_metadata(figures), **table_metadata(df, shown)})
@@ -187,7 +189,8 @@ def commit_checks(
     def digests_match_bytes(context: AssetCheckExecutionContext) -> AssetCheckResult:
         """The stored digests equal keccak256 of the stored ct64 and ct128 bytes."""
         st, handles = handles_of(context)
-        expected = {r.digest.handle: r.digest for r in range_digests(st, handles)}
+        batch = context.resources.store.batch_handles
+        expected = {r.digest.handle: r.digest for r in range_digests(st, handles, batch)}
         stored = st.get_digests(list(expected))
         wrong = [hex_str(h) for h, d in expected.items() if stored.get(h) != d]
         return AssetCheckResult(

@@ -124,6 +124,7 @@ def host_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[Ass
                 config.key_id,
                 fhe.pool_size,
                 chain_id=config.chain_id,
+                batch=context.resources.store.batch_handles,
             )
         for handle, message in report.errors.items():
             context.log.error(f"computation {handle} failed: {message}")

@@ -42,7 +42,7 @@ def object_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[A
         with step_errors():
             table, figures = upload_range(
                 r.store.get(), r.objects.backend(), r.signer.signer_account(),
-                int(getattr(r, chain).chain_id), context.partition_key,
+                int(getattr(r, chain).chain_id), context.partition_key, r.store.batch_handles,
             )  # fmt: skip
         commits = partition_link((chain, "digest_commits"), context.partition_key)
         return MaterializeResult(

@@ -4,6 +4,10 @@ Independent operations run at the same time: `tfhe_py` releases the GIL, so the 
 compute in parallel. A failed operation fails what depends on it, with a message naming the
 cause; everything else completes.
 
+Memory is bounded by a batch size, not by the range: results go to a sink (the store) a batch at
+a time and are let go once nothing pending reads them; operands come from a loader (the store)
+when their consumer starts (`run_dag`).
+
 On the FHE engine, values travel between operations in the stored format (ct64), exactly as in
 the reference scheduler (SPEC §7): each operation decompresses its operands, re-randomizes them,
 computes and compresses its result. Decompression is a bootstrap, so this round trip is part of
@@ -13,10 +17,10 @@ the bytes every coprocessor must agree on, whatever the cut of blocks into range
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, cast
 
 import tfhe_py
 
@@ -28,9 +32,11 @@ from fhevm_dagster.protocol.types import FheType
 
 V = TypeVar("V")
 
+#: The FHE engine, named for the pipeline (which does not import tfhe_py).
+Engine = tfhe_py.Engine
 #: How pipeline steps get the engine: called only when there is work, so an empty range does
 #: not pay the key load (the resource caches one engine per process).
-EngineFactory = Callable[[], tfhe_py.Engine]
+EngineFactory = Callable[[], Engine]
 
 
 class Backend(Protocol[V]):
@@ -69,52 +75,56 @@ class PlainBackend:
 
 @dataclass
 class EvalResult(Generic[V]):
-    """Values of evaluated nodes, errors of failed ones, and where the time went."""
+    """Which nodes were evaluated (in completion order), errors of failed ones, where the time
+    went, and the most in-range results held at once. The values themselves went to `sink`."""
 
-    values: dict[NodeKey, V] = field(default_factory=dict)
+    done: list[NodeKey] = field(default_factory=list)
     errors: dict[NodeKey, str] = field(default_factory=dict)
     op_seconds: dict[NodeKey, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    peak_held: int = 0
+
+
+#: Reads encrypted operands that are not held: inputs from the store, and results of this range
+#: already handed to the sink. Returns those it has; an absent one fails its consumer.
+Loader = Callable[[Sequence[bytes]], Mapping[bytes, V]]
+#: Receives allowed results, a batch at a time, and makes them loadable (stores them).
+Sink = Callable[[list[tuple[NodeKey, V]]], None]
+
+_MISSING = object()
 
 
 def run_dag(
     dag: RangeDag,
     backend: Backend[V],
-    inputs: Mapping[bytes, V],
+    load: Loader[V],
+    sink: Sink[V],
     pool_size: int,
     failed_inputs: Mapping[bytes, str] | None = None,
+    batch: int = 0,
 ) -> EvalResult[V]:
-    """Evaluates every node of `dag`; `inputs` holds the values of its external handles and
-    `failed_inputs` why the others will never come (their producers failed): the nodes that read
-    one fail with that reason, and so do their descendants."""
+    """Evaluates every node of `dag` and hands each allowed result to `sink`, `batch` at a time.
+
+    Memory stays bounded by `batch`, not by the range: nodes start in chain order within a
+    window of `batch` nodes past the first unfinished one; a result is dropped once no pending
+    node reads it and, if allowed, once the sink has it; a sunk result still read by a node past
+    the window is dropped too and loaded again. So at most about 2 x `batch` results, the
+    intermediates of one transaction and the operands of the running nodes are held at once.
+    `batch` 0 means no bound. `failed_inputs` says why some inputs will never come (their
+    producers failed): the nodes that read one fail with that reason, and so do their
+    descendants."""
     result: EvalResult[V] = EvalResult()
     started = time.perf_counter()
+    window = batch if batch > 0 else len(dag.order) or 1
+    index = {k: i for i, k in enumerate(dag.order)}
     waiting = {k: len(dag.nodes[k].parents) for k in dag.order}
+    held: dict[NodeKey, V] = {}
+    unsunk: list[NodeKey] = []
+    sunk: set[NodeKey] = set()
+    submitted: set[NodeKey] = set()
+    frontier = 0  # index of the first node neither evaluated nor failed
     for key, reason in dag.cycles.items():
         result.errors[key] = f"cycle: {reason}"
-
-    def operand_values(node: Node) -> list[V | bytes]:
-        parent_by_handle = {p[0]: p for p in node.parents}
-        out: list[V | bytes] = []
-        for operand in node.operands:
-            if not isinstance(operand, HandleRef):
-                out.append(operand)
-            elif operand.handle in parent_by_handle:
-                out.append(result.values[parent_by_handle[operand.handle]])
-            elif operand.handle in inputs:
-                out.append(inputs[operand.handle])
-            else:
-                raise OperationError(f"missing input {operand.handle.hex()}")
-        return out
-
-    def work(node: Node) -> tuple[V, float]:
-        validate_operation(
-            node.row.opcode, list(node.row.dependencies), node.row.is_scalar, node.row.fhe_type
-        )
-        operands = operand_values(node)
-        t0 = time.perf_counter()
-        value = backend.execute(node.row.operator, operands, node.result_type)
-        return value, time.perf_counter() - t0
 
     def fail_descendants(key: NodeKey, cause: str) -> None:
         stack = list(dag.nodes[key].children)
@@ -125,6 +135,10 @@ def run_dag(
             result.errors[child] = f"depends on failed computation {key[0].hex()}: {cause}"
             stack.extend(dag.nodes[child].children)
 
+    def fail(key: NodeKey, message: str) -> None:
+        result.errors[key] = message
+        fail_descendants(key, message)
+
     for key in dag.cycles:
         fail_descendants(key, result.errors[key])
     poisoned = failed_inputs or {}
@@ -132,36 +146,103 @@ def run_dag(
         refs = [o.handle for o in dag.nodes[key].operands if isinstance(o, HandleRef)]
         cause = next((h for h in refs if h in poisoned), None)
         if cause is not None and key not in result.errors:
-            result.errors[key] = f"depends on failed computation {cause.hex()} ({poisoned[cause]})"
-            fail_descendants(key, result.errors[key])
+            fail(key, f"depends on failed computation {cause.hex()} ({poisoned[cause]})")
+
+    def release(key: NodeKey) -> None:
+        """Drop a held result that no pending node reads, or that the store holds and only
+        nodes past the window read; an unstored allowed result stays until it is sunk."""
+        allowed = dag.nodes[key].row.is_allowed
+        if key not in held or (allowed and key not in sunk):
+            return
+        children = dag.nodes[key].children
+        pending = any(c not in submitted and c not in result.errors for c in children)
+        if not pending or (allowed and index[key] < frontier):
+            del held[key]
+
+    def flush() -> None:
+        batch_items = [(k, held[k]) for k in unsunk]
+        unsunk.clear()
+        sink(batch_items)
+        sunk.update(k for k, _ in batch_items)
+
+    def operand_values(node: Node) -> list[V | bytes | object]:
+        """The node's operands, read now: later a parent's result may no longer be held."""
+        parents = {p[0]: p for p in node.parents if p in held}
+        refs = [o.handle for o in node.operands if isinstance(o, HandleRef)]
+        wanted = [h for h in refs if h not in parents]
+        loaded = load(wanted) if wanted else {}
+        return [
+            o
+            if not isinstance(o, HandleRef)
+            else held[parents[o.handle]]
+            if o.handle in parents
+            else loaded.get(o.handle, _MISSING)
+            for o in node.operands
+        ]
+
+    def work(node: Node, operands: list[V | bytes | object]) -> tuple[V, float]:
+        validate_operation(
+            node.row.opcode, list(node.row.dependencies), node.row.is_scalar, node.row.fhe_type
+        )
+        for operand, value in zip(node.operands, operands, strict=True):
+            if value is _MISSING:
+                assert isinstance(operand, HandleRef)
+                raise OperationError(f"missing input {operand.handle.hex()}")
+        t0 = time.perf_counter()
+        value = backend.execute(
+            node.row.operator, cast(list[V | bytes], operands), node.result_type
+        )
+        return value, time.perf_counter() - t0
 
     with ThreadPoolExecutor(max_workers=max(1, pool_size), thread_name_prefix="fhe") as pool:
         running: dict[Future[tuple[V, float]], NodeKey] = {}
-        submitted: set[NodeKey] = set()
+        in_flight = 2 * max(1, pool_size)
 
-        def submit_ready(keys: list[NodeKey]) -> None:
-            for k in keys:
+        def advance() -> None:
+            """Move the frontier past finished nodes; drop what is no longer needed."""
+            nonlocal frontier
+            while frontier < len(dag.order) and (
+                dag.order[frontier] in result.errors or dag.order[frontier] in result.op_seconds
+            ):
+                frontier += 1
+            for k in list(held):
+                release(k)
+
+        def submit_ready() -> None:
+            advance()
+            for k in dag.order[frontier : frontier + window]:
+                if len(running) >= in_flight:
+                    return
                 if waiting[k] == 0 and k not in result.errors and k not in submitted:
+                    node = dag.nodes[k]
+                    operands = operand_values(node)
                     submitted.add(k)
-                    running[pool.submit(work, dag.nodes[k])] = k
+                    running[pool.submit(work, node, operands)] = k
+                    for p in node.parents:
+                        release(p)
 
-        submit_ready(dag.order)
+        submit_ready()
         while running:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
-            ready: list[NodeKey] = []
             for future in done:
                 key = running.pop(future)
                 try:
                     value, seconds = future.result()
                 except Exception as exc:
-                    result.errors[key] = f"{type(exc).__name__}: {exc}"
-                    fail_descendants(key, result.errors[key])
+                    fail(key, f"{type(exc).__name__}: {exc}")
                     continue
-                result.values[key] = value
+                result.done.append(key)
                 result.op_seconds[key] = seconds
+                held[key] = value
+                result.peak_held = max(result.peak_held, len(held))
+                if dag.nodes[key].row.is_allowed:
+                    unsunk.append(key)
                 for child in dag.nodes[key].children:
                     waiting[child] -= 1
-                    ready.append(child)
-            submit_ready(ready)
+            if len(unsunk) >= window:
+                flush()
+            submit_ready()
+        if unsunk:
+            flush()
     result.wall_seconds = time.perf_counter() - started
     return result

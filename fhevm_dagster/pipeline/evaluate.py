@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..compute.dag import RangeDag, build_dag
+from ..compute.dag import NodeKey, RangeDag, build_dag
 from ..compute.evaluate import (
     Ct64,
     EngineFactory,
@@ -51,6 +51,7 @@ class RangeReport:
     errors: dict[str, str] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     drift: dict[str, str] = field(default_factory=dict)  # handle: stored vs recomputed digests
+    peak_held: int = 0  # most results of the range held in memory at once
 
     @property
     def operations_per_second(self) -> float:
@@ -69,6 +70,7 @@ class RangeReport:
             "wall_seconds": round(self.wall_seconds, 3),
             "operations_per_second": round(self.operations_per_second, 3),
             "longest_chain": self.longest_chain,
+            "peak_held_ciphertexts": self.peak_held,
             "recomputed_differing": len(self.drift),
         }
 
@@ -133,39 +135,50 @@ def evaluate_range(
     key_id: int,
     pool_size: int,
     chain_id: int,
+    batch: int = 0,
 ) -> tuple[RangeReport, RangeDag]:
     """Evaluates the range, stores allowed results, records errors per computation.
 
-    Raises `MissingInputsError` (after storing everything it could) when inputs from earlier
-    ranges or the gateway are missing. `engine_of` is called only when there is work: a range
-    without computations does not pay the key load.
+    Results are stored `batch` at a time as they come, and inputs are read from the store when
+    their consumer starts, so memory is bounded by `batch` rather than by the range (0: no
+    bound; see `run_dag`). Raises `MissingInputsError` (after storing everything it could) when
+    inputs from earlier ranges or the gateway are missing. `engine_of` is called only when there
+    is work: a range without computations does not pay the key load.
     """
     started = time.perf_counter()
     rows = store.computations_of_range(range_key, chain_id=chain_id)
     dag = build_dag(rows)
     report = RangeReport(range_key, pruned=len(dag.pruned), longest_chain=dag.longest_chain())
-    stored = store.get_ciphertexts(sorted(dag.external))
-    absent = sorted(dag.external - stored.keys())
+    absent = store.missing_ciphertexts(sorted(dag.external))
     failed = _failed_producers(store, absent)
     missing = [h for h in absent if h not in failed]
     engine = engine_of() if dag.order else None
-    inputs = {h: Ct64(c.ciphertext) for h, c in stored.items()}
+
+    def load(handles: Sequence[bytes]) -> dict[bytes, Ct64]:
+        return {h: Ct64(c.ciphertext) for h, c in store.get_ciphertexts(handles).items()}
+
+    def sink(values: list[tuple[NodeKey, Ct64]]) -> None:
+        results = [
+            Ciphertext(k[0], v.data, dag.nodes[k].row.fhe_type, key_id, "computed")
+            for k, v in values
+        ]
+        stored = store.get_ciphertexts([r.handle for r in results])
+        report.drift.update(_drift(results, stored))
+        report.stored += store.store_results(results, [k for k, _ in values])
+
     result: EvalResult[Ct64] = (
-        run_dag(dag, FheBackend(engine), inputs, pool_size, failed) if engine else EvalResult()
+        run_dag(dag, FheBackend(engine), load, sink, pool_size, failed, batch)
+        if engine
+        else EvalResult()
     )
-    results = [
-        Ciphertext(key[0], result.values[key].data, node.row.fhe_type, key_id, "computed")
-        for key in dag.order
-        if key in result.values and (node := dag.nodes[key]).row.is_allowed
-    ]
-    report.drift = _drift(results, store.get_ciphertexts([r.handle for r in results]))
-    done = [k for k in dag.order if k in result.values] + dag.pruned
+    intermediates = [k for k in result.done if not dag.nodes[k].row.is_allowed]
     store.mark_errors([(h, tx, msg) for (h, tx), msg in result.errors.items()])
-    report.stored = store.store_results(results, done)
-    report.evaluated = len(result.values)
+    store.store_results([], intermediates + dag.pruned)
+    report.evaluated = len(result.done)
+    report.peak_held = result.peak_held
     report.fhe_seconds = sum(result.op_seconds.values())
     report.errors = {k[0].hex(): msg for k, msg in result.errors.items()}
-    for key in result.values:
+    for key in result.done:
         row = dag.nodes[key].row
         report.operations[f"{row.operator.name}:{FheType(row.fhe_type).name}"] += 1
     report.wall_seconds = time.perf_counter() - started
@@ -179,14 +192,19 @@ def evaluate_range(
 def oracle_range(
     rows: Sequence[StoredComputation], inputs: dict[bytes, Plain]
 ) -> dict[bytes, Plain]:
-    """The plaintext value of every needed result of a range, given its external inputs.
+    """The plaintext value of every allowed result of a range, given its external inputs.
 
     The reference of the tests and a debugging aid: decrypt the inputs (test keys), then compare
     each stored result's decryption with this.
     """
     dag = build_dag(rows)
-    result = run_dag(dag, PlainBackend(), inputs, pool_size=1)
-    return {key[0]: value for key, value in result.values.items()}
+    out: dict[bytes, Plain] = {}
+
+    def keep(values: list[tuple[NodeKey, Plain]]) -> None:
+        out.update((k[0], v) for k, v in values)
+
+    run_dag(dag, PlainBackend(), lambda hs: {h: inputs[h] for h in hs if h in inputs}, keep, 1)
+    return out
 
 
 def evaluation_table(report: RangeReport, dag: RangeDag) -> pd.DataFrame:

@@ -7,6 +7,7 @@ holds a digest of; an object under our key with other bytes is an alarm for a pe
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -15,19 +16,25 @@ from eth_account.signers.local import LocalAccount
 from ..objects import HandleObjects, ObjectBackend, ObjectConflict, ObjectStoreError, upload_handles
 from ..store import Store
 from .errors import StepError
-from .squash import range_handles
+from .squash import batches, range_handles
 from .tables import hex_str
 
 OBJECT_COLUMNS = ["handle", "ct64", "ct128", "ct128_by_digest"]  # upload, skip, reattest, conflict
 
 
 def upload_range(
-    store: Store, backend: ObjectBackend, signer: LocalAccount, chain_id: int, range_key: str
+    store: Store,
+    backend: ObjectBackend,
+    signer: LocalAccount,
+    chain_id: int,
+    range_key: str,
+    batch: int = 0,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Upload what is not there yet; a table of what each object got, and figures."""
+    """Upload what is not there yet, reading `batch` handles' bytes at a time (0: all at once);
+    a table of what each object got, and figures."""
     started = time.perf_counter()
     handles = range_handles(store, chain_id, range_key)
-    digests = store.get_digests(list(handles.stored))
+    digests = store.get_digests(handles.stored)
     missing = [h for h in handles.stored if h not in digests]
     if missing:
         raise StepError(
@@ -35,20 +42,24 @@ def upload_range(
             + ", ".join(hex_str(h) for h in missing[:20]),
             retryable=True,
         )
-    ct128 = store.get_ciphertexts128(list(handles.stored))
-    txs = {c.output_handle: c.tx_hash for c in store.computations_by_output(list(handles.stored))}
-    items = [
-        HandleObjects(
-            h,
-            digests[h].key_id,
-            ct.ciphertext,
-            ct128[h],
-            digests[h].ct64_digest,
-            digests[h].ct128_digest,
-            txs.get(h, b""),
-        )
-        for h, ct in handles.stored.items()
-    ]
+
+    def objects_of(chunk: Sequence[bytes]) -> list[HandleObjects]:
+        ct64, ct128 = store.get_ciphertexts(chunk), store.get_ciphertexts128(chunk)
+        txs = {c.output_handle: c.tx_hash for c in store.computations_by_output(chunk)}
+        return [
+            HandleObjects(
+                h,
+                digests[h].key_id,
+                ct64[h].ciphertext,
+                ct128[h],
+                digests[h].ct64_digest,
+                digests[h].ct128_digest,
+                txs.get(h, b""),
+            )
+            for h in chunk
+        ]
+
+    items = (item for chunk in batches(handles.stored, batch) for item in objects_of(chunk))
     try:
         report = upload_handles(backend, items, signer)
     except ObjectConflict as exc:

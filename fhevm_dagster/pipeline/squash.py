@@ -2,28 +2,33 @@
 
 A handle is in one of three states: its ct64 is stored (squash, digest, commit it), its computation
 failed (reported, nothing to commit), or neither yet (retryable: its producer has not run).
+Ciphertexts are read, squashed and hashed `batch` handles at a time, so a range's size does not
+bound its memory (0: the whole range at once).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
-from ..compute.evaluate import EngineFactory
-from ..compute.sns import squash_batch
+from ..compute.evaluate import Engine, EngineFactory
+from ..compute.sns import SquashReport, squash_batch
 from ..protocol.digests import ciphertext_digest, sns_ciphertext_digest
-from ..store import Ciphertext, ComputationStatus, Digest, Store
+from ..store import ComputationStatus, Digest, Store
 from .errors import StepError
 from .tables import hex_str, type_name
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class RangeHandles:
     """A range's allowed handles by what the store holds for them."""
 
-    stored: dict[bytes, Ciphertext]  # ct64 present: squash, digest, commit
+    stored: list[bytes]  # ct64 present (allow order): squash, digest, commit
     errored: dict[bytes, str]  # their computation failed: nothing to commit, reported
     missing: list[bytes]  # no ct64 and no error: not produced yet, a retryable failure
 
@@ -45,19 +50,42 @@ class RangeHandles:
 
 
 def range_handles(store: Store, chain_id: int, range_key: str) -> RangeHandles:
-    """Classifies the allowed handles of a range (in allow order) by their ct64."""
+    """Classifies the allowed handles of a range (in allow order) by their ct64, unread."""
     handles = store.allowed_handles_of_range(range_key, chain_id=chain_id)
-    stored = store.get_ciphertexts(handles)
-    absent = [h for h in handles if h not in stored]
+    absent = store.missing_ciphertexts(handles)
+    missing = set(absent)
     errors: dict[bytes, str] = {}
     for comp in store.computations_by_output(absent):
         if comp.status is ComputationStatus.ERROR:
             errors[comp.output_handle] = comp.error_message or "computation failed"
     return RangeHandles(
-        {h: stored[h] for h in handles if h in stored},
+        [h for h in handles if h not in missing],
         errors,
         [h for h in absent if h not in errors],
     )
+
+
+def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """`items` in slices of `size` (0: one slice)."""
+    step = size if size > 0 else max(1, len(items))
+    for i in range(0, len(items), step):
+        yield items[i : i + step]
+
+
+def _squash_and_store(
+    store: Store,
+    engine: Engine | None,
+    handles: Sequence[bytes],
+    pool_size: int,
+    totals: SquashReport,
+) -> int:
+    """One batch: its ct64s read, squashed, stored and let go; its times and errors counted."""
+    ct64 = store.get_ciphertexts(handles)
+    done = squash_batch(engine, [(h, ct64[h].ciphertext) for h in handles], pool_size)
+    totals.seconds.update(done.seconds)
+    totals.errors.update(done.errors)
+    totals.wall_seconds += done.wall_seconds
+    return store.put_ciphertexts128(list(done.ct128.items()))
 
 
 def squash_range(
@@ -66,22 +94,25 @@ def squash_range(
     chain_id: int,
     range_key: str,
     pool_size: int,
+    batch: int = 0,
 ) -> dict[str, Any]:
-    """Squash and store what is not stored yet; the figures of what was done.
+    """Squash and store what is not stored yet, `batch` handles at a time; the figures.
 
     `engine_of` is called only when there is work: an empty range does not pay the key load.
     """
     handles = range_handles(store, chain_id, range_key)
     handles.require_ct64(range_key)
-    todo = set(store.missing_ciphertexts128(list(handles.stored)))
-    items = [(h, ct.ciphertext) for h, ct in handles.stored.items() if h in todo]
-    report = squash_batch(engine_of() if items else None, items, pool_size)
-    stored = store.put_ciphertexts128(list(report.ct128.items()))
+    todo = store.missing_ciphertexts128(handles.stored)
+    engine = engine_of() if todo else None
+    report = SquashReport()  # totals: its ct128 stays empty, the batches are stored as they come
+    stored = 0
+    for chunk in batches(todo, batch):
+        stored += _squash_and_store(store, engine, chunk, pool_size, report)
     seconds = sum(report.seconds.values())
     figures = {
         "allowed": len(handles.stored) + len(handles.errored),
-        "squashed": len(report.ct128),
-        "already_stored": len(handles.stored) - len(items),
+        "squashed": len(report.seconds) - len(report.errors),
+        "already_stored": len(handles.stored) - len(todo),
         "stored": stored,
         "wall_seconds": round(report.wall_seconds, 3),
         "squash_seconds_per_handle": round(seconds / len(report.seconds), 3)
@@ -107,16 +138,20 @@ class RangeDigest:
     ct128_bytes: int
 
 
-def range_digests(store: Store, handles: RangeHandles) -> list[RangeDigest]:
-    """The digests of every stored handle, computed from the stored bytes."""
-    ct128 = store.get_ciphertexts128(list(handles.stored))
-    missing = [h for h in handles.stored if h not in ct128]
+def range_digests(store: Store, handles: RangeHandles, batch: int = 0) -> list[RangeDigest]:
+    """The digests of every stored handle, computed from the stored bytes `batch` at a time."""
+    missing = store.missing_ciphertexts128(handles.stored)
     if missing:
         raise StepError(
             f"{len(missing)} handle(s) have no ct128 (run `sns_ciphertexts` first): "
             + ", ".join(hex_str(h) for h in missing[:20]),
             retryable=True,
         )
+    return [d for chunk in batches(handles.stored, batch) for d in _digests_of(store, chunk)]
+
+
+def _digests_of(store: Store, handles: Sequence[bytes]) -> list[RangeDigest]:
+    ct64, ct128 = store.get_ciphertexts(handles), store.get_ciphertexts128(handles)
     return [
         RangeDigest(
             Digest(h, ct.key_id, ciphertext_digest(ct.ciphertext), sns_ciphertext_digest(ct128[h])),
@@ -124,7 +159,7 @@ def range_digests(store: Store, handles: RangeHandles) -> list[RangeDigest]:
             len(ct.ciphertext),
             len(ct128[h]),
         )
-        for h, ct in handles.stored.items()
+        for h, ct in ((h, ct64[h]) for h in handles)
     ]
 
 
@@ -135,7 +170,7 @@ DIGEST_COLUMNS = [
 
 
 def digest_range(
-    store: Store, chain_id: int, range_key: str
+    store: Store, chain_id: int, range_key: str, batch: int = 0
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Store the digests of the range's ct64 and ct128 bytes; a table of them and figures.
 
@@ -144,7 +179,7 @@ def digest_range(
     """
     handles = range_handles(store, chain_id, range_key)
     handles.require_ct64(range_key)
-    rows = range_digests(store, handles)
+    rows = range_digests(store, handles, batch)
     before = store.get_digests([r.digest.handle for r in rows])
     changed = [r.digest.handle for r in rows if before.get(r.digest.handle, r.digest) != r.digest]
     if changed:
