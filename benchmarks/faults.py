@@ -229,7 +229,10 @@ def host_reorg_deep(h: Harness, o: Options) -> Window:
 
 
 def gateway_reorg(h: Harness, o: Options) -> Window:
-    """The gateway blocks holding the window's commits are replaced by empty ones."""
+    """The gateway blocks holding the window's commits are replaced by empty ones, and the
+    gateway mined to the end of that range: a live gateway keeps producing blocks, and the
+    commits of a gateway range are rechecked when its range run comes (on-demand anvil would
+    leave the range incomplete for good)."""
     gw = h.gateway_w3
     snap = rpc(gw, "evm_snapshot", [])
     w = _traffic(h, o)
@@ -238,6 +241,10 @@ def gateway_reorg(h: Harness, o: Options) -> Window:
     rpc(gw, "evm_revert", [snap])
     rpc(gw, "evm_increaseTime", [100])
     rpc(gw, "anvil_mine", [hex(head - gw.eth.block_number + 1)])
+    r = h.range_size
+    end = (head + 1 + r) // r * r - 1  # head + 1 itself when it ends a range
+    if end > gw.eth.block_number:
+        rpc(gw, "anvil_mine", [hex(end - gw.eth.block_number)])
     w.clear()
     return w
 

@@ -21,6 +21,7 @@ from eth_account import Account
 from host_defs import (
     COMMIT_ASSETS,
     COMMIT_CHECKS,
+    GATEWAY_ASSETS,
     HOST,
     HOST_RANGES,
     NO_RETRY,
@@ -40,8 +41,10 @@ from fhevm_dagster.chain.ciphertext_commits import GatewayCommits, commit_events
 from fhevm_dagster.cli import main
 from fhevm_dagster.compute.keys import KeySet
 from fhevm_dagster.devnet import DevnetInfo, free_port, run_token_traffic
+from fhevm_dagster.devnet.anvil import rpc_call
 from fhevm_dagster.devnet.state import read_key_file, write_key_file
 from fhevm_dagster.objects import FileBackend, ObjectBackend, S3Backend, fetch_verified
+from fhevm_dagster.partitions import GATEWAY_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.pipeline.commits import (
     CommitGateway,
@@ -482,5 +485,69 @@ def test_real_host_range_end_to_end(
             for backend in (files, s3):  # what a KMS fetches: both objects, attested by us
                 got = fetch_verified(backend, h, [signer])
                 assert (got.ct64, got.ct128) == (ct64[h].ciphertext, ct128[h])
+    finally:
+        store.dispose()
+
+
+def test_gateway_reorg_dropping_commits_is_repaired_by_the_gateway_range(
+    devnet: DevnetInfo,
+    keys: KeySet,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """#11: a gateway reorg replaces the blocks holding our commits by empty ones. The store
+    still says confirmed; the gateway range run of those blocks (what the sensor requests as
+    `…:reorg-<n>`) finds them gone and commits them again, once; a second run sends nothing."""
+    store = Store.open(store_url)
+    gw = devnet.gateway_rpc_url
+    try:
+        seeded = seed(store, keys, [(5, FheType.Uint8), (1, FheType.Bool)])
+        handles = list(seeded.values)
+        res = {**resources(devnet, store_url, tmp_path), "fhe": FheResource(threads=2)}
+        snap = rpc_call(gw, "evm_snapshot")
+        committed = materialize(
+            [sns_ciphertexts, ciphertext_digests, NO_RETRY],
+            partition_key=RANGE,
+            instance=instance,
+            resources=res,
+        )
+        assert committed.success
+        blocks = [e.block_number for e in sender_events(devnet, handles)]
+        assert len(blocks) == 2
+        w3 = Web3(Web3.HTTPProvider(gw))
+        head = w3.eth.block_number
+        rpc_call(gw, "evm_revert", [snap])
+        rpc_call(gw, "anvil_mine", [hex(head - w3.eth.block_number + 1)])
+        assert sender_events(devnet, handles) == []  # the commit blocks are gone
+
+        first = min(blocks) // 10 * 10
+        key = f"{first:012d}-{first + 99:012d}"
+        instance.add_dynamic_partitions(GATEWAY_RANGES, [key])
+
+        def gateway_range() -> dict[str, Any]:
+            result = materialize(
+                GATEWAY_ASSETS, partition_key=key, instance=instance, resources=res
+            )
+            assert result.success
+            mats = result.asset_materializations_for_node("commits_rechecked")
+            return {k: v.value for m in mats for k, v in m.metadata.items()}
+
+        rpc_call(gw, "anvil_mine", ["0x64"])  # the range complete
+        meta = gateway_range()
+        events = sender_events(devnet, handles)
+        assert sorted(e.material.handle for e in events) == sorted(handles)  # one each
+        assert (meta["commits_in_range"], meta["lost"], meta["sent"]) == (2, 2, 2)
+        after = store.get_commit_statuses(handles)
+        for e in events:
+            st = after[e.material.handle]
+            assert st.status is CommitState.CONFIRMED
+            assert (st.tx_hash, st.gateway_block) == (e.tx_hash, e.block_number)
+
+        nonce = sender_nonce(devnet)
+        meta = gateway_range()
+        assert sender_nonce(devnet) == nonce  # not one transaction
+        assert (meta["lost"], meta["sent"]) == (0, 0)
+        assert len(sender_events(devnet, handles)) == 2
     finally:
         store.dispose()

@@ -19,7 +19,7 @@ HOST_ASSETS = {
     "host_events", "fhe_computations", "ciphertexts", "sns_ciphertexts", "ciphertext_digests",
     "digest_commits", "ciphertext_objects",
 }  # fmt: skip
-GATEWAY_ASSETS = {"proof_requests", "verified_inputs", "proof_responses"}
+GATEWAY_ASSETS = {"proof_requests", "verified_inputs", "proof_responses", "commits_rechecked"}
 
 
 @pytest.fixture(autouse=True)
@@ -79,6 +79,7 @@ def test_every_job_and_sensor_resolves() -> None:
         "host_31337__digest_commits": "gateway_tx_sender",
         "host_31338__digest_commits": "gateway_tx_sender",
         "proof_responses": "gateway_tx_sender",
+        "commits_rechecked": "gateway_tx_sender",
     }
     second = resources["host_31338"]
     assert second.rpc_url == EnvVar("SECOND_RPC")  # the UI shows the variable, not the key

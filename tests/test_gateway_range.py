@@ -40,7 +40,7 @@ from fhevm_dagster.devnet.anvil import rpc_call
 from fhevm_dagster.partitions import GATEWAY_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange, parse_range_key
 from fhevm_dagster.protocol.eip712 import encode_input_proof
-from fhevm_dagster.resources.chain import GatewayChainResource, RangeSettings
+from fhevm_dagster.resources.chain import CommitSettings, GatewayChainResource, RangeSettings
 from fhevm_dagster.resources.fhe import FheResource
 from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.signer import SignerResource
@@ -90,6 +90,7 @@ def resources(info: DevnetInfo, url: str, parquet: Path) -> dict[str, Any]:
         "signer": SignerResource(
             signer_key_file=info.signer_key_file, tx_sender_key_file=info.tx_sender_key_file
         ),
+        "commit_settings": CommitSettings(start_block=info.gateway_start_block),
         "parquet_io_manager": ParquetIOManager(base_dir=str(parquet)),
     }
 

@@ -246,9 +246,10 @@ def test_engine_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_v2_store_is_migrated_with_its_proof_requests(store_url: str) -> None:  # noqa: F811
-    """A v2 store (requests keyed by zkProofId alone, no transaction journal) becomes exactly
-    `schema.py` (migration 3 adds `sent_transactions`, 4 re-keys requests), keeps its rows and
-    takes the same id from another transaction."""
+    """A v2 store (requests keyed by zkProofId alone, no transaction journal, commits without
+    their gateway block) becomes exactly `schema.py` (migration 3 adds `sent_transactions`, 4
+    re-keys requests, 5 adds `commit_status.gateway_block`), keeps its rows and takes the same id
+    from another transaction."""
     from sqlalchemy import Column, Index, MetaData, Table
 
     from fhevm_dagster.store import migrations, schema
@@ -269,8 +270,13 @@ def test_v2_store_is_migrated_with_its_proof_requests(store_url: str) -> None:  
         ),
         Index("ix_proof_requests_status", "status"),
     )
+    Table(
+        "commit_status",
+        old,
+        *(c._copy() for c in schema.commit_status.c if c.name != "gateway_block"),
+    )
     engine = create_store_engine(store_url)
-    v4 = {"sent_transactions", "proof_requests", "chain_genesis", "chain_resets"}
+    v4 = {"sent_transactions", "proof_requests", "chain_genesis", "chain_resets", "commit_status"}
     with engine.begin() as conn:
         schema.metadata.create_all(
             conn, [t for t in schema.metadata.sorted_tables if t.name not in v4]
@@ -285,6 +291,7 @@ def test_v2_store_is_migrated_with_its_proof_requests(store_url: str) -> None:  
         row |= {"ciphertext_with_proof": b"zk", "extra_data": b"", "block_number": 4}
         row |= {"tx_hash": tx(4), "status": "rejected", "reason": "3: bad"}
         conn.execute(v2.insert().values(row))
+        conn.execute(old.tables["commit_status"].insert().values(handle=h(7), status="confirmed"))
     store = Store(engine)
     first = ProofRequest(1, 10901, 31337, "0x" + "cc" * 20, "0x" + "dd" * 20, b"zk", b"", 4, tx(4))
     assert migrate(engine) == LATEST_VERSION
@@ -296,6 +303,10 @@ def test_v2_store_is_migrated_with_its_proof_requests(store_url: str) -> None:  
     again = ProofRequest(1, 10901, 31337, "0x" + "cc" * 20, "0x" + "dd" * 20, b"zk", b"", 9, tx(9))
     assert store.put_proof_request(again)
     assert store.proof_request_keys(10901, 0, 9) == [first.key, again.key]
+    assert store.get_commit_statuses([h(7)])[h(7)].gateway_block is None
+    store.set_commit_status(CommitStatus(h(7), CommitState.CONFIRMED, tx(7), None, 12))
+    store.set_commit_status(CommitStatus(h(7), CommitState.FAILED, tx(7), "reorg"))  # keeps 12
+    assert [c.handle for c in store.commits_in_gateway_blocks(12, 12)] == [h(7)]
     engine.dispose()
 
 

@@ -43,10 +43,11 @@ from .metadata import (
 
 #: A gateway outage or a stuck transaction: retry the whole step, it skips what is done.
 COMMIT_RETRY = RetryPolicy(max_retries=4, delay=15, backoff=Backoff.EXPONENTIAL)
-_GATEWAY_KEYS = {"store", "gateway", "signer", "commit_settings"}
+GATEWAY_KEYS = {"store", "gateway", "signer", "commit_settings"}
 
 
-def _commits(context: Any) -> GatewayCommits:
+def gateway_commits(context: Any) -> GatewayCommits:
+    """The commit client of this coprocessor's sender, journaling in the store."""
     r = context.resources
     account = r.signer.tx_sender_account()
     start = r.commit_settings.start_block
@@ -117,7 +118,7 @@ def commit_assets(
         retry_policy=commit_retry,
         pool=GATEWAY_SENDER_POOL,
         kinds={"python", "ethereum"},
-        required_resource_keys={chain} | _GATEWAY_KEYS,
+        required_resource_keys={chain} | GATEWAY_KEYS,
     )
     def digest_commits(context: AssetExecutionContext) -> Output[pd.DataFrame]:
         """`addCiphertextMaterial` for every stored digest of the range, at most once per sender.
@@ -129,7 +130,7 @@ def commit_assets(
         r = context.resources
         with step_errors():
             table, figures = commit_range(
-                r.store.get(), _commits(context), chain_id(context), context.partition_key,
+                r.store.get(), gateway_commits(context), chain_id(context), context.partition_key,
                 r.commit_settings.batch_size,
             )  # fmt: skip
         shown = ["handle", "status", "tx_hash"]
@@ -202,13 +203,13 @@ def commit_checks(
         asset=AssetKey([chain, "digest_commits"]),
         name="digests_committed_on_gateway",
         partitions_def=partitions,
-        required_resource_keys={chain} | _GATEWAY_KEYS,
+        required_resource_keys={chain} | GATEWAY_KEYS,
     )
     def digests_committed_on_gateway(context: AssetCheckExecutionContext) -> AssetCheckResult:
         """This sender's AddCiphertextMaterial event exists for each handle with the stored
         digests."""
         st, handles = handles_of(context)
-        client = _commits(context)
+        client = gateway_commits(context)
         try:
             problems = committed_problems(st, client, handles)
         except Exception as exc:  # any RPC failure: nothing can be decided now
@@ -222,7 +223,7 @@ def commit_checks(
         asset=AssetKey([chain, "ciphertext_digests"]),
         name="digests_agree_with_other_coprocessors",
         partitions_def=partitions,
-        required_resource_keys={chain} | _GATEWAY_KEYS,
+        required_resource_keys={chain} | GATEWAY_KEYS,
     )
     def digests_agree_with_other_coprocessors(
         context: AssetCheckExecutionContext,

@@ -16,8 +16,10 @@ from ..chain.sender import gateway_sender
 from ..jobs import GATEWAY_RANGE_GROUP
 from ..partitions import gateway_ranges
 from ..pipeline.block_ranges import parse_range_key
+from ..pipeline.commits import recheck_commits
 from ..pipeline.gateway import answer_requests, collect_requests, verify_requests
 from ..store import ProofKey
+from .commits import COMMIT_RETRY, GATEWAY_KEYS, gateway_commits
 from .metadata import (
     GATEWAY_SENDER_POOL,
     RPC_RETRY,
@@ -114,4 +116,32 @@ def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
         shown = ["zk_proof_id", "answer", "response_status", "tx_hash"]
         return Output(df, metadata={**figures_metadata(figures), **table_metadata(df, shown)})
 
-    return [proof_requests, verified_inputs, proof_responses]
+    @asset(
+        partitions_def=gateway_ranges,
+        group_name=GATEWAY_RANGE_GROUP,
+        io_manager_key="parquet_io_manager",
+        retry_policy=COMMIT_RETRY,
+        deps=[proof_requests],
+        pool=GATEWAY_SENDER_POOL,
+        kinds={"python", "ethereum"},
+        required_resource_keys=GATEWAY_KEYS,
+    )
+    def commits_rechecked(context: AssetExecutionContext) -> Output[pd.DataFrame]:
+        """The digest commits confirmed in this range's blocks, still on the gateway chain.
+
+        A gateway reorg that drops a block holding our `addCiphertextMaterial` re-runs this
+        range (the sensor's `…:reorg-<n>` run): each commit no longer on the canonical chain is
+        sent again (check-then-send, `CoprocessorAlreadyAdded` is done), the others cost one
+        `eth_getLogs` per 100 handles.
+        """
+        r = context.resources
+        rng = parse_range_key(context.partition_key)
+        with step_errors():
+            table, figures = recheck_commits(
+                r.store.get(), gateway_commits(context), rng.first, rng.last,
+                r.commit_settings.batch_size,
+            )  # fmt: skip
+        shown = ["handle", "outcome", "status", "tx_hash"]
+        return Output(table, metadata={**figures_metadata(figures), **table_metadata(table, shown)})
+
+    return [proof_requests, verified_inputs, proof_responses, commits_rechecked]

@@ -119,7 +119,14 @@ def _result(outcome: TxOutcome) -> SendResult:
     reason = outcome.reason
     if outcome.status == "failed" and outcome.error and reason and outcome.error not in reason:
         reason = f"{outcome.error}: {reason}"
-    return SendResult(status, outcome.tx_hash, reason, None, unreachable=outcome.retryable)
+    return SendResult(
+        status,
+        outcome.tx_hash,
+        reason,
+        None,
+        unreachable=outcome.retryable,
+        block_number=outcome.block_number if status is SendStatus.CONFIRMED else None,
+    )
 
 
 class GatewayCommits(CommitGateway):

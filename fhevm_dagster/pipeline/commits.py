@@ -39,6 +39,7 @@ class SendResult:
     reason: str | None = None
     gas_used: int | None = None
     unreachable: bool = False
+    block_number: int | None = None  # the gateway block of a confirmed transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +147,11 @@ def commit_materials(
             report.found_on_chain += 1
             report.tx_hashes[m.handle] = seen.tx_hash
             store.set_commit_status(
-                CommitStatus(m.handle, CommitState.CONFIRMED, seen.tx_hash, "found on chain")
-            )
+                CommitStatus(
+                    m.handle, CommitState.CONFIRMED, seen.tx_hash, "found on chain",
+                    seen.block_number,
+                )
+            )  # fmt: skip
         else:
             fail(
                 m,
@@ -157,6 +161,7 @@ def commit_materials(
             )
 
     down: str | None = None
+    already: list[Material] = []
     for i in range(0, len(to_send), max(1, batch_size)):
         batch = to_send[i : i + max(1, batch_size)]
         if down is not None:
@@ -172,21 +177,44 @@ def commit_materials(
                 if result.unreachable:
                     down = reason
                 continue
-            if result.status is SendStatus.ALREADY_DONE:
-                report.already_added += 1
-                note = "CoprocessorAlreadyAdded"
-            else:
-                report.sent += 1
-                note = None
-            if result.tx_hash is not None:
-                report.tx_hashes[m.handle] = result.tx_hash
             if result.gas_used is not None:
                 report.gas_used[m.handle] = result.gas_used
+            if result.status is SendStatus.ALREADY_DONE:
+                report.already_added += 1
+                already.append(m)
+                continue
+            report.sent += 1
+            if result.tx_hash is not None:
+                report.tx_hashes[m.handle] = result.tx_hash
             store.set_commit_status(
-                CommitStatus(m.handle, CommitState.CONFIRMED, result.tx_hash, note)
+                CommitStatus(
+                    m.handle, CommitState.CONFIRMED, result.tx_hash, None, result.block_number
+                )
             )
+    _record_already_added(store, gateway, already, report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _record_already_added(
+    store: Store, gateway: CommitGateway, materials: Sequence[Material], report: CommitReport
+) -> None:
+    """Confirm `CoprocessorAlreadyAdded` handles with the transaction and block of the earlier
+    commit, so a reorg dropping that block is noticed (unknown when the gateway cannot say)."""
+    if not materials:
+        return
+    try:
+        on_chain = gateway.committed([m.handle for m in materials])
+    except GatewayUnreachable:
+        on_chain = {}
+    for m in materials:
+        seen = on_chain.get(m.handle)
+        tx_hash, block = (seen.tx_hash, seen.block_number) if seen else (None, None)
+        if tx_hash is not None:
+            report.tx_hashes[m.handle] = tx_hash
+        store.set_commit_status(
+            CommitStatus(m.handle, CommitState.CONFIRMED, tx_hash, "CoprocessorAlreadyAdded", block)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +298,103 @@ def commit_range(
         raise StepError(
             f"{len(report.failed)} of {len(materials)} digest commit(s) failed "
             f"(a retry sends only those): {first}",
+            retryable=True,
+            figures=figures,
+        )
+    return table, figures
+
+
+RECHECK_COLUMNS = ["handle", "outcome", "status", "tx_hash", "gateway_block", "reason"]
+
+
+def recheck_commits(
+    store: Store, gateway: CommitGateway, first: int, last: int, batch_size: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Check the commits recorded in gateway blocks `first..last` against the canonical gateway
+    chain; send again those a reorg dropped. A table per commit and figures.
+
+    A commit stands when this sender's `AddCiphertextMaterial` event for the handle, with the
+    stored digests, is on the canonical chain (its block is updated when the reorg moved it).
+    Any other is marked failed and goes through `commit_materials` (check-then-send), so each
+    handle ends with one confirmed commit. A commit whose resend failed keeps its old block, so
+    the next run of this range (a retry, a re-drive) tries it again.
+    """
+    started = time.perf_counter()
+    rows = store.commits_in_gateway_blocks(first, last)
+    handles = [r.handle for r in rows]
+    digests = store.get_digests(handles)
+    undigested = [h for h in handles if h not in digests]
+    if undigested:
+        raise StepError(
+            f"{len(undigested)} committed handle(s) have no stored digest to commit again: "
+            + ", ".join(hex_str(h) for h in undigested[:20]),
+            retryable=False,
+        )
+    materials = {
+        h: Material(h, digests[h].key_id, digests[h].ct64_digest, digests[h].ct128_digest)
+        for h in handles
+    }
+    try:
+        on_chain = gateway.committed(handles) if handles else {}
+    except GatewayUnreachable as exc:
+        raise StepError(
+            f"gateway unreachable while rechecking commits: {exc}", retryable=True
+        ) from exc
+    outcome: dict[bytes, str] = {}
+    lost: list[Material] = []
+    for r in rows:
+        m, seen = materials[r.handle], on_chain.get(r.handle)
+        if r.status is CommitState.CONFIRMED and seen is not None and _same(seen.material, m):
+            if (seen.block_number, seen.tx_hash) == (r.gateway_block, r.tx_hash):
+                outcome[r.handle] = "kept"
+                continue
+            outcome[r.handle] = "moved"
+            store.set_commit_status(
+                CommitStatus(r.handle, r.status, seen.tx_hash, r.reason, seen.block_number)
+            )
+            continue
+        lost.append(m)
+        if r.status is CommitState.CONFIRMED:
+            tx = hex_str(r.tx_hash) if r.tx_hash else "?"
+            reason = f"gateway reorg: commit {tx} of block {r.gateway_block} is not on the chain"
+            store.set_commit_status(CommitStatus(r.handle, CommitState.FAILED, r.tx_hash, reason))
+    report = commit_materials(store, gateway, lost, batch_size)
+    for m in lost:
+        outcome[m.handle] = "failed" if m.handle in report.failed else "recommitted"
+    statuses = store.get_commit_statuses(handles)
+    table = pd.DataFrame(
+        [
+            {
+                "handle": hex_str(h),
+                "outcome": outcome[h],
+                "status": str(statuses[h].status),
+                "tx_hash": hex_str(statuses[h].tx_hash) if statuses[h].tx_hash else "",
+                "gateway_block": statuses[h].gateway_block,
+                "reason": statuses[h].reason or "",
+            }
+            for h in handles
+        ],
+        columns=RECHECK_COLUMNS,
+    )
+    figures = {
+        "first_block": first,
+        "last_block": last,
+        "commits_in_range": len(rows),
+        "kept": sum(1 for o in outcome.values() if o == "kept"),
+        "moved": sum(1 for o in outcome.values() if o == "moved"),
+        "lost": len(lost),
+        "sent": report.sent,
+        "found_on_chain": report.found_on_chain,
+        "already_added": report.already_added,
+        "failed": len(report.failed),
+        "failures": {hex_str(h): r for h, r in report.failed.items()},
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if report.failed:
+        first_few = "; ".join(f"{hex_str(h)}: {r}" for h, r in list(report.failed.items())[:5])
+        raise StepError(
+            f"{len(report.failed)} of {len(lost)} commit(s) lost to a gateway reorg could not be "
+            f"sent again (a retry sends only those): {first_few}",
             retryable=True,
             figures=figures,
         )

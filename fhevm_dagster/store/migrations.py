@@ -78,6 +78,14 @@ def _chain_identity(conn: Connection) -> None:
     conn.execute(text("DROP TABLE proof_requests_v2"))
 
 
+def _commit_blocks(conn: Connection) -> None:
+    """`commit_status.gateway_block` and its index (commits rechecked per gateway range)."""
+    _add_columns("commit_status", "gateway_block")(conn)
+    for index in schema.commit_status.indexes:
+        if index.name == "ix_commit_status_gateway_block":
+            index.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: chains, ranges, computations, ciphertexts, proofs, digests", None),
     Migration(
@@ -94,6 +102,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "chain genesis hashes and resets; proof requests keyed by gateway, id and transaction",
         _chain_identity,
+    ),
+    Migration(
+        5,
+        "commit_status: gateway block of each confirmed commit (rechecked after gateway reorgs)",
+        _commit_blocks,
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -108,6 +108,8 @@ class CommitStatus:
     status: CommitState
     tx_hash: bytes | None
     reason: str | None
+    #: Gateway block of the confirmed commit; None when unknown (a write keeps the stored one).
+    gateway_block: int | None = None
 
 
 @dataclass(frozen=True, slots=True, order=True)

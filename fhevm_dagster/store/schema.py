@@ -217,8 +217,12 @@ commit_status = Table(
     Column("status", String(16), nullable=False),  # sent | confirmed | failed
     Column("tx_hash", HASH, nullable=True),
     Column("reason", Text, nullable=True),
+    # The gateway block of the confirmed commit (migration 5): a gateway range run rechecks the
+    # commits of its blocks, so a reorg that drops one gets it sent again.
+    Column("gateway_block", BigInteger, nullable=True),
     _created(),
     _updated(),
+    Index("ix_commit_status_gateway_block", "gateway_block"),
 )
 
 # Gateway transactions, journaled before broadcast so a retry finds them (migration 3).
