@@ -293,14 +293,7 @@ def commit_range(
         "failures": {hex_str(h): r for h, r in report.failed.items()},
         "seconds": round(report.seconds, 3),
     }
-    if report.failed:
-        first = "; ".join(f"{hex_str(h)}: {r}" for h, r in list(report.failed.items())[:5])
-        raise StepError(
-            f"{len(report.failed)} of {len(materials)} digest commit(s) failed "
-            f"(a retry sends only those): {first}",
-            retryable=True,
-            figures=figures,
-        )
+    _raise_failures(report, f"of {len(materials)} digest commit(s) failed", figures)
     return table, figures
 
 
@@ -390,12 +383,18 @@ def recheck_commits(
         "failures": {hex_str(h): r for h, r in report.failed.items()},
         "seconds": round(time.perf_counter() - started, 3),
     }
+    what = f"of {len(lost)} commit(s) lost to a gateway reorg could not be sent again"
+    _raise_failures(report, what, figures)
+    return table, figures
+
+
+def _raise_failures(report: CommitReport, what: str, figures: dict[str, Any]) -> None:
+    """A step with failed commits fails retryably, naming the first few: the retry sends only
+    those (the others are confirmed in the store)."""
     if report.failed:
-        first_few = "; ".join(f"{hex_str(h)}: {r}" for h, r in list(report.failed.items())[:5])
+        first = "; ".join(f"{hex_str(h)}: {r}" for h, r in list(report.failed.items())[:5])
         raise StepError(
-            f"{len(report.failed)} of {len(lost)} commit(s) lost to a gateway reorg could not be "
-            f"sent again (a retry sends only those): {first_few}",
+            f"{len(report.failed)} {what} (a retry sends only those): {first}",
             retryable=True,
             figures=figures,
         )
-    return table, figures
