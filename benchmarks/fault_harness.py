@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -66,12 +65,6 @@ IN_FLIGHT = [
 FIRST_USER = 20
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _alive(pid: int) -> bool:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
@@ -91,7 +84,7 @@ class Postgres:
         # Its own dir under /tmp: the postgres user must reach it (as root, initdb runs as it).
         root = Path(tempfile.mkdtemp(prefix="fhevm-faults-pg-"))
         self.bin, self.root = bins[-1], root
-        self.data, self.log, self.port = root / "pgdata", root / "pg.log", _free_port()
+        self.data, self.log, self.port = root / "pgdata", root / "pg.log", free_port()
         sock = root / "pgsock"
         sock.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:

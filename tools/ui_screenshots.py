@@ -17,7 +17,6 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
+
+from fhevm_dagster.devnet import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT = 1600, 1200
@@ -52,12 +53,6 @@ def pages(chain: str, partition: str | None) -> list[Page]:
         Page("objects-partition", f"/assets/{chain}/ciphertext_objects?view=partitions{part}"),
         Page("runs", "/runs"),
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, timeout_s: float) -> bytes:
