@@ -18,7 +18,7 @@ from dagster import DagsterInstance, instance_for_test, materialize
 from host_defs import HOST_RANGES, ciphertexts, host_ingest, host_resource
 from sqlalchemy import update
 
-from fhevm_dagster.assets.host import RECOMPUTED_BYTES_CHECK
+from fhevm_dagster.assets.host import RECOMPUTED_BYTES_CHECK, VERIFY_TAG
 from fhevm_dagster.devnet import DevnetInfo, devnet_down, devnet_up, free_port, run_token_traffic
 from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.protocol.digests import ciphertext_digest
@@ -84,21 +84,34 @@ def test_ranges_of_1_5_and_20_blocks_store_identical_bytes(
         assert len(stored[20]) >= 4, "each transfer stored two new balances"
         assert stored[1] == stored[5] == stored[20]
 
-        # Re-materialising the last range of the 5-block cut recomputes it in this process:
-        # nothing new is stored and the recomputed bytes equal the stored ones.
+        # Re-materialising the last range of the 5-block cut computes nothing: its results are
+        # stored (and committed), so they are read back. A determinism check (the run tag)
+        # recomputes them in this process: nothing new is stored and the bytes are equal.
         root = tmp_path / "cut-5"
         start = first + ((last - first) // 5) * 5
         rng = BlockRange(start, last)
-        result = materialize(
-            [ciphertexts],
-            partition_key=rng.key,
-            instance=instance,
-            resources=_resources(chain, f"sqlite:///{root / 'store.sqlite'}", root),
-        )
-        assert result.success
-        (check,) = result.get_asset_check_evaluations()
-        assert check.check_name == RECOMPUTED_BYTES_CHECK and check.passed
-        store = Store.open(f"sqlite:///{root / 'store.sqlite'}")
+        url = f"sqlite:///{root / 'store.sqlite'}"
+        rows = Store.open(url).computations_of_range(rng.key, chain_id=chain.host_chain_id)
+        allowed = sum(r.is_allowed for r in rows)
+        assert allowed, "the last range holds a transfer"
+        for tags, evaluated in (({}, False), ({VERIFY_TAG: "1"}, True)):
+            result = materialize(
+                [ciphertexts],
+                partition_key=rng.key,
+                instance=instance,
+                resources=_resources(chain, url, root),
+                tags=tags,
+            )
+            assert result.success
+            (event,) = result.get_asset_materialization_events()
+            figures = event.materialization.metadata
+            (check,) = result.get_asset_check_evaluations()
+            assert check.check_name == RECOMPUTED_BYTES_CHECK and check.passed
+            assert (figures["evaluated"].value > 0) is evaluated, figures
+            skipped = figures["skipped_stored"].value
+            assert skipped == (0 if evaluated else len(rows) - figures["pruned"].value), figures
+            assert check.metadata["compared_handles"].value == (0 if not evaluated else allowed)
+        store = Store.open(url)
         assert _digests(store) == stored[5]
 
         # Drift is never hidden: a stored result that is not what this process computes (here
@@ -119,8 +132,9 @@ def test_ranges_of_1_5_and_20_blocks_store_identical_bytes(
             [ciphertexts],
             partition_key=rng.key,
             instance=instance,
-            resources=_resources(chain, f"sqlite:///{root / 'store.sqlite'}", root),
+            resources=_resources(chain, url, root),
             raise_on_error=False,
+            tags={VERIFY_TAG: "1"},
         )
         (check,) = result.get_asset_check_evaluations()
         assert not check.passed

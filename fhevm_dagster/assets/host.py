@@ -27,6 +27,9 @@ from ..pipeline.tables import hex_str
 from .metadata import MISSING_INPUT_RETRY, RPC_RETRY, figures_metadata, step_errors, table_metadata
 
 RECOMPUTED_BYTES_CHECK = "recomputed_bytes_match_stored"
+#: Run tag of a determinism check: `1` recomputes results already stored and compares the bytes
+#: (by default a retry or re-materialisation computes only what is not stored yet).
+VERIFY_TAG = "fhevm/verify_determinism"
 
 
 def host_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[AssetsDefinition]:
@@ -110,9 +113,13 @@ def host_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[Ass
     ) -> Iterator[Output[pd.DataFrame] | AssetCheckResult]:
         """The range's FHE DAG evaluated; every allowed result stored as a ct64 (idempotent).
 
-        Inputs from earlier ranges or the gateway that are not stored yet fail the range with a
-        retryable error naming them; everything else of the range is evaluated and stored first.
-        A recomputed result whose bytes differ from the stored ones fails the check below.
+        Results stored by an earlier run are read back, not recomputed, unless the run is
+        tagged `fhevm/verify_determinism=1`: then everything is recomputed and a result whose
+        bytes differ from the stored ones fails the check below. Each new allowed result is
+        squashed as soon as it is stored, while evaluation goes on (`sns_ciphertexts` then only
+        squashes what is left). Inputs from earlier ranges or the gateway that are not stored
+        yet fail the range with a retryable error naming them; everything else of the range is
+        evaluated and stored first.
         """
         config = getattr(context.resources, chain).config()
         fhe = context.resources.fhe
@@ -125,9 +132,13 @@ def host_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[Ass
                 fhe.pool_size,
                 chain_id=config.chain_id,
                 batch=context.resources.store.batch_handles,
+                recompute=context.run.tags.get(VERIFY_TAG) == "1",
+                squash=True,
             )
         for handle, message in report.errors.items():
             context.log.error(f"computation {handle} failed: {message}")
+        for h, message in report.squash.errors.items():
+            context.log.warning(f"squashing {h.hex()} failed ({message}): sns retries it")
         for handle, message in report.drift.items():
             context.log.error(f"recomputed {handle} differs from the stored ciphertext: {message}")
         df = evaluation_table(report, dag)
@@ -137,6 +148,7 @@ def host_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[Ass
             passed=not report.drift,
             severity=AssetCheckSeverity.ERROR,
             metadata={
+                "compared_handles": report.compared,
                 "differing_handles": len(report.drift),
                 "differences": MetadataValue.json(report.drift),
             },

@@ -151,3 +151,44 @@ def _needed(nodes: dict[NodeKey, Node], order: list[NodeKey]) -> set[NodeKey]:
         needed.add(key)
         stack.extend(nodes[key].parents)
     return needed
+
+
+def without_stored(dag: RangeDag, stored: set[bytes]) -> tuple[RangeDag, list[NodeKey]]:
+    """The part of `dag` still to evaluate when the allowed results `stored` are in the store.
+
+    A stored result is final (its bytes were committed), so it is read from the store like an
+    input instead of being computed again; a node is kept only if an allowed result that is not
+    stored needs it. Returns the kept DAG and the skipped nodes (chain order)."""
+    keep: set[NodeKey] = set()
+    stack = [k for k in dag.order if dag.nodes[k].row.is_allowed and k[0] not in stored]
+    while stack:
+        key = stack.pop()
+        if key in keep:
+            continue
+        keep.add(key)
+        stack.extend(p for p in dag.nodes[key].parents if not _is_stored(dag, p, stored))
+    nodes: dict[NodeKey, Node] = {}
+    for key in (k for k in dag.order if k in keep):
+        old = dag.nodes[key]
+        nodes[key] = Node(
+            old.row,
+            old.operands,
+            parents=[p for p in old.parents if p in keep],
+            external=old.external + [p[0] for p in old.parents if p not in keep],
+            children=[c for c in old.children if c in keep],
+        )
+    order = [k for k in dag.order if k in keep]
+    return (
+        RangeDag(
+            nodes=nodes,
+            order=order,
+            pruned=dag.pruned,
+            external={h for k in order for h in nodes[k].external},
+            cycles={k: v for k, v in dag.cycles.items() if k in keep},
+        ),
+        [k for k in dag.order if k not in keep],
+    )
+
+
+def _is_stored(dag: RangeDag, key: NodeKey, stored: set[bytes]) -> bool:
+    return dag.nodes[key].row.is_allowed and key[0] in stored

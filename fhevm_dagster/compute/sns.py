@@ -3,14 +3,19 @@
 `tfhe_py` releases the GIL, so a pool of threads squashes several handles at once on one shared
 engine. Squashing is deterministic: the same ct64 and keys give the same ct128 bytes, which is what
 makes `snsCiphertextDigest` agree between coprocessors.
+
+A `SquashPipe` takes handles as they become final and squashes them while the caller goes on (the
+range's evaluation hands over each allowed result as it is stored), so squashing overlaps
+evaluation instead of waiting for the whole range.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from types import TracebackType
 
 import tfhe_py
 
@@ -30,34 +35,76 @@ def squash_one(engine: tfhe_py.Engine, ct64: bytes) -> bytes:
     return engine.squash(engine.decompress(ct64))
 
 
-def squash_batch(
-    engine: tfhe_py.Engine | None, items: Sequence[tuple[bytes, bytes]], pool_size: int
-) -> SquashReport:
-    """Squashes (handle, ct64) pairs; a bad ciphertext is reported by handle, not raised.
+#: Receives squashed (handle, ct128) pairs a batch at a time, on the thread that feeds the pipe.
+Ct128Sink = Callable[[list[tuple[bytes, bytes]]], None]
 
-    `engine` may be None only when there is nothing to squash.
+_Outcome = tuple[bytes, bytes | None, str | None, float]
+
+
+class SquashPipe:
+    """Squashes (handle, ct64) pairs on `threads` threads while the caller goes on.
+
+    At most `limit` squashes are pending: `submit` waits for some to finish when the pipe is
+    full, which bounds memory (a ct128 is ~50 x its ct64). Finished ct128s reach `sink` on the
+    caller's thread (from `submit` and `close`), never on a worker, so the sink may use a store
+    connection that is not thread-safe. A bad ciphertext is reported by handle, not raised.
     """
-    report = SquashReport()
-    if engine is None:
-        if items:
-            raise ValueError("squashing needs an engine")
-        return report
-    started = time.perf_counter()
 
-    def run(item: tuple[bytes, bytes]) -> tuple[bytes, bytes | None, str | None, float]:
-        handle, ct64 = item
+    def __init__(
+        self, engine: tfhe_py.Engine, threads: int, sink: Ct128Sink, limit: int = 0
+    ) -> None:
+        self.engine = engine
+        self.sink = sink
+        self.limit = limit if limit > 0 else 1 << 30
+        self.report = SquashReport()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="sns")
+        self._pending: set[Future[_Outcome]] = set()
+        self._started = time.perf_counter()
+
+    def _run(self, handle: bytes, ct64: bytes) -> _Outcome:
         t0 = time.perf_counter()
         try:
-            return handle, squash_one(engine, ct64), None, time.perf_counter() - t0
+            return handle, squash_one(self.engine, ct64), None, time.perf_counter() - t0
         except (tfhe_py.TfheError, ValueError, RuntimeError) as exc:
             return handle, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0
 
-    with ThreadPoolExecutor(max_workers=max(1, min(pool_size, len(items) or 1))) as pool:
-        for handle, ct128, error, seconds in pool.map(run, items):
-            report.seconds[handle] = seconds
+    def _collect(self, done: set[Future[_Outcome]]) -> None:
+        squashed: list[tuple[bytes, bytes]] = []
+        for future in done:
+            handle, ct128, error, seconds = future.result()
+            self.report.seconds[handle] = seconds
             if ct128 is not None:
-                report.ct128[handle] = ct128
+                squashed.append((handle, ct128))
             else:
-                report.errors[handle] = error or "unknown error"
-    report.wall_seconds = time.perf_counter() - started
-    return report
+                self.report.errors[handle] = error or "unknown error"
+        self._pending -= done
+        if squashed:
+            self.sink(squashed)
+
+    def submit(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """Queue pairs for squashing; hand finished ones to the sink; wait while full."""
+        for handle, ct64 in items:
+            while len(self._pending) >= self.limit:
+                done, _ = wait(self._pending, return_when=FIRST_COMPLETED)
+                self._collect(done)
+            self._pending.add(self._pool.submit(self._run, handle, ct64))
+        self._collect({f for f in self._pending if f.done()})
+
+    def close(self) -> SquashReport:
+        """Wait for every pending squash, hand the rest to the sink; the totals."""
+        self._collect(set(wait(self._pending).done))
+        self._pool.shutdown()
+        self.report.wall_seconds = time.perf_counter() - self._started
+        return self.report
+
+    def __enter__(self) -> SquashPipe:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if kind is not None:  # an error elsewhere: stop without handing anything more over
+            self._pool.shutdown(cancel_futures=True)

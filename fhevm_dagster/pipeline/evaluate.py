@@ -1,13 +1,19 @@
 """Evaluates the computations of one block range and stores its allowed results.
 
-Re-running a range recomputes it and writes nothing new: TFHE operations and the seeded
+A retry or re-run computes only what is not stored yet: a stored result is final (its digests may
+already be committed), so it is read back, not recomputed. A determinism check (`recompute`)
+evaluates everything again and writes nothing new: TFHE operations and the seeded
 re-randomization are deterministic, and stores are idempotent by handle. A recomputed result
 whose bytes differ from the stored ones is never hidden: the report names it (drift), because the
 stored bytes are the ones this coprocessor committed and others must agree with.
+
+With `squash`, each allowed result is squashed (SPEC §7) as soon as it is stored, on threads of
+its own, so the range's squash overlaps its evaluation instead of following it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -16,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..compute.dag import NodeKey, RangeDag, build_dag
+from ..compute.dag import NodeKey, RangeDag, build_dag, without_stored
 from ..compute.evaluate import (
     Ct64,
     EngineFactory,
@@ -26,6 +32,7 @@ from ..compute.evaluate import (
     run_dag,
 )
 from ..compute.oracle import Plain
+from ..compute.sns import SquashPipe, SquashReport
 from ..protocol.digests import ciphertext_digest
 from ..protocol.handles import parse_handle
 from ..protocol.types import FheType
@@ -44,6 +51,8 @@ class RangeReport:
     evaluated: int = 0
     stored: int = 0
     pruned: int = 0
+    skipped: set[NodeKey] = field(default_factory=set)  # not evaluated: results stored before
+    compared: int = 0  # recomputed results compared with stored bytes (determinism check)
     longest_chain: int = 0
     fhe_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -52,6 +61,8 @@ class RangeReport:
     missing: dict[str, str] = field(default_factory=dict)
     drift: dict[str, str] = field(default_factory=dict)  # handle: stored vs recomputed digests
     peak_held: int = 0  # most results of the range held in memory at once
+    squash: SquashReport = field(default_factory=SquashReport)  # its ct128 stay empty
+    squash_stored: int = 0
 
     @property
     def operations_per_second(self) -> float:
@@ -62,6 +73,8 @@ class RangeReport:
             "evaluated": self.evaluated,
             "stored": self.stored,
             "pruned": self.pruned,
+            "skipped_stored": len(self.skipped),
+            "compared_with_stored": self.compared,
             "errors": len(self.errors),
             "error_messages": self.errors,
             "missing_inputs": self.missing,
@@ -72,6 +85,9 @@ class RangeReport:
             "longest_chain": self.longest_chain,
             "peak_held_ciphertexts": self.peak_held,
             "recomputed_differing": len(self.drift),
+            "squashed": len(self.squash.seconds) - len(self.squash.errors),
+            "squash_errors": {h.hex(): e for h, e in self.squash.errors.items()},
+            "squash_seconds": round(sum(self.squash.seconds.values()), 3),
         }
 
 
@@ -136,8 +152,13 @@ def evaluate_range(
     pool_size: int,
     chain_id: int,
     batch: int = 0,
+    *,
+    recompute: bool = False,
+    squash: bool = False,
 ) -> tuple[RangeReport, RangeDag]:
-    """Evaluates the range, stores allowed results, records errors per computation.
+    """Evaluates what the range has not stored yet, stores allowed results, records errors per
+    computation; with `recompute`, everything, comparing with what is stored; with `squash`,
+    stores the ct128 of each new allowed result too, squashed while evaluation goes on.
 
     Results are stored `batch` at a time as they come, and inputs are read from the store when
     their consumer starts, so memory is bounded by `batch` rather than by the range (0: no
@@ -147,8 +168,14 @@ def evaluate_range(
     """
     started = time.perf_counter()
     rows = store.computations_of_range(range_key, chain_id=chain_id)
-    dag = build_dag(rows)
+    full = dag = build_dag(rows)
     report = RangeReport(range_key, pruned=len(dag.pruned), longest_chain=dag.longest_chain())
+    skipped: list[NodeKey] = []
+    if not recompute:
+        allowed = [k[0] for k in dag.order if dag.nodes[k].row.is_allowed]
+        stored = set(allowed) - set(store.missing_ciphertexts(allowed))
+        dag, skipped = without_stored(dag, stored)
+        report.skipped = set(skipped)
     absent = store.missing_ciphertexts(sorted(dag.external))
     failed = _failed_producers(store, absent)
     missing = [h for h in absent if h not in failed]
@@ -157,23 +184,39 @@ def evaluate_range(
     def load(handles: Sequence[bytes]) -> dict[bytes, Ct64]:
         return {h: Ct64(c.ciphertext) for h, c in store.get_ciphertexts(handles).items()}
 
-    def sink(values: list[tuple[NodeKey, Ct64]]) -> None:
-        results = [
-            Ciphertext(k[0], v.data, dag.nodes[k].row.fhe_type, key_id, "computed")
-            for k, v in values
-        ]
-        stored = store.get_ciphertexts([r.handle for r in results])
-        report.drift.update(_drift(results, stored))
-        report.stored += store.store_results(results, [k for k, _ in values])
+    def put_ct128(items: list[tuple[bytes, bytes]]) -> None:
+        report.squash_stored += store.put_ciphertexts128(items)
 
-    result: EvalResult[Ct64] = (
-        run_dag(dag, FheBackend(engine), load, sink, pool_size, failed, batch)
-        if engine
-        else EvalResult()
-    )
+    with contextlib.ExitStack() as stack:
+        pipe = (
+            stack.enter_context(SquashPipe(engine, pool_size, put_ct128, limit=batch))
+            if engine and squash
+            else None
+        )
+
+        def sink(values: list[tuple[NodeKey, Ct64]]) -> None:
+            results = [
+                Ciphertext(k[0], v.data, dag.nodes[k].row.fhe_type, key_id, "computed")
+                for k, v in values
+            ]
+            stored = store.get_ciphertexts([r.handle for r in results])
+            report.compared += sum(1 for r in results if r.handle in stored)
+            report.drift.update(_drift(results, stored))
+            report.stored += store.store_results(results, [k for k, _ in values])
+            if pipe is not None:
+                todo = set(store.missing_ciphertexts128([r.handle for r in results]))
+                pipe.submit([(r.handle, r.ciphertext) for r in results if r.handle in todo])
+
+        result: EvalResult[Ct64] = (
+            run_dag(dag, FheBackend(engine), load, sink, pool_size, failed, batch)
+            if engine
+            else EvalResult()
+        )
+        if pipe is not None:
+            report.squash = pipe.close()
     intermediates = [k for k in result.done if not dag.nodes[k].row.is_allowed]
     store.mark_errors([(h, tx, msg) for (h, tx), msg in result.errors.items()])
-    store.store_results([], intermediates + dag.pruned)
+    store.store_results([], intermediates + dag.pruned + skipped)
     report.evaluated = len(result.done)
     report.peak_held = result.peak_held
     report.fhe_seconds = sum(result.op_seconds.values())
@@ -186,7 +229,7 @@ def evaluate_range(
         where = _producer_of(store, missing)
         report.missing = {h.hex(): w for h, w in where.items()}
         raise MissingInputsError(range_key, where, report)
-    return report, dag
+    return report, full
 
 
 def oracle_range(
@@ -207,8 +250,14 @@ def oracle_range(
     return out
 
 
+EVALUATION_COLUMNS = [
+    "output_handle", "tx_hash", "operator", "fhe_type", "allowed", "evaluated", "error",
+]  # fmt: skip
+
+
 def evaluation_table(report: RangeReport, dag: RangeDag) -> pd.DataFrame:
-    """One row per computation of the range's DAG, with its error if it failed."""
+    """One row per computation of the range's DAG: its error if it failed, and whether this run
+    evaluated it (or read its stored result)."""
     return pd.DataFrame(
         [
             {
@@ -217,9 +266,10 @@ def evaluation_table(report: RangeReport, dag: RangeDag) -> pd.DataFrame:
                 "operator": node.row.operator.name,
                 "fhe_type": type_name(node.row.fhe_type),
                 "allowed": node.row.is_allowed,
+                "evaluated": key not in report.skipped,
                 "error": report.errors.get(key[0].hex(), ""),
             }
             for key, node in dag.nodes.items()
         ],
-        columns=["output_handle", "tx_hash", "operator", "fhe_type", "allowed", "error"],
+        columns=EVALUATION_COLUMNS,
     )

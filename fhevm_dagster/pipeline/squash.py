@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from ..compute.evaluate import Engine, EngineFactory
-from ..compute.sns import SquashReport, squash_batch
+from ..compute.evaluate import EngineFactory
+from ..compute.sns import SquashPipe, SquashReport
 from ..protocol.digests import ciphertext_digest, sns_ciphertext_digest
 from ..store import ComputationStatus, Digest, Store
 from .errors import StepError
@@ -72,22 +72,6 @@ def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[i : i + step]
 
 
-def _squash_and_store(
-    store: Store,
-    engine: Engine | None,
-    handles: Sequence[bytes],
-    pool_size: int,
-    totals: SquashReport,
-) -> int:
-    """One batch: its ct64s read, squashed, stored and let go; its times and errors counted."""
-    ct64 = store.get_ciphertexts(handles)
-    done = squash_batch(engine, [(h, ct64[h].ciphertext) for h in handles], pool_size)
-    totals.seconds.update(done.seconds)
-    totals.errors.update(done.errors)
-    totals.wall_seconds += done.wall_seconds
-    return store.put_ciphertexts128(list(done.ct128.items()))
-
-
 def squash_range(
     store: Store,
     engine_of: EngineFactory,
@@ -103,11 +87,21 @@ def squash_range(
     handles = range_handles(store, chain_id, range_key)
     handles.require_ct64(range_key)
     todo = store.missing_ciphertexts128(handles.stored)
-    engine = engine_of() if todo else None
-    report = SquashReport()  # totals: its ct128 stays empty, the batches are stored as they come
     stored = 0
-    for chunk in batches(todo, batch):
-        stored += _squash_and_store(store, engine, chunk, pool_size, report)
+
+    def sink(items: list[tuple[bytes, bytes]]) -> None:
+        nonlocal stored
+        stored += store.put_ciphertexts128(items)
+
+    if todo:
+        with SquashPipe(engine_of(), pool_size, sink, limit=batch) as pipe:
+            for chunk in batches(todo, batch):
+                ct64 = store.get_ciphertexts(chunk)
+                pipe.submit([(h, ct64[h].ciphertext) for h in chunk])
+                del ct64
+            report = pipe.close()
+    else:
+        report = SquashReport()
     seconds = sum(report.seconds.values())
     figures = {
         "allowed": len(handles.stored) + len(handles.errored),
