@@ -16,9 +16,10 @@ the bytes every coprocessor must agree on, whatever the cut of blocks into range
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar, cast
 
@@ -102,6 +103,7 @@ def run_dag(
     pool_size: int,
     failed_inputs: Mapping[bytes, str] | None = None,
     batch: int = 0,
+    pool: Executor | None = None,
 ) -> EvalResult[V]:
     """Evaluates every node of `dag` and hands each allowed result to `sink`, `batch` at a time.
 
@@ -112,7 +114,8 @@ def run_dag(
     intermediates of one transaction and the operands of the running nodes are held at once.
     `batch` 0 means no bound. `failed_inputs` says why some inputs will never come (their
     producers failed): the nodes that read one fail with that reason, and so do their
-    descendants."""
+    descendants. `pool` (else one of `pool_size` threads, for this call) runs the operations;
+    the caller may share it with other work of the range (its squashes)."""
     result: EvalResult[V] = EvalResult()
     started = time.perf_counter()
     window = batch if batch > 0 else len(dag.order) or 1
@@ -194,7 +197,11 @@ def run_dag(
         )
         return value, time.perf_counter() - t0
 
-    with ThreadPoolExecutor(max_workers=max(1, pool_size), thread_name_prefix="fhe") as pool:
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(
+                ThreadPoolExecutor(max_workers=max(1, pool_size), thread_name_prefix="fhe")
+            )
         running: dict[Future[tuple[V, float]], NodeKey] = {}
         in_flight = 2 * max(1, pool_size)
 

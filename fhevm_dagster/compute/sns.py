@@ -5,15 +5,16 @@ engine. Squashing is deterministic: the same ct64 and keys give the same ct128 b
 makes `snsCiphertextDigest` agree between coprocessors.
 
 A `SquashPipe` takes handles as they become final and squashes them while the caller goes on (the
-range's evaluation hands over each allowed result as it is stored), so squashing overlaps
-evaluation instead of waiting for the whole range.
+range's evaluation hands over each allowed result as it is stored, on the evaluation's own thread
+pool), so squashing overlaps evaluation instead of waiting for the whole range, and fills the
+pool's threads when the DAG is too narrow to.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -42,7 +43,7 @@ _Outcome = tuple[bytes, bytes | None, str | None, float]
 
 
 class SquashPipe:
-    """Squashes (handle, ct64) pairs on `threads` threads while the caller goes on.
+    """Squashes (handle, ct64) pairs on `pool` while the caller goes on.
 
     At most `limit` squashes are pending: `submit` waits for some to finish when the pipe is
     full, which bounds memory (a ct128 is ~50 x its ct64). Finished ct128s reach `sink` on the
@@ -51,13 +52,13 @@ class SquashPipe:
     """
 
     def __init__(
-        self, engine: tfhe_py.Engine, threads: int, sink: Ct128Sink, limit: int = 0
+        self, engine: tfhe_py.Engine, pool: Executor, sink: Ct128Sink, limit: int = 0
     ) -> None:
         self.engine = engine
         self.sink = sink
         self.limit = limit if limit > 0 else 1 << 30
         self.report = SquashReport()
-        self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="sns")
+        self._pool = pool
         self._pending: set[Future[_Outcome]] = set()
         self._started = time.perf_counter()
 
@@ -93,7 +94,6 @@ class SquashPipe:
     def close(self) -> SquashReport:
         """Wait for every pending squash, hand the rest to the sink; the totals."""
         self._collect(set(wait(self._pending).done))
-        self._pool.shutdown()
         self.report.wall_seconds = time.perf_counter() - self._started
         return self.report
 
@@ -106,5 +106,6 @@ class SquashPipe:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if kind is not None:  # an error elsewhere: stop without handing anything more over
-            self._pool.shutdown(cancel_futures=True)
+        if kind is not None:  # an error elsewhere: drop what has not started
+            for future in self._pending:
+                future.cancel()

@@ -7,8 +7,9 @@ re-randomization are deterministic, and stores are idempotent by handle. A recom
 whose bytes differ from the stored ones is never hidden: the report names it (drift), because the
 stored bytes are the ones this coprocessor committed and others must agree with.
 
-With `squash`, each allowed result is squashed (SPEC §7) as soon as it is stored, on threads of
-its own, so the range's squash overlaps its evaluation instead of following it.
+With `squash`, each allowed result is squashed (SPEC §7) as soon as it is stored, on the same
+`pool_size` threads as the evaluation, so the range's squash overlaps its evaluation instead of
+following it, and the FHE work of a range never runs on more threads than configured.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,8 +190,9 @@ def evaluate_range(
         report.squash_stored += store.put_ciphertexts128(items)
 
     with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(max(1, pool_size), thread_name_prefix="fhe"))
         pipe = (
-            stack.enter_context(SquashPipe(engine, pool_size, put_ct128, limit=batch))
+            stack.enter_context(SquashPipe(engine, pool, put_ct128, limit=batch))
             if engine and squash
             else None
         )
@@ -208,7 +211,7 @@ def evaluate_range(
                 pipe.submit([(r.handle, r.ciphertext) for r in results if r.handle in todo])
 
         result: EvalResult[Ct64] = (
-            run_dag(dag, FheBackend(engine), load, sink, pool_size, failed, batch)
+            run_dag(dag, FheBackend(engine), load, sink, pool_size, failed, batch, pool)
             if engine
             else EvalResult()
         )

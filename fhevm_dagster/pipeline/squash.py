@@ -9,6 +9,7 @@ bound its memory (0: the whole range at once).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -94,7 +95,10 @@ def squash_range(
         stored += store.put_ciphertexts128(items)
 
     if todo:
-        with SquashPipe(engine_of(), pool_size, sink, limit=batch) as pipe:
+        with (
+            ThreadPoolExecutor(max(1, pool_size), thread_name_prefix="sns") as pool,
+            SquashPipe(engine_of(), pool, sink, limit=batch) as pipe,
+        ):
             for chunk in batches(todo, batch):
                 ct64 = store.get_ciphertexts(chunk)
                 pipe.submit([(h, ct64[h].ciphertext) for h in chunk])
