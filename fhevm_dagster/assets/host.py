@@ -117,9 +117,9 @@ def host_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[Ass
         tagged `fhevm/verify_determinism=1`: then everything is recomputed and a result whose
         bytes differ from the stored ones fails the check below. Each new allowed result is
         squashed as soon as it is stored, while evaluation goes on (`sns_ciphertexts` then only
-        squashes what is left). Inputs from earlier ranges or the gateway that are not stored
-        yet fail the range with a retryable error naming them; everything else of the range is
-        evaluated and stored first.
+        squashes what is left; the `fhe` resource's `squash_during_evaluation` turns it off).
+        Inputs from earlier ranges or the gateway that are not stored yet fail the range with a
+        retryable error naming them; everything else of the range is evaluated and stored first.
         """
         config = getattr(context.resources, chain).config()
         fhe = context.resources.fhe
@@ -133,7 +133,7 @@ def host_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[Ass
                 chain_id=config.chain_id,
                 batch=context.resources.store.batch_handles,
                 recompute=context.run.tags.get(VERIFY_TAG) == "1",
-                squash=True,
+                squash=fhe.squash_during_evaluation,
             )
         for handle, message in report.errors.items():
             context.log.error(f"computation {handle} failed: {message}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,9 +112,12 @@ def run_token_traffic(
     seed: int = 0,
     users: Iterable[int] = TRAFFIC_USER_INDEXES,
     chain_id: int | None = None,
+    pairs: Sequence[tuple[int, int]] = (),
 ) -> list[TxRecord]:
     """Mints MINT_AMOUNT to each user on first use, then `transfers` transferAmount calls, on host
-    chain `chain_id` (the first host chain when None).
+    chain `chain_id` (the first host chain when None): between two users drawn at random, or
+    with `pairs` (anvil account indexes, sender first; its users are `users`), transfer i from
+    pairs[i] (disjoint pairs make transfers that do not depend on one another).
 
     Every third transfer asks for nearly 2**64 - 1, more than any balance, so it fails the encrypted
     balance check and moves 0; the others move at most a third of the sender's ledger balance.
@@ -124,7 +127,10 @@ def run_token_traffic(
         raise DevnetError(f"host chain {host.chain_id} has no demo token (devnet up --no-demo)")
     w3 = connect(host.rpc_url)
     token = token_contract(w3, info, host.chain_id)
+    if pairs:
+        users = sorted({i for pair in pairs for i in pair})
     accounts = [anvil_account(i) for i in users]
+    by_index = dict(zip(users, accounts, strict=True))
     genesis = w3.eth.get_block(0)["hash"].to_0x_hex()
     path = ledger_path(info, host.chain_id)
     ledger = _load_ledger(path, token.address, genesis)
@@ -151,7 +157,10 @@ def run_token_traffic(
 
     rng = random.Random(seed)
     for i in range(transfers):
-        sender, receiver = rng.sample(accounts, 2)
+        if pairs:
+            sender, receiver = (by_index[j] for j in pairs[i % len(pairs)])
+        else:
+            sender, receiver = rng.sample(accounts, 2)
         balance = ledger.get(sender.address, -1)  # -1: unknown
         if i % 3 == 2:
             amount = _UINT64_MAX - rng.randrange(1000)  # more than any balance: must move 0

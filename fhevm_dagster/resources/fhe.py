@@ -77,6 +77,9 @@ class FheResource(ConfigurableResource):  # type: ignore[type-arg]
     key_dir: str = ""
     device: str = ""
     threads: int = 0
+    #: Squash each allowed result as soon as `ciphertexts` stores it, on the same threads (off:
+    #: `sns_ciphertexts` squashes the whole range afterwards, as the reference's sns-worker).
+    squash_during_evaluation: bool = True
 
     @property
     def resolved_key_dir(self) -> str:
