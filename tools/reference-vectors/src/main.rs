@@ -25,6 +25,8 @@ use fhevm_engine_common::tfhe_ops::{
 };
 use fhevm_engine_common::types::SupportedFheCiphertexts;
 use fhevm_engine_common::utils::safe_deserialize_conformant;
+use reference_vectors::sns::{squash_ct64, SNS_SER_LIMIT};
+use reference_vectors::{hex0x, keccak, KEY_LIMIT};
 use serde_json::{json, Value};
 use sha3::{Digest, Keccak256};
 use tfhe::core_crypto::commons::generators::DeterministicSeeder;
@@ -36,15 +38,9 @@ use tfhe::prelude::*;
 use tfhe::shortint::engine::ShortintEngine;
 use tfhe::zk::{CompactPkeCrs, ZkComputeLoad, ZkPkeV2SupportedHashConfig};
 use tfhe::{
-    ClientKey, CompactPublicKey, CompressedSquashedNoiseCiphertextList,
-    CompressedSquashedNoiseCiphertextListBuilder, ReRandomizationContext, SquashedNoiseFheBool,
-    SquashedNoiseFheUint,
+    ClientKey, CompactPublicKey, CompressedSquashedNoiseCiphertextList, ReRandomizationContext,
+    SquashedNoiseFheBool, SquashedNoiseFheUint,
 };
-
-/// Limit of the key files (they were written with this limit).
-const KEY_LIMIT: u64 = 1 << 31;
-/// `sns-worker` `SAFE_SER_LIMIT` (the limit does not change the bytes).
-const SNS_SER_LIMIT: u64 = 1024 * 1024 * 66;
 
 // Domain separators of the reference (scheduler.rs, verifier.rs).
 const OPERATION_RERAND_DOMAIN: [u8; 8] = *b"TFHE_Rrd";
@@ -265,14 +261,6 @@ fn u256(n: &Num) -> U256 {
 
 fn u128_of(n: &Num) -> u128 {
     u128::from_be_bytes(n[16..].try_into().unwrap())
-}
-
-fn keccak(data: &[u8]) -> [u8; 32] {
-    Keccak256::digest(data).into()
-}
-
-fn hex0x(data: &[u8]) -> String {
-    format!("0x{}", hex::encode(data))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -998,52 +986,12 @@ fn verify_input(c: &Ctx, raw: &[u8], meta: &Value) -> Result<Value, String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Switch-and-squash: sns-worker compute_task + squash_noise_and_serialize (compression on)
+// Switch-and-squash: sns-worker compute_task + squash_noise_and_serialize (compression on), in
+// src/sns.rs (shared with reference-bench); then a decryption of the ct128 as a check
 // ---------------------------------------------------------------------------------------------
 
 fn squash(c: &Ctx, s: &Stored) -> Result<(Vec<u8>, String), String> {
-    let ct = SupportedFheCiphertexts::decompress_no_memcheck(s.fhe_type, &s.ct64)
-        .map_err(|e| format!("decompress: {e}"))?;
-    let mut builder = CompressedSquashedNoiseCiphertextListBuilder::new();
-    match &ct {
-        SupportedFheCiphertexts::FheBool(v) => {
-            let q: SquashedNoiseFheBool = v.squash_noise().map_err(|e| e.to_string())?;
-            builder.push(q);
-        }
-        SupportedFheCiphertexts::FheUint8(v) => {
-            let q: SquashedNoiseFheUint = v.squash_noise().map_err(|e| e.to_string())?;
-            builder.push(q);
-        }
-        SupportedFheCiphertexts::FheUint16(v) => {
-            let q: SquashedNoiseFheUint = v.squash_noise().map_err(|e| e.to_string())?;
-            builder.push(q);
-        }
-        SupportedFheCiphertexts::FheUint32(v) => {
-            let q: SquashedNoiseFheUint = v.squash_noise().map_err(|e| e.to_string())?;
-            builder.push(q);
-        }
-        SupportedFheCiphertexts::FheUint64(v) => {
-            let q: SquashedNoiseFheUint = v.squash_noise().map_err(|e| e.to_string())?;
-            builder.push(q);
-        }
-        SupportedFheCiphertexts::FheUint128(v) => {
-            let q: SquashedNoiseFheUint = v.squash_noise().map_err(|e| e.to_string())?;
-            builder.push(q);
-        }
-        SupportedFheCiphertexts::FheUint160(v) => {
-            let q: SquashedNoiseFheUint = v.squash_noise().map_err(|e| e.to_string())?;
-            builder.push(q);
-        }
-        SupportedFheCiphertexts::FheUint256(v) => {
-            let q: SquashedNoiseFheUint = v.squash_noise().map_err(|e| e.to_string())?;
-            builder.push(q);
-        }
-        other => return Err(format!("no squash for {}", other.type_name())),
-    }
-    let list = builder.build().map_err(|e| e.to_string())?;
-    let mut ct128 = vec![];
-    tfhe::safe_serialization::safe_serialize(&list, &mut ct128, SNS_SER_LIMIT)
-        .map_err(|e| e.to_string())?;
+    let ct128 = squash_ct64(s.fhe_type, &s.ct64)?;
 
     // Decrypt the ct128 back, as a check of the vector (not part of the reference path).
     let back: CompressedSquashedNoiseCiphertextList =
