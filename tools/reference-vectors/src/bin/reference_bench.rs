@@ -2,6 +2,7 @@
 //! work exported by our Python benchmark, with times and the ciphertext digests.
 //!
 //! Usage: reference-bench --work WORK.json --server-key PATH --public-key PATH --out RESULT.json
+//!        [--no-squash]   (the scheduler alone: ct128_keccak null, squash_seconds ~0)
 //!
 //! Evaluation goes through the public API of the reference `scheduler` crate exactly as
 //! `tfhe-worker/src/tfhe_worker.rs` drives it: per host transaction, `DFGOp`s
@@ -41,8 +42,8 @@ use scheduler::dfg::{build_component_nodes, ComponentNode, DFComponentGraph, DFG
 use serde_json::{json, Map, Value};
 use tfhe::{CompactPublicKey, ServerKey};
 
-const USAGE: &str =
-    "usage: reference-bench --work WORK.json --server-key PATH --public-key PATH --out RESULT.json";
+const USAGE: &str = "usage: reference-bench --work WORK.json --server-key PATH --public-key PATH \
+     --out RESULT.json [--no-squash]";
 
 type Handle = Vec<u8>;
 
@@ -69,6 +70,7 @@ struct Args {
     server_key: PathBuf,
     public_key: PathBuf,
     out: PathBuf,
+    squash: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -76,9 +78,14 @@ fn parse_args() -> Result<Args, String> {
     let mut server_key = None;
     let mut public_key = None;
     let mut out = None;
+    let mut squash = true;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let slot = match flag.as_str() {
+            "--no-squash" => {
+                squash = false;
+                continue;
+            }
             "--work" => &mut work,
             "--server-key" => &mut server_key,
             "--public-key" => &mut public_key,
@@ -98,6 +105,7 @@ fn parse_args() -> Result<Args, String> {
         server_key: need(server_key, "--server-key")?,
         public_key: need(public_key, "--public-key")?,
         out: need(out, "--out")?,
+        squash,
     })
 }
 
@@ -366,15 +374,18 @@ fn run(args: &Args) -> Result<String, String> {
     ct64s.sort();
     let allowed = ct64s.len();
 
-    // sns-worker process_tasks, SchedulePolicy::RayonParallel, compression on.
+    // sns-worker process_tasks, SchedulePolicy::RayonParallel, compression on (unless
+    // --no-squash: the scheduler alone, every ct128_keccak null).
     let t0 = Instant::now();
     tfhe::set_server_key(sks.clone());
     rayon::broadcast(|_| tfhe::set_server_key(sks.clone()));
-    let ct128s: Vec<Result<Vec<u8>, String>> = ct64s
+    let ct128s: Vec<Option<Result<Vec<u8>, String>>> = ct64s
         .par_iter()
         .map(|(handle, ct64)| {
-            let ct_type = get_ct_type(handle).map_err(|e| e.to_string())?;
-            squash_ct64(ct_type, ct64)
+            args.squash.then(|| {
+                let ct_type = get_ct_type(handle).map_err(|e| e.to_string())?;
+                squash_ct64(ct_type, ct64)
+            })
         })
         .collect();
     let squash_seconds = t0.elapsed().as_secs_f64();
@@ -383,12 +394,13 @@ fn run(args: &Args) -> Result<String, String> {
     let mut squash_errors = 0;
     for ((handle, ct64), ct128) in ct64s.iter().zip(ct128s) {
         let ct128_keccak = match ct128 {
-            Ok(b) => json!(hex0x(&keccak(&b))),
-            Err(e) => {
+            Some(Ok(b)) => json!(hex0x(&keccak(&b))),
+            Some(Err(e)) => {
                 squash_errors += 1;
                 errors.insert(handle.clone(), format!("squash: {e}"));
                 Value::Null
             }
+            None => Value::Null,
         };
         results.insert(
             hex0x(handle),
