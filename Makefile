@@ -107,5 +107,5 @@ fmt:
 
 bench: install
 	$(PY) benchmarks/tfhe_ops.py
-	$(PY) benchmarks/transfers.py
+	$(PY) benchmarks/vs_reference.py --sizes 10
 	$(PY) benchmarks/squash_commit.py

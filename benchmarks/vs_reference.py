@@ -68,6 +68,7 @@ EVALUATE = ["host_events", "ciphertexts"]
 SQUASHED = [*EVALUATE, "sns_ciphertexts", "ciphertext_digests"]
 FULL = [*SQUASHED, "digest_commits"]
 FIRST_USER = 10  # anvil accounts 1-4 are the demo's users
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def assets(names: list[str]) -> list[AssetsDefinition]:
@@ -154,6 +155,7 @@ class Bench:
             partition_key=rng.key,
             instance=self.instance,
             resources=self.resources(store, threads, squash),
+            run_config=QUIET,
         )
         elapsed = time.perf_counter() - started
         assert result.success
