@@ -59,6 +59,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(f"{_P}GATEWAY_FEE_BUMP", "30", "seconds before an unmined gateway transaction is replaced at its nonce with fees raised by 12.5 %"),
     Setting(f"{_P}COMMIT_BATCH", "32", "digest commits in flight at once"),
     # Both chains.
+    Setting(f"{_P}RUN_EMPTY_RANGES", "0", "`1`: a run for every complete range; `0`: a range without a log of the chain's contracts is recorded as processed without a run (a run per 2-second block would queue behind empty ones)"),
     Setting(f"{_P}ACCEPT_CHAIN_RESET", "", "a chain's genesis changed under its id: `1` start it again (its old rows dropped), `0` stop with an error; empty: `1` for the running devnet's chains only"),
     Setting(f"{_P}RPC_RETRIES", "5", "retries of an RPC request that could not reach the node (web3's retry layer)"),
     Setting(f"{_P}RPC_BACKOFF", "0.5", "seconds before the first RPC retry, doubled per retry"),

@@ -409,7 +409,9 @@ def test_gateway_sensor(
     )
     head = ChainReader.of(gateway.config()).head()
     rpc_call(info.gateway_rpc_url, "anvil_mine", [hex(45)])  # >= 4 complete ranges
-    settings = RangeSettings(range_size=10, max_ranges_per_tick=2, start_block=head + 1)
+    settings = RangeSettings(
+        range_size=10, max_ranges_per_tick=2, start_block=head + 1, run_empty=True
+    )
     res: dict[str, Any] = {
         "gateway": gateway,
         "store": StoreResource(database_url=store_url),

@@ -24,6 +24,7 @@ from dagster._core.utils import make_new_run_id
 from host_defs import DEFS, HOST, HOST_RANGES
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
+from fhevm_dagster import settings as cfg
 from fhevm_dagster.chain.client import ChainReader
 from fhevm_dagster.chain.config import HostChainConfig
 from fhevm_dagster.devnet.anvil import AnvilNode, free_port, rpc_call, start_anvil, stop_anvil
@@ -118,7 +119,11 @@ def make_ticker(
     url: str,
     **settings: float | bool,
 ) -> Ticker:
-    defaults = {"range_size": 10, "confirmations": 0, "max_ranges_per_tick": 10, "start_block": 0}
+    # A run for every range: these tests are about planning on a chain of empty blocks.
+    defaults = {
+        "range_size": 10, "confirmations": 0, "max_ranges_per_tick": 10, "start_block": 0,
+        "run_empty": True,
+    }  # fmt: skip
     return Ticker(
         instance,
         {
@@ -171,6 +176,57 @@ def test_confirmations_and_partitions(
     assert keys(t.tick()) == []  # safe head 28 < 29
     mine_to(fresh_chain, 32)
     assert [k for k, _ in keys(t.tick())] == ["000000000020-000000000029"]
+
+
+def emit_executor_log(node: AnvilNode) -> int:
+    """A transaction whose log comes from the executor's address (code: LOG0, STOP); its block."""
+    executor = cfg.CANONICAL_EXECUTOR
+    rpc_call(node.rpc_url, "anvil_setCode", [executor, "0x60006000a000"])
+    sender = str(rpc_call(node.rpc_url, "eth_accounts")[0])  # type: ignore[index]
+    tx = rpc_call(node.rpc_url, "eth_sendTransaction", [{"from": sender, "to": executor}])
+    receipt: Any = None
+    for _ in range(50):  # automine: mined at once, its receipt readable a moment later
+        receipt = rpc_call(node.rpc_url, "eth_getTransactionReceipt", [tx])
+        if receipt:
+            break
+        time.sleep(0.1)
+    assert receipt and receipt["logs"], receipt
+    return int(receipt["blockNumber"], 16)
+
+
+def test_ranges_without_logs_get_no_run(
+    fresh_chain: AnvilNode,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+) -> None:
+    """By default a range without an executor or ACL log is recorded as processed without a run;
+    one the executor logged in is requested; an empty range a reorg fills is requested again."""
+    url = fresh_chain.rpc_url
+    mine_to(fresh_chain, 14)
+    assert emit_executor_log(fresh_chain) == 15
+    fork_point = rpc_call(url, "evm_snapshot")
+    mine_to(fresh_chain, 29)
+    t = make_ticker(instance, fresh_chain, store_url, run_empty=False)
+    r = t.tick()
+    assert [k for k, _ in keys(r)] == ["000000000010-000000000019"]
+    assert cursor_block(t) == "30"
+    assert instance.get_dynamic_partitions(HOST_RANGES) == ["000000000010-000000000019"]
+    store = StoreResource(database_url=store_url).get()
+    for key in ("000000000000-000000000009", "000000000020-000000000029"):
+        seen = store.get_range(31337, key)
+        assert seen is not None and seen.processed_hash == seen.known_hash is not None
+    r = t.tick()
+    assert not r.run_requests and "needs safe head >= 39" in skip_text(r)
+
+    rpc_call(url, "evm_revert", [fork_point])  # block 15 stays; 16-29 are mined again
+    rpc_call(url, "evm_increaseTime", [1000])
+    mine_to(fresh_chain, 24)
+    assert emit_executor_log(fresh_chain) == 25
+    mine_to(fresh_chain, 31)
+    assert keys(t.tick()) == [
+        ("000000000010-000000000019", "000000000010-000000000019:reorg-1"),
+        ("000000000020-000000000029", "000000000020-000000000029:reorg-1"),
+    ]
 
 
 def test_cap_per_tick(

@@ -33,6 +33,9 @@ class RangeRules:
     reorg_check_ranges: int = 8
     #: A changed genesis is adopted as a reset (`pipeline.identity`) rather than an error.
     accept_reset: bool = False
+    #: A range without a log of the chain's contracts gets a run too (else it is recorded as
+    #: processed without one: `pipeline.planner.without_empty`).
+    run_empty: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class HostChainConfig:
 
     @property
     def log_addresses(self) -> tuple[str, str]:
+        """The contracts whose logs a range is made of."""
         return (self.executor_address, self.acl_address)
 
 
@@ -75,6 +79,12 @@ class GatewayConfig:
     #: The environment variable the URL came from, if any: shown instead of the URL (API keys).
     rpc_url_env: str = ""
 
+    @property
+    def log_addresses(self) -> tuple[str, str]:
+        """The contracts whose logs a range is made of: proof requests, and commits (ours may
+        need a recheck after a reorg)."""
+        return (self.input_verification_address, self.ciphertext_commits_address)
+
     def require_input_verification(self) -> str:
         if not self.input_verification_address:
             raise ValueError(
@@ -91,6 +101,14 @@ def rpc_settings(timeout_env: str) -> RpcSettings:
         cfg.integer("FHEVM_DAGSTER_RPC_RETRIES"),
         cfg.number("FHEVM_DAGSTER_RPC_BACKOFF"),
     )
+
+
+def run_empty_ranges() -> bool:
+    """`FHEVM_DAGSTER_RUN_EMPTY_RANGES`: `1` a run for every range, `0` none for empty ones."""
+    setting = cfg.value("FHEVM_DAGSTER_RUN_EMPTY_RANGES")
+    if setting not in ("0", "1"):
+        raise ValueError(f"FHEVM_DAGSTER_RUN_EMPTY_RANGES={setting!r}: expected 1 or 0")
+    return setting == "1"
 
 
 def accept_chain_reset(chain_id: int, rpc_url: str) -> bool:

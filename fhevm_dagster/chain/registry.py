@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import settings as cfg
-from .config import HostChainConfig, RangeRules, accept_chain_reset, rpc_settings
+from .config import HostChainConfig, RangeRules, accept_chain_reset, rpc_settings, run_empty_ranges
 
 HOST_CHAINS_ENV = "FHEVM_DAGSTER_HOST_CHAINS"
 _FIELDS = {
@@ -71,6 +71,7 @@ def host_chain(entry: Mapping[str, Any], where: str = "host chain") -> HostChain
             entry, "reorg_check_ranges", cfg.integer(p + "REORG_CHECK_RANGES"), where
         ),
         accept_reset=accept_chain_reset(chain_id, url),
+        run_empty=run_empty_ranges(),
     )
     return HostChainConfig(
         chain_id=chain_id,

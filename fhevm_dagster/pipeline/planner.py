@@ -8,13 +8,18 @@ again, flagged `reorg`. A range requested but not ingested yet is planned again 
 same run key: what Dagster did with a tick (a run exists for that key, or the tick was lost with
 the daemon) is Dagster's record, and Dagster skips a run key it has seen, so a lost tick costs one
 tick, never a range.
+
+A new range without a log of the chain's contracts has nothing to ingest, evaluate or answer: it
+is recorded as processed without a run (`without_empty`) unless the rules ask for a run per range.
+With 2-second blocks and small ranges, runs of empty ranges would otherwise fill the run queue
+and delay the ranges that hold transactions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..chain.config import RangeRules
 from ..store import HostRange
@@ -25,6 +30,10 @@ class ChainView(Protocol):
     def chain_id(self) -> int: ...
     def head(self) -> int: ...
     def block_hash(self, number: int) -> bytes | None: ...
+
+
+class LogView(Protocol):
+    def get_logs(self, first: int, last: int, addresses: Sequence[str]) -> Sequence[Any]: ...
 
 
 class RangeBook(Protocol):
@@ -118,3 +127,21 @@ def plan_ranges(
             decisions[rng.key] = RangeDecision(rng, last_hash, reorg=True)
     ordered = sorted(decisions.values(), key=lambda d: d.rng.first)
     return RangePlan(chain_id, head, safe, next_block, ordered)
+
+
+def without_empty(
+    decisions: Sequence[RangeDecision], chain: LogView, addresses: Sequence[str]
+) -> tuple[list[RangeDecision], list[RangeDecision]]:
+    """The decisions that need a run, and the empty ones: ranges without a log of `addresses`
+    (may raise, like `plan_ranges`). A reorged range always runs: the store may hold rows of its
+    old blocks. An empty range that a reorg fills later is planned again (its hash changed).
+    Unconfigured (empty) addresses are left out; with none left, every range runs."""
+    addresses = [a for a in addresses if a]
+    if not addresses:
+        return list(decisions), []
+    run: list[RangeDecision] = []
+    empty: list[RangeDecision] = []
+    for d in decisions:
+        has_logs = d.reorg or chain.get_logs(d.rng.first, d.rng.last, addresses)
+        (run if has_logs else empty).append(d)
+    return run, empty

@@ -19,6 +19,7 @@ from ..chain.config import (
     RpcSettings,
     accept_chain_reset,
     gateway_from_settings,
+    run_empty_ranges,
 )
 from ..pipeline.redrive import RedrivePolicy
 
@@ -117,6 +118,7 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
     redrive_backoff_s: float = 60.0
     redrive_backoff_max_s: float = 1800.0
     accept_reset: bool = False  # a new genesis under the chain's id is a reset, not an error
+    run_empty: bool = False  # a run for ranges without a log of the chain's contracts too
 
     @classmethod
     def of(cls, rules: RangeRules) -> RangeSettings:
@@ -129,6 +131,7 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
             reorg_check_ranges=rules.reorg_check_ranges,
             **_redrive_from_env(),
             accept_reset=rules.accept_reset,
+            run_empty=rules.run_empty,
         )
 
     @classmethod
@@ -143,6 +146,7 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
             reorg_check_ranges=cfg.integer(p + "REORG_CHECK_RANGES"),
             **_redrive_from_env(),
             accept_reset=accept_chain_reset(gateway.chain_id, gateway.rpc_url),
+            run_empty=run_empty_ranges(),
         )
 
     def rules(self) -> RangeRules:
@@ -153,6 +157,7 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
             self.start_block,
             self.reorg_check_ranges,
             self.accept_reset,
+            self.run_empty,
         )
 
     def redrive(self) -> RedrivePolicy:

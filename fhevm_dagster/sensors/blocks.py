@@ -25,7 +25,7 @@ from dagster import (
 
 from ..chain.client import ChainReader, redact
 from ..pipeline.identity import ChainIdentityError, check_identity
-from ..pipeline.planner import plan_ranges, read_cursor, write_cursor
+from ..pipeline.planner import plan_ranges, read_cursor, without_empty, write_cursor
 from ..store import Store
 from .redrive import redrive_tick, run_key, run_tags
 
@@ -52,6 +52,11 @@ def evaluate_blocks(
         )
         cursor = None if identity.reset else read_cursor(context.cursor, identity.genesis)
         plan = plan_ranges(cursor, reader, store, rules)
+        decisions, empty = (
+            (plan.decisions, [])
+            if rules.run_empty
+            else without_empty(plan.decisions, reader, chain.log_addresses)
+        )
     except ChainIdentityError:
         raise  # another network behind the URL: the tick fails until an operator acts
     except Exception as exc:  # RPC down, timeouts, a reorg racing the tick: try again next tick
@@ -66,7 +71,12 @@ def evaluate_blocks(
     requests: list[RunRequest] = []
     new_keys: list[str] = []
     assert partitions.name is not None
-    for d in plan.decisions:
+    for d in empty:
+        store.record_range_request(plan.chain_id, d.rng.key, d.rng.first, d.rng.last, d.last_hash)
+        store.mark_range_processed(plan.chain_id, d.rng.key, d.rng.first, d.rng.last, d.last_hash)
+    if empty:
+        notes.append(f"{len(empty)} {tag} range(s) without logs recorded without a run")
+    for d in decisions:
         rec = store.record_range_request(
             plan.chain_id, d.rng.key, d.rng.first, d.rng.last, d.last_hash, reorg=d.reorg
         )
