@@ -144,14 +144,14 @@ class Probe:
 
 def measure_size(size: int, args: argparse.Namespace, root: Path) -> SizeResult:
     """One range size on a fresh devnet and DAGSTER_HOME: mint, wait, timed transfers, drain."""
-    started, load_before = time.monotonic(), _loadavg()
+    started, load_before, busiest = time.monotonic(), _loadavg(), _busiest()
     h = Harness(
         root / f"size-{size}", range_size=size, gateway_range_size=args.gateway_range_size or size,
         block_time=args.block_time, proxies=False, fault_knobs=False,
     )  # fmt: skip
     try:
         h.start()
-        print(f"\n## range size {size} ({h.root}); load {load_before}; busiest: {_busiest()}")
+        print(f"\n## range size {size} ({h.root}); load {load_before}; busiest: {busiest}")
         print("settings changed from their defaults: " + ", ".join(
             f"{k}={v}" for k, v in h.knobs.items()
         ))  # fmt: skip
