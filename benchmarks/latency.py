@@ -9,9 +9,11 @@ FHEVM_DAGSTER_GATEWAY_RANGE_SIZE=N (as `make demo` sets both); every other setti
 default (`benchmarks/fault_harness.py`, without its proxies and fault knobs).
 
 Traffic: `--transfers` demo-token `transferAmount` calls (the demo traffic of
-`fhevm-dagster traffic`: the amount encrypted on chain, no input proof), one every `--interval`
-seconds, each from its own sender (minted before timing, and waited for) to a fresh receiver, so
-no transfer reads another's result. A transfer's latency: from the timestamp of the host block
+`fhevm-dagster traffic`: the amount encrypted on chain, no input proof), one per `--interval`
+seconds on average, each at a random moment of its own interval (a fixed period would land every
+transfer at the same place in its range when the period is a multiple of the range's), each
+from its own sender (minted before timing, and waited for) to a fresh receiver, so no transfer
+reads another's result. A transfer's latency: from the timestamp of the host block
 holding it to the timestamp of the gateway block holding this coprocessor's
 AddCiphertextMaterial for the last of its allowed handles (block timestamps of both chains: anvil
 stamps blocks with this machine's clock, whole seconds). The breakdown comes from the run
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import signal
 import subprocess
@@ -160,14 +163,17 @@ def measure_size(size: int, args: argparse.Namespace, root: Path) -> SizeResult:
         ready = probe.wait(mints, time.monotonic() + args.timeout)
         print(f"mints committed: {ready} ({time.monotonic() - started:.0f} s since start)")
         transfers: list[Transfer] = []
-        t0 = time.monotonic()
+        t0, slots = time.monotonic(), random.Random(size)
         for i in range(args.transfers):
-            time.sleep(max(0.0, t0 + i * args.interval - time.monotonic()))
+            at = t0 + (i + slots.random()) * args.interval
+            time.sleep(max(0.0, at - time.monotonic()))
             transfers.append(probe.send(i))
             probe.poll(transfers)
             print(f"  transfer {i} in host block {transfers[-1].block}", flush=True)
         probe.wait(transfers, time.monotonic() + args.timeout)
         done = [t for t in transfers if t.done]
+        shown = [f"{t.latency:.0f}" if t.done else "-" for t in transfers]
+        print(f"latencies in send order (s; a growing series is a queue): {' '.join(shown)}")
         parts = []
         for t in done:
             end_block = (t.block // size + 1) * size - 1
@@ -197,7 +203,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1,5,20", help="host range sizes, comma-separated")
     parser.add_argument("--transfers", type=int, default=12, help="timed transfers per size")
-    parser.add_argument("--interval", type=float, default=40.0, help="seconds between transfers")
+    parser.add_argument(
+        "--interval", type=float, default=40.0, help="mean seconds between transfers"
+    )
     parser.add_argument(
         "--timeout", type=float, default=300.0,
         help="seconds to wait for the mints' commits, and for the transfers' after the last one",
@@ -213,7 +221,7 @@ def main() -> int:
     root = args.root or Path(tempfile.mkdtemp(prefix="fhevm-latency-"))
     print(
         f"block time {args.block_time} s (both chains); sensor interval {SENSOR_INTERVAL_S} s; "
-        f"{args.transfers} transfers per size, one every {args.interval:g} s: offered load "
+        f"{args.transfers} transfers per size, one per {args.interval:g} s: offered load "
         f"~{TRANSFER_WORK_S:g} s of FHE + squash per {args.interval:g} s "
         f"(~{TRANSFER_WORK_S / args.interval:.0%} of the machine, run overheads not counted); "
         f"gateway range size {args.gateway_range_size or 'same as host'}; work dir {root}"
