@@ -4,6 +4,8 @@ One host chain and the gateway (anvil, mining on demand, so ranges complete when
 a TCP proxy in front of each RPC (`fault_proxy.TcpProxy`), a DAGSTER_HOME in a temp dir (the repo's
 dagster.yaml, or deploy/dagster-postgres.yaml on a throwaway PostgreSQL cluster) and a real
 `dagster-daemon run` subprocess whose sensors and runs reach the chains through the proxies only.
+`FAULT_KNOBS` shorten timeouts and back-offs so rows end sooner. `benchmarks/latency.py` uses the
+same harness as deployed: interval mining (`block_time`), no proxies, no fault knobs.
 
 A fault is measured over a `Window`: the host ranges its traffic lands in (fresh users per window,
 so no range depends on another fault's range) and the gateway ranges mined meanwhile. `measure`
@@ -63,6 +65,17 @@ IN_FLIGHT = [
 ]
 #: Fresh traffic users from this anvil mnemonic index on (0..9 belong to the devnet).
 FIRST_USER = 20
+_P = "FHEVM_DAGSTER_"
+#: Settings the fault suite shortens (defaults in fhevm_dagster.settings): rows end sooner.
+FAULT_KNOBS = {
+    f"{_P}HOST_RPC_TIMEOUT": "5",
+    f"{_P}GATEWAY_RPC_TIMEOUT": "5",
+    f"{_P}GATEWAY_BATCH_DEADLINE": "30",
+    f"{_P}GATEWAY_FEE_BUMP": "5",
+    # A failed range is re-driven after 10 s, not the default minute.
+    f"{_P}REDRIVE_BACKOFF": "10",
+    f"{_P}REDRIVE_BACKOFF_MAX": "60",
+}
 
 
 def _alive(pid: int) -> bool:
@@ -152,10 +165,16 @@ class Harness:
 
     def __init__(
         self, root: Path | None = None, *, postgres: bool = False, range_size: int = 10,
-        log: Callable[[str], None] = print,
+        log: Callable[[str], None] = print, gateway_range_size: int | None = None,
+        block_time: int | None = None, proxies: bool = True, fault_knobs: bool = True,
     ) -> None:  # fmt: skip
+        """`block_time`: the chains mine every that many seconds (else on demand); `proxies`:
+        the daemon reaches the chains through TCP proxies (else directly); `fault_knobs`: the
+        settings of `FAULT_KNOBS` (else their defaults)."""
         self.root = Path(root or tempfile.mkdtemp(prefix="fhevm-faults-"))
         self.range_size, self.log = range_size, log
+        self.gateway_range_size = gateway_range_size or range_size
+        self.block_time, self.proxies, self.fault_knobs = block_time, proxies, fault_knobs
         self.use_postgres = postgres
         self.pg: Postgres | None = None
         self.daemon: subprocess.Popen[bytes] | None = None
@@ -169,8 +188,11 @@ class Harness:
         self.state = self.root / "devnet"
         self.host_port, self.gateway_port = free_port(), free_port()
         self.info = self._devnet_up()
-        self.host_proxy = TcpProxy(self.host_port)
-        self.gateway_proxy = TcpProxy(self.gateway_port)
+        host_url, gateway_url = self.info.host_rpc_url, self.info.gateway_rpc_url
+        if self.proxies:
+            self.host_proxy = TcpProxy(self.host_port)
+            self.gateway_proxy = TcpProxy(self.gateway_port)
+            host_url, gateway_url = self.host_proxy.url, self.gateway_proxy.url
         home = self.root / "dagster_home"
         home.mkdir(exist_ok=True)
         env = dict(os.environ)
@@ -193,30 +215,30 @@ class Harness:
         registry = self.root / "host-chains.json"
         host = self.info.host()
         registry.write_text(json.dumps([{
-            "chain_id": host.chain_id, "rpc_url": self.host_proxy.url,
+            "chain_id": host.chain_id, "rpc_url": host_url,
             "acl_address": host.acl_address, "executor_address": host.executor_address,
             "start_block": host.start_block,
         }]))  # fmt: skip
-        p = "FHEVM_DAGSTER_"
+        p = _P
+        knobs = {
+            f"{p}HOST_RANGE_SIZE": str(self.range_size),
+            f"{p}GATEWAY_RANGE_SIZE": str(self.gateway_range_size),
+            **(FAULT_KNOBS if self.fault_knobs else {}),
+        }
+        if self.proxies:
+            # The chains sit behind the proxies, not at devnet.json's URLs: say that a new
+            # genesis is a reset to adopt (the devnet-reset row), as an operator of a devnet would.
+            knobs[f"{p}ACCEPT_CHAIN_RESET"] = "1"
+        #: The settings this harness changes from their defaults (where things are kept aside).
+        self.knobs = knobs
         env.update({
             "DAGSTER_HOME": str(home),
             f"{p}HOST_CHAINS": str(registry),
-            f"{p}GATEWAY_RPC_URL": self.gateway_proxy.url,
+            f"{p}GATEWAY_RPC_URL": gateway_url,
             f"{p}DATABASE_URL": store_url,
             f"{p}PARQUET_DIR": str(self.root / "parquet"),
             f"{p}OBJECT_STORE": f"file://{self.root / 'objects'}",
-            f"{p}HOST_RANGE_SIZE": str(self.range_size),
-            f"{p}GATEWAY_RANGE_SIZE": str(self.range_size),
-            f"{p}HOST_RPC_TIMEOUT": "5",
-            f"{p}GATEWAY_RPC_TIMEOUT": "5",
-            f"{p}GATEWAY_BATCH_DEADLINE": "30",
-            f"{p}GATEWAY_FEE_BUMP": "5",
-            # The chains sit behind the proxies, not at devnet.json's URLs: say that a new
-            # genesis is a reset to adopt (the devnet-reset row), as an operator of a devnet would.
-            f"{p}ACCEPT_CHAIN_RESET": "1",
-            # A failed range is re-driven after 10 s, not the default minute: rows end sooner.
-            f"{p}REDRIVE_BACKOFF": "10",
-            f"{p}REDRIVE_BACKOFF_MAX": "60",
+            **knobs,
             "PATH": f"{BIN}:{env.get('PATH', '')}",
         })  # fmt: skip
         self.env = env
@@ -226,7 +248,10 @@ class Harness:
         self.start_daemon()
 
     def _devnet_up(self) -> DevnetInfo:
-        return devnet_up(self.state, self.host_port, self.gateway_port, host_chains=1)
+        return devnet_up(
+            self.state, self.host_port, self.gateway_port, host_chains=1,
+            block_time=self.block_time,
+        )  # fmt: skip
 
     def stop(self) -> None:
         self.stop_daemon(signal.SIGKILL, group=True)

@@ -29,6 +29,10 @@ from ..pipeline.planner import plan_ranges, read_cursor, without_empty, write_cu
 from ..store import Store
 from .redrive import redrive_tick, run_key, run_tags
 
+#: Seconds between two ticks of a block sensor (Dagster's minimum interval): about the
+#: longest a complete range waits to be requested.
+SENSOR_INTERVAL_S = 10
+
 
 def evaluate_blocks(
     context: SensorEvaluationContext,
@@ -136,7 +140,7 @@ def block_range_sensor(
     @sensor(
         name=name,
         job_name=job_name,
-        minimum_interval_seconds=10,
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
         default_status=DefaultSensorStatus.RUNNING,
         required_resource_keys={chain_resource, settings_resource, "store"},
         description=f"Requests one {job_name} run per confirmed {tag} block range; "
