@@ -13,12 +13,13 @@ first, not timed). Then, on copies of the same store:
   sns-worker squash (rayon over the batch); its digests are compared with ours, byte for byte;
 - ours, 1 thread, without commits, against bare: the same operations called straight through
   `tfhe_py` in a loop (decompress, re-randomize, operate, compress; squash; keccak), one thread: the
-  ratio is the orchestration overhead (Dagster, RPC, store, DAG).
+  ratio of the medians (`--repeats` interleaved pairs) is the orchestration overhead (Dagster,
+  RPC, store, DAG).
 `--phase evaluate` stops both sides after evaluation (no squash, digests or commits: the reference
 side runs its scheduler only), for sizes whose squash would not fit the time at hand.
 
     python benchmarks/vs_reference.py [--sizes 10] [--modes independent,chained] \
-        [--phase full|evaluate] [--threads N] [--reference-bin PATH]
+        [--phase full|evaluate] [--threads N] [--repeats K] [--reference-bin PATH]
 
 Without `--reference-bin`, `tools/reference-vectors/build-bench.sh` builds it (minutes, once).
 """
@@ -29,6 +30,7 @@ import argparse
 import json
 import os
 import sqlite3
+import statistics
 import subprocess
 import tempfile
 import time
@@ -256,21 +258,26 @@ def compare(store: Store, handles: list[bytes], ref: dict[str, Any], squash: boo
     return f"{equal}/{len(handles)}"
 
 
-def run_case(bench: Bench, c: Case, phase: str, seed: int) -> list[str]:
+def run_case(bench: Bench, c: Case, phase: str, seed: int, repeats: int) -> list[str]:
     squash = phase == "full"
     mints = bench.traffic(c, 0, seed)
     bench.ours(mints, bench.main, EVALUATE, bench.threads, squash=False)  # balances, untimed
     rng = bench.traffic(c, c.transfers, seed)
-    one_store = copy_store(bench.main, bench.work / f"{c.mode}-{c.transfers}-1t.sqlite")
+    before = copy_store(bench.main, bench.work / f"{c.mode}-{c.transfers}-before.sqlite")
 
     many, steps = bench.ours(rng, bench.main, FULL if squash else EVALUATE, bench.threads, squash)
-    one, _ = bench.ours(rng, one_store, SQUASHED if squash else EVALUATE, 1, squash)
     store = Store.open(bench.url(bench.main))
     work = bench.work / f"{c.mode}-{c.transfers}.work.json"
     bench.export(store, rng, work)
     ops = len(build_dag(store.computations_of_range(rng.key, chain_id=31337)).order)
     ref = bench.reference(work, squash)
-    bare = bench.bare(store, rng, squash)
+    ones: list[float] = []
+    bares: list[float] = []
+    for i in range(repeats):  # interleaved, so a change of load hits both sides alike
+        fresh = copy_store(before, bench.work / f"{c.mode}-{c.transfers}-1t-{i}.sqlite")
+        ones.append(bench.ours(rng, fresh, SQUASHED if squash else EVALUATE, 1, squash)[0])
+        bares.append(bench.bare(store, rng, squash))
+    one, bare = statistics.median(ones), statistics.median(bares)
 
     allowed = [
         r.output_handle
@@ -312,6 +319,9 @@ def main() -> None:
     parser.add_argument("--phase", choices=["full", "evaluate"], default="full")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--reference-bin", default=None)
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="ours-1t/bare pairs per case (medians)"
+    )
     args = parser.parse_args()
     binary = reference_binary(args.reference_bin)
     work = Path(tempfile.mkdtemp(prefix="fhevm-vs-reference-"))
@@ -325,7 +335,8 @@ def main() -> None:
             for size in (int(s) for s in args.sizes.split(",")):
                 c = case(mode, size, first)
                 first += len(c.users)
-                print(" | ".join(run_case(bench, c, args.phase, seed=first)), flush=True)
+                row = run_case(bench, c, args.phase, first, args.repeats)
+                print(" | ".join(row), flush=True)
     finally:
         bench.close()
     print(f"load average after: {os.getloadavg()[0]:.2f}")
