@@ -45,7 +45,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dagster import RunsFilter
 from eth_account import Account
 from fault_harness import FIRST_USER, GATEWAY_JOB, HOST_JOB, REPO, Harness
-from latency_stats import HEADER, SizeResult, Transfer, as_dict, breakdown, recommend, steps_table
+from latency_stats import (
+    HEADER,
+    Breakdown,
+    SizeResult,
+    Transfer,
+    as_dict,
+    breakdown,
+    recommend,
+    steps_table,
+)
 from web3 import Web3
 from web3.types import TxReceipt
 
@@ -174,16 +183,7 @@ def measure_size(size: int, args: argparse.Namespace, root: Path) -> SizeResult:
         done = [t for t in transfers if t.done]
         shown = [f"{t.latency:.0f}" if t.done else "-" for t in transfers]
         print(f"latencies in send order (s; a growing series is a queue): {' '.join(shown)}")
-        parts = []
-        for t in done:
-            end_block = (t.block // size + 1) * size - 1
-            try:
-                b = breakdown(h.instance, HOST_JOB, t, size, probe.timestamp("host", end_block))
-            except Exception as exc:  # the latency stands without its breakdown
-                print(f"  no breakdown for block {t.block}: {type(exc).__name__}: {exc}")
-                continue
-            if b is not None:
-                parts.append(b)
+        parts = [b for t in done if (b := _breakdown(h, probe, t, size)) is not None]
         return SizeResult(
             size, len(transfers), [t.latency for t in done], parts,
             len(h.instance.get_run_ids(RunsFilter(job_name=HOST_JOB))),
@@ -192,6 +192,24 @@ def measure_size(size: int, args: argparse.Namespace, root: Path) -> SizeResult:
         )  # fmt: skip
     finally:
         h.stop()
+
+
+def _breakdown(
+    h: Harness, probe: Probe, t: Transfer, size: int, wait_s: float = 90
+) -> Breakdown | None:
+    """`t`'s breakdown once its range's run ended (a run outlives its commits by a few steps);
+    None when it does not end within `wait_s` or cannot be read (the latency stands without it)."""
+    end_ts = probe.timestamp("host", (t.block // size + 1) * size - 1)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            found = breakdown(h.instance, HOST_JOB, t, size, end_ts)
+        except Exception as exc:
+            print(f"  no breakdown for block {t.block}: {type(exc).__name__}: {exc}")
+            return None
+        if found is not None or time.monotonic() > deadline:
+            return found
+        time.sleep(2)
 
 
 def makefile_range_size() -> str:
