@@ -1,7 +1,9 @@
 """One block-range sensor per chain, from one factory over `pipeline.planner.plan_ranges`.
 
 Each tick plans complete ranges under the chain's safe head and requests one run per range (run
-key `<partition>@<genesis prefix>`, `…:reorg-<n>` for a range whose last-block hash changed). Ranges
+key `<partition>@<genesis prefix>`, `…:reorg-<n>` for a range whose last-block hash changed); a
+new range without a log of the chain's contracts is recorded as processed instead (unless the
+chain's rules say `run_empty`). Ranges
 requested but not ingested yet are requested again under the same run key, which Dagster skips when
 it has a run for it: Dagster's run keys, not the store, are the record of what was requested. An RPC
 failure is a skip reason with the cursor left alone, never a crash. A range whose run failed is
