@@ -19,21 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..chain.config import RangeRules
 from ..store import HostRange
 from .block_ranges import BlockRange, next_ranges
+from .host import LogSource
 
 
 class ChainView(Protocol):
     def chain_id(self) -> int: ...
     def head(self) -> int: ...
     def block_hash(self, number: int) -> bytes | None: ...
-
-
-class LogView(Protocol):
-    def get_logs(self, first: int, last: int, addresses: Sequence[str]) -> Sequence[Any]: ...
 
 
 class RangeBook(Protocol):
@@ -130,7 +127,7 @@ def plan_ranges(
 
 
 def without_empty(
-    decisions: Sequence[RangeDecision], chain: LogView, addresses: Sequence[str]
+    decisions: Sequence[RangeDecision], chain: LogSource, addresses: Sequence[str]
 ) -> tuple[list[RangeDecision], list[RangeDecision]]:
     """The decisions that need a run, and the empty ones: ranges without a log of `addresses`
     (may raise, like `plan_ranges`). A reorged range always runs: the store may hold rows of its
