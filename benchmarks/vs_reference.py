@@ -277,7 +277,9 @@ def run_case(bench: Bench, c: Case, phase: str, seed: int, repeats: int) -> list
         fresh = copy_store(before, bench.work / f"{c.mode}-{c.transfers}-1t-{i}.sqlite")
         ones.append(bench.ours(rng, fresh, SQUASHED if squash else EVALUATE, 1, squash)[0])
         bares.append(bench.bare(store, rng, squash))
-    one, bare = statistics.median(ones), statistics.median(bares)
+    one = f"{statistics.median(ones):.1f}" if ones else "-"
+    bare = f"{statistics.median(bares):.1f}" if bares else "-"
+    overhead = f"{statistics.median(ones) / statistics.median(bares) - 1:+.1%}" if ones else "-"
 
     allowed = [
         r.output_handle
@@ -289,8 +291,8 @@ def run_case(bench: Bench, c: Case, phase: str, seed: int, repeats: int) -> list
     n = c.transfers
     return [
         c.mode, f"{n}", f"{ops}", f"{many:.1f}", f"{n / many:.3f}", f"{ref_total:.1f}",
-        f"{n / ref_total:.3f}", f"{ref_total / many:.2f}", f"{commit:.1f}", f"{one:.1f}",
-        f"{bare:.1f}", f"{one / bare - 1:+.1%}", compare(store, allowed, ref, squash),
+        f"{n / ref_total:.3f}", f"{ref_total / many:.2f}", f"{commit:.1f}", one, bare,
+        overhead, compare(store, allowed, ref, squash),
     ]  # fmt: skip
 
 
@@ -320,7 +322,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--reference-bin", default=None)
     parser.add_argument(
-        "--repeats", type=int, default=1, help="ours-1t/bare pairs per case (medians)"
+        "--repeats", type=int, default=1, help="ours-1t/bare pairs per case (medians; 0: none)"
     )
     args = parser.parse_args()
     binary = reference_binary(args.reference_bin)
