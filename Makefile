@@ -17,7 +17,7 @@ BLOCK_TIME ?= 2
 RANGE_SIZE ?= 5
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install system python node tfhe-py lint fmt bench demo-down lock
+.PHONY: demo test test-fast install system python node tfhe-py tfhe-py-gpu lint fmt bench demo-down lock
 
 # The demo chains mine a block every BLOCK_TIME seconds and ranges are RANGE_SIZE blocks, so a
 # new range is ready every ~10 s. Chosen with benchmarks/latency.py (2-s blocks, block of a transfer
@@ -95,6 +95,13 @@ lock:
 tfhe-py:
 	cd tfhe-py && $(VENV)/bin/maturin build --release --compatibility linux -o $(CACHE)/wheels
 	$(PY) -m pip install -q --force-reinstall --no-deps $$(ls -t $(CACHE)/wheels/tfhe_py-*.whl | head -1)
+
+# The CUDA wheel of tfhe-py (feature `gpu`, device code for sm_$(CUDA_ARCH): the H100/H200), into
+# $(CACHE)/wheels-gpu; not installed here (this machine has no GPU) and not part of `make test`.
+# CUDA 13.0's compiler comes from NVIDIA's Python wheels. About an hour on 2 cores the first time.
+CUDA_ARCH ?= 90
+tfhe-py-gpu:
+	CUDA_ARCH=$(CUDA_ARCH) FHEVM_DAGSTER_CACHE=$(CACHE) tfhe-py/build-gpu.sh
 
 lint:
 	$(PY) -m pip check

@@ -16,8 +16,9 @@ use tfhe::zk::{ZkComputeLoad, ZkPkeV2SupportedHashConfig};
 use tfhe::ProvenCompactCiphertextList;
 
 use crate::ct::{by_type, Ct, FheType};
+use crate::device::Device;
 use crate::errors::{ctx, guard, py_err, Failure, Res};
-use crate::keys::{CompactPublicKey, Crs, ServerKey};
+use crate::keys::{CompactPublicKey, CompressedServerKey, Crs, ServerKey};
 use crate::ops::{execute, trivial, Op, Operand};
 use crate::params::{pke_params, CIPHERTEXT_LIMIT, INPUT_METADATA_LEN, MAX_INPUT_ENTRIES};
 use crate::pyconv::int_to_be32;
@@ -95,22 +96,35 @@ fn extract_operand(obj: &Bound<'_, PyAny>) -> PyResult<OwnedOperand> {
     ))
 }
 
-/// Computes with one key set; cheap to share between threads.
+/// Computes with one key set on one device; cheap to share between threads.
 #[pyclass(frozen, module = "tfhe_py")]
 pub struct Engine {
     id: u64,
-    server_key: tfhe::ServerKey,
+    device: Device,
     public_key: Option<tfhe::CompactPublicKey>,
     crs: Option<tfhe::zk::CompactPkeCrs>,
 }
 
 impl Engine {
+    fn with_device(
+        device: Device,
+        public_key: Option<&CompactPublicKey>,
+        crs: Option<&Crs>,
+    ) -> Self {
+        Self {
+            id: NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed),
+            device,
+            public_key: public_key.map(|k| k.inner.clone()),
+            crs: crs.map(|c| c.inner.clone()),
+        }
+    }
+
     /// Installs this engine's server key in the current OS thread, then runs `f` under the
     /// panic guard.
     fn run<T>(&self, f: impl FnOnce() -> Res<T>) -> Result<T, Failure> {
         guard(|| {
             if INSTALLED.with(Cell::get) != self.id {
-                tfhe::set_server_key(self.server_key.clone());
+                self.device.install();
                 INSTALLED.with(|c| c.set(self.id));
             }
             f()
@@ -228,12 +242,31 @@ impl Engine {
         public_key: Option<&CompactPublicKey>,
         crs: Option<&Crs>,
     ) -> Self {
-        Self {
-            id: NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed),
-            server_key: server_key.inner.clone(),
-            public_key: public_key.map(|k| k.inner.clone()),
-            crs: crs.map(|c| c.inner.clone()),
-        }
+        Self::with_device(Device::Cpu(server_key.inner.clone()), public_key, crs)
+    }
+
+    /// An engine on CUDA GPUs (`gpus`, or every visible one), the server key expanded onto each
+    /// once from its compressed form. A CPU build or a machine without a GPU is a TfheError.
+    #[staticmethod]
+    #[pyo3(signature = (compressed_server_key, public_key=None, crs=None, gpus=None))]
+    fn cuda(
+        py: Python<'_>,
+        compressed_server_key: &CompressedServerKey,
+        public_key: Option<&CompactPublicKey>,
+        crs: Option<&Crs>,
+        gpus: Option<Vec<u32>>,
+    ) -> PyResult<Self> {
+        let gpus = gpus.unwrap_or_default();
+        let device = py
+            .detach(|| guard(|| Device::cuda(&compressed_server_key.inner, &gpus)))
+            .map_err(py_err)?;
+        Ok(Self::with_device(device, public_key, crs))
+    }
+
+    /// Where this engine computes: `cpu`, or `cuda:` and its GPU indexes.
+    #[getter]
+    fn device(&self) -> String {
+        self.device.name()
     }
 
     /// Evaluates operator `opcode` (FHEVMExecutor numbering) on `operands`, each a Ciphertext

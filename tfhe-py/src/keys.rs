@@ -155,9 +155,24 @@ impl ClientKey {
         Ok(ServerKey { inner })
     }
 
-    fn compressed_server_key(&self, py: Python<'_>) -> PyResult<CompressedServerKey> {
+    /// The seeded, compressed form of a server key: what a GPU engine expands (`Engine.cuda`),
+    /// and what a CPU engine decompresses to compute with the same key. With `seed`, the same
+    /// key on every machine, as for `server_key`; not the key `server_key(seed)` draws.
+    #[pyo3(signature = (seed=None))]
+    fn compressed_server_key(
+        &self,
+        py: Python<'_>,
+        seed: Option<u128>,
+    ) -> PyResult<CompressedServerKey> {
         let inner = py
-            .detach(|| guard(|| Ok(self.inner.generate_compressed_server_key())))
+            .detach(|| {
+                guard(|| {
+                    Ok(match seed {
+                        Some(s) => seeded(s, || self.inner.generate_compressed_server_key()),
+                        None => self.inner.generate_compressed_server_key(),
+                    })
+                })
+            })
             .map_err(py_err)?;
         Ok(CompressedServerKey { inner })
     }

@@ -1,6 +1,7 @@
 //! `tfhe_py`: Python bindings for TFHE-rs, pinned to the fhEVM protocol version (tfhe 1.6.3).
 
 mod ct;
+mod device;
 mod engine;
 mod errors;
 mod inputs;
@@ -23,6 +24,12 @@ fn fhe_type_names() -> BTreeMap<u8, &'static str> {
         .collect()
 }
 
+/// GPUs this build can compute on (0 on a CPU build, or without a CUDA driver or device).
+#[pyfunction]
+fn cuda_device_count() -> usize {
+    device::cuda_device_count()
+}
+
 /// Opcode numbers and event names the dispatcher knows.
 #[pyfunction]
 fn opcode_names() -> BTreeMap<u8, &'static str> {
@@ -36,6 +43,7 @@ fn _tfhe_py(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TfhePanic", m.py().get_type::<errors::TfhePanic>())?;
     m.add("PARAMETER_SET", params::PARAMETER_SET)?;
     m.add("TFHE_RS_VERSION", "1.6.3")?;
+    m.add("CUDA", cfg!(feature = "gpu"))?;
     m.add("CRS_MAX_BITS", params::CRS_MAX_BITS)?;
     m.add("MAX_INPUT_ENTRIES", params::MAX_INPUT_ENTRIES)?;
     m.add("MAX_SUM_VALUES", ops::MAX_SUM_VALUES)?;
@@ -50,5 +58,6 @@ fn _tfhe_py(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(inputs::build_proven_list, m)?)?;
     m.add_function(wrap_pyfunction!(fhe_type_names, m)?)?;
     m.add_function(wrap_pyfunction!(opcode_names, m)?)?;
+    m.add_function(wrap_pyfunction!(cuda_device_count, m)?)?;
     Ok(())
 }

@@ -9,6 +9,7 @@ CRS_MAX_BITS: int
 MAX_INPUT_ENTRIES: int
 MAX_SUM_VALUES: int
 MAX_WIDE_VALUES: int
+CUDA: bool
 
 class TfheError(Exception):
     """Any failure inside TFHE-rs or the bindings: bad input, wrong type, missing key material."""
@@ -39,7 +40,8 @@ class ClientKey(_KeyIO):
         With `seed` (u128) the derivation is deterministic: the same client key and seed give the
         same server key on every machine (how test and devnet deployments share one key).
         """
-    def compressed_server_key(self) -> CompressedServerKey: ...
+    def compressed_server_key(self, seed: int | None = None) -> CompressedServerKey:
+        """The compressed key a GPU engine expands; seeded, it is not `server_key(seed)`'s key."""
     def public_key(self) -> CompactPublicKey: ...
     def encrypt(self, value: int, fhe_type: int) -> Ciphertext:
         """Encrypts `value` as `fhe_type`; a value wider than the type raises `TfheError`."""
@@ -101,6 +103,17 @@ class Engine:
         public_key: CompactPublicKey | None = None,
         crs: Crs | None = None,
     ) -> None: ...
+    @staticmethod
+    def cuda(
+        compressed_server_key: CompressedServerKey,
+        public_key: CompactPublicKey | None = None,
+        crs: Crs | None = None,
+        gpus: Sequence[int] | None = None,
+    ) -> Engine:
+        """An engine on CUDA GPUs (`gpus`, or all); TfheError on a CPU build or without a GPU."""
+    @property
+    def device(self) -> str:
+        """`cpu`, or `cuda:` and the GPU indexes."""
     def execute(
         self,
         opcode: int,
@@ -146,3 +159,4 @@ def build_proven_list(
 
 def fhe_type_names() -> dict[int, str]: ...
 def opcode_names() -> dict[int, str]: ...
+def cuda_device_count() -> int: ...

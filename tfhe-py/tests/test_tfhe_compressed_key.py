@@ -1,0 +1,57 @@
+"""The compressed server key: the form a GPU engine expands (`Engine.cuda`).
+
+Seeded, it is the same on every machine, so the GPU coprocessors of a devnet compute with one key;
+a CPU engine on its decompression computes with that same key, which is how a key set made by
+`fhevm-dagster keys generate` serves CPU and GPU coprocessors alike.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import tfhe_py
+
+from fhevm_dagster.compute.keys import CLIENT_KEY, KeySet, cached_compressed_server_key
+
+TEST_KEYS = Path(__file__).parent / "fixtures" / "keys"
+U64 = 5
+SEED = int(json.loads((TEST_KEYS / "keys.json").read_text())["server_key_seed"])
+
+
+@pytest.fixture(scope="module")
+def compressed() -> tfhe_py.CompressedServerKey:
+    return cached_compressed_server_key(TEST_KEYS / CLIENT_KEY, SEED)
+
+
+def test_the_seed_derives_the_same_compressed_key_every_time(
+    client_key: tfhe_py.ClientKey, compressed: tfhe_py.CompressedServerKey
+) -> None:
+    again = client_key.compressed_server_key(SEED)
+    assert again.to_bytes() == compressed.to_bytes()
+
+
+def test_a_cpu_engine_computes_with_the_decompressed_key(
+    keyset: KeySet, client_key: tfhe_py.ClientKey, compressed: tfhe_py.CompressedServerKey
+) -> None:
+    engine = tfhe_py.Engine(compressed.decompress(), keyset.public_key, keyset.crs)
+    assert engine.device == "cpu"
+    a = engine.compress(client_key.encrypt(1000, U64))
+    b = engine.compress(client_key.encrypt(234, U64))
+    add = engine.execute(0, [engine.decompress(a), engine.decompress(b)], U64, rerandomize=True)
+    assert client_key.decrypt(engine.decompress(engine.compress(add))) == 1234
+    assert client_key.decrypt_squashed(engine.squash(add), U64) == 1234
+
+
+def test_cuda_is_refused_with_its_reason(
+    keyset: KeySet, compressed: tfhe_py.CompressedServerKey
+) -> None:
+    """A CPU build names the missing feature; a CUDA build without a GPU says none is visible."""
+    if tfhe_py.CUDA and tfhe_py.cuda_device_count() > 0:
+        engine = tfhe_py.Engine.cuda(compressed, keyset.public_key, keyset.crs)
+        assert engine.device.startswith("cuda:")
+        return
+    reason = "no CUDA device is visible" if tfhe_py.CUDA else "no CUDA backend"
+    with pytest.raises(tfhe_py.TfheError, match=reason):
+        tfhe_py.Engine.cuda(compressed, keyset.public_key, keyset.crs)
