@@ -71,7 +71,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(f"{_P}KEY_DIR", "", "TFHE key set; empty: the committed devnet **test** keys"),
     Setting(f"{_P}ALLOW_TEST_KEYS", "", "`1`: let the public test keys serve chains that are not the running devnet's"),
     # FHE work.
-    Setting(f"{_P}DEVICE", "cpu", "`cpu`; `cuda` needs a tfhe-py built with TFHE-rs's `gpu` feature"),
+    Setting(f"{_P}DEVICE", "cpu", "`cpu`, or `cuda`: the tfhe-py of `make tfhe-py-gpu` and a GPU; "
+            "FHE steps then share the `gpu` pool"),
     Setting(f"{_P}FHE_THREADS", "", "operations evaluated at once; empty: the number of CPUs"),
     Setting(f"{_P}RANGE_BATCH_HANDLES", "64", "ciphertexts a range step holds, computes and stores at a time (its memory bound; 0: the whole range)"),
     # Runs: Dagster's run retries are off (dagster.yaml): run monitoring fails a range run past

@@ -32,6 +32,7 @@ from ..pipeline.commits import commit_range
 from ..pipeline.consensus import committed_problems, peer_report
 from ..pipeline.squash import digest_range, range_digests, range_handles, squash_range
 from ..pipeline.tables import hex_str
+from ..resources.fhe import fhe_pool
 from .metadata import (
     GATEWAY_SENDER_POOL,
     MISSING_INPUT_RETRY,
@@ -72,6 +73,7 @@ def commit_assets(
         deps=[AssetKey([chain, "ciphertexts"])],
         retry_policy=MISSING_INPUT_RETRY,
         kinds={"python", "tfhe"},
+        pool=fhe_pool(),
         required_resource_keys={chain, "store", "fhe"},
     )
     def sns_ciphertexts(context: AssetExecutionContext) -> MaterializeResult:  # type: ignore[type-arg]
@@ -87,6 +89,7 @@ def commit_assets(
                 store.get(), fhe.engine, chain_id(context), context.partition_key,
                 fhe.pool_size, store.batch_handles,
             )  # fmt: skip
+        figures = {**figures, "fhe_device": fhe.resolved_device}
         return MaterializeResult(metadata=figures_metadata(figures))
 
     @asset(

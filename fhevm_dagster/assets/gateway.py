@@ -18,6 +18,7 @@ from ..partitions import gateway_ranges
 from ..pipeline.block_ranges import parse_range_key
 from ..pipeline.commits import recheck_commits
 from ..pipeline.gateway import answer_requests, collect_requests, verify_requests
+from ..resources.fhe import fhe_pool
 from ..store import ProofKey
 from .commits import COMMIT_RETRY, GATEWAY_KEYS, gateway_commits
 from .metadata import (
@@ -69,6 +70,7 @@ def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
         retry_policy=STORE_RETRY,
         deps=[proof_requests],
         kinds={"python", "sql"},
+        pool=fhe_pool(),
         required_resource_keys={*host_chains, "gateway", "fhe", "store"},
     )
     def verified_inputs(context: AssetExecutionContext) -> Output[pd.DataFrame]:
@@ -83,6 +85,7 @@ def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
         for line in log:
             context.log.info(line)
         shown = ["zk_proof_id", "status", "code", "entries", "fhe_types"]
+        figures = {**figures, "fhe_device": r.fhe.resolved_device}
         return Output(df, metadata={**figures_metadata(figures), **table_metadata(df, shown)})
 
     @asset(

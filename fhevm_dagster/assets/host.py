@@ -24,6 +24,7 @@ from ..pipeline.block_ranges import parse_range_key
 from ..pipeline.evaluate import evaluate_range, evaluation_table
 from ..pipeline.host import ingest_range
 from ..pipeline.tables import hex_str
+from ..resources.fhe import fhe_pool
 from .metadata import MISSING_INPUT_RETRY, RPC_RETRY, figures_metadata, step_errors, table_metadata
 
 RECOMPUTED_BYTES_CHECK = "recomputed_bytes_match_stored"
@@ -98,6 +99,7 @@ def host_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[Ass
         retry_policy=MISSING_INPUT_RETRY,
         deps=[AssetKey([chain, "fhe_computations"])],
         kinds={"python", "tfhe"},
+        pool=fhe_pool(),
         required_resource_keys={chain, "store", "fhe"},
         check_specs=[
             AssetCheckSpec(
@@ -142,7 +144,8 @@ def host_assets(chain: str, partitions: DynamicPartitionsDefinition) -> list[Ass
         for handle, message in report.drift.items():
             context.log.error(f"recomputed {handle} differs from the stored ciphertext: {message}")
         df = evaluation_table(report, dag)
-        yield Output(df, metadata={**figures_metadata(report.figures()), **table_metadata(df)})
+        figures = {**report.figures(), "fhe_device": fhe.resolved_device}
+        yield Output(df, metadata={**figures_metadata(figures), **table_metadata(df)})
         yield AssetCheckResult(
             check_name=RECOMPUTED_BYTES_CHECK,
             passed=not report.drift,

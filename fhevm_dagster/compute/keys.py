@@ -1,14 +1,21 @@
 """Key sets on disk: generation for a new deployment, loading, and the server-key cache.
 
 A key directory holds `client_key.bin` (only where decryption is allowed: tests, the devnet),
-`server_key.bin`, `public_key.bin`, `crs.bin` and `keys.json`. Server keys are about 1.6 GB and
-take minutes to derive on a small machine, so a server key derived from a client key is cached
-under the cache directory, keyed by the client key's digest and the derivation seed.
+`server_key.bin`, `public_key.bin`, `crs.bin` and `keys.json`; a key set for GPUs also holds
+`compressed_server_key.bin`, the seeded form of the same server key, which a GPU engine expands
+(a CPU `ServerKey` keeps its bootstrapping keys in the Fourier domain and cannot be moved).
+Server keys are about 1.6 GB and take minutes to derive on a small machine, so a server key
+derived from a client key is cached under the cache directory, keyed by the client key's digest
+and the derivation seed.
 
 Coprocessors agree on ciphertext bytes only when they compute with the same server key. A
 directory without `server_key.bin` therefore names a `server_key_seed` in `keys.json`: every
 machine derives the same server key from the same client key and seed (the committed devnet test
 keys work this way). A production key set ships its `server_key.bin` instead.
+
+On a GPU the seed derives the compressed server key, which is another key than the CPU's derived
+one: on the devnet, a CPU and a GPU coprocessor compute with different server keys (same client
+key, so the same plaintexts). A key set made by `generate_key_dir` holds both forms of one key.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from .. import settings
 
 CLIENT_KEY = "client_key.bin"
 SERVER_KEY = "server_key.bin"
+COMPRESSED_SERVER_KEY = "compressed_server_key.bin"
 PUBLIC_KEY = "public_key.bin"
 CRS = "crs.bin"
 METADATA = "keys.json"
@@ -73,11 +81,26 @@ def cached_server_key(client_key_path: Path, seed: int) -> tfhe_py.ServerKey:
     if target.exists():
         return tfhe_py.ServerKey.load(target)
     server_key = tfhe_py.ClientKey.load(client_key_path).server_key(seed)
+    _save_atomically(server_key, target)
+    return server_key
+
+
+def cached_compressed_server_key(client_key_path: Path, seed: int) -> tfhe_py.CompressedServerKey:
+    """The compressed server key derived from a client key and `seed` (GPU engines), cached."""
+    plain = derived_server_key_path(client_key_path, seed)
+    target = plain.with_name(f"compressed-{plain.name}")
+    if target.exists():
+        return tfhe_py.CompressedServerKey.load(target)
+    key = tfhe_py.ClientKey.load(client_key_path).compressed_server_key(seed)
+    _save_atomically(key, target)
+    return key
+
+
+def _save_atomically(key: tfhe_py.ServerKey | tfhe_py.CompressedServerKey, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".partial-{os.getpid()}")
-    server_key.save(partial)
+    key.save(partial)
     partial.replace(target)
-    return server_key
 
 
 def generate_key_dir(directory: Path, seed: int | None = None) -> Path:
@@ -90,7 +113,9 @@ def generate_key_dir(directory: Path, seed: int | None = None) -> Path:
     client_key.save(directory / CLIENT_KEY)
     client_key.public_key().save(directory / PUBLIC_KEY)
     tfhe_py.Crs.generate(tfhe_py.CRS_MAX_BITS).save(directory / CRS)
-    client_key.server_key().save(directory / SERVER_KEY)
+    compressed = client_key.compressed_server_key()
+    compressed.save(directory / COMPRESSED_SERVER_KEY)
+    compressed.decompress().save(directory / SERVER_KEY)
     write_metadata(directory, seconds=time.monotonic() - started)
     return directory
 
@@ -111,18 +136,25 @@ def write_metadata(
     (directory / METADATA).write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def load_key_dir(directory: Path, with_client_key: bool = False) -> KeySet:
-    """Loads a key set; a directory without a server key derives it (cached) from its client key."""
+def _metadata(directory: Path) -> dict[str, str]:
+    """`keys.json` (empty when absent) of a directory holding the public parts of a key set;
+    refused when it names another parameter set."""
     for name in (PUBLIC_KEY, CRS):
         if not (directory / name).exists():
             raise KeySetError(f"{directory / name} is missing (run `fhevm-dagster keys generate`)")
     meta_path = directory / METADATA
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta: dict[str, str] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     if meta and meta.get("parameter_set") != tfhe_py.PARAMETER_SET:
         raise KeySetError(
             f"{directory} holds keys of {meta.get('parameter_set')}, "
             f"this build uses {tfhe_py.PARAMETER_SET}"
         )
+    return meta
+
+
+def load_key_dir(directory: Path, with_client_key: bool = False) -> KeySet:
+    """Loads a key set; a directory without a server key derives it (cached) from its client key."""
+    meta = _metadata(directory)
     if (directory / SERVER_KEY).exists():
         server_key = tfhe_py.ServerKey.load(directory / SERVER_KEY)
     elif (directory / CLIENT_KEY).exists() and "server_key_seed" in meta:
@@ -144,4 +176,27 @@ def load_key_dir(directory: Path, with_client_key: bool = False) -> KeySet:
         public_key=tfhe_py.CompactPublicKey.load(directory / PUBLIC_KEY),
         crs=tfhe_py.Crs.load(directory / CRS),
         client_key=client_key,
+    )
+
+
+def load_cuda_engine(directory: Path, gpus: list[int] | None = None) -> tfhe_py.Engine:
+    """An engine on the GPUs (`gpus`, or all): the key set's compressed server key expanded onto
+    each, or the one its `server_key_seed` derives; `tfhe_py.TfheError` without a GPU."""
+    meta = _metadata(directory)
+    if (directory / COMPRESSED_SERVER_KEY).exists():
+        compressed = tfhe_py.CompressedServerKey.load(directory / COMPRESSED_SERVER_KEY)
+    elif (directory / CLIENT_KEY).exists() and "server_key_seed" in meta:
+        compressed = cached_compressed_server_key(
+            directory / CLIENT_KEY, int(meta["server_key_seed"])
+        )
+    else:
+        raise KeySetError(
+            f"{directory} has no {COMPRESSED_SERVER_KEY}: a GPU engine expands the compressed "
+            "server key (make key sets with `fhevm-dagster keys generate`)"
+        )
+    return tfhe_py.Engine.cuda(
+        compressed,
+        tfhe_py.CompactPublicKey.load(directory / PUBLIC_KEY),
+        tfhe_py.Crs.load(directory / CRS),
+        gpus,
     )

@@ -16,14 +16,17 @@ import tfhe_py
 from dagster import ConfigurableResource
 
 from .. import settings
-from ..compute.keys import KeySet, load_key_dir
+from ..compute.keys import KeySet, load_cuda_engine, load_key_dir
 
 DEVNET_TEST_KEYS = Path(__file__).resolve().parents[2] / "tfhe-py" / "tests" / "fixtures" / "keys"
-DEVICES = ("cpu",)
+DEVICES = ("cpu", "cuda")
+#: The concurrency pool of the steps that compute on a GPU: dagster.yaml's default gives it one
+#: slot; a machine with N GPUs sets `dagster instance concurrency set gpu N`.
+GPU_POOL = "gpu"
 
 
 class DeviceError(RuntimeError):
-    """A device this build of tfhe_py cannot use."""
+    """A device this build of tfhe_py or this machine cannot use."""
 
 
 def default_key_dir() -> str:
@@ -52,13 +55,24 @@ def check_test_keys(key_dir: str, chain_ids: Sequence[int]) -> None:
 
 
 def check_device(device: str) -> None:
-    """CUDA needs tfhe_py built with TFHE-rs's `gpu` feature on a CUDA machine: not this build."""
+    """CUDA needs tfhe_py built with TFHE-rs's `gpu` feature and a GPU the process can see."""
     if device not in DEVICES:
+        raise DeviceError(f"unknown device {device!r} (one of: {', '.join(DEVICES)})")
+    if device == "cuda" and not tfhe_py.CUDA:
         raise DeviceError(
-            f"device {device!r} is not available in this build of tfhe_py (available: "
-            f"{', '.join(DEVICES)}); the CUDA backend needs tfhe-py built with TFHE-rs's `gpu` "
-            "feature on a machine with CUDA"
+            "device 'cuda' is not available in this build of tfhe_py: the CUDA backend needs "
+            "tfhe-py built with TFHE-rs's `gpu` feature (`make tfhe-py-gpu` builds its wheel)"
         )
+    if device == "cuda" and tfhe_py.cuda_device_count() == 0:
+        raise DeviceError(
+            "device 'cuda': this tfhe_py has the CUDA backend but sees no GPU (no NVIDIA driver, "
+            "no device, or CUDA_VISIBLE_DEVICES hides them)"
+        )
+
+
+def fhe_pool() -> str | None:
+    """The pool of the FHE steps in this deployment: `gpu` when its device is CUDA."""
+    return GPU_POOL if settings.value("FHEVM_DAGSTER_DEVICE") == "cuda" else None
 
 
 @cache
@@ -67,7 +81,9 @@ def _key_set(key_dir: str, with_client_key: bool) -> KeySet:
 
 
 @cache
-def _engine(key_dir: str) -> tfhe_py.Engine:
+def _engine(key_dir: str, device: str) -> tfhe_py.Engine:
+    if device == "cuda":
+        return load_cuda_engine(Path(key_dir))
     return _key_set(key_dir, False).engine()
 
 
@@ -95,9 +111,9 @@ class FheResource(ConfigurableResource):  # type: ignore[type-arg]
         return self.threads or (int(env) if env else os.cpu_count() or 1)
 
     def engine(self) -> tfhe_py.Engine:
-        """The process-wide engine of this key directory (loaded on first use)."""
+        """The process-wide engine of this key directory and device (loaded on first use)."""
         check_device(self.resolved_device)
-        return _engine(self.resolved_key_dir)
+        return _engine(self.resolved_key_dir, self.resolved_device)
 
     def key_set(self, with_client_key: bool = False) -> KeySet:
         return _key_set(self.resolved_key_dir, with_client_key)
