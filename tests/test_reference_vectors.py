@@ -11,31 +11,23 @@ a coprocessor whose bytes differ is outvoted on every handle.
 from __future__ import annotations
 
 import json
-from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from fhevm_dagster.compute.evaluate import Ct64, FheBackend
 from fhevm_dagster.compute.inputs import RejectedInput, VerifiedInput, verify_input
 from fhevm_dagster.compute.keys import KeySet
-from fhevm_dagster.compute.oracle import OracleOperand, Plain, evaluate
 from fhevm_dagster.compute.sns import squash_one
+from fhevm_dagster.compute.vectors import Vectors
 from fhevm_dagster.protocol.digests import ciphertext_digest, sns_ciphertext_digest
 from fhevm_dagster.protocol.opcodes import OPERATORS, Operator, OpKind, ScalarRule
 from fhevm_dagster.protocol.types import FheType
 from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS, FheResource
 
-T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
-VECTORS = ROOT / "tests" / "fixtures" / "reference_vectors" / "vectors.json"
-
-
-@cache
-def vectors() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(VECTORS.read_text())
-    return data
+VECTORS = Vectors(ROOT / "tests" / "fixtures" / "reference_vectors" / "vectors.json")
 
 
 @pytest.fixture(scope="module")
@@ -52,36 +44,17 @@ def hex0x(data: bytes) -> str:
     return "0x" + data.hex()
 
 
-def operand(spec: dict[str, str], values: dict[str, Ct64]) -> Ct64 | bytes:
-    """A vector operand: a ciphertext by id, or the exact scalar bytes the reference was given."""
-    if "ct" in spec:
-        return values[spec["ct"]]
-    return bytes.fromhex(spec["scalar"])
-
-
-def engine_operands(opcode: int, operands: list[T]) -> list[T]:
-    """Our engine takes the result type from the handle, not as a trailing type-byte operand."""
-    kind = OPERATORS[Operator(opcode)].kind
-    if kind in (OpKind.CAST, OpKind.TRIVIAL, OpKind.RAND, OpKind.RAND_BOUNDED):
-        return operands[:-1]
-    return operands
-
-
-def stored_operands() -> dict[str, Ct64]:
-    return {k: Ct64(bytes.fromhex(v["ct64"])) for k, v in vectors()["operands"].items()}
-
-
 def test_server_key_is_the_reference_programs() -> None:
     """Same seed, same derivation: without the same server key no byte could match."""
     meta = json.loads((DEVNET_TEST_KEYS / "keys.json").read_text())
-    assert vectors()["server_key_seed"] == meta["server_key_seed"]
+    assert VECTORS["server_key_seed"] == meta["server_key_seed"]
 
 
 def test_every_operator_and_type_of_the_table_is_covered() -> None:
     """Every (operator, operand type) SPEC §4 allows has a vector, in each allowed form."""
     seen: set[tuple[int, int, bool]] = set()
-    operands = vectors()["operands"]
-    for case in vectors()["operations"]:
+    operands = VECTORS["operands"]
+    for case in VECTORS["operations"]:
         typed = case["operands"][1:2] if case["opcode"] == Operator.IfThenElse else case["operands"]
         first = typed[0] if typed else {}  # IfThenElse: the branch type, not the control's
         lhs = operands[first["ct"]]["fhe_type"] if "ct" in first else case["result_type"]
@@ -108,31 +81,16 @@ def test_every_operator_and_type_of_the_table_is_covered() -> None:
                 assert (int(op), int(t), scalar) in seen, f"{op.name} {t.name} scalar={scalar}"
 
 
-def oracle(case: dict[str, Any]) -> int | None:
-    """The plaintext oracle over the case's operand plaintexts (None for Rand)."""
-    specs = vectors()["operands"]
-    plain: list[OracleOperand] = [
-        Plain(int(specs[o["ct"]]["plaintext"]), FheType(specs[o["ct"]]["fhe_type"]))
-        if "ct" in o
-        else bytes.fromhex(o["scalar"])
-        for o in case["operands"]
-    ]
-    operands = engine_operands(case["opcode"], plain)
-    return evaluate(Operator(case["opcode"]), operands, FheType(case["result_type"])).value
-
-
-@pytest.mark.parametrize("case", vectors()["operations"], ids=lambda c: c["id"])
+@pytest.mark.parametrize("case", VECTORS["operations"], ids=lambda c: c["id"])
 def test_operation_bytes_equal_the_reference(
     backend: FheBackend, keys: KeySet, case: dict[str, Any]
 ) -> None:
     """Every operator of SPEC §4 on every type: our bytes, the reference's plaintext, the oracle."""
-    values = stored_operands()
-    operands = engine_operands(case["opcode"], [operand(o, values) for o in case["operands"]])
-    result = backend.execute(Operator(case["opcode"]), operands, FheType(case["result_type"]))
+    result = VECTORS.execute(backend, case, VECTORS.stored_operands())
     assert keys.client_key is not None
     plain = keys.client_key.decrypt(backend.engine.decompress(result.data))
     assert str(plain) == case["plaintext"], "plaintext differs from the reference's"
-    expected = oracle(case)
+    expected = VECTORS.oracle(case)
     assert expected is None or plain == expected, "plaintext differs from the oracle's"
     assert hex0x(ciphertext_digest(result.data)) == case["ct64_keccak"], "ct64 bytes differ"
 
@@ -140,21 +98,10 @@ def test_operation_bytes_equal_the_reference(
 @pytest.fixture(scope="module")
 def chain_values(backend: FheBackend) -> dict[str, Ct64]:
     """Every chain step's result (`<chain id>.<step>`), each consuming earlier ones as ct64."""
-    out: dict[str, Ct64] = {}
-    for chain in vectors()["chains"]:
-        values = stored_operands()
-        for step in chain["steps"]:
-            operands = engine_operands(
-                step["opcode"], [operand(o, values) for o in step["operands"]]
-            )
-            values[step["result"]] = backend.execute(
-                Operator(step["opcode"]), operands, FheType(step["result_type"])
-            )
-            out[f"{chain['id']}.{step['result']}"] = values[step["result"]]
-    return out
+    return VECTORS.chain_results(backend)
 
 
-@pytest.mark.parametrize("chain", vectors()["chains"], ids=lambda c: c["id"])
+@pytest.mark.parametrize("chain", VECTORS["chains"], ids=lambda c: c["id"])
 def test_transfer_chains_equal_the_reference(
     keys: KeySet, chain_values: dict[str, Ct64], chain: dict[str, Any]
 ) -> None:
@@ -169,7 +116,7 @@ def test_transfer_chains_equal_the_reference(
         assert got == step["ct64_keccak"], f"step {step['result']}: ct64 bytes differ"
 
 
-@pytest.mark.parametrize("case", vectors()["inputs"], ids=lambda c: Path(c["fixture"]).stem)
+@pytest.mark.parametrize("case", VECTORS["inputs"], ids=lambda c: Path(c["fixture"]).stem)
 def test_input_lists_equal_the_reference(
     keys: KeySet, backend: FheBackend, case: dict[str, Any]
 ) -> None:
@@ -195,12 +142,12 @@ def test_input_lists_equal_the_reference(
     assert plain == case["plaintexts"]
 
 
-@pytest.mark.parametrize("case", vectors()["squash"], ids=lambda c: c["operand"])
+@pytest.mark.parametrize("case", VECTORS["squash"], ids=lambda c: c["operand"])
 def test_squashed_ct128_equals_the_reference(
     keys: KeySet, chain_values: dict[str, Ct64], case: dict[str, Any]
 ) -> None:
     engine = keys.engine()
-    known = vectors()["operands"].get(case["operand"])
+    known = VECTORS["operands"].get(case["operand"])
     ct64 = bytes.fromhex(known["ct64"]) if known else chain_values[case["operand"]].data
     assert hex0x(ciphertext_digest(ct64)) == case["ct64_keccak"]
     ct128 = squash_one(engine, ct64)
