@@ -51,9 +51,10 @@ if [ ! -f "$BACKEND/.patched" ]; then
 fi
 
 # The crate is built from a copy whose cargo config carries the patch, so the clone's Cargo.lock
-# keeps the registry backend.
+# keeps the registry backend. The copy's files are new (not `cp -a`): cargo compares source
+# mtimes with its last build, which an edit made while that build ran would predate.
 mkdir -p "$BUILD/src/.cargo"
-rm -rf "$BUILD/src/tfhe-py" && cp -a "$HERE" "$BUILD/src/tfhe-py" && rm -rf "$BUILD/src/tfhe-py/target"
+rm -rf "$BUILD/src/tfhe-py" && cp -r "$HERE" "$BUILD/src/tfhe-py" && rm -rf "$BUILD/src/tfhe-py/target"
 printf '[patch.crates-io]\ntfhe-cuda-backend = { path = "%s" }\n' "$BACKEND" > "$BUILD/src/.cargo/config.toml"
 
 export PATH="$CUDA/bin:$TOOLS/bin:$PATH"
