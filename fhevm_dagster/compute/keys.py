@@ -179,9 +179,10 @@ def load_key_dir(directory: Path, with_client_key: bool = False) -> KeySet:
     )
 
 
-def load_cuda_engine(directory: Path, gpus: list[int] | None = None) -> tfhe_py.Engine:
-    """An engine on the GPUs (`gpus`, or all): the key set's compressed server key expanded onto
-    each, or the one its `server_key_seed` derives; `tfhe_py.TfheError` without a GPU."""
+def load_cuda_engine(directory: Path) -> tfhe_py.Engine:
+    """An engine on every GPU the process sees (CUDA_VISIBLE_DEVICES chooses): the key set's
+    compressed server key expanded onto each, or the one its `server_key_seed` derives;
+    `tfhe_py.TfheError` without a GPU."""
     meta = _metadata(directory)
     if (directory / COMPRESSED_SERVER_KEY).exists():
         compressed = tfhe_py.CompressedServerKey.load(directory / COMPRESSED_SERVER_KEY)
@@ -198,5 +199,4 @@ def load_cuda_engine(directory: Path, gpus: list[int] | None = None) -> tfhe_py.
         compressed,
         tfhe_py.CompactPublicKey.load(directory / PUBLIC_KEY),
         tfhe_py.Crs.load(directory / CRS),
-        gpus,
     )
