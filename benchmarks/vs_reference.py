@@ -19,7 +19,7 @@ first, not timed). Then, on copies of the same store:
 side runs its scheduler only), for sizes whose squash would not fit the time at hand.
 
     python benchmarks/vs_reference.py [--sizes 10] [--modes independent,chained] \
-        [--phase full|evaluate] [--threads N] [--repeats K] [--reference-bin PATH]
+        [--phase full|evaluate] [--threads N] [--repeats K] [--reference-bin PATH] [--overhead-only]
 
 Without `--reference-bin`, `tools/reference-vectors/build-bench.sh` builds it (minutes, once).
 """
@@ -258,28 +258,38 @@ def compare(store: Store, handles: list[bytes], ref: dict[str, Any], squash: boo
     return f"{equal}/{len(handles)}"
 
 
-def run_case(bench: Bench, c: Case, phase: str, seed: int, repeats: int) -> list[str]:
+def run_case(
+    bench: Bench, c: Case, phase: str, seed: int, repeats: int, overhead_only: bool = False
+) -> list[str]:
     squash = phase == "full"
     mints = bench.traffic(c, 0, seed)
     bench.ours(mints, bench.main, EVALUATE, bench.threads, squash=False)  # balances, untimed
     rng = bench.traffic(c, c.transfers, seed)
     before = copy_store(bench.main, bench.work / f"{c.mode}-{c.transfers}-before.sqlite")
 
-    many, steps = bench.ours(rng, bench.main, FULL if squash else EVALUATE, bench.threads, squash)
-    store = Store.open(bench.url(bench.main))
-    work = bench.work / f"{c.mode}-{c.transfers}.work.json"
-    bench.export(store, rng, work)
-    ops = len(build_dag(store.computations_of_range(rng.key, chain_id=31337)).order)
-    ref = bench.reference(work, squash)
+    if not overhead_only:
+        many, steps = bench.ours(
+            rng, bench.main, FULL if squash else EVALUATE, bench.threads, squash
+        )
+        store = Store.open(bench.url(bench.main))
+        work = bench.work / f"{c.mode}-{c.transfers}.work.json"
+        bench.export(store, rng, work)
+        ref = bench.reference(work, squash)
     ones: list[float] = []
     bares: list[float] = []
     for i in range(repeats):  # interleaved, so a change of load hits both sides alike
         fresh = copy_store(before, bench.work / f"{c.mode}-{c.transfers}-1t-{i}.sqlite")
         ones.append(bench.ours(rng, fresh, SQUASHED if squash else EVALUATE, 1, squash)[0])
+        if overhead_only:
+            store = Store.open(bench.url(fresh))
         bares.append(bench.bare(store, rng, squash))
     one = f"{statistics.median(ones):.1f}" if ones else "-"
     bare = f"{statistics.median(bares):.1f}" if bares else "-"
     overhead = f"{statistics.median(ones) / statistics.median(bares) - 1:+.1%}" if ones else "-"
+    ops = len(build_dag(store.computations_of_range(rng.key, chain_id=31337)).order)
+    n = c.transfers
+    if overhead_only:
+        return [c.mode, f"{n}", f"{ops}", *["-"] * 6, one, bare, overhead, "-"]
 
     allowed = [
         r.output_handle
@@ -288,7 +298,6 @@ def run_case(bench: Bench, c: Case, phase: str, seed: int, repeats: int) -> list
     ]
     ref_total = ref["evaluate_seconds"] + (ref["squash_seconds"] if squash else 0.0)
     commit = steps.get(f"{HOST.name}__digest_commits", 0.0)
-    n = c.transfers
     return [
         c.mode, f"{n}", f"{ops}", f"{many:.1f}", f"{n / many:.3f}", f"{ref_total:.1f}",
         f"{n / ref_total:.3f}", f"{ref_total / many:.2f}", f"{commit:.1f}", one, bare,
@@ -324,6 +333,11 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=1, help="ours-1t/bare pairs per case (medians; 0: none)"
     )
+    parser.add_argument(
+        "--overhead-only",
+        action="store_true",
+        help="only the ours-1t/bare pairs (no N-thread run, no reference)",
+    )
     args = parser.parse_args()
     binary = reference_binary(args.reference_bin)
     work = Path(tempfile.mkdtemp(prefix="fhevm-vs-reference-"))
@@ -337,7 +351,7 @@ def main() -> None:
             for size in (int(s) for s in args.sizes.split(",")):
                 c = case(mode, size, first)
                 first += len(c.users)
-                row = run_case(bench, c, args.phase, first, args.repeats)
+                row = run_case(bench, c, args.phase, first, args.repeats, args.overhead_only)
                 print(" | ".join(row), flush=True)
     finally:
         bench.close()
