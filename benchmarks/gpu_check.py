@@ -102,7 +102,7 @@ class Tally:
         if any(e is not None and str(got) != str(e) for e in expected):
             self.wrong.append(f"{case}: got {got}, expected {' / '.join(map(str, expected))}")
 
-    def bytes(self, ours: bytes, cpu: bytes | None) -> None:
+    def compare_bytes(self, ours: bytes, cpu: bytes | None) -> None:
         if cpu is not None:
             self.compared += 1
             self.same_bytes += ours == cpu
@@ -141,7 +141,7 @@ def check_operators(e: Engines, vectors: Vectors) -> list[Tally]:
     for case in vectors["operations"]:
         result = vectors.execute(dev, case, stored)
         ops.plain(case["id"], e.decrypt(result.data), case["plaintext"], vectors.oracle(case))
-        ops.bytes(result.data, vectors.execute(cpu, case, stored).data if cpu else None)
+        ops.compare_bytes(result.data, vectors.execute(cpu, case, stored).data if cpu else None)
     ops.seconds = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -151,7 +151,7 @@ def check_operators(e: Engines, vectors: Vectors) -> list[Tally]:
         for step in chain["steps"]:
             key = f"{chain['id']}.{step['result']}"
             chains.plain(key, e.decrypt(ours[key].data), step["plaintext"])
-            chains.bytes(ours[key].data, theirs[key].data if cpu else None)
+            chains.compare_bytes(ours[key].data, theirs[key].data if cpu else None)
     chains.seconds = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -169,9 +169,12 @@ def check_operators(e: Engines, vectors: Vectors) -> list[Tally]:
             inputs.plain(name, str(got), "VerifiedInput")
             continue
         ref = verify_input(e.compare, data, **args) if e.compare else None
-        for i, ct64 in enumerate(got.ciphertexts):
+        cpu64: list[bytes | None] = [None] * len(got.ciphertexts)
+        if isinstance(ref, VerifiedInput):
+            cpu64 = list(ref.ciphertexts)
+        for i, (ct64, cpu_ct64) in enumerate(zip(got.ciphertexts, cpu64, strict=True)):
             inputs.plain(f"{name}[{i}]", e.decrypt(ct64), case["plaintexts"][i])
-            inputs.bytes(ct64, ref.ciphertexts[i] if isinstance(ref, VerifiedInput) else None)
+            inputs.compare_bytes(ct64, cpu_ct64)
     inputs.seconds = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -182,7 +185,7 @@ def check_operators(e: Engines, vectors: Vectors) -> list[Tally]:
         squash.plain(case["operand"], e.client.decrypt_squashed(ct128, case["fhe_type"]),
                      case["plaintext"])  # fmt: skip
         if e.compare:
-            squash.bytes(ct128, e.compare.squash(e.compare.decompress(ct64)))
+            squash.compare_bytes(ct128, e.compare.squash(e.compare.decompress(ct64)))
     squash.seconds = time.perf_counter() - started
     return [ops, chains, inputs, squash]
 
