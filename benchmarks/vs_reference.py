@@ -339,6 +339,8 @@ def main() -> None:
         help="only the ours-1t/bare pairs (no N-thread run, no reference)",
     )
     args = parser.parse_args()
+    if args.overhead_only and args.repeats < 1:
+        parser.error("--overhead-only times the ours-1t/bare pairs: --repeats must be 1 or more")
     binary = reference_binary(args.reference_bin)
     work = Path(tempfile.mkdtemp(prefix="fhevm-vs-reference-"))
     bench = Bench(work, args.threads, binary)
