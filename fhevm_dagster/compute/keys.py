@@ -9,13 +9,13 @@ derived from a client key is cached under the cache directory, keyed by the clie
 and the derivation seed.
 
 Coprocessors agree on ciphertext bytes only when they compute with the same server key. A
-directory without `server_key.bin` therefore names a `server_key_seed` in `keys.json`: every
-machine derives the same server key from the same client key and seed (the committed devnet test
-keys work this way). A production key set ships its `server_key.bin` instead.
+directory without a server key therefore names a `server_key_seed` in `keys.json`: every machine
+derives the same server key from the same client key and seed (the committed devnet test keys work
+this way). A production key set ships its `server_key.bin` instead.
 
-On a GPU the seed derives the compressed server key, which is another key than the CPU's derived
-one: on the devnet, a CPU and a GPU coprocessor compute with different server keys (same client
-key, so the same plaintexts). A key set made by `generate_key_dir` holds both forms of one key.
+The seed derives the compressed server key; a GPU engine expands it and a CPU engine computes with
+its decompression, so the CPU and GPU coprocessors of a devnet share one key, as a key set made by
+`generate_key_dir` holds both forms of one key.
 """
 
 from __future__ import annotations
@@ -69,26 +69,30 @@ def _digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def derived_server_key_path(client_key_path: Path, seed: int) -> Path:
-    """Where the server key derived from a client key and `seed` is cached."""
-    name = f"{_digest(client_key_path)}-{seed:032x}-{tfhe_py.TFHE_RS_VERSION}.bin"
+def _derived_key_path(client_key_path: Path, seed: int, form: str) -> Path:
+    name = f"{_digest(client_key_path)}-{seed:032x}-{tfhe_py.TFHE_RS_VERSION}-{form}.bin"
     return cache_dir() / "server-keys" / name
 
 
+def derived_server_key_path(client_key_path: Path, seed: int) -> Path:
+    """Where the server key derived from a client key and `seed` is cached."""
+    return _derived_key_path(client_key_path, seed, "decompressed")
+
+
 def cached_server_key(client_key_path: Path, seed: int) -> tfhe_py.ServerKey:
-    """The server key derived from a client key and `seed`, once; then loaded from the cache."""
+    """The server key derived from a client key and `seed` (the decompression of the compressed
+    key a GPU engine expands), once; then loaded from the cache."""
     target = derived_server_key_path(client_key_path, seed)
     if target.exists():
         return tfhe_py.ServerKey.load(target)
-    server_key = tfhe_py.ClientKey.load(client_key_path).server_key(seed)
+    server_key = cached_compressed_server_key(client_key_path, seed).decompress()
     _save_atomically(server_key, target)
     return server_key
 
 
 def cached_compressed_server_key(client_key_path: Path, seed: int) -> tfhe_py.CompressedServerKey:
     """The compressed server key derived from a client key and `seed` (GPU engines), cached."""
-    plain = derived_server_key_path(client_key_path, seed)
-    target = plain.with_name(f"compressed-{plain.name}")
+    target = _derived_key_path(client_key_path, seed, "compressed")
     if target.exists():
         return tfhe_py.CompressedServerKey.load(target)
     key = tfhe_py.ClientKey.load(client_key_path).compressed_server_key(seed)

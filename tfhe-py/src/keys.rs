@@ -140,13 +140,17 @@ impl ClientKey {
     /// one. With `seed`, the key is derived deterministically (the same seed and client key give
     /// the same server key on every machine), which is how test and devnet deployments share
     /// one key without shipping 1.6 GB; a production network distributes its server key instead.
+    /// The seeded key is the decompression of `compressed_server_key(seed)`, the key a GPU engine
+    /// expands, so CPU and GPU coprocessors of one devnet compute with one key.
     #[pyo3(signature = (seed=None))]
     fn server_key(&self, py: Python<'_>, seed: Option<u128>) -> PyResult<ServerKey> {
         let inner = py
             .detach(|| {
                 guard(|| {
                     Ok(match seed {
-                        Some(s) => seeded(s, || self.inner.generate_server_key()),
+                        Some(s) => {
+                            seeded(s, || self.inner.generate_compressed_server_key()).decompress()
+                        }
                         None => self.inner.generate_server_key(),
                     })
                 })
@@ -157,7 +161,7 @@ impl ClientKey {
 
     /// The seeded, compressed form of a server key: what a GPU engine expands (`Engine.cuda`),
     /// and what a CPU engine decompresses to compute with the same key. With `seed`, the same
-    /// key on every machine, as for `server_key`; not the key `server_key(seed)` draws.
+    /// key on every machine; its decompression is `server_key(seed)`.
     #[pyo3(signature = (seed=None))]
     fn compressed_server_key(
         &self,

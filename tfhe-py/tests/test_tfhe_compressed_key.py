@@ -1,12 +1,13 @@
 """The compressed server key: the form a GPU engine expands (`Engine.cuda`).
 
-Seeded, it is the same on every machine, so the GPU coprocessors of a devnet compute with one key;
-a CPU engine on its decompression computes with that same key, which is how a key set made by
-`fhevm-dagster keys generate` serves CPU and GPU coprocessors alike.
+Seeded, it is the same on every machine, and its decompression is the seeded server key of the CPU
+engine: the CPU and GPU coprocessors of a devnet compute with one key, as those of a key set made by
+`fhevm-dagster keys generate` do.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -30,6 +31,16 @@ def test_the_seed_derives_the_same_compressed_key_every_time(
 ) -> None:
     again = client_key.compressed_server_key(SEED)
     assert again.to_bytes() == compressed.to_bytes()
+
+
+def test_the_seeded_server_key_is_the_decompressed_compressed_key(
+    keyset: KeySet, client_key: tfhe_py.ClientKey, compressed: tfhe_py.CompressedServerKey
+) -> None:
+    """Derived directly, through the cache (the key every CPU test computes with), and by
+    decompressing the GPU's key: one key, or CPU and GPU coprocessors disagree on every byte."""
+    expected = hashlib.sha256(compressed.decompress().to_bytes()).digest()
+    assert hashlib.sha256(client_key.server_key(SEED).to_bytes()).digest() == expected
+    assert hashlib.sha256(keyset.server_key.to_bytes()).digest() == expected
 
 
 def test_a_cpu_engine_computes_with_the_decompressed_key(

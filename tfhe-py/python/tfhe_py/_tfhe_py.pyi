@@ -38,10 +38,11 @@ class ClientKey(_KeyIO):
         """The server key with compression, noise squashing and re-randomization material.
 
         With `seed` (u128) the derivation is deterministic: the same client key and seed give the
-        same server key on every machine (how test and devnet deployments share one key).
+        same server key on every machine (how test and devnet deployments share one key); it is
+        the decompression of `compressed_server_key(seed)`.
         """
     def compressed_server_key(self, seed: int | None = None) -> CompressedServerKey:
-        """The compressed key a GPU engine expands; seeded, it is not `server_key(seed)`'s key."""
+        """The compressed key a GPU engine expands; seeded, it decompresses to server_key(seed)."""
     def public_key(self) -> CompactPublicKey: ...
     def encrypt(self, value: int, fhe_type: int) -> Ciphertext:
         """Encrypts `value` as `fhe_type`; a value wider than the type raises `TfheError`."""

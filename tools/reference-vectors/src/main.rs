@@ -271,15 +271,16 @@ fn open(path: &Path) -> BufReader<File> {
     BufReader::new(File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
-/// The server key of our bindings: derived from the client key with a seeded shortint engine on
-/// this thread (the recipe shared with tfhe-py).
+/// The server key of our bindings: the compressed server key drawn from the client key with a
+/// seeded shortint engine on this thread, decompressed (the recipe shared with tfhe-py, whose GPU
+/// engine expands the same compressed key).
 fn derive_server_key(client_key: &ClientKey, seed: u128) -> tfhe::ServerKey {
     let mut seeder = DeterministicSeeder::<DefaultRandomGenerator>::new(tfhe::Seed(seed));
     let engine = ShortintEngine::new_from_seeder(&mut seeder);
     let previous = ShortintEngine::with_thread_local_mut(|e| std::mem::replace(e, engine));
-    let server_key = client_key.generate_server_key();
+    let compressed = client_key.generate_compressed_server_key();
     ShortintEngine::with_thread_local_mut(|e| *e = previous);
-    server_key
+    compressed.decompress()
 }
 
 struct KeccakWriter(Keccak256, u64);
