@@ -2,8 +2,8 @@
 # The GPU check of the CUDA backend, as one script for a machine with an NVIDIA GPU (driver 580 or
 # later) and Python >= 3.11, without network: installs the CUDA wheel of tfhe-py and the few pure
 # Python packages the check imports from a folder of wheels, then runs benchmarks/gpu_check.py
-# (every operator against the oracle, CPU/GPU bytes, transfers per second for 10, 100 and 1000
-# independent transfers, each figure beside the CPU's of the same run).
+# (every operator against the oracle and the reference's bytes, GPU/CPU bytes of a batch,
+# transfers per second for 10, 100 and 1000 independent transfers, beside the CPU's of the same run).
 #
 #   benchmarks/gpu_check.sh --prepare DIR [WORK]  # here, with network: the GPU wheel (make
 #                                                  # tfhe-py-gpu), the Python 3.12 wheels, WORK
