@@ -32,13 +32,11 @@ from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS
 U64 = 5
 
 
-def public_parts(directory: Path, **meta: str) -> Path:
-    """A key directory with placeholder public key and CRS files (read only after the checks)."""
-    directory.mkdir(exist_ok=True)
+def public_parts(directory: Path) -> None:
+    """Empty public key and CRS files (read only after the checks), this build's metadata."""
     (directory / PUBLIC_KEY).write_bytes(b"")
     (directory / CRS).write_bytes(b"")
-    (directory / METADATA).write_text(json.dumps({"parameter_set": tfhe_py.PARAMETER_SET, **meta}))
-    return directory
+    (directory / METADATA).write_text(json.dumps({"parameter_set": tfhe_py.PARAMETER_SET}))
 
 
 @pytest.mark.fast
