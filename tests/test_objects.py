@@ -39,6 +39,7 @@ from fhevm_dagster.objects import (
     ct128_key,
     decide,
     fetch_verified,
+    forget_handles,
     sign,
     upload_handles,
 )
@@ -187,6 +188,16 @@ def _upload_twice_then_tamper(backend: ObjectBackend, raw_put: Any) -> None:
     with pytest.raises(FetchError, match="no object") as absent:
         fetch_verified(backend, handle(FheType.Bool))
     assert absent.value.absent
+
+    # A reset chain reuses its handles: forgetting one (twice is harmless) removes its
+    # handle-keyed objects and nothing else; the upload then succeeds where it was an alarm.
+    assert forget_handles(backend, [victim.handle, victim.handle]) == 2
+    assert backend.get(ct64_key(victim.handle)) is None
+    assert backend.get(ct128_key(victim.handle)) is None
+    assert backend.get(ct128_digest_key(victim.sns_ciphertext_digest)) is not None
+    assert fetch_verified(backend, items[1].handle).ct64 == items[1].ct64
+    assert upload_handles(backend, items, SIGNER).uploaded == 2
+    assert fetch_verified(backend, victim.handle).ct64 == victim.ct64
 
 
 def test_file_backend(tmp_path: Path) -> None:

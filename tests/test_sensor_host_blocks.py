@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from tempfile import mkdtemp
 from typing import Any
 
 import pytest
@@ -28,11 +29,13 @@ from fhevm_dagster import settings as cfg
 from fhevm_dagster.chain.client import ChainReader
 from fhevm_dagster.chain.config import HostChainConfig
 from fhevm_dagster.devnet.anvil import AnvilNode, free_port, rpc_call, start_anvil, stop_anvil
+from fhevm_dagster.objects import FileBackend, ct64_key, ct128_key
 from fhevm_dagster.pipeline.block_ranges import BlockRange, parse_range_key
 from fhevm_dagster.pipeline.errors import StepError
 from fhevm_dagster.pipeline.host import ingest_range
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
+from fhevm_dagster.resources.objects import ObjectStoreResource
 from fhevm_dagster.resources.store import StoreResource
 from fhevm_dagster.store import Ciphertext, CommitState, CommitStatus, Store
 
@@ -117,6 +120,7 @@ def make_ticker(
     instance: DagsterInstance,
     node: AnvilNode,
     url: str,
+    objects: Path | None = None,
     **settings: float | bool,
 ) -> Ticker:
     # A run for every range: these tests are about planning on a chain of empty blocks.
@@ -129,6 +133,7 @@ def make_ticker(
         {
             HOST: HostChainResource(rpc_url=node.rpc_url),
             "store": StoreResource(database_url=url),
+            "objects": ObjectStoreResource(url=f"file://{objects or mkdtemp(prefix='objects-')}"),
             DEFS.settings_resource: RangeSettings(**{**defaults, **settings}),
         },
     )
@@ -494,20 +499,35 @@ def test_reset_chain_is_read_again_from_its_start(
     instance: DagsterInstance,
     store_url: str,  # noqa: F811
     capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     """Before: after 9 ranges of the old chain, the new chain's ranges were never requested (the
     sensor waited for the new chain to reach the old cursor), and the old chain's computations
-    and commits stayed in the store as if they were the new chain's."""
+    and commits stayed in the store as if they were the new chain's; its objects stayed under
+    the handles the new chain reuses, where other bytes (another server key) failed every range
+    that reused one."""
     node = restartable.start()
     old_genesis = ChainReader(node.rpc_url).block_hash(0)
     mine_to(node, 95)
-    t = make_ticker(instance, node, store_url, reorg_check_ranges=2, accept_reset=True)
+    objects = tmp_path / "objects"
+    t = make_ticker(instance, node, store_url, objects, reorg_check_ranges=2, accept_reset=True)
     assert len(keys(t.tick())) == 9 and cursor_block(t) == "90"
     store = StoreResource(database_url=store_url).get()
     old_chain_rows(store)
+    backend = FileBackend(objects)
+    for h in (handle(3, 31337), handle(3, 1)):
+        for key in (ct64_key(h), ct128_key(h)):
+            backend.put(key, b"old chain's bytes", {})
 
     node = restartable.restart()
     mine_to(node, 12)
+    # Objects that cannot be removed hold the reset back, whole: the next tick tries again.
+    not_a_directory = tmp_path / "not-a-directory"
+    not_a_directory.write_text("")
+    r = t.tick(objects=ObjectStoreResource(url=f"file://{not_a_directory}"))
+    assert "host_31337 chain reset: the old chain's objects stay: cannot delete" in skip_text(r)
+    assert store.genesis_of(31337) == old_genesis and cursor_block(t) == "90"
+    capfd.readouterr()
     r = t.tick()
     logged = capfd.readouterr().err  # the tick's log: Dagster's console handler
     assert keys(r) == [("000000000000-000000000009", "000000000000-000000000009")]
@@ -516,7 +536,11 @@ def test_reset_chain_is_read_again_from_its_start(
     assert r.run_requests[0].tags["fhevm/genesis_hash"] == new_genesis.hex()
     assert t.launched == keys(r) and t.cursor == f"{new_genesis.hex()}:10"  # a new run key
     assert f"host_31337 chain 31337 was reset: genesis 0x{old_genesis.hex()[:12]}" in logged
-    assert "starting again from block 0" in logged
+    assert "starting again from block 0" in logged and "1 object handles" in logged
+    old_handle = handle(3, 31337)
+    assert backend.get(ct64_key(old_handle)) is None and backend.get(ct128_key(old_handle)) is None
+    other_chain = backend.get(ct64_key(handle(3, 1)))
+    assert other_chain is not None and other_chain.body == b"old chain's bytes"
     assert store.computations_of_range("000000000000-000000000009", chain_id=31337) == []
     assert store.allowed_handles_of_range("000000000000-000000000009", chain_id=31337) == []
     assert list(store.get_ciphertexts([handle(3, 31337), handle(3, 1)])) == [handle(3, 1)]

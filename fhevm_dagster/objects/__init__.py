@@ -32,6 +32,7 @@ from .upload import (
     ct128_key,
     decide,
     fetch_verified,
+    forget_handles,
     object_metadata,
     upload_handles,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "decide",
     "default_object_store_url",
     "fetch_verified",
+    "forget_handles",
     "object_metadata",
     "open_backend",
     "sign",

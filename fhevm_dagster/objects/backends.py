@@ -44,6 +44,10 @@ class ObjectBackend(Protocol):
 
     def put(self, key: str, body: bytes, metadata: Mapping[str, str]) -> None: ...
 
+    def delete(self, key: str) -> None:
+        """Removes `key` and its metadata; absent is not an error."""
+        ...
+
 
 class FileBackend:
     """Objects as files under a directory; metadata in a `<file>.metadata.json` beside each."""
@@ -79,6 +83,15 @@ class FileBackend:
             tmp.write_bytes(data)
             tmp.replace(target)
 
+    def delete(self, key: str) -> None:
+        # Body first: a reader never sees a body without its attestation.
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".metadata.json").unlink(missing_ok=True)
+        except OSError as exc:
+            raise ObjectStoreError(f"cannot delete {self.url}/{key}: {exc}") from exc
+
 
 class S3Backend:
     """A bucket through boto3 (endpoint from `FHEVM_DAGSTER_S3_ENDPOINT`, credentials: AWS's)."""
@@ -113,6 +126,12 @@ class S3Backend:
             )
         except Exception as exc:
             raise ObjectStoreError(f"cannot write {self.url}/{key}: {exc}") from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            raise ObjectStoreError(f"cannot delete {self.url}/{key}: {exc}") from exc
 
 
 def default_object_store_url() -> str:

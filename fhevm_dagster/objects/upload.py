@@ -184,6 +184,18 @@ def upload_handles(
     return report
 
 
+def forget_handles(backend: ObjectBackend, handles: Iterable[bytes]) -> int:
+    """Removes the handle-keyed objects of handles that no longer name these ciphertexts (a reset
+    chain reuses its handles); content-keyed ct128 copies stay, as no other bytes can claim them.
+    Returns how many handles were forgotten."""
+    count = 0
+    for handle in handles:
+        backend.delete(ct64_key(handle))
+        backend.delete(ct128_key(handle))
+        count += 1
+    return count
+
+
 class FetchError(RuntimeError):
     """A fetched object that a KMS would refuse; `absent` when there is nothing to fetch."""
 

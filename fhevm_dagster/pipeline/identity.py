@@ -2,13 +2,17 @@
 
 The sensors adopt a changed genesis only when the chain's rules accept resets (by default the
 running devnet's chains, where a restart is routine): the old chain's rows are removed and the
-chain is read again from its start block. Elsewhere a changed genesis means the URL serves
-another network under the same chain id, and everything stops with `ChainIdentityError` until
-an operator acts. Range steps never adopt: they refuse a chain the store does not know.
+chain is read again from its start block. The old chain's objects go first: the new chain reuses
+its handles, and bytes under a handle that are not ours are an alarm the upload never overwrites
+(a restart with another server key would otherwise fail every range that reuses a handle).
+Elsewhere a changed genesis means the URL serves another network under the same chain id, and
+everything stops with `ChainIdentityError` until an operator acts. Range steps never adopt:
+they refuse a chain the store does not know.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,10 +66,18 @@ def _mismatch(what: str, chain_id: int, recorded: bytes, found: bytes) -> str:
 
 
 def check_identity(
-    chain: GenesisSource, store: Store, what: str, *, accept_reset: bool, gateway: bool
+    chain: GenesisSource,
+    store: Store,
+    what: str,
+    *,
+    accept_reset: bool,
+    gateway: bool,
+    forget_objects: Callable[[list[bytes]], int] | None = None,
 ) -> Identity:
     """The chain's identity, recorded when first seen; a changed genesis is adopted (the old
-    chain's rows removed) when `accept_reset`, else `ChainIdentityError`."""
+    chain's objects removed through `forget_objects`, then its rows) when `accept_reset`, else
+    `ChainIdentityError`. Objects go before the rows that name them: a crash in between leaves
+    the reset to the next tick, which finds the same handles."""
     chain_id = chain.chain_id()
     found = genesis(chain)
     recorded = store.record_genesis(chain_id, found)
@@ -78,7 +90,13 @@ def check_identity(
             "reset on purpose, set FHEVM_DAGSTER_ACCEPT_CHAIN_RESET=1 to drop the old chain's "
             "rows and start again"
         )
-    reset = store.adopt_reset(chain_id, recorded, found, gateway=gateway)
+    elsewhere = None
+    if forget_objects is not None:
+        forgotten = forget_objects(store.ciphertext_handles_of_chain(chain_id))
+        elsewhere = {"object handles": forgotten}
+    reset = store.adopt_reset(
+        chain_id, recorded, found, gateway=gateway, removed_elsewhere=elsewhere
+    )
     return Identity(chain_id, found, reset)
 
 

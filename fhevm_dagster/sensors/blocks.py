@@ -26,6 +26,7 @@ from dagster import (
 )
 
 from ..chain.client import ChainReader, redact
+from ..objects import ObjectStoreError, forget_handles
 from ..pipeline.identity import ChainIdentityError, check_identity
 from ..pipeline.planner import plan_ranges, read_cursor, without_empty, write_cursor
 from ..store import Store
@@ -53,8 +54,16 @@ def evaluate_blocks(
     store: Store = context.resources.store.get()
     reader = ChainReader.of(chain)
     try:
+        gateway = tag == "gateway"
         identity = check_identity(
-            reader, store, tag, accept_reset=rules.accept_reset, gateway=tag == "gateway"
+            reader,
+            store,
+            tag,
+            accept_reset=rules.accept_reset,
+            gateway=gateway,
+            forget_objects=None
+            if gateway
+            else lambda handles: forget_handles(context.resources.objects.backend(), handles),
         )
         cursor = None if identity.reset else read_cursor(context.cursor, identity.genesis)
         plan = plan_ranges(cursor, reader, store, rules)
@@ -65,6 +74,10 @@ def evaluate_blocks(
         )
     except ChainIdentityError:
         raise  # another network behind the URL: the tick fails until an operator acts
+    except ObjectStoreError as exc:  # the reset waits: the next tick finds the same handles
+        return SensorResult(
+            skip_reason=SkipReason(f"{tag} chain reset: the old chain's objects stay: {exc}")
+        )
     except Exception as exc:  # RPC down, timeouts, a reorg racing the tick: try again next tick
         url = chain.rpc_url
         reason = redact(f"{tag} RPC {url} failed: {type(exc).__name__}: {exc}", url)
@@ -144,7 +157,9 @@ def block_range_sensor(
         job_name=job_name,
         minimum_interval_seconds=SENSOR_INTERVAL_S,
         default_status=DefaultSensorStatus.RUNNING,
-        required_resource_keys={chain_resource, settings_resource, "store"},
+        # A host chain's reset also removes the old chain's objects (`pipeline.identity`).
+        required_resource_keys={chain_resource, settings_resource, "store"}
+        | (set() if tag == "gateway" else {"objects"}),
         description=f"Requests one {job_name} run per confirmed {tag} block range; "
         "re-requests a range on reorg; re-drives a range whose run failed (backed off, bounded).",
     )

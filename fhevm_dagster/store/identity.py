@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Table, delete, func, select, true, update
+from sqlalchemy import ColumnElement, Connection, Table, delete, func, select, true, update
 
 from . import schema as s
 from .sql import StoreBase, insert
@@ -27,7 +27,7 @@ class ChainReset:
     removed: dict[str, int]
 
 
-def _of_chain(table: Table, chain_id: int) -> object:
+def _of_chain(table: Table, chain_id: int) -> ColumnElement[bool]:
     """Rows whose handle names `chain_id` (bytes 22..29 of a handle, big-endian)."""
     return func.substr(table.c.handle, 23, 8) == chain_id.to_bytes(8, "big")
 
@@ -72,11 +72,28 @@ class IdentityQueries(StoreBase):
                 conn.execute(select(t.c.genesis_hash).where(t.c.chain_id == chain_id)).scalar_one()
             )
 
+    def ciphertext_handles_of_chain(self, chain_id: int) -> list[bytes]:
+        """Every handle of `chain_id` with a ct64 or a ct128: what its objects are keyed by."""
+        with self.engine.connect() as conn:
+            found = {
+                bytes(h)
+                for t in (s.ciphertexts, s.ciphertexts128)
+                for h in conn.execute(select(t.c.handle).where(_of_chain(t, chain_id))).scalars()
+            }
+        return sorted(found)
+
     def adopt_reset(
-        self, chain_id: int, old: bytes, new: bytes, *, gateway: bool
+        self,
+        chain_id: int,
+        old: bytes,
+        new: bytes,
+        *,
+        gateway: bool,
+        removed_elsewhere: dict[str, int] | None = None,
     ) -> ChainReset | None:
         """Replace genesis `old` by `new` and remove the old chain's rows, in one transaction;
-        None when the store no longer holds `old` (another process adopted the reset first)."""
+        None when the store no longer holds `old` (another process adopted the reset first).
+        `removed_elsewhere` (the old chain's objects) is recorded with the rows."""
         t = s.chain_genesis
         with self.engine.begin() as conn:
             swapped = conn.execute(
@@ -86,7 +103,7 @@ class IdentityQueries(StoreBase):
             )
             if not swapped.rowcount:
                 return None
-            removed = _remove_chain(conn, chain_id, gateway=gateway)
+            removed = _remove_chain(conn, chain_id, gateway=gateway) | (removed_elsewhere or {})
             conn.execute(
                 s.chain_resets.insert().values(
                     chain_id=chain_id,
