@@ -2,7 +2,7 @@
 
 A key directory holds `client_key.bin` (only where decryption is allowed: tests, the devnet),
 `server_key.bin`, `public_key.bin`, `crs.bin` and `keys.json`; a key set for GPUs also holds
-`compressed_server_key.bin`, the seeded form of the same server key, which a GPU engine expands
+`compressed_server_key.bin`, the compressed form of the same server key, which a GPU engine expands
 (a CPU `ServerKey` keeps its bootstrapping keys in the Fourier domain and cannot be moved).
 Server keys are about 1.6 GB and take minutes to derive on a small machine, so a server key
 derived from a client key is cached under the cache directory, keyed by the client key's digest
