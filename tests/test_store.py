@@ -245,46 +245,57 @@ def test_engine_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_database_url().endswith(".cache/fhevm-dagster/store.sqlite")
 
 
+#: What migrations after v2 added: tables, and columns of older tables (with their indexes).
+LATER_TABLES = {
+    "sent_transactions", "chain_genesis", "chain_resets", "range_waits", "sender_leases",
+}  # fmt: skip
+LATER_COLUMNS = {
+    "commit_status": {"gateway_block"},
+    "host_ranges": {"is_empty", "completed_hash", "failed_runs", "last_failure_at"},
+    "proof_requests": {"response_block", "deferrals"},
+    "ciphertexts128": {"purged_at"},
+}
+
+
 def test_v2_store_is_migrated_with_its_proof_requests(store_url: str) -> None:  # noqa: F811
     """A v2 store (requests keyed by zkProofId alone, no transaction journal, commits without
-    their gateway block) becomes exactly `schema.py` (migration 3 adds `sent_transactions`, 4
-    re-keys requests, 5 adds `commit_status.gateway_block`), keeps its rows and takes the same id
-    from another transaction."""
+    their gateway block, no range completion) becomes exactly `schema.py` (migration 3 adds
+    `sent_transactions`, 4 re-keys requests, 5 adds `commit_status.gateway_block`, 6 the
+    keeping-up state), keeps its rows and takes the same id from another transaction; a
+    computation v2 failed for a missing input is pending again, its processed range complete."""
     from sqlalchemy import Column, Index, MetaData, Table
 
     from fhevm_dagster.store import migrations, schema
 
     old = MetaData()
-    v2 = Table(
-        "proof_requests",
-        old,
-        *(
+    for table in schema.metadata.sorted_tables:
+        if table.name in LATER_TABLES:
+            continue
+        later = LATER_COLUMNS.get(table.name, set())
+        columns = [
             Column(
                 c.name,
                 c.type,
-                primary_key=c.name == "zk_proof_id",
+                primary_key=c.name == "zk_proof_id" if table is proof_requests else c.primary_key,
                 nullable=c.nullable,
                 server_default=c.server_default,
             )
-            for c in proof_requests.c
-        ),
-        Index("ix_proof_requests_status", "status"),
-    )
-    Table(
-        "commit_status",
-        old,
-        *(c._copy() for c in schema.commit_status.c if c.name != "gateway_block"),
-    )
+            for c in table.c
+            if c.name not in later
+        ]
+        indexes = [
+            Index(i.name, *(c.name for c in i.columns))
+            for i in table.indexes
+            if not later & {c.name for c in i.columns}
+        ]
+        Table(table.name, old, *columns, *indexes)
     engine = create_store_engine(store_url)
-    v4 = {"sent_transactions", "proof_requests", "chain_genesis", "chain_resets", "commit_status"}
     with engine.begin() as conn:
-        schema.metadata.create_all(
-            conn, [t for t in schema.metadata.sorted_tables if t.name not in v4]
-        )
         old.create_all(conn)
         migrations._version_meta.create_all(conn)
         for v in (1, 2):
             conn.execute(migrations.schema_version.insert().values(version=v, description="v"))
+        v2 = old.tables["proof_requests"]
         row = {c.name: None for c in v2.c if c.nullable}
         row |= {"zk_proof_id": "1", "gateway_chain_id": 10901, "contract_chain_id": 31337}
         row |= {"contract_address": "0x" + "cc" * 20, "user_address": "0x" + "dd" * 20}
@@ -293,6 +304,10 @@ def test_v2_store_is_migrated_with_its_proof_requests(store_url: str) -> None:  
         conn.execute(v2.insert().values(row))
         conn.execute(old.tables["commit_status"].insert().values(handle=h(7), status="confirmed"))
     store = Store(engine)
+    store.write_range(31337, RANGE, ROWS, ALLOWED)
+    store.mark_range_processed(31337, RANGE, 0, 99, b"\x09" * 32)
+    missing = "OperationError: missing input 0x01"
+    store.mark_errors([(h(3), tx(1), missing), (h(5), tx(2), "DivisionByZero")])
     first = ProofRequest(1, 10901, 31337, "0x" + "cc" * 20, "0x" + "dd" * 20, b"zk", b"", 4, tx(4))
     assert migrate(engine) == LATEST_VERSION
     with engine.connect() as conn:
@@ -307,6 +322,13 @@ def test_v2_store_is_migrated_with_its_proof_requests(store_url: str) -> None:  
     store.set_commit_status(CommitStatus(h(7), CommitState.CONFIRMED, tx(7), None, 12))
     store.set_commit_status(CommitStatus(h(7), CommitState.FAILED, tx(7), "reorg"))  # keeps 12
     assert [c.handle for c in store.commits_in_gateway_blocks(12, 12)] == [h(7)]
+    rows = store.computations_of_range(RANGE, chain_id=31337)
+    statuses = {c.output_handle: c.status for c in rows}
+    assert statuses[h(3)] is ComputationStatus.PENDING  # transient: reopened
+    assert statuses[h(5)] is ComputationStatus.ERROR  # deterministic: stays final
+    with engine.connect() as conn:
+        done = conn.execute(select(schema.host_ranges.c.completed_hash)).scalar_one()
+    assert done == b"\x09" * 32
     engine.dispose()
 
 

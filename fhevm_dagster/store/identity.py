@@ -34,7 +34,10 @@ def _of_chain(table: Table, chain_id: int) -> ColumnElement[bool]:
 
 def _remove_chain(conn: Connection, chain_id: int, *, gateway: bool) -> dict[str, int]:
     removed: dict[str, int] = {}
-    by_id: list[tuple[Table, object]] = [(s.host_ranges, s.host_ranges.c.chain_id == chain_id)]
+    by_id: list[tuple[Table, object]] = [
+        (s.host_ranges, s.host_ranges.c.chain_id == chain_id),
+        (s.range_waits, s.range_waits.c.chain_id == chain_id),
+    ]
     if gateway:
         # Requests of the old gateway; commits were made on it, so none holds on the new one.
         by_id += [

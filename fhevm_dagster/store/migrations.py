@@ -38,13 +38,23 @@ class Migration:
 
 
 def _add_columns(table: str, *names: str) -> Callable[[Connection], None]:
-    """An upgrade adding columns of `schema` to an existing table (portable ALTER TABLE)."""
+    """An upgrade adding columns of `schema` to an existing table (portable ALTER TABLE). A column
+    the table has already is skipped: SQLite's rebuild of a table (migration 4) makes its current
+    shape."""
 
     def upgrade(conn: Connection) -> None:
+        present = {c["name"] for c in inspect(conn).get_columns(table)}
         for name in names:
+            if name in present:
+                continue
             column = schema.metadata.tables[table].c[name]
             kind = column.type.compile(dialect=conn.dialect)
-            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
+            default = column.server_default
+            extra = ""
+            if default is not None:  # a NOT NULL column needs its default for existing rows
+                extra = f" DEFAULT '{default.arg}'"  # type: ignore[attr-defined]
+                extra += "" if column.nullable else " NOT NULL"
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}{extra}"))
 
     return upgrade
 
@@ -67,8 +77,10 @@ def _chain_identity(conn: Connection) -> None:
         key = "zk_proof_id, gateway_chain_id, tx_hash"
         conn.execute(text(f"ALTER TABLE proof_requests ADD PRIMARY KEY ({key})"))
         return
-    # SQLite cannot change a primary key: the table is rebuilt and its rows copied.
-    columns = ", ".join(c.name for c in schema.proof_requests.c)
+    # SQLite cannot change a primary key: the table is rebuilt (at its current shape: later
+    # migrations skip what it has) and its rows copied.
+    present = {c["name"] for c in inspect(conn).get_columns("proof_requests")}
+    columns = ", ".join(c.name for c in schema.proof_requests.c if c.name in present)
     conn.execute(text("ALTER TABLE proof_requests RENAME TO proof_requests_v2"))
     conn.execute(text("DROP INDEX ix_proof_requests_status"))
     schema.proof_requests.create(conn)
@@ -84,6 +96,36 @@ def _commit_blocks(conn: Connection) -> None:
     for index in schema.commit_status.indexes:
         if index.name == "ix_commit_status_gateway_block":
             index.create(conn)
+
+
+def _keep_up(conn: Connection) -> None:
+    """Open ranges, empty ranges and re-drive state; the inputs ranges wait for; answer blocks and
+    deferrals; purged ct128s; sender leases. Computations that an earlier version failed for a
+    missing input (a transient cause, recorded as final by mistake) are pending again."""
+    _add_columns("host_ranges", "is_empty", "completed_hash", "failed_runs", "last_failure_at")(
+        conn
+    )
+    _add_columns("proof_requests", "response_block", "deferrals")(conn)
+    _add_columns("ciphertexts128", "purged_at")(conn)
+    for table, name in (
+        ("host_ranges", "ix_host_ranges_open"),
+        ("proof_requests", "ix_proof_requests_response_block"),
+    ):
+        if name not in {i["name"] for i in inspect(conn).get_indexes(table)}:
+            next(i for i in schema.metadata.tables[table].indexes if i.name == name).create(conn)
+    schema.range_waits.create(conn)
+    schema.sender_leases.create(conn)
+    c = schema.computations
+    conn.execute(
+        c.update()
+        .where(c.c.status == "error", c.c.error_message.like("%missing input%"))
+        .values(status="pending", error_message=None)
+    )
+    # Ranges an earlier version processed count as complete: only what fails from now on is open.
+    h = schema.host_ranges
+    conn.execute(
+        h.update().where(h.c.processed_hash.is_not(None)).values(completed_hash=h.c.processed_hash)
+    )
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -107,6 +149,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         5,
         "commit_status: gateway block of each confirmed commit (rechecked after gateway reorgs)",
         _commit_blocks,
+    ),
+    Migration(
+        6,
+        "keeping up: open/empty ranges, re-drive state, range waits, answer blocks, deferrals, "
+        "purged ct128s, sender leases; missing-input errors reopened",
+        _keep_up,
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -111,8 +112,32 @@ host_ranges = Table(
     Column("processed_hash", HASH, nullable=True),  # last block's hash when ingested
     Column("reorg_count", Integer, nullable=False, server_default="0"),
     Column("processed_at", DateTime(timezone=True), nullable=True),
+    # Migration 6. A range without a log of the chain's contracts, recorded without a run (its row
+    # is pruned once it is older than the reorg window: the range book stays small).
+    Column("is_empty", Boolean, nullable=False, server_default="0"),
+    # The last-block hash of the range's last successful run (or of its empty record): a range is
+    # open while this differs from its known hash, and the block sensor watches open ranges.
+    Column("completed_hash", HASH, nullable=True),
+    # Consecutive failed runs of the range's current blocks (the block sensor's re-drive count).
+    Column("failed_runs", Integer, nullable=False, server_default="0"),
+    Column("last_failure_at", Float, nullable=True),  # epoch seconds of the latest failed run
     _created(),
     _updated(),
+    Index("ix_host_ranges_open", "chain_id", "completed_hash"),
+)
+
+# Inputs a range's computations wait for (migration 6): produced by a range not evaluated yet, or
+# verified inputs not stored yet. Such computations stay pending (never an error) and the range is
+# requested again once every handle it waits for is stored.
+range_waits = Table(
+    "range_waits",
+    metadata,
+    Column("chain_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("range_key", String(32), primary_key=True),
+    Column("handle", HASH, primary_key=True),
+    Column("reason", Text, nullable=False),
+    _created(),
+    Index("ix_range_waits_handle", "handle"),
 )
 
 computations = Table(
@@ -155,7 +180,10 @@ ciphertexts128 = Table(
     "ciphertexts128",
     metadata,
     Column("handle", HASH, primary_key=True),
-    Column("ciphertext", LargeBinary, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),  # empty once purged
+    # Migration 6: when the bytes were dropped, once committed and stored as an object (the
+    # reference deletes its ct128 rows then); the row stays as the record that it was squashed.
+    Column("purged_at", DateTime(timezone=True), nullable=True),
     _created(),
 )
 
@@ -195,9 +223,15 @@ proof_requests = Table(
     Column("response_status", String(16), nullable=True),
     Column("response_tx_hash", HASH, nullable=True),
     Column("response_reason", Text, nullable=True),
+    # The gateway block of the confirmed answer (migration 6): a gateway range run rechecks the
+    # answers of its blocks, so a reorg that drops one gets it sent again.
+    Column("response_block", BigInteger, nullable=True),
+    # Times the request was deferred (a TFHE-rs panic, a missing key): answered around, retried.
+    Column("deferrals", Integer, nullable=False, server_default="0"),
     _created(),
     _updated(),
     Index("ix_proof_requests_status", "status"),
+    Index("ix_proof_requests_response_block", "response_block"),
 )
 
 digests = Table(
@@ -240,4 +274,22 @@ sent_transactions = Table(
     _created(),
     _updated(),
     Index("ix_sent_transactions_key", "chain_id", "sender", "call_key", "status"),
+)
+
+# Who may assign the next nonce of a sender (migration 6): a short lease with an expiry, held
+# while transactions are simulated, signed, journaled and broadcast, never while receipts are
+# awaited. A process that dies holding it blocks the others until `expires_at` (epoch seconds),
+# not for the life of its run. `next_nonce`/`last_hash` carry the nonce bookkeeping across
+# processes (a lagging node's pending count may not show our latest broadcast yet).
+sender_leases = Table(
+    "sender_leases",
+    metadata,
+    Column("chain_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("sender", ADDRESS, primary_key=True),
+    Column("owner", String(64), nullable=True),
+    Column("expires_at", Float, nullable=False, server_default="0"),
+    Column("next_nonce", BigInteger, nullable=True),
+    Column("last_hash", HASH, nullable=True),
+    _created(),
+    _updated(),
 )
