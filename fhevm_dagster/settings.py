@@ -83,6 +83,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(f"{_P}REDRIVE_BACKOFF_MAX", "1800", "longest wait before a re-drive, in seconds"),
     # Where things are kept.
     Setting(f"{_P}DATABASE_URL", f"sqlite:///{_CACHE}/store.sqlite", "coprocessor store (SQLite or postgresql://…)", secret=True),
+    Setting(f"{_P}DB_LOCK_TIMEOUT", "30", "PostgreSQL store: seconds a statement may wait for a lock, then it fails (the step retries)"),
+    Setting(f"{_P}DB_STATEMENT_TIMEOUT", "300", "PostgreSQL store: seconds a statement (or an idle transaction) may last"),
     Setting(f"{_P}PARQUET_DIR", f"{_CACHE}/parquet", "per-range tables (views)"),
     Setting(f"{_P}OBJECT_STORE", f"file://{_CACHE}/objects", "ciphertext objects: file:///dir or s3://bucket[/prefix]"),
     Setting(f"{_P}S3_ENDPOINT", "", "S3-compatible endpoint (empty: AWS); credentials: boto3's usual AWS_* chain"),

@@ -29,6 +29,7 @@ from fhevm_dagster.store import (
     create_store_engine,
     default_database_url,
     migrate,
+    schema,
 )
 from fhevm_dagster.store.schema import metadata, proof_requests
 
@@ -353,3 +354,34 @@ def test_adopting_a_reset_removes_only_the_old_chains_rows(store: Store) -> None
     assert host is not None and host.removed["computations"] == 3
     assert store.computations_of_range(RANGE, chain_id=31337) == []
     assert list(store.get_ciphertexts([h(3), foreign])) == [foreign]
+
+
+def test_a_read_never_waits_for_a_writer(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A range's write transaction is open (SQLite: the write lock held; PostgreSQL: row locks):
+    reads (a metrics scrape, a sensor tick) answer at once from the last committed state, and on
+    PostgreSQL a write blocked by the held lock fails after `DB_LOCK_TIMEOUT` instead of hanging."""
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    store.register_chain(HostChain(31337, "0x" + "aa" * 20, "0x" + "bb" * 20, 0))
+    monkeypatch.setenv("FHEVM_DAGSTER_DB_LOCK_TIMEOUT", "1")
+    other = Store.open(str(store.engine.url), run_migrations=False)
+    try:
+        with store.writer.begin() as held:
+            held.execute(
+                schema.host_chains.update()
+                .values(key_id="7")
+                .where(schema.host_chains.c.chain_id == 31337)
+            )
+            started = time.monotonic()
+            chain = other.get_chain(31337)
+            assert chain is not None and chain.key_id == 0  # the committed state
+            assert time.monotonic() - started < 1.0
+            if store.backend == "postgresql":
+                started = time.monotonic()
+                with pytest.raises(OperationalError, match="lock timeout"):
+                    other.register_chain(HostChain(31337, "0x" + "cc" * 20, "0x" + "bb" * 20, 0))
+                assert time.monotonic() - started < 10.0
+    finally:
+        other.dispose()

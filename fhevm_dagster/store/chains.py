@@ -32,7 +32,7 @@ class ChainQueries(StoreBase):
             "executor_address": chain.executor_address,
             "key_id": str(chain.key_id),
         }
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             stmt = insert(conn, s.host_chains).values(values)
             changed = {k: stmt.excluded[k] for k in values if k != "chain_id"}
             distinct = or_(*(s.host_chains.c[k] != stmt.excluded[k] for k in changed))
@@ -83,7 +83,7 @@ class ChainQueries(StoreBase):
     ) -> HostRange:
         """Remember that a range was requested with this last-block hash (a reorg bumps a count)."""
         t = s.host_ranges
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             stmt = insert(conn, t).values(
                 chain_id=chain_id,
                 partition_key=partition_key,
@@ -108,7 +108,7 @@ class ChainQueries(StoreBase):
     ) -> None:
         """Record the last-block hash a range was ingested with (also for manual launches)."""
         t = s.host_ranges
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             stmt = insert(conn, t).values(
                 chain_id=chain_id,
                 partition_key=partition_key,

@@ -35,7 +35,7 @@ def insert_ciphertexts(conn: Connection, cts: Sequence[Ciphertext]) -> int:
 class CiphertextQueries(StoreBase):
     def put_ciphertexts(self, cts: Sequence[Ciphertext]) -> int:
         """Insert ct64s; an existing handle is left as is."""
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             return insert_ciphertexts(conn, cts)
 
     def get_ciphertexts(self, handles: Sequence[bytes]) -> dict[bytes, Ciphertext]:
@@ -68,7 +68,7 @@ class CiphertextQueries(StoreBase):
         """Insert (handle, ct128) pairs; existing handles are left as is."""
         if not items:
             return 0
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             stmt = insert(conn, s.ciphertexts128).on_conflict_do_nothing(index_elements=["handle"])
             rows = {h: {"handle": h, "ciphertext": ct} for h, ct in items}
             return conn.execute(stmt, list(rows.values())).rowcount
@@ -97,7 +97,7 @@ class CiphertextQueries(StoreBase):
             }
             for d in digests
         }
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             stmt = insert(conn, s.digests).on_conflict_do_nothing(index_elements=["handle"])
             return conn.execute(stmt, list(rows.values())).rowcount
 

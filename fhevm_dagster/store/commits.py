@@ -33,7 +33,7 @@ class CommitQueries(StoreBase):
             "gateway_block": status.gateway_block,
         }
         t = s.commit_status
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             stmt = insert(conn, t).values(values)
             set_: dict[str, Any] = {k: stmt.excluded[k] for k in ("status", "tx_hash", "reason")}
             set_["gateway_block"] = func.coalesce(stmt.excluded.gateway_block, t.c.gateway_block)

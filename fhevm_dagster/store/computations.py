@@ -109,7 +109,7 @@ class ComputationQueries(StoreBase):
         """
         c = s.computations
         new = {r.key: _values(chain_id, range_key, r) for r in rows}
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             existing = {
                 (m.output_handle, m.tx_hash): m._mapping
                 for m in conn.execute(
@@ -193,12 +193,12 @@ class ComputationQueries(StoreBase):
 
     def mark_done(self, keys: Sequence[tuple[bytes, bytes]]) -> None:
         """Mark computations (output handle, tx hash) as evaluated."""
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             _set_status(conn, keys, ComputationStatus.DONE, [None] * len(keys))
 
     def mark_errors(self, errors: Sequence[tuple[bytes, bytes, str]]) -> None:
         """Mark computations failed with a message each: (output handle, tx hash, message)."""
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             _set_status(
                 conn,
                 [(h, t) for h, t, _ in errors],
@@ -210,7 +210,7 @@ class ComputationQueries(StoreBase):
         self, ciphertexts: Sequence[Ciphertext], done: Sequence[tuple[bytes, bytes]]
     ) -> int:
         """Store result ciphertexts and mark their computations done, atomically."""
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             n = insert_ciphertexts(conn, ciphertexts)
             _set_status(conn, done, ComputationStatus.DONE, [None] * len(done))
         return n

@@ -28,10 +28,35 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+#: Execution option of the store's write engine (`writer`).
+_WRITE = "fhevm_dagster_write"
+
+
+def writer(engine: Engine) -> Engine:
+    """`engine` for write transactions: on SQLite they take the write lock when they begin."""
+    return engine.execution_options(**{_WRITE: True})
+
+
 def _sqlite_begin(conn: Any) -> None:
-    # IMMEDIATE takes the write lock up front: concurrent writers (runs in separate processes)
-    # then wait on busy_timeout instead of failing with a lock-upgrade deadlock.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A write transaction takes the write lock up front (IMMEDIATE): concurrent writers (runs in
+    # separate processes) then wait on busy_timeout instead of failing with a lock-upgrade
+    # deadlock. A read begins deferred: in WAL mode it neither waits for nor blocks a writer (a
+    # metrics scrape or a sensor tick never queues behind a range's writes).
+    immediate = conn.get_execution_options().get(_WRITE)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _postgres_options() -> str:
+    """Session timeouts: a statement waiting for a lock, or running, or a transaction left idle,
+    ends with an error (the step retries) instead of hanging a run until its maximum runtime."""
+    lock = settings.number("FHEVM_DAGSTER_DB_LOCK_TIMEOUT")
+    statement = settings.number("FHEVM_DAGSTER_DB_STATEMENT_TIMEOUT")
+    timeouts = {
+        "lock_timeout": lock,
+        "statement_timeout": statement,
+        "idle_in_transaction_session_timeout": statement,
+    }
+    return " ".join(f"-c {name}={int(seconds * 1000)}" for name, seconds in timeouts.items())
 
 
 def create_store_engine(url: str | None = None) -> Engine:
@@ -48,4 +73,4 @@ def create_store_engine(url: str | None = None) -> Engine:
     if url_obj.drivername == "postgresql":
         # SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3; the project depends on psycopg2.
         url_obj = url_obj.set(drivername="postgresql+psycopg2")
-    return create_engine(url_obj, pool_pre_ping=True)
+    return create_engine(url_obj, pool_pre_ping=True, connect_args={"options": _postgres_options()})

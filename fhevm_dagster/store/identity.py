@@ -68,7 +68,7 @@ class IdentityQueries(StoreBase):
     def record_genesis(self, chain_id: int, genesis: bytes) -> bytes:
         """The genesis the store knows for `chain_id`: `genesis` when it knew none yet."""
         t = s.chain_genesis
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             stmt = insert(conn, t).values(chain_id=chain_id, genesis_hash=genesis)
             conn.execute(stmt.on_conflict_do_nothing(index_elements=["chain_id"]))
             return bytes(
@@ -98,7 +98,7 @@ class IdentityQueries(StoreBase):
         None when the store no longer holds `old` (another process adopted the reset first).
         `removed_elsewhere` (the old chain's objects) is recorded with the rows."""
         t = s.chain_genesis
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             swapped = conn.execute(
                 update(t)
                 .where(t.c.chain_id == chain_id, t.c.genesis_hash == old)

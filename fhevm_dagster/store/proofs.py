@@ -64,7 +64,7 @@ class ProofQueries(StoreBase):
             "reason": req.reason,
             "handles": req.handles,
         }
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             stmt = insert(conn, s.proof_requests).values(values)
             res = conn.execute(stmt.on_conflict_do_nothing(index_elements=list(KEY_COLUMNS)))
             return bool(res.rowcount)
@@ -77,7 +77,7 @@ class ProofQueries(StoreBase):
         handles: Sequence[bytes] | None = None,
     ) -> None:
         t = s.proof_requests
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             conn.execute(
                 update(t)
                 .where(_where(t, key))
@@ -102,7 +102,7 @@ class ProofQueries(StoreBase):
             "response_tx_hash": tx_hash,
             "response_reason": reason,
         }
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             conn.execute(update(t).where(_where(t, key)).values(values))
 
     def get_proof_request(self, key: ProofKey) -> ProofRequest | None:

@@ -16,7 +16,7 @@ from .chains import ChainQueries
 from .ciphertexts import CiphertextQueries
 from .commits import CommitQueries
 from .computations import ComputationQueries
-from .engine import create_store_engine
+from .engine import create_store_engine, writer
 from .identity import IdentityQueries
 from .migrations import migrate
 from .proofs import ProofQueries
@@ -37,13 +37,14 @@ class Store(
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.writer = writer(engine)
 
     @classmethod
     def open(cls, url: str | None = None, *, run_migrations: bool = True) -> Store:
         """Open (and by default migrate) the store at `url` or the default URL."""
         store = cls(create_store_engine(url))
         if run_migrations:
-            migrate(store.engine)
+            migrate(store.writer)
         return store
 
     @property

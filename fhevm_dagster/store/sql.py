@@ -13,9 +13,12 @@ CHUNK = 500  # IN-list size: well under SQLite's bound-parameter limit
 
 
 class StoreBase:
-    """What every aggregate mixin of `Store` shares: the engine it opens connections on."""
+    """What every aggregate mixin of `Store` shares: the engine reads open connections on, and
+    the same engine marked for writing (`engine.writer`): a write transaction takes SQLite's
+    write lock when it begins, a read never does."""
 
     engine: Engine
+    writer: Engine
 
 
 def insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:

@@ -25,7 +25,7 @@ class TransactionQueries(StoreBase):
             "max_priority_fee_per_gas": str(tx.max_priority_fee_per_gas),
             "status": tx.status,
         }
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             stmt = insert(conn, s.sent_transactions).values(values)
             conn.execute(stmt.on_conflict_do_nothing(index_elements=["tx_hash"]))
 
@@ -58,6 +58,6 @@ class TransactionQueries(StoreBase):
 
     def mark_sent(self, tx_hashes: Sequence[bytes], status: SentStatus) -> None:
         t = s.sent_transactions
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             for chunk in chunks(unique(tx_hashes)):
                 conn.execute(update(t).where(t.c.tx_hash.in_(chunk)).values(status=status))
