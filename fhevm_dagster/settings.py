@@ -79,6 +79,7 @@ SETTINGS: tuple[Setting, ...] = (
     # its maximum runtime, and the block sensors re-drive a range whose run failed.
     Setting(f"{_P}RUN_MAX_RUNTIME", "3600", "seconds a range run may take before run monitoring fails it (`dagster/max_runtime`; 0: no limit)"),
     Setting(f"{_P}REDRIVE_ATTEMPTS", "5", "re-drives in a row of a range whose run failed, then the sensor leaves it to the operator"),
+    Setting(f"{_P}REDRIVE_ALERT_AFTER", "5", "failed runs in a row of one range after which the sensor and the metrics alert (re-drives go on)"),
     Setting(f"{_P}REDRIVE_BACKOFF", "60", "seconds from a failed run to its range's re-drive, doubled per failed re-drive"),
     Setting(f"{_P}REDRIVE_BACKOFF_MAX", "1800", "longest wait before a re-drive, in seconds"),
     # Where things are kept.
