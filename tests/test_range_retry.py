@@ -16,7 +16,7 @@ from test_range_memory import BATCH, CHAIN, POOL, RANGE, CountingStore, OracleEn
 from fhevm_dagster.compute.oracle import Plain
 from fhevm_dagster.pipeline.evaluate import MissingInputsError, evaluate_range
 from fhevm_dagster.pipeline.squash import squash_range
-from fhevm_dagster.store import Store
+from fhevm_dagster.store import ComputationStatus, Store
 from fhevm_dagster.store import schema as s
 
 pytestmark = pytest.mark.fast
@@ -63,9 +63,10 @@ def test_a_retry_computes_only_what_is_not_stored(tmp_path: Path) -> None:
     with pytest.raises(MissingInputsError) as missing:
         evaluate_range(store, lambda: first, RANGE, 0, POOL, CHAIN, batch=BATCH)
     assert list(missing.value.missing) == [lost]
-    failed = len(missing.value.report.errors)
-    assert 0 < failed < len(rows) and first.executed == len(rows) - failed
-    failed_txs = {bytes.fromhex(h) for h in missing.value.report.errors}
+    assert not missing.value.report.errors, "a missing input fails nothing"
+    waiting = len(missing.value.report.waiting)
+    assert 0 < waiting < len(rows) and first.executed == len(rows) - waiting
+    failed_txs = {bytes.fromhex(h) for h in missing.value.report.waiting}
     failed_txs = {r.tx_hash for r in rows if r.output_handle in failed_txs}
     redo = sum(1 for r in rows if r.tx_hash in failed_txs)
     assert redo < len(rows) / 2
@@ -88,6 +89,69 @@ def test_a_retry_computes_only_what_is_not_stored(tmp_path: Path) -> None:
     )
     assert check.executed == len(rows) and report.compared == len(allowed)
     assert not report.drift and report.stored == 0
+
+
+def _split(store: Store, parts: int) -> list[str]:
+    """The transfers' range cut into `parts` consecutive ranges (by block), as ingestion of
+    smaller ranges would write them: later ranges read the balances earlier ones produce."""
+    rows = store.computations_of_range(RANGE, chain_id=CHAIN)
+    allowed = {a.handle: a for a in _allowed(store)}
+    size = -(-(rows[-1].block_number + 1) // parts)
+    keys = [f"{i * size:012d}-{(i + 1) * size - 1:012d}" for i in range(parts)]
+    with store.engine.begin() as conn:
+        conn.execute(s.computations.delete())
+        conn.execute(s.allowed_handles.delete())
+    for i, key in enumerate(keys):
+        mine = [r for r in rows if r.block_number // size == i]
+        store.write_range(
+            CHAIN, key, mine, [allowed[r.output_handle] for r in mine if r.is_allowed]
+        )
+    return keys
+
+
+def _allowed(store: Store) -> list[Any]:
+    from fhevm_dagster.protocol.computations import AllowedHandle
+
+    with store.engine.connect() as conn:
+        return [
+            AllowedHandle(m.handle, m.account, m.kind, m.caller, m.tx_hash, m.block_number,
+                          m.log_index)
+            for m in conn.execute(s.allowed_handles.select())
+        ]  # fmt: skip
+
+
+def test_a_range_ahead_of_its_inputs_waits_and_nothing_becomes_final(tmp_path: Path) -> None:
+    """Three consecutive ranges of chained balances run out of order (the later ones first, as
+    two runs at once do): a computation whose input is not stored yet stays pending (never an
+    error), the handles each range waits for are recorded, and once the producers run, every
+    range completes with the oracle's values. (Before: the first range ahead marked its
+    consumers ERROR "missing input", and a range reading those failed them for good.)"""
+    store = CountingStore.open(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    allowed, plain = transfers(store, 24)
+    first, second, third = _split(store, 3)
+    engine = CountingEngine()
+    for key in (third, second):
+        with pytest.raises(MissingInputsError) as missing:
+            evaluate_range(store, lambda: engine, key, 0, POOL, CHAIN, batch=BATCH)
+        report = missing.value.report
+        assert report.waiting and not report.errors, report.errors
+        waits = store.range_waits(CHAIN)[key]
+        assert waits and not any(waits.values())  # waits for handles not stored yet
+        statuses = {c.status for c in store.computations_of_range(key, chain_id=CHAIN)}
+        assert ComputationStatus.ERROR not in statuses
+    report, _ = evaluate_range(store, lambda: engine, first, 0, POOL, CHAIN, batch=BATCH)
+    assert not report.errors and first not in store.range_waits(CHAIN)
+    assert all(store.range_waits(CHAIN)[second].values()), "its inputs are stored now"
+    for key in (second, third):
+        report, _ = evaluate_range(store, lambda: engine, key, 0, POOL, CHAIN, batch=BATCH)
+        assert not report.errors and not report.waiting
+    assert store.range_waits(CHAIN) == {}
+    statuses = {
+        c.status for k in (first, second, third)
+        for c in store.computations_of_range(k, chain_id=CHAIN)
+    }  # fmt: skip
+    assert statuses == {ComputationStatus.DONE}
+    assert _values(store, engine, allowed) == {h: plain[h] for h in allowed}
 
 
 def test_squashing_overlaps_evaluation_within_the_memory_bound(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 Independent operations run at the same time: `tfhe_py` releases the GIL, so the pool's threads
 compute in parallel. A failed operation fails what depends on it, with a message naming the
-cause; everything else completes.
+cause; everything else completes. An operation whose input is not stored yet is not a failure:
+it waits (with what depends on it) for a later run, as the reference's scheduler leaves such work
+pending.
 
 Memory is bounded by a batch size, not by the range: results go to a sink (the store) a batch at
 a time and are let go once nothing pending reads them; operands come from a loader (the store)
@@ -28,7 +30,7 @@ import tfhe_py
 from fhevm_dagster.compute.dag import HandleRef, Node, NodeKey, RangeDag
 from fhevm_dagster.compute.oracle import OracleOperand, Plain
 from fhevm_dagster.compute.oracle import evaluate as oracle_evaluate
-from fhevm_dagster.protocol.opcodes import OperationError, Operator, validate_operation
+from fhevm_dagster.protocol.opcodes import Operator, validate_operation
 from fhevm_dagster.protocol.types import FheType
 
 V = TypeVar("V")
@@ -76,18 +78,21 @@ class PlainBackend:
 
 @dataclass
 class EvalResult(Generic[V]):
-    """Which nodes were evaluated (in completion order), errors of failed ones, where the time
-    went, and the most in-range results held at once. The values themselves went to `sink`."""
+    """Which nodes were evaluated (in completion order), errors of failed ones, the nodes that
+    wait for an input not stored yet (with why), where the time went, and the most in-range
+    results held at once. The values themselves went to `sink`."""
 
     done: list[NodeKey] = field(default_factory=list)
     errors: dict[NodeKey, str] = field(default_factory=dict)
+    waiting: dict[NodeKey, str] = field(default_factory=dict)
+    waited_for: dict[bytes, str] = field(default_factory=dict)  # the inputs they wait for
     op_seconds: dict[NodeKey, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
     peak_held: int = 0
 
 
 #: Reads encrypted operands that are not held: inputs from the store, and results of this range
-#: already handed to the sink. Returns those it has; an absent one fails its consumer.
+#: already handed to the sink. Returns those it has; an absent one makes its consumer wait.
 Loader = Callable[[Sequence[bytes]], Mapping[bytes, V]]
 #: Receives allowed results, a batch at a time, and makes them loadable (stores them).
 Sink = Callable[[list[tuple[NodeKey, V]]], None]
@@ -104,6 +109,7 @@ def run_dag(
     failed_inputs: Mapping[bytes, str] | None = None,
     batch: int = 0,
     pool: Executor | None = None,
+    waiting_inputs: Mapping[bytes, str] | None = None,
 ) -> EvalResult[V]:
     """Evaluates every node of `dag` and hands each allowed result to `sink`, `batch` at a time.
 
@@ -114,8 +120,11 @@ def run_dag(
     intermediates of one transaction and the operands of the running nodes are held at once.
     `batch` 0 means no bound. `failed_inputs` says why some inputs will never come (their
     producers failed): the nodes that read one fail with that reason, and so do their
-    descendants. `pool` (else one of `pool_size` threads, for this call) runs the operations;
-    the caller may share it with other work of the range (its squashes)."""
+    descendants. `waiting_inputs` says why some inputs are not stored yet (their producers have
+    not run): the nodes that read one wait, and so do their descendants; an operand the loader
+    does not have when its consumer starts makes it wait the same way. `pool` (else one of
+    `pool_size` threads, for this call) runs the operations; the caller may share it with other
+    work of the range (its squashes)."""
     result: EvalResult[V] = EvalResult()
     started = time.perf_counter()
     window = batch if batch > 0 else len(dag.order) or 1
@@ -142,14 +151,32 @@ def run_dag(
         result.errors[key] = message
         fail_descendants(key, message)
 
+    def wait_for(key: NodeKey, handle: bytes, why: str) -> None:
+        """`key` and its pending descendants wait for `handle`: not evaluated, not failed."""
+        result.waited_for.setdefault(handle, why)
+        stack = [key]
+        while stack:
+            node = stack.pop()
+            if node in result.errors or node in result.waiting:
+                continue
+            result.waiting[node] = f"waiting for input {handle.hex()} ({why})"
+            stack.extend(dag.nodes[node].children)
+
+    def settled(key: NodeKey) -> bool:
+        return key in result.errors or key in result.waiting
+
     for key in dag.cycles:
         fail_descendants(key, result.errors[key])
     poisoned = failed_inputs or {}
+    absent = waiting_inputs or {}
     for key in dag.order:
         refs = [o.handle for o in dag.nodes[key].operands if isinstance(o, HandleRef)]
         cause = next((h for h in refs if h in poisoned), None)
         if cause is not None and key not in result.errors:
             fail(key, f"depends on failed computation {cause.hex()} ({poisoned[cause]})")
+        later = next((h for h in refs if h in absent), None)
+        if later is not None:
+            wait_for(key, later, absent[later])
 
     def release(key: NodeKey) -> None:
         """Drop a held result that no pending node reads, or that the store holds and only
@@ -158,7 +185,7 @@ def run_dag(
         if key not in held or (allowed and key not in sunk):
             return
         children = dag.nodes[key].children
-        pending = any(c not in submitted and c not in result.errors for c in children)
+        pending = any(c not in submitted and not settled(c) for c in children)
         if not pending or (allowed and index[key] < frontier):
             del held[key]
 
@@ -183,18 +210,12 @@ def run_dag(
             for o in node.operands
         ]
 
-    def work(node: Node, operands: list[V | bytes | object]) -> tuple[V, float]:
+    def work(node: Node, operands: list[V | bytes]) -> tuple[V, float]:
         validate_operation(
             node.row.opcode, list(node.row.dependencies), node.row.is_scalar, node.row.fhe_type
         )
-        for operand, value in zip(node.operands, operands, strict=True):
-            if value is _MISSING:
-                assert isinstance(operand, HandleRef)
-                raise OperationError(f"missing input {operand.handle.hex()}")
         t0 = time.perf_counter()
-        value = backend.execute(
-            node.row.operator, cast(list[V | bytes], operands), node.result_type
-        )
+        value = backend.execute(node.row.operator, operands, node.result_type)
         return value, time.perf_counter() - t0
 
     with contextlib.ExitStack() as stack:
@@ -209,7 +230,7 @@ def run_dag(
             """Move the frontier past finished nodes; drop what is no longer needed."""
             nonlocal frontier
             while frontier < len(dag.order) and (
-                dag.order[frontier] in result.errors or dag.order[frontier] in result.op_seconds
+                settled(dag.order[frontier]) or dag.order[frontier] in result.op_seconds
             ):
                 frontier += 1
             for k in list(held):
@@ -220,11 +241,19 @@ def run_dag(
             for k in dag.order[frontier : frontier + window]:
                 if len(running) >= in_flight:
                     return
-                if waiting[k] == 0 and k not in result.errors and k not in submitted:
+                if waiting[k] == 0 and not settled(k) and k not in submitted:
                     node = dag.nodes[k]
                     operands = operand_values(node)
+                    gone = next(
+                        (o.handle for o, v in zip(node.operands, operands, strict=True)
+                         if v is _MISSING and isinstance(o, HandleRef)),
+                        None,
+                    )  # fmt: skip
+                    if gone is not None:  # not stored (yet): the node waits, nothing failed
+                        wait_for(k, gone, "not in the store when its consumer started")
+                        continue
                     submitted.add(k)
-                    running[pool.submit(work, node, operands)] = k
+                    running[pool.submit(work, node, cast(list[V | bytes], operands))] = k
                     for p in node.parents:
                         release(p)
 

@@ -60,7 +60,8 @@ class RangeReport:
     wall_seconds: float = 0.0
     operations: Counter[str] = field(default_factory=Counter)
     errors: dict[str, str] = field(default_factory=dict)
-    missing: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)  # inputs not stored yet: where from
+    waiting: dict[str, str] = field(default_factory=dict)  # computations pending on those
     drift: dict[str, str] = field(default_factory=dict)  # handle: stored vs recomputed digests
     peak_held: int = 0  # most results of the range held in memory at once
     squash: SquashReport = field(default_factory=SquashReport)  # its ct128 stay empty
@@ -80,6 +81,7 @@ class RangeReport:
             "errors": len(self.errors),
             "error_messages": self.errors,
             "missing_inputs": self.missing,
+            "waiting": len(self.waiting),
             "operations": dict(sorted(self.operations.items())),
             "fhe_seconds": round(self.fhe_seconds, 3),
             "wall_seconds": round(self.wall_seconds, 3),
@@ -94,7 +96,8 @@ class RangeReport:
 
 
 class MissingInputsError(StepError):
-    """Inputs of the range are not in the store yet: retry once their producers have run."""
+    """Inputs of the range are not in the store yet: retry once their producers have run. The
+    computations reading them are pending, never errors: nothing about them is final."""
 
     def __init__(self, range_key: str, missing: dict[bytes, str], report: RangeReport) -> None:
         self.range_key = range_key
@@ -110,8 +113,9 @@ class MissingInputsError(StepError):
 
 
 def _failed_producers(store: Store, handles: Sequence[bytes]) -> dict[bytes, str]:
-    """The missing handles whose producing computation failed for good, with why: waiting for
-    them cannot help, so their consumers fail too instead of retrying the range."""
+    """The missing handles whose producing computation failed for good (a deterministic failure:
+    nothing transient is ever recorded as an error), with why: waiting for them cannot help, so
+    their consumers fail too instead of retrying the range."""
     return {
         c.output_handle: f"range {c.range_key}: {c.error_message or 'failed'}"
         for c in store.computations_by_output(handles)
@@ -164,9 +168,10 @@ def evaluate_range(
 
     Results are stored `batch` at a time as they come, and inputs are read from the store when
     their consumer starts, so memory is bounded by `batch` rather than by the range (0: no
-    bound; see `run_dag`). Raises `MissingInputsError` (after storing everything it could) when
-    inputs from earlier ranges or the gateway are missing. `engine_of` is called only when there
-    is work: a range without computations does not pay the key load.
+    bound; see `run_dag`). Inputs from earlier ranges or the gateway that are not stored yet
+    leave their consumers pending (recorded with why, and the handles as the range's waits), and
+    `MissingInputsError` is raised after everything else was stored. `engine_of` is called only
+    when there is work: a range without computations does not pay the key load.
     """
     started = time.perf_counter()
     rows = store.computations_of_range(range_key, chain_id=chain_id)
@@ -180,7 +185,7 @@ def evaluate_range(
         report.skipped = set(skipped)
     absent = store.missing_ciphertexts(sorted(dag.external))
     failed = _failed_producers(store, absent)
-    missing = [h for h in absent if h not in failed]
+    where = _producer_of(store, [h for h in absent if h not in failed])
     engine = engine_of() if dag.order else None
 
     def load(handles: Sequence[bytes]) -> dict[bytes, Ct64]:
@@ -211,7 +216,7 @@ def evaluate_range(
                 pipe.submit([(r.handle, r.ciphertext) for r in results if r.handle in todo])
 
         result: EvalResult[Ct64] = (
-            run_dag(dag, FheBackend(engine), load, sink, pool_size, failed, batch, pool)
+            run_dag(dag, FheBackend(engine), load, sink, pool_size, failed, batch, pool, where)
             if engine
             else EvalResult()
         )
@@ -219,19 +224,25 @@ def evaluate_range(
             report.squash = pipe.close()
     intermediates = [k for k in result.done if not dag.nodes[k].row.is_allowed]
     store.mark_errors([(h, tx, msg) for (h, tx), msg in result.errors.items()])
+    store.mark_waiting(
+        chain_id,
+        range_key,
+        [(h, tx, msg) for (h, tx), msg in result.waiting.items()],
+        result.waited_for,
+    )
     store.store_results([], intermediates + dag.pruned + skipped)
     report.evaluated = len(result.done)
     report.peak_held = result.peak_held
     report.fhe_seconds = sum(result.op_seconds.values())
     report.errors = {k[0].hex(): msg for k, msg in result.errors.items()}
+    report.waiting = {k[0].hex(): msg for k, msg in result.waiting.items()}
     for key in result.done:
         row = dag.nodes[key].row
         report.operations[f"{row.operator.name}:{FheType(row.fhe_type).name}"] += 1
     report.wall_seconds = time.perf_counter() - started
-    if missing:
-        where = _producer_of(store, missing)
-        report.missing = {h.hex(): w for h, w in where.items()}
-        raise MissingInputsError(range_key, where, report)
+    if result.waited_for:
+        report.missing = {h.hex(): w for h, w in result.waited_for.items()}
+        raise MissingInputsError(range_key, result.waited_for, report)
     return report, full
 
 
