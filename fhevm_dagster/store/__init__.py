@@ -1,5 +1,6 @@
 """The coprocessor store: SQLAlchemy schema, versioned migrations, idempotent queries."""
 
+from .chains import StaleRange
 from .engine import DATABASE_URL_ENV, create_store_engine, default_database_url
 from .identity import ChainReset
 from .migrations import LATEST_VERSION, migrate
@@ -37,6 +38,7 @@ __all__ = [
     "ProofStatus",
     "RangeWrite",
     "ResponseStatus",
+    "StaleRange",
     "Store",
     "StoredComputation",
     "TransactionComputations",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, func, select, update
 
 from . import schema as s
 from .records import Ciphertext, Digest
@@ -74,16 +74,43 @@ class CiphertextQueries(StoreBase):
             return conn.execute(stmt, list(rows.values())).rowcount
 
     def get_ciphertexts128(self, handles: Sequence[bytes]) -> dict[bytes, bytes]:
+        """The ct128 bytes held among `handles` (not those purged)."""
         t = s.ciphertexts128
         out: dict[bytes, bytes] = {}
         with self.engine.connect() as conn:
             for chunk in chunks(unique(handles)):
-                for m in conn.execute(select(t).where(t.c.handle.in_(chunk))):
+                q = select(t).where(t.c.handle.in_(chunk), t.c.purged_at.is_(None))
+                for m in conn.execute(q):
                     out[m.handle] = m.ciphertext
         return out
 
     def missing_ciphertexts128(self, handles: Sequence[bytes]) -> list[bytes]:
+        """Handles never squashed (a purged ct128 was squashed: it is not missing)."""
         return self._missing(s.ciphertexts128, handles)
+
+    def purged_ciphertexts128(self, handles: Sequence[bytes]) -> set[bytes]:
+        """Which of `handles` had their ct128 bytes purged."""
+        t = s.ciphertexts128
+        out: set[bytes] = set()
+        with self.engine.connect() as conn:
+            for chunk in chunks(unique(handles)):
+                q = select(t.c.handle).where(t.c.handle.in_(chunk), t.c.purged_at.is_not(None))
+                out.update(bytes(h) for h in conn.execute(q).scalars())
+        return out
+
+    def purge_ciphertexts128(self, handles: Sequence[bytes]) -> int:
+        """Drop the ct128 bytes of `handles` (committed, and in the object store the KMS reads):
+        the row stays as the record that each was squashed. Returns how many were purged."""
+        t = s.ciphertexts128
+        n = 0
+        with self.writer.begin() as conn:
+            for chunk in chunks(unique(handles)):
+                n += conn.execute(
+                    update(t)
+                    .where(t.c.handle.in_(chunk), t.c.purged_at.is_(None))
+                    .values(ciphertext=b"", purged_at=func.now())
+                ).rowcount
+        return n
 
     def put_digests(self, digests: Sequence[Digest]) -> int:
         if not digests:

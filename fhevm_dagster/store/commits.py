@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from . import schema as s
 from .records import CommitState, CommitStatus
@@ -58,3 +58,18 @@ class CommitQueries(StoreBase):
         )
         with self.engine.connect() as conn:
             return [_status(m) for m in conn.execute(query)]
+
+    def holds_gateway_sends(self, first: int, last: int) -> bool:
+        """Whether gateway blocks `first..last` hold a commit or an answer of ours, as the store
+        recorded them: such a range must run even when the chain now shows no log there (a reorg
+        dropped them, and they must be sent again)."""
+        c, p = s.commit_status, s.proof_requests
+        with self.engine.connect() as conn:
+            return bool(
+                conn.execute(
+                    select(
+                        exists().where(c.c.gateway_block.between(first, last))
+                        | exists().where(p.c.response_block.between(first, last))
+                    )
+                ).scalar()
+            )

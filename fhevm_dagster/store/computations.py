@@ -6,7 +6,7 @@ and errors (`store_results`, `mark_errors`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, or_, select, update
@@ -14,6 +14,7 @@ from sqlalchemy import Connection, bindparam, delete, or_, select, update
 from ..protocol.computations import AllowedHandle, ComputationRow
 from . import schema as s
 from .allowed import write_allowed
+from .chains import mark_processed
 from .ciphertexts import insert_ciphertexts
 from .records import (
     Ciphertext,
@@ -101,8 +102,11 @@ class ComputationQueries(StoreBase):
         range_key: str,
         rows: Sequence[ComputationRow],
         allowed: Sequence[AllowedHandle] = (),
+        processed: tuple[int, int, bytes] | None = None,
     ) -> RangeWrite:
-        """Make the store's rows of a range equal `rows`/`allowed`, idempotently.
+        """Make the store's rows of a range equal `rows`/`allowed`, idempotently; with
+        `processed` (first block, last block, last-block hash), mark the range ingested in the
+        same transaction, fenced (`StaleRange`: nothing is written).
 
         Rows keep their evaluation status when re-ingested; rows of the range that are no longer
         there (a reorg) are removed.
@@ -110,6 +114,8 @@ class ComputationQueries(StoreBase):
         c = s.computations
         new = {r.key: _values(chain_id, range_key, r) for r in rows}
         with self.writer.begin() as conn:
+            if processed is not None:
+                mark_processed(conn, chain_id, range_key, *processed)
             existing = {
                 (m.output_handle, m.tx_hash): m._mapping
                 for m in conn.execute(
@@ -205,6 +211,49 @@ class ComputationQueries(StoreBase):
                 ComputationStatus.ERROR,
                 [m for *_, m in errors],
             )
+
+    def mark_waiting(
+        self,
+        chain_id: int,
+        range_key: str,
+        waiting: Sequence[tuple[bytes, bytes, str]],
+        inputs: Mapping[bytes, str],
+    ) -> None:
+        """Record what a range waits for, replacing what it waited for before: its computations
+        `waiting` (output handle, tx hash, why) stay pending with the reason, and `inputs` (handle:
+        why) are the handles it waits for (none: the range waits for nothing)."""
+        w = s.range_waits
+        with self.writer.begin() as conn:
+            _set_status(
+                conn,
+                [(h, t) for h, t, _ in waiting],
+                ComputationStatus.PENDING,
+                [m for *_, m in waiting],
+            )
+            conn.execute(delete(w).where(w.c.chain_id == chain_id, w.c.range_key == range_key))
+            if inputs:
+                conn.execute(
+                    w.insert(),
+                    [
+                        {"chain_id": chain_id, "range_key": range_key, "handle": h, "reason": r}
+                        for h, r in inputs.items()
+                    ],
+                )
+
+    def range_waits(self, chain_id: int) -> dict[str, dict[bytes, bool]]:
+        """The chain's waiting ranges: per range, each handle it waits for and whether it is
+        stored now (a range whose handles are all stored can run again at once)."""
+        w, ct = s.range_waits, s.ciphertexts
+        q = (
+            select(w.c.range_key, w.c.handle, ct.c.handle.is_not(None))
+            .select_from(w.outerjoin(ct, ct.c.handle == w.c.handle))
+            .where(w.c.chain_id == chain_id)
+        )
+        out: dict[str, dict[bytes, bool]] = {}
+        with self.engine.connect() as conn:
+            for range_key, handle, stored in conn.execute(q):
+                out.setdefault(range_key, {})[bytes(handle)] = bool(stored)
+        return out
 
     def store_results(
         self, ciphertexts: Sequence[Ciphertext], done: Sequence[tuple[bytes, bytes]]

@@ -56,11 +56,22 @@ class HostRange:
     requested_hash: bytes
     processed_hash: bytes | None
     reorg_count: int
+    #: Recorded without a run: no log of the chain's contracts, proven.
+    is_empty: bool = False
+    #: The last-block hash of its last successful run (or of its empty record).
+    completed_hash: bytes | None = None
+    #: Failed runs in a row of its current blocks, as the block sensor last counted them.
+    failed_runs: int = 0
 
     @property
     def known_hash(self) -> bytes:
         """The hash the range was last seen with: processed if ingested, else requested."""
         return self.processed_hash or self.requested_hash
+
+    @property
+    def is_open(self) -> bool:
+        """No run completed its current blocks yet: the block sensor watches it."""
+        return self.completed_hash != self.known_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +159,8 @@ class ProofRequest:
     response_status: ResponseStatus | None = None
     response_tx_hash: bytes | None = None
     response_reason: str | None = None
+    response_block: int | None = None  # the gateway block of a confirmed answer
+    deferrals: int = 0  # internal failures so far (the request stays pending)
 
     @property
     def key(self) -> ProofKey:

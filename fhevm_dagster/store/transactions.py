@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
-from ..chain.calls import SentStatus, SentTx
+from ..chain.calls import NonceBook, SentStatus, SentTx
 from . import schema as s
 from .sql import StoreBase, chunks, insert, unique
 
@@ -61,3 +62,49 @@ class TransactionQueries(StoreBase):
         with self.writer.begin() as conn:
             for chunk in chunks(unique(tx_hashes)):
                 conn.execute(update(t).where(t.c.tx_hash.in_(chunk)).values(status=status))
+
+    def acquire_lease(
+        self, chain_id: int, sender: str, owner: str, ttl_s: float
+    ) -> NonceBook | None:
+        """The sender's lease for `owner` when free, expired or already its own (one atomic
+        update: on PostgreSQL the row lock decides between two claimants, on SQLite the write
+        lock); its nonce book. None while another owner holds it."""
+        t = s.sender_leases
+        now = time.time()
+        with self.writer.begin() as conn:
+            stmt = insert(conn, t).values(chain_id=chain_id, sender=sender, expires_at=0.0)
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["chain_id", "sender"]))
+            mine = (t.c.chain_id == chain_id, t.c.sender == sender)
+            claimed = conn.execute(
+                update(t)
+                .where(*mine)
+                .where(or_(t.c.owner.is_(None), t.c.owner == owner, t.c.expires_at < now))
+                .values(owner=owner, expires_at=now + ttl_s)
+            )
+            if not claimed.rowcount:
+                return None
+            row = conn.execute(select(t.c.next_nonce, t.c.last_hash).where(*mine)).one()
+        next_nonce = None if row.next_nonce is None else int(row.next_nonce)
+        return NonceBook(next_nonce, None if row.last_hash is None else bytes(row.last_hash))
+
+    def renew_lease(self, chain_id: int, sender: str, owner: str, ttl_s: float) -> bool:
+        t = s.sender_leases
+        with self.writer.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(t)
+                    .where(t.c.chain_id == chain_id, t.c.sender == sender, t.c.owner == owner)
+                    .values(expires_at=time.time() + ttl_s)
+                ).rowcount
+            )
+
+    def release_lease(self, chain_id: int, sender: str, owner: str, book: NonceBook) -> None:
+        t = s.sender_leases
+        with self.writer.begin() as conn:
+            conn.execute(
+                update(t)
+                .where(t.c.chain_id == chain_id, t.c.sender == sender, t.c.owner == owner)
+                .values(
+                    owner=None, expires_at=0.0, next_nonce=book.next_nonce, last_hash=book.last_hash
+                )
+            )
