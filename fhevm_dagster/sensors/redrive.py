@@ -1,13 +1,13 @@
-"""The block sensor's re-drive: a chain's failed range runs, read from the Dagster instance as
+"""The block sensor's watch over open ranges: each one's runs, read from the Dagster instance as
 plain data for `pipeline.redrive`, and the run requests it decides.
 
-Candidates are the ranges of the newest failed runs of the chain's range job that the store knows;
-each one's runs (by partition tag) are its history, and only a successful run of the range's
-current blocks ends it: a range the store saw ingested may still have failed in a later step
-(squash, commit, upload), and that is most failures. A success outside the range job (a UI
-materialisation of the assets) is not seen: at worst a bounded, idempotent re-run. Run keys and
-tags of all range requests are made here, so a re-drive names the same range, generation and hash
-as the first request.
+Candidates are the store's open ranges (`Store.open_ranges`: no run completed their current
+blocks), not a window of recent failed runs, so a range that failed a month ago is still seen. A
+range whose latest run succeeded is marked complete in the store (and is not looked at again); a
+failed one is re-driven, backed off, without a give-up; one without any run is requested again. A
+success outside the range job (a UI materialisation of the assets) is not seen: at worst a bounded,
+idempotent re-run. Run keys and tags of all range requests are made here, so a re-drive names the
+same range, generation and hash as the first request.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from dagster import DagsterRunStatus, RunRecord, RunRequest, RunsFilter, SensorE
 
 from ..pipeline.redrive import (
     Backoff,
-    Exhausted,
+    Completed,
+    NeverRan,
     Outcome,
     PastRun,
     Redrive,
@@ -36,10 +37,14 @@ PARENT_RUN_TAG = "dagster/parent_run_id"
 HASH_TAG = "fhevm/last_block_hash"
 GENESIS_TAG = "fhevm/genesis_hash"
 REDRIVE_TAG = "fhevm/redrive"
-#: Newest failed runs of a range job looked at per tick: older failures were given up long ago.
-FAILED_RUNS_SCANNED = 100
-#: Newest runs of one range read as its history.
-HISTORY_RUNS = 50
+#: One run per range at a time: the instance's `tag_concurrency_limits` apply the limit per value
+#: (a reorg's run or a re-drive waits for a run of the same range still going).
+RANGE_TAG = "fhevm/range"
+#: Open ranges looked at per tick, oldest first: in steady state the ranges in flight and the
+#: failing ones; a backlog larger than this is worked through over the next ticks.
+OPEN_SCANNED = 200
+#: Newest runs of one range read as its history (the backoff stops growing long before).
+HISTORY_RUNS = 20
 
 _OUTCOMES = {
     DagsterRunStatus.SUCCESS: Outcome.SUCCEEDED,
@@ -60,6 +65,7 @@ def run_key(partition: str, genesis: bytes, reorg_count: int, redrive: int | Non
 def run_tags(
     tag: str,
     chain_id: int,
+    partition: str,
     genesis: bytes,
     last_hash: bytes,
     reorg_count: int,
@@ -67,6 +73,7 @@ def run_tags(
 ) -> dict[str, str]:
     tags = {
         f"fhevm/{tag}_chain_id": str(chain_id),
+        RANGE_TAG: f"{tag}/{partition}",
         GENESIS_TAG: genesis.hex(),
         HASH_TAG: last_hash.hex(),
     }
@@ -100,24 +107,20 @@ def past_run(record: RunRecord, sensor_name: str) -> PastRun:
 class RedriveTick:
     requests: list[RunRequest] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)  # re-drives in backoff
-    given_up: list[str] = field(default_factory=list)  # ranges left to the operator
-
-
-def _given_up(rng: HostRange, d: Exhausted) -> str:
-    when = "" if d.last_end is None else f", the last ended {_iso(d.last_end)}"
-    tried = (
-        f"{d.failed} re-drives failed{when}"
-        if d.failed
-        else f"its run failed{when} and re-drive is off (FHEVM_DAGSTER_REDRIVE_ATTEMPTS=0)"
-    )
-    return (
-        f"{rng.partition_key}: {tried}; re-materialise it by hand "
-        "(a successful or manual run of the range resets the count)"
-    )
+    alerting: list[str] = field(default_factory=list)  # ranges failing `alert_after` times in a row
+    completed: int = 0  # open ranges found done (their latest run succeeded)
 
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _alert(rng: HostRange, failed_runs: int, last_end: float | None) -> str:
+    when = "" if last_end is None else f", the last ended {_iso(last_end)}"
+    return (
+        f"{rng.partition_key}: {failed_runs} failed runs in a row{when}; re-driven until it "
+        "succeeds (look at its last run's error)"
+    )
 
 
 def redrive_tick(
@@ -132,21 +135,14 @@ def redrive_tick(
     policy: RedrivePolicy,
     cap: int,
 ) -> RedriveTick:
-    """Requests re-driving the chain's failed ranges that are due, at most `cap`."""
+    """Marks the chain's open ranges that a run completed; requests the failed ones that are due
+    (at most `cap`) and those without any run."""
     instance = context.instance
-    failed = instance.get_run_records(
-        RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.FAILURE]),
-        limit=FAILED_RUNS_SCANNED,
-    )
-    partitions = dict.fromkeys(
-        p for r in failed if (p := r.dagster_run.tags.get(PARTITION_TAG)) is not None
-    )
+    waits = store.range_waits(chain_id)
     out = RedriveTick()
     now = time.time()
-    for partition in partitions:
-        rng = store.get_range(chain_id, partition)
-        if rng is None:  # not this store's (another store, or a chain reset removed it)
-            continue
+    for rng in store.open_ranges(chain_id, OPEN_SCANNED):
+        partition = rng.partition_key
         records = instance.get_run_records(
             RunsFilter(job_name=job_name, tags={PARTITION_TAG: partition}), limit=HISTORY_RUNS
         )
@@ -157,19 +153,42 @@ def redrive_tick(
             for r in records
             if r.dagster_run.tags.get(GENESIS_TAG, genesis.hex()) == genesis.hex()
         ]
-        d = decide_redrive(history, rng.known_hash, now, policy)
+        waited = waits.get(partition, {})
+        ready = bool(waited) and all(waited.values())
+        d = decide_redrive(history, rng.known_hash, now, policy, inputs_ready=ready)
+        if isinstance(d, Completed):
+            store.mark_range_completed(chain_id, partition, rng.known_hash)
+            out.completed += 1
+            continue
+        if isinstance(d, NeverRan):
+            if len(out.requests) < cap:
+                out.requests.append(
+                    RunRequest(
+                        run_key=run_key(partition, genesis, rng.reorg_count),
+                        partition_key=partition,
+                        tags=run_tags(
+                            tag, chain_id, partition, genesis, rng.known_hash, rng.reorg_count
+                        ),
+                    )
+                )
+            continue
+        if d is None:
+            continue
+        last_end = history[0].end_time
+        store.record_range_failures(chain_id, partition, d.failed_runs, last_end)
+        if d.alerting:
+            out.alerting.append(_alert(rng, d.failed_runs, last_end))
         if isinstance(d, Redrive) and len(out.requests) < cap:
             out.requests.append(
                 RunRequest(
                     run_key=run_key(partition, genesis, rng.reorg_count, d.number),
                     partition_key=partition,
                     tags=run_tags(
-                        tag, chain_id, genesis, rng.known_hash, rng.reorg_count, d.number
+                        tag, chain_id, partition, genesis, rng.known_hash, rng.reorg_count, d.number
                     ),
                 )
             )
         elif isinstance(d, Backoff):
-            out.waiting.append(f"re-drive {d.number} of {partition} in {d.due - now:.0f} s")
-        elif isinstance(d, Exhausted):
-            out.given_up.append(_given_up(rng, d))
+            why = " (its inputs are stored)" if ready else ""
+            out.waiting.append(f"re-drive {d.number} of {partition} in {d.due - now:.0f} s{why}")
     return out
