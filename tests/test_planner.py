@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,15 @@ import pytest
 from fhevm_dagster import settings
 from fhevm_dagster.chain.config import RangeRules, accept_chain_reset
 from fhevm_dagster.pipeline.block_ranges import BlockRange, next_ranges, parse_range_key
-from fhevm_dagster.pipeline.planner import ChainShrankError, plan_ranges, read_cursor, write_cursor
+from fhevm_dagster.pipeline.planner import (
+    ChainShrankError,
+    RangeDecision,
+    plan_ranges,
+    read_cursor,
+    without_empty,
+    write_cursor,
+)
+from fhevm_dagster.protocol.events import RawLog
 from fhevm_dagster.store import HostRange
 
 pytestmark = pytest.mark.fast
@@ -167,3 +176,64 @@ def test_resets_are_accepted_on_the_devnet_only(
     monkeypatch.setenv("FHEVM_DAGSTER_ACCEPT_CHAIN_RESET", "yes")
     with pytest.raises(ValueError, match="expected 1, 0 or unset"):
         accept_chain_reset(1, "https://rpc.example/key")
+
+
+@dataclass
+class Probe:
+    """A chain's logs as a provider answers them: `logs` per block, a replica that may hide the
+    newest blocks' logs from eth_getLogs (`lag`), blocks' blooms as they are (`bloom`: the blocks
+    whose bloom may hold a log of ours), and an outage (`down`)."""
+
+    logs: dict[int, int] = field(default_factory=dict)
+    bloom: set[int] = field(default_factory=set)
+    lag: int = 0
+    head_block: int = 99
+    down: bool = False
+
+    def chain_id(self) -> int:
+        return 31337
+
+    def block_hash(self, number: int) -> bytes | None:
+        return number.to_bytes(32, "big")
+
+    def get_logs(self, first: int, last: int, addresses: Sequence[str]) -> list[RawLog]:
+        if self.down:
+            raise ConnectionError("eth_getLogs: connection refused")
+        seen = self.head_block - self.lag
+        return [
+            RawLog(addresses[0], (), b"", n, self.block_hash(n) or b"", b"\x01" * 32, 0, i)
+            for n in range(first, min(last, seen) + 1)
+            for i in range(self.logs.get(n, 0))
+        ]
+
+    def may_have_logs(self, first: int, last: int, addresses: Sequence[str]) -> bool:
+        if self.down:
+            raise ConnectionError("eth_getBlockByNumber: connection refused")
+        return any(first <= n <= last for n in self.bloom | set(self.logs))
+
+
+def _decisions(*ranges: tuple[int, int]) -> list[RangeDecision]:
+    return [RangeDecision(BlockRange(a, b), b.to_bytes(32, "big"), reorg=False) for a, b in ranges]
+
+
+def test_a_range_is_empty_only_when_proven() -> None:
+    """An empty eth_getLogs answer proves nothing: a range runs unless every block's bloom
+    excludes the chain's contracts too; an outage runs every range (fails open); a range the
+    caller must run runs. (Before: a lagging replica's empty answer recorded a range with logs
+    as processed without a run, and one failing probe made the whole tick a skip.)"""
+    a, b, c = _decisions((0, 9), (10, 19), (20, 29))
+    chain = Probe(logs={15: 1}, head_block=29)
+    run, empty = without_empty([a, b, c], chain, ["0xexec"])
+    assert (run, empty) == ([b], [a, c])
+    chain.lag = 5  # the replica answering eth_getLogs has not seen blocks 25-29
+    chain.logs[27] = 2
+    run, empty = without_empty([a, b, c], chain, ["0xexec"])
+    assert (run, empty) == ([b, c], [a]), "the bloom of block 27 holds it"
+    chain.bloom.add(3)  # a false positive: the range runs, for nothing
+    assert without_empty([a], chain, ["0xexec"]) == ([a], [])
+    chain.down = True
+    assert without_empty([a, b, c], chain, ["0xexec"]) == ([a, b, c], [])
+    chain.down, chain.bloom = False, set()
+    forced = without_empty([a, c], chain, ["0xexec"], must_run=lambda r: r.first == 0)
+    assert forced == ([a, c], [])  # 20-29 has logs (block 27) now that the replica caught up
+    assert without_empty([a], chain, ["0xexec"], must_run=lambda r: True) == ([a], [])

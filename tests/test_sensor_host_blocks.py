@@ -383,20 +383,22 @@ def sleep_until(moment: float) -> None:
     time.sleep(max(0.0, moment - time.time()))
 
 
-def test_failed_range_is_redriven_with_backoff_and_bound(
+def test_failed_range_is_redriven_with_backoff_until_it_succeeds(
     fresh_chain: AnvilNode,
     instance: DagsterInstance,
     store_url: str,  # noqa: F811
 ) -> None:
     """A range whose run failed is requested again under `<key>:redrive-<n>` after a backoff that
-    doubles, at most `redrive_attempts` times; then the sensor says so and waits for the operator,
-    whose re-execution starts the count again (#11: before, a failed range stayed failed)."""
+    doubles up to a ceiling, for as long as it fails: after `redrive_alert_after` failed runs in
+    a row the tick says ALERT and the store counts them, and re-drives go on (before: after
+    `redrive_attempts` re-drives the sensor gave up and left the range to an operator). A
+    successful run completes the range in the store: it is not looked at again."""
     mine_to(fresh_chain, 12)
     t = make_ticker(
         instance,
         fresh_chain,
         store_url,
-        redrive_attempts=2,
+        redrive_alert_after=2,
         redrive_backoff_s=2.0,
         redrive_backoff_max_s=3.0,
     )
@@ -404,13 +406,13 @@ def test_failed_range_is_redriven_with_backoff_and_bound(
     (first,) = launched(t, t.tick(runs=False))
     run = fail_run(instance, first)
     # The run had ingested the range before it failed (in squash, commit, upload: most failures
-    # are there): the range is still re-driven (#11: before, an ingested range never was).
+    # are there): the range is still re-driven.
     store = StoreResource(database_url=store_url).get()
     last_hash = bytes.fromhex(first.tags["fhevm/last_block_hash"])
     store.mark_range_processed(31337, key, 0, 9, last_hash)
     t.tick(runs=False)
     assert t.launched == []  # 2 s backoff from the failure
-    for n, delay in ((1, 2.0), (2, 3.0)):  # 4 s capped at 3 s
+    for n, delay in ((1, 2.0), (2, 3.0), (3, 3.0), (4, 3.0)):  # 4 s, 8 s, … capped at 3 s
         # A second early (a tick under load takes a fraction of one): not yet.
         sleep_until(end_time(instance, run) + delay - 1.0)
         t.tick(runs=False)
@@ -420,23 +422,51 @@ def test_failed_range_is_redriven_with_backoff_and_bound(
         assert (again.partition_key, plain_key(again)) == (key, f"{key}:redrive-{n}")
         assert again.tags["fhevm/redrive"] == str(n)
         assert again.tags["fhevm/last_block_hash"] == first.tags["fhevm/last_block_hash"]
+        alert = [m for m in t.logs if m.startswith(f"ALERT {HOST} range {key}")]
+        assert bool(alert) == (n >= 2), t.logs  # 2 failed runs in a row: alerting
         t.tick(runs=False)
         assert t.launched == []  # requested: not twice
         run = fail_run(instance, again)
-    sleep_until(end_time(instance, run) + 3)  # past any backoff
-    t.tick(runs=False)
-    assert t.launched == []  # bound reached
-    (note,) = [m for m in t.logs if "re-drives failed" in m]
-    assert f"{key}: 2 re-drives failed" in note and "re-materialise it by hand" in note
-    # The operator re-executes the range; it fails again: re-drives start again, numbered on.
-    run = fail_run(instance, run)
-    sleep_until(end_time(instance, run) + 2.0)
+    recorded = store.get_range(31337, key)
+    assert recorded is not None and recorded.failed_runs == 4 and recorded.is_open
+    sleep_until(end_time(instance, run) + 3.0)
     (again,) = launched(t, t.tick(runs=False))
-    assert plain_key(again) == f"{key}:redrive-3"
-    # That one succeeds: nothing more, however long.
+    assert plain_key(again) == f"{key}:redrive-5"
+    assert "5 failed runs in a row" in next(m for m in t.logs if m.startswith("ALERT"))
+    # That one succeeds: the range is complete, nothing more, however long.
     finish_run(instance, again, DagsterRunStatus.SUCCESS)
+    t.tick(runs=False)
+    done = store.get_range(31337, key)
+    assert done is not None and not done.is_open and done.failed_runs == 0
     time.sleep(4.0)  # past any backoff
     assert launched(t, t.tick(runs=False)) == []
+    assert store.open_ranges(31337, 10) == []
+
+
+def test_a_range_without_any_run_is_requested_from_the_store(
+    fresh_chain: AnvilNode,
+    instance: DagsterInstance,
+    store_url: str,  # noqa: F811
+) -> None:
+    """A range the store holds as open whose run was lost (deleted with a dead daemon, or older
+    than the planner's window) is requested again under its own run key, found through the
+    store, however old. (Before: only the newest 100 failed runs and the planner's recent window
+    were looked at.)"""
+    mine_to(fresh_chain, 95)
+    t = make_ticker(instance, fresh_chain, store_url, reorg_check_ranges=2)
+    first = t.tick(runs=False)
+    assert len(t.launched) == 9
+    for r in first.run_requests or []:
+        finish_run(instance, r, DagsterRunStatus.QUEUED)
+    t.tick(runs=False)
+    assert t.launched == []  # each has its run
+    old = "000000000000-000000000009"
+    for run in instance.get_runs():
+        if run.tags.get("dagster/partition") == old:
+            instance.delete_run(run.run_id)  # Dagster forgets it: its run key is free again
+    t.run_keys = {k for k in t.run_keys if not k.startswith(old)}
+    t.tick(runs=False)
+    assert t.launched == [(old, old)]
 
 
 # --- a chain restarted under the same chain id (a devnet reset) --------------------------------

@@ -12,12 +12,15 @@ tick, never a range.
 A new range without a log of the chain's contracts has nothing to ingest, evaluate or answer: it
 is recorded as processed without a run (`without_empty`) unless the rules ask for a run per range.
 With 2-second blocks and small ranges, runs of empty ranges would otherwise fill the run queue
-and delay the ranges that hold transactions.
+and delay the ranges that hold transactions. Emptiness must be proven, never assumed: an empty
+`eth_getLogs` answer may come from a lagging load-balanced replica, so a range is empty only when
+every block's `logsBloom` excludes the contracts too; a probe that fails, or a bloom that may hold
+one of them, runs the range (at worst a run with nothing to do).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -126,19 +129,38 @@ def plan_ranges(
     return RangePlan(chain_id, head, safe, next_block, ordered)
 
 
+class EmptinessProbe(LogSource, Protocol):
+    def may_have_logs(self, first: int, last: int, addresses: Sequence[str]) -> bool: ...
+
+
+def _proven_empty(chain: EmptinessProbe, rng: BlockRange, addresses: Sequence[str]) -> bool:
+    """No log of `addresses` in `rng`: eth_getLogs finds none and no block's bloom may hold one.
+    Any failure proves nothing."""
+    try:
+        return not chain.get_logs(rng.first, rng.last, addresses) and not chain.may_have_logs(
+            rng.first, rng.last, addresses
+        )
+    except Exception:  # an RPC error, a provider's cap: the range runs, its run reads again
+        return False
+
+
 def without_empty(
-    decisions: Sequence[RangeDecision], chain: LogSource, addresses: Sequence[str]
+    decisions: Sequence[RangeDecision],
+    chain: EmptinessProbe,
+    addresses: Sequence[str],
+    must_run: Callable[[BlockRange], bool] | None = None,
 ) -> tuple[list[RangeDecision], list[RangeDecision]]:
-    """The decisions that need a run, and the empty ones: ranges without a log of `addresses`
-    (may raise, like `plan_ranges`). A reorged range always runs: the store may hold rows of its
-    old blocks. An empty range that a reorg fills later is planned again (its hash changed).
-    Unconfigured (empty) addresses are left out; with none left, every range runs."""
+    """The decisions that need a run, and the empty ones: ranges proven without a log of
+    `addresses`. A reorged range always runs: the store may hold rows of its old blocks; so does
+    one `must_run` names (a gateway range holding commits of ours that a reorg may have dropped).
+    An empty range that a reorg fills later is planned again (its hash changed). Unconfigured
+    (empty) addresses are left out; with none left, every range runs."""
     addresses = [a for a in addresses if a]
     if not addresses:
         return list(decisions), []
     run: list[RangeDecision] = []
     empty: list[RangeDecision] = []
     for d in decisions:
-        has_logs = d.reorg or chain.get_logs(d.rng.first, d.rng.last, addresses)
-        (run if has_logs else empty).append(d)
+        forced = d.reorg or (must_run is not None and must_run(d.rng))
+        (run if forced or not _proven_empty(chain, d.rng, addresses) else empty).append(d)
     return run, empty

@@ -2,14 +2,17 @@
 
 Each tick plans complete ranges under the chain's safe head and requests one run per range (run
 key `<partition>@<genesis prefix>`, `…:reorg-<n>` for a range whose last-block hash changed); a
-new range without a log of the chain's contracts is recorded as processed instead (unless the
-chain's rules say `run_empty`). Ranges
-requested but not ingested yet are requested again under the same run key, which Dagster skips when
-it has a run for it: Dagster's run keys, not the store, are the record of what was requested. An RPC
-failure is a skip reason with the cursor left alone, never a crash. A range whose run failed is
-re-driven (`sensors.redrive`): `<run key>:redrive-<n>`, backed off, bounded. A node whose genesis
-is not the store's is a reset chain, adopted when the chain's rules accept resets (the tick says
-so), else a failed tick (`pipeline.identity`).
+new range proven without a log of the chain's contracts is recorded as empty and complete instead
+(unless the chain's rules say `run_empty`; `pipeline.planner.without_empty`: a probe that fails or
+cannot prove emptiness runs the range). Ranges requested but not ingested yet are requested again
+under the same run key, which Dagster skips when it has a run for it. An RPC failure is a skip
+reason with the cursor left alone, never a crash; the tick reads the chain with the sensor's RPC
+settings, which fail fast inside Dagster's sensor deadline. Open ranges (no run completed their
+blocks) are watched through the store (`sensors.redrive`): a failed one is re-driven as
+`<run key>:redrive-<n>`, backed off, without a give-up, and named as alerting after
+`alert_after` failed runs in a row. A node whose genesis is not the store's is a reset chain,
+adopted when the chain's rules accept resets (the tick says so), else a failed tick
+(`pipeline.identity`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from ..objects import ObjectStoreError, forget_handles
 from ..pipeline.identity import ChainIdentityError, check_identity
 from ..pipeline.planner import plan_ranges, read_cursor, without_empty, write_cursor
 from ..store import Store
-from .redrive import redrive_tick, run_key, run_tags
+from .redrive import REDRIVE_TAG, redrive_tick, run_key, run_tags
 
 #: Seconds between two ticks of a block sensor (Dagster's minimum interval): about the
 #: longest a complete range waits to be requested.
@@ -70,7 +73,14 @@ def evaluate_blocks(
         decisions, empty = (
             (plan.decisions, [])
             if rules.run_empty
-            else without_empty(plan.decisions, reader, chain.log_addresses)
+            else without_empty(
+                plan.decisions,
+                reader,
+                chain.log_addresses,
+                must_run=(lambda rng: store.holds_gateway_sends(rng.first, rng.last))
+                if gateway
+                else None,
+            )
         )
     except ChainIdentityError:
         raise  # another network behind the URL: the tick fails until an operator acts
@@ -91,23 +101,24 @@ def evaluate_blocks(
     new_keys: list[str] = []
     assert partitions.name is not None
     for d in empty:
-        store.record_range_request(plan.chain_id, d.rng.key, d.rng.first, d.rng.last, d.last_hash)
-        store.mark_range_processed(plan.chain_id, d.rng.key, d.rng.first, d.rng.last, d.last_hash)
+        store.record_empty_range(plan.chain_id, d.rng.key, d.rng.first, d.rng.last, d.last_hash)
     if empty:
         notes.append(f"{len(empty)} {tag} range(s) without logs recorded without a run")
+        window = store.recent_ranges(plan.chain_id, rules.reorg_check_ranges)
+        store.prune_empty_ranges(plan.chain_id, min(r.first_block for r in window))
     for d in decisions:
         rec = store.record_range_request(
             plan.chain_id, d.rng.key, d.rng.first, d.rng.last, d.last_hash, reorg=d.reorg
         )
         if d.reorg:
             context.log.warning(f"reorg: {tag} range {d.rng.key} changed, requesting it again")
-        if not context.instance.has_dynamic_partition(partitions.name, d.rng.key):
-            new_keys.append(d.rng.key)
         requests.append(
             RunRequest(
                 run_key=run_key(d.rng.key, identity.genesis, rec.reorg_count),
                 partition_key=d.rng.key,
-                tags=run_tags(tag, plan.chain_id, identity.genesis, d.last_hash, rec.reorg_count),
+                tags=run_tags(
+                    tag, plan.chain_id, d.rng.key, identity.genesis, d.last_hash, rec.reorg_count
+                ),
             )
         )
     redrive = redrive_tick(
@@ -121,17 +132,22 @@ def evaluate_blocks(
         policy=range_settings.redrive(),
         cap=rules.max_ranges_per_tick,
     )
+    seen = {r.run_key for r in requests}
     for r in redrive.requests:
-        context.log.warning(
-            f"re-drive: {tag} range {r.partition_key} failed, requesting {r.run_key}"
-        )
-    for note in redrive.given_up:
-        context.log.warning(f"{tag} range {note}")
-    requests += redrive.requests
+        if r.run_key in seen:  # planned by this tick already
+            continue
+        what = "re-drive" if REDRIVE_TAG in r.tags else "no run yet"
+        context.log.warning(f"{what}: {tag} range {r.partition_key}, requesting {r.run_key}")
+        requests.append(r)
+    for note in redrive.alerting:
+        context.log.warning(f"ALERT {tag} range {note}")
+    for key in dict.fromkeys(str(r.partition_key) for r in requests):
+        if not context.instance.has_dynamic_partition(partitions.name, key):
+            new_keys.append(key)
     if not requests:
         waiting = plan.waiting_reason(rules.range_size)
         reason = f"no complete {tag} range: {waiting}, {rules.confirmations} confirmations"
-        notes += [*redrive.waiting, *(f"gave up on {n}" for n in redrive.given_up)]
+        notes += [*redrive.waiting, *(f"ALERT {n}" for n in redrive.alerting)]
         reason = "; ".join([reason, *notes])
         return SensorResult(skip_reason=SkipReason(reason), cursor=next_cursor)
     return SensorResult(
@@ -161,7 +177,8 @@ def block_range_sensor(
         required_resource_keys={chain_resource, settings_resource, "store"}
         | (set() if tag == "gateway" else {"objects"}),
         description=f"Requests one {job_name} run per confirmed {tag} block range; "
-        "re-requests a range on reorg; re-drives a range whose run failed (backed off, bounded).",
+        "re-requests a range on reorg; re-drives a range whose run failed (backed off, until it "
+        "succeeds; alerting after repeated failures).",
     )
     def _blocks(context: SensorEvaluationContext, **_resources: object) -> SensorResult:
         # Dagster passes the required resources as keywords on direct invocation; the tick reads
