@@ -80,7 +80,7 @@ def commit_figures(state_dir: Path, commits: int) -> dict[str, float]:
         ciphertext_commits_address=info.ciphertext_commits_address,
     )
     account = SignerResource(tx_sender_key_file=info.tx_sender_key_file).tx_sender_account()
-    client = GatewayCommits.of(gateway.config(), account, info.gateway_start_block, MemoryJournal())
+    client = GatewayCommits.of(gateway.config(), account, 10_000, MemoryJournal())
     client.add_many([_material()])  # warm-up: nonce, chain id, contract objects
 
     one_by_one = []

@@ -135,7 +135,7 @@ class Bench:
                 ciphertext_commits_address=info.ciphertext_commits_address,
             ),
             "signer": SignerResource(tx_sender_key_file=info.tx_sender_key_file),
-            "commit_settings": CommitSettings(start_block=info.gateway_start_block),
+            "commit_settings": CommitSettings(),
         }
 
     def traffic(self, c: Case, transfers: int, seed: int) -> BlockRange:

@@ -90,7 +90,7 @@ def resources(info: DevnetInfo, url: str, parquet: Path) -> dict[str, Any]:
         "signer": SignerResource(
             signer_key_file=info.signer_key_file, tx_sender_key_file=info.tx_sender_key_file
         ),
-        "commit_settings": CommitSettings(start_block=info.gateway_start_block),
+        "commit_settings": CommitSettings(),
         "parquet_io_manager": ParquetIOManager(base_dir=str(parquet)),
     }
 

@@ -132,7 +132,7 @@ def test_second_chain_range_is_committed(
             ciphertext_commits_address=info.ciphertext_commits_address,
         ),
         "signer": SignerResource(),
-        "commit_settings": CommitSettings(start_block=info.gateway_start_block),
+        "commit_settings": CommitSettings(),
         "objects": ObjectStoreResource(url=f"file://{tmp_path / 'objects'}"),
     }
     result = materialize(

@@ -101,7 +101,7 @@ def _resources(
         "store": StoreResource(database_url=f"sqlite:///{root / 'store.sqlite'}"),
         "fhe": FheResource(key_dir=str(key_dir), threads=2),
         "signer": SignerResource(signer_key_file=signer_file, tx_sender_key_file=tx_sender_file),
-        "commit_settings": CommitSettings(start_block=info.gateway_start_block),
+        "commit_settings": CommitSettings(),
         "parquet_io_manager": ParquetIOManager(base_dir=str(root / "parquet")),
     }
 

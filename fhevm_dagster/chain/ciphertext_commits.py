@@ -1,8 +1,12 @@
 """The gateway's CiphertextCommits as this coprocessor sees it: commit events and commit sends.
 
 `commit_events` finds the `AddCiphertextMaterial` (one per sender) and
-`AddCiphertextMaterialConsensus` events of handles; `GatewayCommits` is the `CommitGateway` of
-`pipeline.commits` on a real gateway, sending `addCiphertextMaterial` from one account.
+`AddCiphertextMaterialConsensus` events of handles in a window of gateway blocks, read in spans a
+provider accepts; `GatewayCommits` is the `CommitGateway` of `pipeline.commits` on a real
+gateway, sending `addCiphertextMaterial` from one account. No decision scans the gateway from its
+start: commits are decided from the store and the contract's own `CoprocessorAlreadyAdded` at
+simulation (as the reference's transaction sender), and events are read only in bounded windows
+(a gateway range's blocks, or the last `lookback` blocks).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from ..pipeline.commits import (
 from ..protocol.digests import Material
 from .calls import ContractCall, TxJournal, TxOutcome
 from .config import GatewayConfig
+from .logs import get_logs_windowed
 from .sender import TransactionSender, gateway_sender
 
 ADD_EVENT_SIGNATURE = "AddCiphertextMaterial(bytes32,uint256,bytes32,bytes32,address)"
@@ -61,9 +66,10 @@ class CommitEvent:
 
 
 def commit_events(
-    w3: Web3, address: str, handles: Sequence[bytes], from_block: int = 0
+    w3: Web3, address: str, handles: Sequence[bytes], first: int, last: int | None = None
 ) -> list[CommitEvent]:
-    """Every AddCiphertextMaterial / ...Consensus event for `handles`, in chain order."""
+    """Every AddCiphertextMaterial / ...Consensus event for `handles` in gateway blocks
+    `first..last` (None: the head), in chain order."""
     if not address:
         raise CommitConfigError(
             "gateway ciphertext_commits_address is not configured "
@@ -71,18 +77,17 @@ def commit_events(
         )
     out: list[CommitEvent] = []
     wanted = list(dict.fromkeys(bytes(h) for h in handles))
+    end = int(w3.eth.block_number) if last is None else last
     for i in range(0, len(wanted), _TOPIC_CHUNK):
         chunk = wanted[i : i + _TOPIC_CHUNK]
         params: FilterParams = {
-            "fromBlock": from_block,
-            "toBlock": "latest",
             "address": Web3.to_checksum_address(address),
             "topics": [
                 [HexBytes(ADD_TOPIC), HexBytes(CONSENSUS_TOPIC)],
                 [HexBytes(h) for h in chunk],
             ],
         }
-        out.extend(_decode(log) for log in w3.eth.get_logs(params))
+        out.extend(_decode(log) for log in get_logs_windowed(w3, params, max(0, first), end))
     return sorted(out, key=lambda e: (e.block_number, e.log_index))
 
 
@@ -130,27 +135,32 @@ def _result(outcome: TxOutcome) -> SendResult:
 
 
 class GatewayCommits(CommitGateway):
-    """`CommitGateway` on a real gateway chain, sending from the sender's account."""
+    """`CommitGateway` on a real gateway chain, sending from the sender's account; an earlier
+    commit is looked up in the last `lookback` gateway blocks at most."""
 
-    def __init__(self, sender: TransactionSender, address: str, from_block: int) -> None:
+    def __init__(self, sender: TransactionSender, address: str, lookback: int) -> None:
         if not address:
             raise CommitConfigError(
                 "gateway ciphertext_commits_address is not configured "
                 "(FHEVM_DAGSTER_GATEWAY_CIPHERTEXT_COMMITS_ADDRESS or a devnet)"
             )
-        self.txs, self.address, self.from_block = sender, address, from_block
+        self.txs, self.address, self.lookback = sender, address, lookback
         self.sender = Web3.to_checksum_address(sender.address)
 
     @classmethod
     def of(
-        cls, gateway: GatewayConfig, account: LocalAccount, from_block: int, journal: TxJournal
+        cls, gateway: GatewayConfig, account: LocalAccount, lookback: int, journal: TxJournal
     ) -> GatewayCommits:
         sender = gateway_sender(gateway, account, journal)
-        return cls(sender, gateway.ciphertext_commits_address, from_block)
+        return cls(sender, gateway.ciphertext_commits_address, lookback)
 
-    def committed(self, handles: Sequence[bytes]) -> dict[bytes, OnChainCommit]:
+    def committed(
+        self, handles: Sequence[bytes], first: int | None = None, last: int | None = None
+    ) -> dict[bytes, OnChainCommit]:
         try:
-            events = commit_events(self.txs.w3, self.address, handles, self.from_block)
+            end = int(self.txs.w3.eth.block_number) if last is None else last
+            start = end - self.lookback if first is None else first
+            events = commit_events(self.txs.w3, self.address, handles, start, end)
         except Exception as exc:  # any RPC failure: nothing can be decided, retry the step
             raise GatewayUnreachable(f"{type(exc).__name__}: {exc}") from exc
         return {

@@ -1,10 +1,15 @@
 """Check-then-send of a range's digest commits, with the per-handle status kept in the store.
 
 A commit is a gateway transaction per handle; a wrong or missing one is a lost result and a
-duplicate wastes gas. So before sending, a handle is skipped when the store already holds it as
-confirmed, or when this sender's `AddCiphertextMaterial` event is already on the gateway (a crash
-after sending, a run on another machine). `CoprocessorAlreadyAdded` counts as done. The gateway
-side (web3, nonces, receipts, retries) sits behind `CommitGateway`; this module has no web3.
+duplicate wastes gas. Decisions come from the store and the contract, never from a scan of the
+gateway's history (a provider caps that, and it grows without bound): a handle the store holds as
+confirmed is skipped; every other one is simulated before it is sent, and the contract's
+`CoprocessorAlreadyAdded` (a crash after sending, a run on another machine) counts as done, as in
+the reference's transaction sender; a crash between broadcast and receipt is resumed from the
+sender's journal at the same nonce. Only then is the earlier commit looked up, in the last
+`lookback` gateway blocks, for its block (a reorg can still drop it) and its digests (other
+digests from this sender are an alarm). The gateway side (web3, nonces, receipts, retries) sits
+behind `CommitGateway`; this module has no web3.
 """
 
 from __future__ import annotations
@@ -54,8 +59,11 @@ class OnChainCommit:
 class CommitGateway(Protocol):
     """The gateway's CiphertextCommits as seen by one transaction sender."""
 
-    def committed(self, handles: Sequence[bytes]) -> dict[bytes, OnChainCommit]:
-        """This sender's `AddCiphertextMaterial` events for `handles` (latest per handle)."""
+    def committed(
+        self, handles: Sequence[bytes], first: int | None = None, last: int | None = None
+    ) -> dict[bytes, OnChainCommit]:
+        """This sender's `AddCiphertextMaterial` events for `handles` (latest per handle) in
+        gateway blocks `first..last` (defaults: the sender's look-back window up to the head)."""
         ...
 
     def add_many(self, materials: Sequence[Material]) -> list[SendResult]:
@@ -72,7 +80,6 @@ class CommitReport:
     """Per-handle outcome of one commit pass, for the asset's metadata and table."""
 
     skipped_confirmed: int = 0
-    found_on_chain: int = 0
     sent: int = 0
     already_added: int = 0
     failed: dict[bytes, str] = field(default_factory=dict)
@@ -82,7 +89,7 @@ class CommitReport:
 
     @property
     def confirmed(self) -> int:
-        return self.skipped_confirmed + self.found_on_chain + self.sent + self.already_added
+        return self.skipped_confirmed + self.sent + self.already_added
 
 
 def _same(a: Material, b: Material) -> bool:
@@ -103,12 +110,12 @@ def _describe(m: Material) -> str:
 def commit_materials(
     store: Store, gateway: CommitGateway, materials: Sequence[Material], batch_size: int = 32
 ) -> CommitReport:
-    """Commits every material not yet committed by this sender; statuses go to the store.
+    """Commits every material the store does not hold as confirmed; statuses go to the store.
 
-    Sends in batches of `batch_size` pipelined transactions and stops after a batch with an
-    unreachable-gateway failure (the rest are marked failed with that reason), so a dead RPC costs
-    one batch of timeouts, not one per handle. Never raises for a per-handle failure: the caller
-    decides from `report.failed`.
+    Sends in batches of `batch_size` pipelined transactions (each simulated first) and stops
+    after a batch with an unreachable-gateway failure (the rest are marked failed with that
+    reason), so a dead RPC costs one batch of timeouts, not one per handle. Never raises for a
+    per-handle failure: the caller decides from `report.failed`.
     """
     started = time.perf_counter()
     report = CommitReport()
@@ -127,43 +134,10 @@ def commit_materials(
         report.failed[m.handle] = reason
         store.set_commit_status(CommitStatus(m.handle, CommitState.FAILED, tx_hash, reason))
 
-    if not pending:
-        report.seconds = time.perf_counter() - started
-        return report
-    try:
-        on_chain = gateway.committed([m.handle for m in pending])
-    except GatewayUnreachable as exc:
-        for m in pending:
-            fail(m, f"gateway unreachable while checking commits: {exc}")
-        report.seconds = time.perf_counter() - started
-        return report
-
-    to_send: list[Material] = []
-    for m in pending:
-        seen = on_chain.get(m.handle)
-        if seen is None:
-            to_send.append(m)
-        elif _same(seen.material, m):
-            report.found_on_chain += 1
-            report.tx_hashes[m.handle] = seen.tx_hash
-            store.set_commit_status(
-                CommitStatus(
-                    m.handle, CommitState.CONFIRMED, seen.tx_hash, "found on chain",
-                    seen.block_number,
-                )
-            )  # fmt: skip
-        else:
-            fail(
-                m,
-                f"the gateway holds other digests from this sender ({_describe(seen.material)}, "
-                f"tx 0x{seen.tx_hash.hex()}) than the stored ones ({_describe(m)})",
-                seen.tx_hash,
-            )
-
     down: str | None = None
     already: list[Material] = []
-    for i in range(0, len(to_send), max(1, batch_size)):
-        batch = to_send[i : i + max(1, batch_size)]
+    for i in range(0, len(pending), max(1, batch_size)):
+        batch = pending[i : i + max(1, batch_size)]
         if down is not None:
             for m in batch:
                 fail(m, f"not sent: gateway unreachable ({down})")
@@ -200,20 +174,35 @@ def _record_already_added(
     store: Store, gateway: CommitGateway, materials: Sequence[Material], report: CommitReport
 ) -> None:
     """Confirm `CoprocessorAlreadyAdded` handles with the transaction and block of the earlier
-    commit, so a reorg dropping that block is noticed (unknown when the gateway cannot say)."""
+    commit, found in the look-back window, so a reorg dropping that block is noticed; an earlier
+    commit with other digests is an alarm (failed, named). Not found (older than the window, or
+    the gateway cannot say now): confirmed without a block, as the reference does."""
     if not materials:
         return
     try:
         on_chain = gateway.committed([m.handle for m in materials])
-    except GatewayUnreachable:
-        on_chain = {}
+        unseen = "its earlier commit is older than the look-back window"
+    except GatewayUnreachable as exc:
+        on_chain, unseen = {}, f"its earlier commit was not looked up: {exc}"
     for m in materials:
         seen = on_chain.get(m.handle)
+        if seen is not None and not _same(seen.material, m):
+            reason = (
+                f"the gateway holds other digests from this sender ({_describe(seen.material)}, "
+                f"tx 0x{seen.tx_hash.hex()}) than the stored ones ({_describe(m)})"
+            )
+            report.already_added -= 1
+            report.failed[m.handle] = reason
+            store.set_commit_status(
+                CommitStatus(m.handle, CommitState.FAILED, seen.tx_hash, reason)
+            )
+            continue
         tx_hash, block = (seen.tx_hash, seen.block_number) if seen else (None, None)
         if tx_hash is not None:
             report.tx_hashes[m.handle] = tx_hash
+        reason = "CoprocessorAlreadyAdded" + ("" if seen else f" ({unseen})")
         store.set_commit_status(
-            CommitStatus(m.handle, CommitState.CONFIRMED, tx_hash, "CoprocessorAlreadyAdded", block)
+            CommitStatus(m.handle, CommitState.CONFIRMED, tx_hash, reason, block)
         )
 
 
@@ -287,11 +276,12 @@ def commit_range(
         "confirmed": report.confirmed,
         "sent": report.sent,
         "skipped_confirmed_in_store": report.skipped_confirmed,
-        "found_on_chain": report.found_on_chain,
         "already_added": report.already_added,
         "failed": len(report.failed),
         "failures": {hex_str(h): r for h, r in report.failed.items()},
         "seconds": round(report.seconds, 3),
+        # Allowed handles never committed: their computation failed for a deterministic reason.
+        **handles.figures(),
     }
     _raise_failures(report, f"of {len(materials)} digest commit(s) failed", figures)
     return table, figures
@@ -307,10 +297,12 @@ def recheck_commits(
     chain; send again those a reorg dropped. A table per commit and figures.
 
     A commit stands when this sender's `AddCiphertextMaterial` event for the handle, with the
-    stored digests, is on the canonical chain (its block is updated when the reorg moved it).
-    Any other is marked failed and goes through `commit_materials` (check-then-send), so each
-    handle ends with one confirmed commit. A commit whose resend failed keeps its old block, so
-    the next run of this range (a retry, a re-drive) tries it again.
+    stored digests, is in these blocks of the canonical chain (its transaction is updated when
+    the reorg moved it within them). Any other is marked failed and goes through
+    `commit_materials` (check-then-send: one the reorg moved to a later block is found there by
+    the contract's `CoprocessorAlreadyAdded`), so each handle ends with one confirmed commit. A
+    commit whose resend failed keeps its old block, so the next run of this range (a retry, a
+    re-drive) tries it again.
     """
     started = time.perf_counter()
     rows = store.commits_in_gateway_blocks(first, last)
@@ -328,7 +320,7 @@ def recheck_commits(
         for h in handles
     }
     try:
-        on_chain = gateway.committed(handles) if handles else {}
+        on_chain = gateway.committed(handles, first, last) if handles else {}
     except GatewayUnreachable as exc:
         raise StepError(
             f"gateway unreachable while rechecking commits: {exc}", retryable=True
@@ -377,7 +369,6 @@ def recheck_commits(
         "moved": sum(1 for o in outcome.values() if o == "moved"),
         "lost": len(lost),
         "sent": report.sent,
-        "found_on_chain": report.found_on_chain,
         "already_added": report.already_added,
         "failed": len(report.failed),
         "failures": {hex_str(h): r for h, r in report.failed.items()},

@@ -19,14 +19,30 @@ from .squash import RangeHandles
 from .tables import hex_str
 
 
+def commit_window(blocks: Sequence[int | None], lookback: int, head: int) -> tuple[int, int]:
+    """The gateway blocks where commits recorded in `blocks` (None: unknown) and the commits of
+    peers around them are found: from `lookback` before the first to `lookback` after the last,
+    never past `head`; the last `lookback` blocks when no block is known."""
+    known = [b for b in blocks if b is not None]
+    if not known:
+        return max(0, head - lookback), head
+    return max(0, min(known) - lookback), min(head, max(known) + lookback)
+
+
 def committed_problems(
     store: Store, gateway: CommitGateway, handles: RangeHandles
 ) -> dict[str, str]:
     """Per handle, what is wrong with its commit: absent, other digests, or not confirmed in the
-    store. Raises when the gateway cannot be read."""
+    store. Commits are looked up where the store recorded them (bounded). Raises when the
+    gateway cannot be read."""
     digests = store.get_digests(list(handles.stored))
-    on_chain = gateway.committed(list(digests))
     statuses = store.get_commit_statuses(list(digests))
+    blocks = [s.gateway_block for s in statuses.values() if s.gateway_block is not None]
+    window = (min(blocks), max(blocks)) if blocks else (None, None)
+    on_chain = gateway.committed(list(digests), *window)
+    unplaced = [h for h in digests if h not in on_chain]
+    if unplaced and blocks:  # confirmed without a known block: the sender's look-back window
+        on_chain |= gateway.committed(unplaced)
     problems: dict[str, str] = {}
     for h in handles.stored:
         d, seen, status = digests.get(h), on_chain.get(h), statuses.get(h)
