@@ -19,7 +19,10 @@ HOST_ASSETS = {
     "host_events", "fhe_computations", "ciphertexts", "sns_ciphertexts", "ciphertext_digests",
     "digest_commits", "ciphertext_objects",
 }  # fmt: skip
-GATEWAY_ASSETS = {"proof_requests", "verified_inputs", "proof_responses", "commits_rechecked"}
+GATEWAY_ASSETS = {
+    "proof_requests", "verified_inputs", "proof_responses", "commits_rechecked",
+    "answers_rechecked",
+}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -68,19 +71,15 @@ def test_every_job_and_sensor_resolves() -> None:
     assert {"host_31337", "host_31338", "gateway", "store", "fhe", "signer", "objects"} <= set(
         resources
     )
-    # Every step that sends from the coprocessor's gateway account takes the one sender slot.
+    # No Dagster pool serialises the gateway senders (a dead run held its slot for an hour):
+    # the sender's lease in the store orders them (`chain.sender`). On the CPU no step has one.
     pools = {
         step.name: step.pool
         for name in ("host_31337_range_job", "host_31338_range_job", "gateway_range_job")
         for step in d.resolve_job_def(name).graph.node_defs
         if step.pool
     }
-    assert pools == {
-        "host_31337__digest_commits": "gateway_tx_sender",
-        "host_31338__digest_commits": "gateway_tx_sender",
-        "proof_responses": "gateway_tx_sender",
-        "commits_rechecked": "gateway_tx_sender",
-    }
+    assert pools == {}
     second = resources["host_31338"]
     assert second.rpc_url == EnvVar("SECOND_RPC")  # the UI shows the variable, not the key
     assert resources["host_31338_ranges"].confirmations == 3
@@ -99,4 +98,4 @@ def test_range_runs_have_a_maximum_runtime(monkeypatch: pytest.MonkeyPatch) -> N
     d = defs()
     assert {d.resolve_job_def(n).tags.get("dagster/max_runtime") for n in names} == {None}
     settings = d.resources or {}
-    assert settings["host_31337_ranges"].redrive().attempts == 5
+    assert settings["host_31337_ranges"].redrive().alert_after == 5

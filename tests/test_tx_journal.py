@@ -87,8 +87,10 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
         stop_anvil(tmp_path, "gateway")
 
 
-def commits(gw: Gateway, journal: TxJournal, deadline: float, bump: float) -> GatewayCommits:
-    """A fresh sender (nothing in memory) journaling in `journal`."""
+def commits(
+    gw: Gateway, journal: TxJournal, deadline: float, bump: float, lease: float = 30.0
+) -> GatewayCommits:
+    """A fresh sender (nothing in memory: another process) journaling in `journal`."""
     sender = TransactionSender(
         connect(gw.url),
         SENDER,
@@ -97,6 +99,7 @@ def commits(gw: Gateway, journal: TxJournal, deadline: float, bump: float) -> Ga
         batch_deadline_s=deadline,
         fee_bump_s=bump,
         poll_s=0.1,
+        lease_s=lease,
     )
     return GatewayCommits(sender, gw.commits, 0)
 
@@ -270,5 +273,58 @@ def test_the_batch_deadline_bounds_the_wait(gateway: Gateway, tmp_path: Path) ->
         retry = commits(gateway, store, deadline=10.0, bump=60.0).add_many(ms)
         assert [r.status for r in retry] == [SendStatus.CONFIRMED] * 4
         assert gateway.mined_count() == before + 4
+    finally:
+        store.dispose()
+
+
+def test_two_processes_committing_one_handle_send_one_transaction(
+    gateway: Gateway,
+    store_url: str,  # noqa: F811
+) -> None:
+    """Two runs of one range (a re-drive while a dead run's worker still sends, a manual launch)
+    commit the same handle at once, from two processes: the lease orders their journal look-ups
+    and broadcasts, so the second resumes the first's transaction instead of sending its own.
+    (Without the lease both simulate before either is mined and both broadcast: two
+    transactions, the second reverting `CoprocessorAlreadyAdded`.)"""
+    [m], before = materials(1), gateway.mined_count()
+    stores = [Store.open(store_url) for _ in range(2)]
+    try:
+        joins = [
+            in_background(lambda st=st: commits(gateway, st, 30.0, 60.0).add_many([m]))
+            for st in stores
+        ]
+        wait_for(lambda: len(journal_rows(stores[0], m)) >= 1)
+        time.sleep(1.5)  # both senders past their simulation and broadcast
+        pool = int(gateway.w3.eth.get_transaction_count(SENDER.address, "pending"))
+        assert pool == before + 1, "one broadcast"
+        gateway.rpc("evm_mine")
+        results = [join() for join in joins]
+        assert [r.status for [r] in results] == [SendStatus.CONFIRMED] * 2
+        assert len({r.tx_hash for [r] in results}) == 1
+        assert gateway.mined_count() == before + 1
+    finally:
+        for st in stores:
+            st.dispose()
+
+
+def test_a_dead_lease_holder_blocks_the_others_only_until_it_expires(
+    gateway: Gateway,
+    store_url: str,  # noqa: F811
+) -> None:
+    """A process died holding the sender's lease (its run killed mid-broadcast): the next
+    sender waits for the lease to expire (`lease_s`), then sends; no Dagster pool slot is held
+    for the dead run's maximum runtime (an hour). The nonce book it left is used."""
+    store = Store.open(store_url)
+    try:
+        gateway.rpc("evm_setAutomine", True)
+        assert store.acquire_lease(10901, SENDER.address, "dead:1:x", 3.0) is not None
+        [m] = materials(1)
+        started = time.monotonic()
+        [result] = commits(gateway, store, 30.0, 60.0, lease=3.0).add_many([m])
+        waited = time.monotonic() - started
+        assert result.status is SendStatus.CONFIRMED
+        assert 2.0 <= waited < 10.0, waited
+        book = store.acquire_lease(10901, SENDER.address, "next:1:y", 3.0)
+        assert book is not None and book.next_nonce == gateway.mined_count()
     finally:
         store.dispose()

@@ -4,6 +4,7 @@ and the journal the sender records its transactions in (the store implements it,
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
@@ -85,9 +86,37 @@ class SentTx:
     status: SentStatus = "pending"
 
 
+@dataclass(frozen=True, slots=True)
+class NonceBook:
+    """A sender's nonce bookkeeping carried across processes by its lease: the next nonce after
+    the last broadcast and that transaction's hash (a lagging node's pending count may not show
+    it yet)."""
+
+    next_nonce: int | None = None
+    last_hash: bytes | None = None
+
+
 class TxJournal(Hashable, Protocol):
     """Where the sender records its transactions before broadcasting them (the store, or
-    `MemoryJournal`): a retry in another process looks its hash up instead of sending again."""
+    `MemoryJournal`): a retry in another process looks its hash up instead of sending again.
+    It also holds the sender's lease: one process at a time assigns nonces and broadcasts, for
+    `ttl_s` at most unless renewed, so a process that dies holding it blocks the others seconds,
+    not the life of its run."""
+
+    def acquire_lease(
+        self, chain_id: int, sender: str, owner: str, ttl_s: float
+    ) -> NonceBook | None:
+        """The lease for `owner` (free, expired, or its own already) and the nonce book; None
+        while another owner holds it."""
+        ...
+
+    def renew_lease(self, chain_id: int, sender: str, owner: str, ttl_s: float) -> bool:
+        """Extend `owner`'s lease; False when it lost it (expired and taken)."""
+        ...
+
+    def release_lease(self, chain_id: int, sender: str, owner: str, book: NonceBook) -> None:
+        """Give the lease up, leaving the nonce book for the next owner."""
+        ...
 
     def record_sent(self, tx: SentTx) -> None:
         """Adds `tx` (idempotent per hash)."""
@@ -106,6 +135,32 @@ class MemoryJournal:
     def __init__(self) -> None:
         self._txs: dict[bytes, SentTx] = {}
         self._lock = threading.Lock()
+        self._leases: dict[tuple[int, str], tuple[str, float, NonceBook]] = {}
+
+    def acquire_lease(
+        self, chain_id: int, sender: str, owner: str, ttl_s: float
+    ) -> NonceBook | None:
+        now = time.time()
+        with self._lock:
+            holder, expires, book = self._leases.get((chain_id, sender), ("", 0.0, NonceBook()))
+            if holder and holder != owner and expires > now:
+                return None
+            self._leases[(chain_id, sender)] = (owner, now + ttl_s, book)
+            return book
+
+    def renew_lease(self, chain_id: int, sender: str, owner: str, ttl_s: float) -> bool:
+        with self._lock:
+            holder, _, book = self._leases.get((chain_id, sender), ("", 0.0, NonceBook()))
+            if holder != owner:
+                return False
+            self._leases[(chain_id, sender)] = (owner, time.time() + ttl_s, book)
+            return True
+
+    def release_lease(self, chain_id: int, sender: str, owner: str, book: NonceBook) -> None:
+        with self._lock:
+            holder, _, _ = self._leases.get((chain_id, sender), ("", 0.0, NonceBook()))
+            if holder == owner:
+                self._leases[(chain_id, sender)] = ("", 0.0, book)
 
     def record_sent(self, tx: SentTx) -> None:
         with self._lock:

@@ -76,6 +76,8 @@ class GatewayConfig:
     batch_deadline_s: float = 180.0
     #: ... and a transaction unmined this long after its latest attempt is fee-bumped.
     fee_bump_s: float = 30.0
+    #: How long one process may hold the sender's lease without renewing it (`chain.sender`).
+    sender_lease_s: float = 30.0
     #: The environment variable the URL came from, if any: shown instead of the URL (API keys).
     rpc_url_env: str = ""
 
@@ -137,5 +139,6 @@ def gateway_from_settings() -> GatewayConfig:
         rpc_settings("FHEVM_DAGSTER_GATEWAY_RPC_TIMEOUT"),
         cfg.number("FHEVM_DAGSTER_GATEWAY_BATCH_DEADLINE"),
         cfg.number("FHEVM_DAGSTER_GATEWAY_FEE_BUMP"),
+        cfg.number("FHEVM_DAGSTER_SENDER_LEASE"),
         url_env if cfg.is_set(url_env) else "",
     )

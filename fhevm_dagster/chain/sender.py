@@ -5,19 +5,25 @@ already_done | failed, tx hash, decoded reason). Each call is simulated first (c
 call that would revert is not sent, and an "already done" revert (`ALREADY_DONE_ERRORS`) is
 reported as `already_done`. Each transaction is journaled (sign, record, broadcast), so a retry of
 a keyed call finds its earlier transaction by hash instead of sending a duplicate at a new nonce;
-a stuck or dropped one is replaced at its nonce with fees raised by 12.5 %. A batch's receipts are
-awaited together until one deadline. RPC failures are retried by the client (`chain.client`); what
-outlasts those retries, or the deadline, is a `failed` outcome marked `retryable`, for the Dagster
-step to retry.
+a stuck or dropped one is replaced at its nonce with fees raised by 12.5 %. Across processes the
+journal's lease orders the senders of one account: a batch's journal look-ups, simulations and
+broadcasts happen under it, its receipts are awaited outside it (an answer to a user never waits
+for a commit batch's receipts), and a process that dies holding it blocks the others until it
+expires. A batch's receipts are awaited together until one deadline. RPC failures are retried by
+the client (`chain.client`); what outlasts those retries, or the deadline, is a `failed` outcome
+marked `retryable`, for the Dagster step to retry.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
+import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal, cast
@@ -31,7 +37,15 @@ from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
 from ..abi import load_abi
-from .calls import ContractCall, MemoryJournal, SentTx, TxJournal, TxOutcome, tx_status_of
+from .calls import (
+    ContractCall,
+    MemoryJournal,
+    NonceBook,
+    SentTx,
+    TxJournal,
+    TxOutcome,
+    tx_status_of,
+)
 from .client import connect
 from .config import GATEWAY_CONTRACTS, GatewayConfig, RpcSettings
 from .reverts import REVERTS, revert_of
@@ -55,6 +69,10 @@ class _Revert(Exception):
 
 class _NonceError(Exception):
     pass
+
+
+class SenderBusy(RuntimeError):
+    """Another process held the account's lease too long, or took it over: retry later."""
 
 
 def bumped(fee: int) -> int:
@@ -87,7 +105,8 @@ class TransactionSender:
     transaction still unmined `fee_bump_s` after its latest attempt.
 
     One instance per (node, account, contracts, journal) per process (`sender_for`). Processes
-    sharing a key share nonces through the node and the journal, not through a lock.
+    sharing a key take turns through the journal's lease (`lease_s` long unless renewed), which
+    also carries the nonce bookkeeping from one holder to the next.
     """
 
     def __init__(
@@ -100,16 +119,20 @@ class TransactionSender:
         batch_deadline_s: float = 180.0,
         fee_bump_s: float = 30.0,
         poll_s: float = 0.5,
+        lease_s: float = 30.0,
     ) -> None:
         self.w3, self.account = w3, account
         self.journal: TxJournal = journal if journal is not None else MemoryJournal()
         self.batch_deadline_s, self.fee_bump_s, self.poll_s = batch_deadline_s, fee_bump_s, poll_s
+        self.lease_s = lease_s
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._leased = False
         self._contracts: dict[str, Contract] = {
             name: w3.eth.contract(address=Web3.to_checksum_address(addr), abi=load_abi(name))
             for name, addr in addresses.items()
             if addr
         }
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._nonce: int | None = None  # next nonce after our last broadcast
         self._last_hash: bytes | None = None
         self._chain_id: int | None = None
@@ -132,6 +155,55 @@ class TransactionSender:
                 f"no address configured for contract {name!r} "
                 f"(configured: {sorted(self._contracts)})"
             ) from None
+
+    @contextlib.contextmanager
+    def _lease(self) -> Iterator[None]:
+        """Hold the account's lease (and, in this process, the lock): wait while another
+        process holds it, `3 x lease_s` at most (`SenderBusy`)."""
+        with self._lock:
+            if self._leased:  # re-entered by this thread
+                yield
+                return
+            deadline = time.monotonic() + 3 * self.lease_s
+            while True:
+                book = self.journal.acquire_lease(
+                    self.chain_id, self.address, self._owner, self.lease_s
+                )
+                if book is not None:
+                    break
+                if time.monotonic() > deadline:
+                    raise SenderBusy(
+                        f"the lease of sender {self.address} stayed with another process for "
+                        f"{3 * self.lease_s:g} s"
+                    )
+                time.sleep(0.2)
+            self._nonce, self._last_hash, self._leased = book.next_nonce, book.last_hash, True
+            try:
+                yield
+            finally:
+                self._leased = False
+                # A store error here leaves the lease to expire on its own, `lease_s` later.
+                with contextlib.suppress(Exception):
+                    self.journal.release_lease(
+                        self.chain_id,
+                        self.address,
+                        self._owner,
+                        NonceBook(self._nonce, self._last_hash),
+                    )
+
+    def _renew(self) -> None:
+        """Keep the lease while a long batch is being sent; losing it stops the batch."""
+        if not self.journal.renew_lease(self.chain_id, self.address, self._owner, self.lease_s):
+            raise SenderBusy(f"the lease of sender {self.address} expired mid-batch")
+
+    def mined_block(self, tx_hash: bytes) -> int | None:
+        """The block of `tx_hash`'s receipt on the node's chain; None when there is none (never
+        mined, or dropped by a reorg)."""
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return None
+        return int(receipt["blockNumber"])
 
     def view(self, contract: str, function: str, *args: Any) -> Any:
         """A read-only call."""
@@ -310,7 +382,8 @@ class TransactionSender:
             if (mined := self._mined(p.hashes)) is not None:
                 return mined  # ours after all, mined since the last look
             self.journal.mark_sent(p.hashes, "failed")
-            fresh = self._start(p.call, ())
+            with self._lease():
+                fresh = self._start(p.call, ())
             if isinstance(fresh, TxOutcome):
                 return fresh
             p.tx, p.hashes, p.sent_at, p.resumed = fresh.tx, fresh.hashes, fresh.sent_at, False
@@ -379,11 +452,20 @@ class TransactionSender:
         """
         deadline = time.monotonic() + self.batch_deadline_s
         keys = [c.key for c in calls if c.key]
-        journaled: dict[str, list[SentTx]] = {}
-        if keys:
-            for t in self.journal.pending_sent(self.chain_id, self.address, keys):
-                journaled.setdefault(t.key, []).append(t)
-        started = [self._start(c, journaled.get(c.key, []) if c.key else []) for c in calls]
+        started: list[_Pending | TxOutcome] = []
+        try:
+            with self._lease():  # the journal read under it: no other process sends these keys
+                journaled: dict[str, list[SentTx]] = {}
+                if keys:
+                    for t in self.journal.pending_sent(self.chain_id, self.address, keys):
+                        journaled.setdefault(t.key, []).append(t)
+                for c in calls:
+                    self._renew()
+                    started.append(self._start(c, journaled.get(c.key, []) if c.key else []))
+        except SenderBusy as exc:
+            started += [TxOutcome("failed", None, str(exc), retryable=True)] * (
+                len(calls) - len(started)
+            )
         done = self._await([s for s in started if isinstance(s, _Pending)], deadline)
         return [done[id(s)] if isinstance(s, _Pending) else s for s in started]
 
@@ -397,6 +479,7 @@ def sender_for(
     journal: TxJournal,
     batch_deadline_s: float,
     fee_bump_s: float,
+    lease_s: float,
 ) -> TransactionSender:
     """The process-wide sender of one account on one node (shared nonce bookkeeping)."""
     account: LocalAccount = Account.from_key(key)
@@ -407,6 +490,7 @@ def sender_for(
         journal=journal,
         batch_deadline_s=batch_deadline_s,
         fee_bump_s=fee_bump_s,
+        lease_s=lease_s,
     )
 
 
@@ -423,4 +507,5 @@ def gateway_sender(
         journal,
         gateway.batch_deadline_s,
         gateway.fee_bump_s,
+        gateway.sender_lease_s,
     )
