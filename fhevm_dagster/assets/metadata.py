@@ -23,7 +23,7 @@ from dagster import (
     TableSchema,
 )
 
-from ..pipeline.errors import RangeMoved, StepError
+from ..pipeline.errors import RangeMoved, RedriveLater, StepError
 
 PREVIEW_ROWS = 20
 # RPC nodes drop requests and lag behind: back off rather than fail the range.
@@ -31,10 +31,6 @@ RPC_RETRY = RetryPolicy(max_retries=4, delay=2, backoff=Backoff.EXPONENTIAL)
 # Inputs produced by an earlier range (or the gateway) appear once that run completes.
 MISSING_INPUT_RETRY = RetryPolicy(max_retries=5, delay=10, backoff=Backoff.EXPONENTIAL)
 STORE_RETRY = RetryPolicy(max_retries=2, delay=1)
-#: The steps that send gateway transactions from the coprocessor's account: one at a time across
-#: runs (the instance gives every pool one slot), because two processes sending from one account
-#: would race for nonces; within a process, the sender's lock orders them.
-GATEWAY_SENDER_POOL = "gateway_tx_sender"
 
 _TYPES = {"b": "bool", "i": "int", "u": "int", "f": "float"}
 
@@ -80,11 +76,16 @@ def _cell(value: Any) -> str | int | float | bool | None:
 def step_errors() -> Iterator[None]:
     """A pipeline step's errors as Dagster takes them: a range that moved while it was read is
     retried soon; a `StepError` fails the step with its figures, and the step's retry policy
-    applies only when the error says a retry can help."""
+    applies only when the error says a retry can help (`RedriveLater`: the block sensor's
+    re-drive retries the range, later)."""
     try:
         yield
     except RangeMoved:
         raise RetryRequested(max_retries=3, seconds_to_wait=2) from None
+    except RedriveLater as exc:  # no quick step retry: the range's re-drive is the back-off
+        raise Failure(
+            description=str(exc), metadata=figures_metadata(exc.figures), allow_retries=False
+        ) from exc
     except StepError as exc:
         raise Failure(
             description=str(exc),

@@ -23,3 +23,12 @@ class RangeMoved(StepError):
 
     def __init__(self, range_key: str) -> None:
         super().__init__(f"range {range_key} changed while it was read", retryable=True)
+
+
+class RedriveLater(StepError):
+    """Part of the range must wait with its own back-off (a request whose verification failed
+    internally): everything else was done, and the run fails so that the block sensor re-drives
+    the range after its back-off, not the step's quick retries."""
+
+    def __init__(self, message: str, figures: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message, retryable=True, figures=figures)

@@ -2,7 +2,12 @@
 
 Every step is idempotent: a request already decided is not verified again, and a request already
 answered (in the store, or on chain: `CoprocessorAlreadyVerified/Rejected` at simulation) sends no
-transaction. Requests for host chains this coprocessor does not serve get no answer (SPEC §6).
+transaction. Requests for host chains this coprocessor does not serve get no answer (SPEC §6). The
+store's requests of a range are those of its blocks now: a request a gateway reorg dropped is
+removed (its answer would revert `VerifyProofNotRequested` for ever). A request whose verification
+fails internally is deferred, not rejected (SPEC §6 step 5): every other request of the range is
+answered, and the range is re-driven for it later. Answers are rechecked like commits: one that a
+gateway reorg dropped is sent again.
 """
 
 from __future__ import annotations
@@ -22,9 +27,17 @@ from ..compute.inputs import Deferred, NotServed, RejectedInput, verify_input
 from ..protocol.eip712 import sign_ciphertext_verification
 from ..protocol.gateway_events import decode_requests
 from ..protocol.handles import input_blob_hash
-from ..store import Ciphertext, ProofKey, ProofRequest, ProofStatus, ResponseStatus, Store
+from ..store import (
+    Ciphertext,
+    ProofKey,
+    ProofRequest,
+    ProofStatus,
+    ResponseStatus,
+    StaleRange,
+    Store,
+)
 from .block_ranges import BlockRange
-from .errors import StepError
+from .errors import RedriveLater, StepError
 from .host import LogSource, read_range_logs
 from .identity import require_identity
 from .tables import hex_str, type_name
@@ -66,26 +79,31 @@ def collect_requests(
     require_identity(source, store, "gateway")
     logs, last_hash = read_range_logs(source, rng, [iv])
     report = decode_requests(logs, iv)
-    new = 0
-    for r in report.requests:
-        new += store.put_proof_request(
-            ProofRequest(
-                zk_proof_id=r.zk_proof_id,
-                gateway_chain_id=chain_id,
-                contract_chain_id=r.contract_chain_id,
-                contract_address=r.contract_address,
-                user_address=r.user_address,
-                ciphertext_with_proof=r.ciphertext_with_proof,
-                extra_data=r.extra_data,
-                block_number=r.log.block_number,
-                tx_hash=r.log.tx_hash,
-            )
+    requests = [
+        ProofRequest(
+            zk_proof_id=r.zk_proof_id,
+            gateway_chain_id=chain_id,
+            contract_chain_id=r.contract_chain_id,
+            contract_address=r.contract_address,
+            user_address=r.user_address,
+            ciphertext_with_proof=r.ciphertext_with_proof,
+            extra_data=r.extra_data,
+            block_number=r.log.block_number,
+            tx_hash=r.log.tx_hash,
         )
-    store.mark_range_processed(chain_id, rng.key, rng.first, rng.last, last_hash)
+        for r in report.requests
+    ]
+    try:
+        new, gone = store.write_gateway_range(
+            chain_id, rng.key, rng.first, rng.last, last_hash, requests
+        )
+    except StaleRange as exc:  # another run of this range holds the book's blocks
+        raise StepError(f"{exc}: this run writes nothing", retryable=False) from exc
     warnings = [
         f"malformed VerifyProofRequest {hex_str(m.log.tx_hash)}#{m.log.log_index}: {m.error}"
         for m in report.malformed
     ]
+    warnings += [f"request {k} is no longer on the gateway (a reorg): removed" for k in gone]
     df = pd.DataFrame(
         [
             {
@@ -111,6 +129,7 @@ def collect_requests(
         "last_block_hash": hex_str(last_hash),
         "requests": len(report.requests),
         "new_requests": new,
+        "removed_by_reorg": len(gone),
         "malformed": len(report.malformed),
         "other_logs": report.other,
     }
@@ -142,7 +161,9 @@ def verify_requests(
     """Check the ZK proofs of undecided requests; store input handles with their ct64.
 
     Requests naming a host chain not in `hosts` are `not_served`. A request the bindings could
-    not finish (a TFHE-rs panic) is deferred: the others are decided and the step fails retryably.
+    not finish (a TFHE-rs panic) is deferred: it stays pending with why (and its count of
+    deferrals), the others are decided, and the step succeeds so they are answered; the answer
+    step fails the run afterwards, and the range's re-drive retries the deferred one later.
     """
     stored = store.get_proof_requests(keys)
     missing = [str(k) for k in keys if k not in stored]
@@ -173,6 +194,7 @@ def verify_requests(
             log.append(f"request {req.key} not answered: {result.reason}")
         elif isinstance(result, Deferred):
             deferred[req.key] = result.reason
+            store.defer_proof_request(req.key, result.reason)
             log.append(f"request {req.key} deferred: {result.reason}")
         elif isinstance(result, RejectedInput):
             reason = f"{result.code}: {result.reason}"
@@ -199,13 +221,6 @@ def verify_requests(
             str(k): final[k].reason for k in keys if final[k].status == ProofStatus.REJECTED
         },
     }
-    if deferred:
-        detail = "; ".join(f"{i}: {reason}" for i, reason in deferred.items())
-        raise StepError(
-            f"{len(deferred)} requests failed internally and are not answered yet: {detail}",
-            retryable=True,
-            figures=figures,
-        )
     return df, figures, log
 
 
@@ -241,6 +256,41 @@ def answer_call(
     )
 
 
+def _send_answers(
+    store: Store,
+    sender: Callable[[], Sender],
+    signer: Callable[[], LocalAccount],
+    gateway: GatewayConfig,
+    requests: Sequence[ProofRequest],
+) -> tuple[dict[ProofKey, TxOutcome], str]:
+    """Send the answers of decided `requests` (check-then-send); outcomes go to the store."""
+    if not requests:
+        return {}, ""
+    txs = sender()
+    account = signer()
+    iv = gateway.require_input_verification()
+    calls = [answer_call(r, account, gateway.chain_id, iv) for r in requests]
+    outcomes: dict[ProofKey, TxOutcome] = {}
+    for req, outcome in zip(requests, txs.send_many(calls), strict=True):
+        if outcome.error == NOT_REQUESTED:  # dropped by a reorg: its range's reorg run removes it
+            outcome = TxOutcome(
+                "failed",
+                None,
+                f"{outcome.reason}: the request is not on the gateway now (a reorg); its "
+                "range is read again",
+                outcome.error,
+                retryable=True,
+            )
+        block = outcome.block_number if outcome.status == "confirmed" else None
+        store.set_proof_response(req.key, outcome.status, outcome.tx_hash, outcome.reason, block)
+        outcomes[req.key] = outcome
+    return outcomes, txs.address
+
+
+#: The gateway's revert for an answer to a request it does not hold.
+NOT_REQUESTED = "VerifyProofNotRequested"
+
+
 def answer_requests(
     store: Store,
     sender: Callable[[], Sender],
@@ -249,7 +299,8 @@ def answer_requests(
     keys: Sequence[ProofKey],
 ) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
     """Send the answers not yet done (check-then-send: simulated first, so an answer already on
-    chain reads `already_done` and costs no transaction)."""
+    chain reads `already_done` and costs no transaction). Requests still undecided (deferred)
+    are answered around: everyone else's answer goes out, then `RedriveLater` names them."""
     reqs = store.get_proof_requests(keys)
     pending = [
         reqs[k]
@@ -257,26 +308,15 @@ def answer_requests(
         if reqs[k].response_status not in DONE_RESPONSES
         and reqs[k].status != ProofStatus.NOT_SERVED
     ]
-    unverified = [str(r.key) for r in pending if r.status not in DECIDED]
-    if unverified:
-        raise StepError(
-            f"requests {unverified} are not verified yet: rematerialize verified_inputs",
-            retryable=False,
-        )
-    outcomes: dict[ProofKey, TxOutcome] = {}
-    tx_sender = ""
-    log: list[str] = []
-    if pending:
-        txs = sender()
-        tx_sender = txs.address
-        account = signer()
-        iv = gateway.require_input_verification()
-        calls = [answer_call(r, account, gateway.chain_id, iv) for r in pending]
-        for req, outcome in zip(pending, txs.send_many(calls), strict=True):
-            store.set_proof_response(req.key, outcome.status, outcome.tx_hash, outcome.reason)
-            outcomes[req.key] = outcome
-            if outcome.status == "failed":
-                log.append(f"answer to request {req.key} failed: {outcome.reason}")
+    undecided = [r for r in pending if r.status not in DECIDED]
+    outcomes, tx_sender = _send_answers(
+        store, sender, signer, gateway, [r for r in pending if r.status in DECIDED]
+    )
+    log = [
+        f"answer to request {k} failed: {o.reason}"
+        for k, o in outcomes.items()
+        if o.status == "failed"
+    ]
     final = store.get_proof_requests(keys)
     answers = {ProofStatus.VERIFIED: "verify", ProofStatus.REJECTED: "reject"}
     df = pd.DataFrame(
@@ -304,6 +344,7 @@ def answer_requests(
         "failed": counts["failed"],
         "transactions_sent": sum(1 for o in outcomes.values() if o.tx_hash is not None),
         "skipped_already_answered": len(keys) - len(pending),
+        "deferred": {str(r.key): r.reason for r in undecided},
         "tx_sender": tx_sender,
         "rejections": {
             str(k): final[k].reason for k in keys if final[k].status == ProofStatus.REJECTED
@@ -317,4 +358,93 @@ def answer_requests(
             retryable=any(o.retryable for o in failed.values()),
             figures=figures,
         )
+    if undecided:
+        detail = "; ".join(f"{r.key}: {r.reason}" for r in undecided)
+        raise RedriveLater(
+            f"{len(undecided)} request(s) deferred (internal failures: retried with the range's "
+            f"re-drive), every other request answered: {detail}",
+            figures=figures,
+        )
     return df, figures, log
+
+
+ANSWER_RECHECK_COLUMNS = ["zk_proof_id", "request_tx_hash", "outcome", "tx_hash", "gateway_block"]
+
+
+class AnswerChain(Sender, Protocol):
+    def mined_block(self, tx_hash: bytes) -> int | None: ...
+
+
+def recheck_answers(
+    store: Store,
+    sender: Callable[[], AnswerChain],
+    signer: Callable[[], LocalAccount],
+    gateway: GatewayConfig,
+    first: int,
+    last: int,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Check the answers recorded in gateway blocks `first..last` against the canonical gateway
+    chain, as commits are: a receipt in another block is moved, none at all means a reorg
+    dropped the answer, and it is sent again (check-then-send: an answer the reorg moved to a
+    later block reads `already_done`). A table per answer and figures."""
+    started = time.monotonic()
+    answered = store.answers_in_gateway_blocks(gateway.chain_id, first, last)
+    outcome: dict[ProofKey, str] = {}
+    lost: list[ProofRequest] = []
+    txs = sender() if answered else None
+    for req in answered:
+        assert txs is not None and req.response_tx_hash is not None
+        try:
+            block = txs.mined_block(req.response_tx_hash)
+        except Exception as exc:  # any RPC failure: nothing can be decided now
+            raise StepError(
+                f"gateway unreachable while rechecking answers: {exc}", retryable=True
+            ) from exc
+        if block == req.response_block:
+            outcome[req.key] = "kept"
+        elif block is not None:
+            outcome[req.key] = "moved"
+            store.set_proof_response(
+                req.key, req.response_status, req.response_tx_hash, req.response_reason, block
+            )
+        else:
+            lost.append(req)
+            why = f"gateway reorg: answer 0x{req.response_tx_hash.hex()} is not on the chain"
+            store.set_proof_response(req.key, None, None, why)
+    outcomes, _ = _send_answers(store, sender, signer, gateway, lost)
+    for req in lost:
+        o = outcomes[req.key]
+        outcome[req.key] = "resent" if o.status != "failed" else "failed"
+    final = store.get_proof_requests([r.key for r in answered])
+    table = pd.DataFrame(
+        [
+            {
+                "zk_proof_id": str(k.zk_proof_id),
+                "request_tx_hash": hex_str(k.tx_hash),
+                "outcome": outcome[k],
+                "tx_hash": hex_str(final[k].response_tx_hash),
+                "gateway_block": final[k].response_block,
+            }
+            for k in (r.key for r in answered)
+        ],
+        columns=ANSWER_RECHECK_COLUMNS,
+    )
+    failed = {k: o for k, o in outcomes.items() if o.status == "failed"}
+    figures = {
+        "first_block": first,
+        "last_block": last,
+        "answers_in_range": len(answered),
+        "kept": sum(1 for o in outcome.values() if o == "kept"),
+        "moved": sum(1 for o in outcome.values() if o == "moved"),
+        "lost": len(lost),
+        "failed": {str(k): o.reason for k, o in failed.items()},
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    if failed:
+        raise StepError(
+            f"{len(failed)} of {len(lost)} answer(s) lost to a gateway reorg could not be sent "
+            "again (a retry sends only those)",
+            retryable=True,
+            figures=figures,
+        )
+    return table, figures

@@ -21,7 +21,7 @@ from ..protocol.computations import (
 )
 from ..protocol.events import DecodeReport, RawLog, decode_logs
 from ..protocol.opcodes import Operator
-from ..store import HostChain, RangeWrite, Store
+from ..store import HostChain, RangeWrite, StaleRange, Store
 from .block_ranges import BlockRange
 from .errors import RangeMoved, StepError
 from .identity import require_identity
@@ -178,6 +178,10 @@ def ingest_range(
     decoded = decode_logs(logs, chain.executor_address, chain.acl_address)
     rows = computations_from_events(decoded.decoded)
     allowed = allowed_handles(decoded.decoded)
-    write = store.write_range(chain_id, rng.key, rows, allowed)
-    store.mark_range_processed(chain_id, rng.key, rng.first, rng.last, last_hash)
+    try:
+        write = store.write_range(
+            chain_id, rng.key, rows, allowed, processed=(rng.first, rng.last, last_hash)
+        )
+    except StaleRange as exc:  # another run of this range holds the book's blocks
+        raise StepError(f"{exc}: this run writes nothing", retryable=False) from exc
     return IngestReport(chain_id, rng, last_hash, decoded, rows, allowed, write)
