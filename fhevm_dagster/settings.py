@@ -49,7 +49,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(f"{_P}GATEWAY_RPC_URL", "http://127.0.0.1:8546", "gateway JSON-RPC URL", "gateway_rpc_url", True),
     Setting(f"{_P}GATEWAY_INPUT_VERIFICATION_ADDRESS", "", "gateway InputVerification", "input_verification_address"),
     Setting(f"{_P}GATEWAY_CIPHERTEXT_COMMITS_ADDRESS", "", "gateway CiphertextCommits", "ciphertext_commits_address"),
-    Setting(f"{_P}GATEWAY_START_BLOCK", "0", "first gateway block to ingest and to search for commits", "gateway_start_block"),
+    Setting(f"{_P}GATEWAY_START_BLOCK", "0", "first gateway block to ingest", "gateway_start_block"),
     Setting(f"{_P}GATEWAY_RANGE_SIZE", "100", "gateway blocks per range (partition)"),
     Setting(f"{_P}GATEWAY_CONFIRMATIONS", "0", "depth before a gateway range is ingested"),
     Setting(f"{_P}GATEWAY_MAX_RANGES_PER_TICK", "10", "gateway ranges requested per sensor tick"),
@@ -57,7 +57,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(f"{_P}GATEWAY_RPC_TIMEOUT", "10", "seconds per gateway RPC request"),
     Setting(f"{_P}GATEWAY_BATCH_DEADLINE", "180", "seconds to wait for the receipts of one batch of gateway transactions, together"),
     Setting(f"{_P}GATEWAY_FEE_BUMP", "30", "seconds before an unmined gateway transaction is replaced at its nonce with fees raised by 12.5 %"),
+    Setting(f"{_P}SENDER_LEASE", "30", "seconds one process may hold the gateway sender's lease (nonces, broadcasts) without renewing it: a process that dies holding it blocks the others this long"),
     Setting(f"{_P}COMMIT_BATCH", "32", "digest commits in flight at once"),
+    Setting(f"{_P}GATEWAY_COMMIT_LOOKBACK", "10000", "gateway blocks searched back for an earlier commit of ours (its block, for reorg checks) and around our commits for peers' (drift): never the whole chain"),
     # Both chains.
     Setting(f"{_P}RUN_EMPTY_RANGES", "0", "`1`: a run for every complete range; `0`: a range without a log of the chain's contracts is recorded as processed without a run (a run per 2-second block would queue behind empty ones)"),
     Setting(f"{_P}ACCEPT_CHAIN_RESET", "", "a chain's genesis changed under its id: `1` start it again (its old rows dropped), `0` stop with an error; empty: `1` for the running devnet's chains only"),
@@ -78,15 +80,15 @@ SETTINGS: tuple[Setting, ...] = (
     # Runs: Dagster's run retries are off (dagster.yaml): run monitoring fails a range run past
     # its maximum runtime, and the block sensors re-drive a range whose run failed.
     Setting(f"{_P}RUN_MAX_RUNTIME", "3600", "seconds a range run may take before run monitoring fails it (`dagster/max_runtime`; 0: no limit)"),
-    Setting(f"{_P}REDRIVE_ATTEMPTS", "5", "re-drives in a row of a range whose run failed, then the sensor leaves it to the operator"),
     Setting(f"{_P}REDRIVE_ALERT_AFTER", "5", "failed runs in a row of one range after which the sensor and the metrics alert (re-drives go on)"),
-    Setting(f"{_P}REDRIVE_BACKOFF", "60", "seconds from a failed run to its range's re-drive, doubled per failed re-drive"),
+    Setting(f"{_P}REDRIVE_BACKOFF", "60", "seconds from a failed run to its range's re-drive, doubled per failed re-drive (re-drives never stop: transient is not terminal)"),
     Setting(f"{_P}REDRIVE_BACKOFF_MAX", "1800", "longest wait before a re-drive, in seconds"),
     # Where things are kept.
     Setting(f"{_P}DATABASE_URL", f"sqlite:///{_CACHE}/store.sqlite", "coprocessor store (SQLite or postgresql://…)", secret=True),
     Setting(f"{_P}DB_LOCK_TIMEOUT", "30", "PostgreSQL store: seconds a statement may wait for a lock, then it fails (the step retries)"),
     Setting(f"{_P}DB_STATEMENT_TIMEOUT", "300", "PostgreSQL store: seconds a statement (or an idle transaction) may last"),
     Setting(f"{_P}PARQUET_DIR", f"{_CACHE}/parquet", "per-range tables (views)"),
+    Setting(f"{_P}PURGE_CT128", "1", "`1`: a ct128's bytes leave the store once committed and in the object store (as the reference deletes its ct128 rows); `0`: kept"),
     Setting(f"{_P}OBJECT_STORE", f"file://{_CACHE}/objects", "ciphertext objects: file:///dir or s3://bucket[/prefix]"),
     Setting(f"{_P}S3_ENDPOINT", "", "S3-compatible endpoint (empty: AWS); credentials: boto3's usual AWS_* chain"),
     Setting(f"{_P}CACHE", _CACHE, "derived server keys and other caches"),

@@ -28,13 +28,14 @@ from dagster import (
 
 from ..chain.ciphertext_commits import GatewayCommits, commit_events
 from ..chain.client import ChainReader
+from ..objects import ObjectStoreError
 from ..pipeline.commits import commit_range
-from ..pipeline.consensus import committed_problems, peer_report
+from ..pipeline.consensus import commit_window, committed_problems, peer_report
+from ..pipeline.objects import purge_committed_ct128
 from ..pipeline.squash import digest_range, range_digests, range_handles, squash_range
 from ..pipeline.tables import hex_str
 from ..resources.fhe import fhe_pool
 from .metadata import (
-    GATEWAY_SENDER_POOL,
     MISSING_INPUT_RETRY,
     figures_metadata,
     partition_link,
@@ -51,8 +52,8 @@ def gateway_commits(context: Any) -> GatewayCommits:
     """The commit client of this coprocessor's sender, journaling in the store."""
     r = context.resources
     account = r.signer.tx_sender_account()
-    start = r.commit_settings.start_block
-    return GatewayCommits.of(r.gateway.config(), account, start, r.store.get())
+    lookback = r.commit_settings.lookback_blocks
+    return GatewayCommits.of(r.gateway.config(), account, lookback, r.store.get())
 
 
 def commit_assets(
@@ -117,25 +118,37 @@ def commit_assets(
         partitions_def=partitions,
         group_name=chain,
         io_manager_key="parquet_io_manager",
-        deps=[ciphertext_digests],
+        # Committed once the KMS can fetch the bytes, as the reference: its transaction sender
+        # takes only digests whose ciphertexts are uploaded.
+        deps=[ciphertext_digests, AssetKey([chain, "ciphertext_objects"])],
         retry_policy=commit_retry,
-        pool=GATEWAY_SENDER_POOL,
         kinds={"python", "ethereum"},
-        required_resource_keys={chain} | GATEWAY_KEYS,
+        required_resource_keys={chain, "objects"} | GATEWAY_KEYS,
     )
     def digest_commits(context: AssetExecutionContext) -> Output[pd.DataFrame]:
         """`addCiphertextMaterial` for every stored digest of the range, at most once per sender.
 
-        Handles confirmed in the store or already committed on the gateway by this sender are
-        skipped; `CoprocessorAlreadyAdded` counts as done. Any failed commit (revert, outage)
-        fails the range with its reason; the retry sends only what is still missing.
+        Handles confirmed in the store are skipped, the others simulated first:
+        `CoprocessorAlreadyAdded` counts as done. Any failed commit (revert, outage) fails the
+        range with its reason; the retry sends only what is still missing. Once committed and in
+        the object store, a handle's ct128 bytes leave the store (`purge_ct128`).
         """
         r = context.resources
         with step_errors():
+            store = r.store.get()
             table, figures = commit_range(
-                r.store.get(), gateway_commits(context), chain_id(context), context.partition_key,
+                store, gateway_commits(context), chain_id(context), context.partition_key,
                 r.commit_settings.batch_size,
             )  # fmt: skip
+            if r.commit_settings.purge_ct128:
+                backend = r.objects.backend()
+                handles = [bytes.fromhex(h[2:]) for h in table["handle"]]
+                try:
+                    purged, kept = purge_committed_ct128(store, backend, handles)
+                except ObjectStoreError as exc:  # the bytes stay: purged by a later run
+                    purged, kept = 0, handles
+                    context.log.warning(f"ct128 kept: the object store cannot say: {exc}")
+                figures = {**figures, "ct128_purged": purged, "ct128_kept_no_object": len(kept)}
         shown = ["handle", "status", "tx_hash"]
         objects = partition_link((chain, "ciphertext_objects"), context.partition_key)
         metadata = {**figures_metadata(figures), **table_metadata(table, shown), "objects": objects}
@@ -199,7 +212,12 @@ def commit_checks(
         wrong = [hex_str(h) for h, d in expected.items() if stored.get(h) != d]
         return AssetCheckResult(
             passed=not wrong and not handles.missing,
-            metadata={"checked": len(expected), "mismatched_or_absent": MetadataValue.json(wrong)},
+            metadata={
+                "checked": len(expected),
+                # Committed and in the object store: `ciphertext get --source objects` checks them.
+                "not_checked_ct128_purged": len(handles.stored) - len(expected),
+                "mismatched_or_absent": MetadataValue.json(wrong),
+            },
         )
 
     @asset_check(
@@ -217,9 +235,22 @@ def commit_checks(
             problems = committed_problems(st, client, handles)
         except Exception as exc:  # any RPC failure: nothing can be decided now
             return _unreachable(exc)
-        figures = {"checked": len(handles.stored), "sender": client.sender, "problems": problems}
+        figures = {
+            "checked": len(handles.stored),
+            "sender": client.sender,
+            "problems": problems,
+            "waiting": [hex_str(h) for h in handles.missing],
+            **handles.figures(),
+        }
+        # A handle whose computation failed for a deterministic reason is never committed: the
+        # rest of the range is, and the check names what could not be done (a warning).
+        severity = (
+            AssetCheckSeverity.ERROR if problems or handles.missing else AssetCheckSeverity.WARN
+        )
         return AssetCheckResult(
-            passed=not problems and not handles.missing, metadata=figures_metadata(figures)
+            passed=not problems and not handles.missing and not handles.errored,
+            severity=severity,
+            metadata=figures_metadata(figures),
         )
 
     @asset_check(
@@ -235,17 +266,24 @@ def commit_checks(
 
         A coprocessor whose bytes differ from its peers' is outvoted on every handle; this fails
         with a table of the handles that disagree. It judges our digests, committed or not,
-        against what peers committed so far: run it again from the UI when peers are behind.
+        against what peers committed so far, in the gateway blocks around our commits (the
+        look-back window before and after): run it again from the UI when peers are behind.
         """
         st, handles = handles_of(context)
         r = context.resources
         gw = r.gateway.config()
         me = r.signer.tx_sender_account().address
+        statuses = st.get_commit_statuses(list(handles.stored))
         try:
+            w3 = ChainReader.of(gw).web3
+            first, last = commit_window(
+                [s.gateway_block for s in statuses.values()],
+                r.commit_settings.lookback_blocks,
+                int(w3.eth.block_number),
+            )
             events = commit_events(
-                ChainReader.of(gw).web3, gw.ciphertext_commits_address, list(handles.stored),
-                r.commit_settings.start_block,
-            )  # fmt: skip
+                w3, gw.ciphertext_commits_address, list(handles.stored), first, last
+            )
         except Exception as exc:  # any RPC failure: nothing can be decided now
             return _unreachable(exc)
         report = peer_report(

@@ -17,12 +17,16 @@ from ..jobs import GATEWAY_RANGE_GROUP
 from ..partitions import gateway_ranges
 from ..pipeline.block_ranges import parse_range_key
 from ..pipeline.commits import recheck_commits
-from ..pipeline.gateway import answer_requests, collect_requests, verify_requests
+from ..pipeline.gateway import (
+    answer_requests,
+    collect_requests,
+    recheck_answers,
+    verify_requests,
+)
 from ..resources.fhe import fhe_pool
 from ..store import ProofKey
 from .commits import COMMIT_RETRY, GATEWAY_KEYS, gateway_commits
 from .metadata import (
-    GATEWAY_SENDER_POOL,
     RPC_RETRY,
     STORE_RETRY,
     figures_metadata,
@@ -94,7 +98,6 @@ def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
         io_manager_key="parquet_io_manager",
         retry_policy=RPC_RETRY,
         deps=[verified_inputs],
-        pool=GATEWAY_SENDER_POOL,
         kinds={"python", "ethereum"},
         required_resource_keys={"gateway", "signer", "store"},
     )
@@ -125,7 +128,6 @@ def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
         io_manager_key="parquet_io_manager",
         retry_policy=COMMIT_RETRY,
         deps=[proof_requests],
-        pool=GATEWAY_SENDER_POOL,
         kinds={"python", "ethereum"},
         required_resource_keys=GATEWAY_KEYS,
     )
@@ -147,4 +149,35 @@ def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
         shown = ["handle", "outcome", "status", "tx_hash"]
         return Output(table, metadata={**figures_metadata(figures), **table_metadata(table, shown)})
 
-    return [proof_requests, verified_inputs, proof_responses, commits_rechecked]
+    @asset(
+        partitions_def=gateway_ranges,
+        group_name=GATEWAY_RANGE_GROUP,
+        io_manager_key="parquet_io_manager",
+        retry_policy=COMMIT_RETRY,
+        deps=[proof_requests],
+        kinds={"python", "ethereum"},
+        required_resource_keys={"gateway", "signer", "store"},
+    )
+    def answers_rechecked(context: AssetExecutionContext) -> Output[pd.DataFrame]:
+        """The answers to input requests mined in this range's blocks, still on the gateway.
+
+        A gateway reorg that drops a block holding our `verifyProofResponse` re-runs this range
+        (or the sensor runs it because the store holds answers there): each answer no longer on
+        the canonical chain is sent again (check-then-send).
+        """
+        r = context.resources
+        config = r.gateway.config()
+        rng = parse_range_key(context.partition_key)
+        with step_errors():
+            table, figures = recheck_answers(
+                r.store.get(),
+                lambda: gateway_sender(config, r.signer.tx_sender_account(), r.store.get()),
+                r.signer.signer_account,
+                config,
+                rng.first,
+                rng.last,
+            )
+        shown = ["zk_proof_id", "outcome", "tx_hash", "gateway_block"]
+        return Output(table, metadata={**figures_metadata(figures), **table_metadata(table, shown)})
+
+    return [proof_requests, verified_inputs, proof_responses, commits_rechecked, answers_rechecked]

@@ -42,6 +42,10 @@ class ObjectBackend(Protocol):
 
     def get(self, key: str) -> StoredObject | None: ...
 
+    def exists(self, key: str) -> bool:
+        """Whether `key` holds an object (without reading it)."""
+        ...
+
     def put(self, key: str, body: bytes, metadata: Mapping[str, str]) -> None: ...
 
     def delete(self, key: str) -> None:
@@ -69,6 +73,9 @@ class FileBackend:
         meta_path = path.with_name(path.name + ".metadata.json")
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         return StoredObject(path.read_bytes(), {str(k): str(v) for k, v in meta.items()})
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
 
     def put(self, key: str, body: bytes, metadata: Mapping[str, str]) -> None:
         path = self._path(key)
@@ -114,6 +121,17 @@ class S3Backend:
         except Exception as exc:
             raise ObjectStoreError(f"cannot read {self.url}/{key}: {exc}") from exc
         return StoredObject(out["Body"].read(), dict(out.get("Metadata") or {}))
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise ObjectStoreError(f"cannot look up {self.url}/{key}: {exc}") from exc
+        except Exception as exc:
+            raise ObjectStoreError(f"cannot look up {self.url}/{key}: {exc}") from exc
+        return True
 
     def put(self, key: str, body: bytes, metadata: Mapping[str, str]) -> None:
         try:

@@ -13,8 +13,15 @@ from typing import Any
 import pandas as pd
 from eth_account.signers.local import LocalAccount
 
-from ..objects import HandleObjects, ObjectBackend, ObjectConflict, ObjectStoreError, upload_handles
-from ..store import Store
+from ..objects import (
+    HandleObjects,
+    ObjectBackend,
+    ObjectConflict,
+    ObjectStoreError,
+    ct128_key,
+    upload_handles,
+)
+from ..store import CommitState, Store
 from .errors import StepError
 from .squash import batches, range_handles
 from .tables import hex_str
@@ -34,8 +41,10 @@ def upload_range(
     a table of what each object got, and figures."""
     started = time.perf_counter()
     handles = range_handles(store, chain_id, range_key)
-    digests = store.get_digests(handles.stored)
-    missing = [h for h in handles.stored if h not in digests]
+    purged = store.purged_ciphertexts128(handles.stored)  # uploaded before they were purged
+    live = [h for h in handles.stored if h not in purged]
+    digests = store.get_digests(live)
+    missing = [h for h in live if h not in digests]
     if missing:
         raise StepError(
             f"{len(missing)} handle(s) have no digest (run `ciphertext_digests` first): "
@@ -59,7 +68,7 @@ def upload_range(
             for h in chunk
         ]
 
-    items = (item for chunk in batches(handles.stored, batch) for item in objects_of(chunk))
+    items = (item for chunk in batches(live, batch) for item in objects_of(chunk))
     try:
         report = upload_handles(backend, items, signer)
     except ObjectConflict as exc:
@@ -91,6 +100,22 @@ def upload_range(
         "skipped": report.skipped,
         "bytes_uploaded": report.bytes_uploaded,
         "errored": len(handles.errored),
+        "ct128_purged": len(purged),
         "wall_seconds": round(time.perf_counter() - started, 3),
     }
     return table, figures
+
+
+def purge_committed_ct128(
+    store: Store, backend: ObjectBackend, handles: Sequence[bytes]
+) -> tuple[int, list[bytes]]:
+    """Drop from the store the ct128 bytes of `handles` whose commit is confirmed and whose ct128
+    object the KMS reads is in the object store, as the reference's transaction sender deletes
+    its ct128 rows once committed: the store then holds ct64s (operands of later ranges) and
+    digests, not the 1 MB-class ct128s. Returns how many were purged, and the handles kept for
+    want of their object."""
+    statuses = store.get_commit_statuses(handles)
+    done = [h for h in handles if (st := statuses.get(h)) and st.status is CommitState.CONFIRMED]
+    todo = [h for h in done if h not in store.purged_ciphertexts128(done)]
+    kept = [h for h in todo if not backend.exists(ct128_key(h))]
+    return store.purge_ciphertexts128([h for h in todo if h not in kept]), kept

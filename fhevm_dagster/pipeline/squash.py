@@ -137,15 +137,19 @@ class RangeDigest:
 
 
 def range_digests(store: Store, handles: RangeHandles, batch: int = 0) -> list[RangeDigest]:
-    """The digests of every stored handle, computed from the stored bytes `batch` at a time."""
-    missing = store.missing_ciphertexts128(handles.stored)
+    """The digests of every stored handle whose ct128 bytes the store still holds, computed from
+    the stored bytes `batch` at a time (a purged ct128 was committed and stored as an object: its
+    digests are the stored ones)."""
+    purged = store.purged_ciphertexts128(handles.stored)
+    live = [h for h in handles.stored if h not in purged]
+    missing = store.missing_ciphertexts128(live)
     if missing:
         raise StepError(
             f"{len(missing)} handle(s) have no ct128 (run `sns_ciphertexts` first): "
             + ", ".join(hex_str(h) for h in missing[:20]),
             retryable=True,
         )
-    return [d for chunk in batches(handles.stored, batch) for d in _digests_of(store, chunk)]
+    return [d for chunk in batches(live, batch) for d in _digests_of(store, chunk)]
 
 
 def _digests_of(store: Store, handles: Sequence[bytes]) -> list[RangeDigest]:
@@ -178,7 +182,10 @@ def digest_range(
     handles = range_handles(store, chain_id, range_key)
     handles.require_ct64(range_key)
     rows = range_digests(store, handles, batch)
-    before = store.get_digests([r.digest.handle for r in rows])
+    recomputed = {r.digest.handle for r in rows}
+    purged = [h for h in handles.stored if h not in recomputed]
+    before = store.get_digests([r.digest.handle for r in rows] + purged)
+    rows += [RangeDigest(before[h], h[30], 0, 0) for h in purged if h in before]
     changed = [r.digest.handle for r in rows if before.get(r.digest.handle, r.digest) != r.digest]
     if changed:
         raise StepError(
@@ -202,4 +209,5 @@ def digest_range(
         ],
         columns=DIGEST_COLUMNS,
     )
-    return df, {"digests": len(df), "inserted": inserted, **handles.figures()}
+    figures = {"digests": len(df), "inserted": inserted, "ct128_purged": len(purged)}
+    return df, {**figures, **handles.figures()}

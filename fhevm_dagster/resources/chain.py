@@ -77,6 +77,7 @@ class GatewayChainResource(_RpcResource):
     ciphertext_commits_address: str = ""
     batch_deadline_s: float = 180.0
     fee_bump_s: float = 30.0
+    sender_lease_s: float = 30.0
 
     @classmethod
     def of(cls, gateway: GatewayConfig) -> GatewayChainResource:
@@ -88,6 +89,7 @@ class GatewayChainResource(_RpcResource):
             ciphertext_commits_address=gateway.ciphertext_commits_address,
             batch_deadline_s=gateway.batch_deadline_s,
             fee_bump_s=gateway.fee_bump_s,
+            sender_lease_s=gateway.sender_lease_s,
             request_timeout_s=gateway.rpc.timeout_s,
             rpc_retries=gateway.rpc.retries,
             rpc_backoff_s=gateway.rpc.backoff_s,
@@ -102,6 +104,7 @@ class GatewayChainResource(_RpcResource):
             self.rpc,
             self.batch_deadline_s,
             self.fee_bump_s,
+            self.sender_lease_s,
         )
 
 
@@ -114,9 +117,9 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
     max_ranges_per_tick: int = 10
     start_block: int = 0
     reorg_check_ranges: int = 8
-    redrive_attempts: int = 5
     redrive_backoff_s: float = 60.0
     redrive_backoff_max_s: float = 1800.0
+    redrive_alert_after: int = 5
     accept_reset: bool = False  # a new genesis under the chain's id is a reset, not an error
     run_empty: bool = False  # a run for ranges without a log of the chain's contracts too
 
@@ -162,27 +165,34 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
 
     def redrive(self) -> RedrivePolicy:
         return RedrivePolicy(
-            self.redrive_attempts, self.redrive_backoff_s, self.redrive_backoff_max_s
+            self.redrive_backoff_s, self.redrive_backoff_max_s, self.redrive_alert_after
         )
 
 
 def _redrive_from_env() -> dict[str, Any]:
     return {
-        "redrive_attempts": cfg.integer("FHEVM_DAGSTER_REDRIVE_ATTEMPTS"),
         "redrive_backoff_s": cfg.number("FHEVM_DAGSTER_REDRIVE_BACKOFF"),
         "redrive_backoff_max_s": cfg.number("FHEVM_DAGSTER_REDRIVE_BACKOFF_MAX"),
+        "redrive_alert_after": cfg.integer("FHEVM_DAGSTER_REDRIVE_ALERT_AFTER"),
     }
 
 
 class CommitSettings(ConfigurableResource):  # type: ignore[type-arg]
-    """From which gateway block to look for earlier commits, and how many to send at once."""
+    """How many gateway blocks back an earlier commit is looked for (never a scan of the whole
+    gateway: providers cap it), how many commits to send at once, and whether committed ct128
+    bytes leave the store."""
 
-    start_block: int = 0
+    lookback_blocks: int = 10_000
     batch_size: int = 32
+    purge_ct128: bool = True  # drop committed ct128 bytes from the store once in the objects
 
     @classmethod
     def from_env(cls) -> CommitSettings:
+        purge = cfg.value("FHEVM_DAGSTER_PURGE_CT128")
+        if purge not in ("0", "1"):
+            raise ValueError(f"FHEVM_DAGSTER_PURGE_CT128={purge!r}: expected 1 or 0")
         return cls(
-            start_block=cfg.integer("FHEVM_DAGSTER_GATEWAY_START_BLOCK"),
+            lookback_blocks=cfg.integer("FHEVM_DAGSTER_GATEWAY_COMMIT_LOOKBACK"),
             batch_size=cfg.integer("FHEVM_DAGSTER_COMMIT_BATCH"),
+            purge_ct128=purge == "1",
         )
