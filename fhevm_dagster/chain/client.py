@@ -21,6 +21,7 @@ from web3.types import FilterParams, LogReceipt
 
 from ..protocol.events import RawLog
 from .config import DEFAULT_RPC, GatewayConfig, HostChainConfig, RpcSettings
+from .logs import get_logs_windowed
 
 #: Errors worth retrying: the node was unreachable, slow or answered with an HTTP error (requests'
 #: exceptions are all `OSError`s), not a JSON-RPC error answer or a revert.
@@ -111,11 +112,8 @@ class ChainReader:
         return None if value is None else bytes(value)
 
     def get_logs(self, first: int, last: int, addresses: Sequence[str]) -> list[RawLog]:
-        """Logs of `addresses` in blocks first..last, in chain order."""
-        params: FilterParams = {
-            "fromBlock": first,
-            "toBlock": last,
-            "address": [Web3.to_checksum_address(a) for a in addresses],
-        }
-        logs = [raw_log(log) for log in self.web3.eth.get_logs(params)]
+        """Logs of `addresses` in blocks first..last, in chain order (in chunks the provider
+        accepts: `chain.logs`)."""
+        params: FilterParams = {"address": [Web3.to_checksum_address(a) for a in addresses]}
+        logs = [raw_log(log) for log in get_logs_windowed(self.web3, params, first, last)]
         return sorted(logs, key=lambda r: (r.block_number, r.log_index))

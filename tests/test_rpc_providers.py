@@ -1,0 +1,214 @@
+"""Public RPC providers, imitated by `benchmarks/fault_proxy.RpcProxy` in front of a real anvil:
+capped eth_getLogs spans and results, lagging replicas, PoA blocks, stalled nodes.
+
+The anvil tests skip without `npm ci` (like the devnet tests); the pure ones are in the fast tier.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from devnet_fixtures import _require_tools
+from web3 import Web3
+from web3.exceptions import Web3RPCError
+
+from fhevm_dagster import settings
+from fhevm_dagster.chain import logs as chain_logs
+from fhevm_dagster.chain.client import ChainReader, raw_log
+from fhevm_dagster.chain.config import RpcSettings
+from fhevm_dagster.chain.logs import LogsRefusedError, current_span, is_size_refusal
+from fhevm_dagster.devnet.anvil import AnvilNode, free_port, start_anvil, stop_anvil
+from fhevm_dagster.protocol.events import RawLog
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from fault_proxy import RpcProxy
+
+fast = pytest.mark.fast
+
+#: The emitter: runtime code that emits LOG1(TOPIC, data = counter) `n` times, n = calldata[0:32].
+TOPIC = bytes(Web3.keccak(text="Emitted(uint256)"))
+RUNTIME = (
+    bytes.fromhex("6000355b8015603a57806000527f")
+    + TOPIC
+    + bytes.fromhex("60206000a1600190036003565b00")
+)
+INITCODE = bytes.fromhex("603c80600b6000396000f3") + RUNTIME
+#: Account 0's first contract: where the emitter lands on a fresh anvil.
+EMITTER = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+#: Logs per emitter transaction, one transaction per block.
+PATTERN = [i % 5 for i in range(150)]
+DENSE = 8  # logs of the one block after them: more than any result cap below
+RESULT_CAP = 5
+EMPTY_BLOCKS = 120  # mined after it, without a transaction
+LAST_LOGS = 3  # logs of the head block, after the empty ones
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The anvil of this module: blocks of emitter logs, a dense block, empty blocks, a head with
+    logs (nothing is mined after the fixture)."""
+
+    node: AnvilNode
+    first: int  # first emitter block
+    dense: int  # the block of DENSE logs
+    empty_first: int
+    empty_last: int
+    head: int  # LAST_LOGS logs
+    logs: tuple[RawLog, ...]  # every emitter log, read directly from anvil
+
+    def between(self, first: int, last: int) -> list[RawLog]:
+        return [r for r in self.logs if first <= r.block_number <= last]
+
+
+def _emit(url: str, counts: list[int]) -> None:
+    """One automined block per count, emitting that many logs."""
+    sender = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # anvil's account 0, unlocked
+    with requests.Session() as session:
+        for n in counts:
+            tx = {"from": sender, "to": EMITTER, "data": "0x" + n.to_bytes(32, "big").hex()}
+            body = {"jsonrpc": "2.0", "id": 1, "method": "eth_sendTransaction", "params": [tx]}
+            answer = session.post(url, json=body, timeout=30).json()
+            assert "result" in answer, answer
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    _require_tools()
+    state = tmp_path_factory.mktemp("anvil")
+    node = start_anvil(state, "providers", port=free_port(), chain_id=31337)
+    try:
+        w3 = Web3(Web3.HTTPProvider(node.rpc_url))
+        deployed = w3.eth.wait_for_transaction_receipt(
+            w3.eth.send_transaction({"from": w3.eth.accounts[0], "data": "0x" + INITCODE.hex()})
+        )
+        assert deployed["contractAddress"] == EMITTER and bytes(w3.eth.get_code(EMITTER)) == RUNTIME
+        first = w3.eth.block_number + 1
+        _emit(node.rpc_url, [*PATTERN, DENSE])
+        dense = w3.eth.block_number
+        w3.provider.make_request("anvil_mine", [hex(EMPTY_BLOCKS)])  # type: ignore[arg-type]
+        _emit(node.rpc_url, [LAST_LOGS])
+        head = w3.eth.block_number
+        logs = w3.eth.get_logs({"fromBlock": 0, "toBlock": head, "address": EMITTER})
+        yield Chain(
+            node,
+            first,
+            dense,
+            dense + 1,
+            dense + EMPTY_BLOCKS,
+            head,
+            tuple(raw_log(log) for log in logs),
+        )
+    finally:
+        stop_anvil(state, "providers")
+
+
+@pytest.fixture()
+def proxy(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> Iterator[RpcProxy]:
+    """A provider in front of the chain, and no span learnt yet (nor read from the environment)."""
+    for s in settings.SETTINGS:
+        monkeypatch.delenv(s.env, raising=False)
+    monkeypatch.setattr(chain_logs, "_SPANS", {})
+    p = RpcProxy(chain.node.port)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def quick(url: str, **kw: object) -> ChainReader:
+    """A reader of `url` that does not retry (the proxy's answers are what is tested)."""
+    return ChainReader(url, RpcSettings(5.0, 0, 0.01, **kw))  # type: ignore[arg-type]
+
+
+# ---- adaptive eth_getLogs spans ---------------------------------------------------------------
+
+
+def test_the_chain_has_what_the_tests_need(chain: Chain) -> None:
+    assert len(chain.logs) == sum(PATTERN) + DENSE + LAST_LOGS > 300
+    assert len(chain.between(chain.dense, chain.dense)) == DENSE
+    assert not chain.between(chain.empty_first, chain.empty_last)
+
+
+def test_spans_halve_under_a_block_cap_and_grow_back(
+    chain: Chain, proxy: RpcProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FHEVM_DAGSTER_LOGS_MAX_SPAN", "64")
+    reader = quick(proxy.url)
+    proxy.span_cap = 10
+    assert reader.get_logs(0, chain.head, [EMITTER]) == list(chain.logs)
+    assert current_span(reader.web3) <= 10
+    # The learnt span holds for the next call of the process: a doubling is rarely tried again.
+    proxy.requests.clear()
+    assert reader.get_logs(0, 100, [EMITTER]) == chain.between(0, 100)
+    assert proxy.requests["eth_getLogs"] <= -(-101 // current_span(reader.web3)) + 1
+    # The provider lifts its cap: the span doubles back to the maximum, never past it.
+    proxy.span_cap = None
+    for _ in range(3):
+        assert reader.get_logs(0, chain.head, [EMITTER]) == list(chain.logs)
+    assert current_span(reader.web3) == 64
+
+
+def test_spans_halve_under_a_result_cap(chain: Chain, proxy: RpcProxy) -> None:
+    proxy.result_cap = RESULT_CAP
+    reader = quick(proxy.url)
+    assert reader.get_logs(0, chain.dense - 1, [EMITTER]) == chain.between(0, chain.dense - 1)
+    assert current_span(reader.web3) < 2 * RESULT_CAP
+
+
+def test_a_single_block_still_refused_raises(chain: Chain, proxy: RpcProxy) -> None:
+    proxy.result_cap = RESULT_CAP
+    with pytest.raises(LogsRefusedError, match=f"single block {chain.dense}: .*more than 5"):
+        quick(proxy.url).get_logs(chain.first, chain.dense, [EMITTER])
+
+
+def test_a_transport_failure_is_not_a_span_problem(chain: Chain, proxy: RpcProxy) -> None:
+    reader = quick(proxy.url)
+    span = current_span(reader.web3)
+    proxy.set_mode("drop")
+    with pytest.raises(requests.ConnectionError):
+        reader.get_logs(0, chain.head, [EMITTER])
+    assert current_span(reader.web3) == span and proxy.requests["eth_getLogs"] == 0
+
+
+@fast
+def test_provider_refusals_are_recognized() -> None:
+    def rpc(code: int, message: str) -> Web3RPCError:
+        error = {"code": code, "message": message}
+        return Web3RPCError(str(error), {"jsonrpc": "2.0", "id": 1, "error": error})  # type: ignore[typeddict-item]
+
+    def http(status: int, text: str) -> requests.HTTPError:
+        response = requests.Response()
+        response.status_code, response._content = status, text.encode()
+        return requests.HTTPError(f"{status} for url: https://x/v2/key", response=response)
+
+    refused = [
+        rpc(-32614, "eth_getLogs is limited to a 10,000 range"),
+        rpc(-32602, "eth_getLogs and eth_newFilter are limited to a 10,000 blocks range"),
+        rpc(-32005, "Limit Exceeded"),
+        rpc(-32005, "query returned more than 10000 results"),
+        rpc(-32000, "block range is too wide"),
+        rpc(-32000, "exceed maximum block range: 5000"),
+        rpc(-32600, "you can make eth_getLogs requests with up to a 10 block range."),
+        rpc(-32000, "Log response size exceeded."),
+        rpc(-32000, "too many blocks in range"),
+        rpc(-32614, "anything at all"),
+        http(413, "Request Entity Too Large"),
+        http(400, '{"error": {"code": -32000, "message": "block range too large"}}'),
+    ]
+    for exc in refused:
+        assert is_size_refusal(exc), exc
+    for exc in (
+        rpc(-32000, "header not found"),
+        rpc(-32005, "daily request count exceeded, request rate limited"),
+        http(429, "Too Many Requests"),
+        http(503, "Service Unavailable"),
+        requests.ConnectionError("Connection refused"),
+        requests.Timeout("read timed out"),
+    ):
+        assert not is_size_refusal(exc), exc
