@@ -133,7 +133,8 @@ class RpcProxy:
     (eth_getLogs answers from a replica that lacks the newest blocks: their logs are left out,
     while eth_blockNumber and blocks come from the fresh node), `poa_extra_data` (blocks carry a
     97-byte `extraData`), `batches` (False: a JSON-RPC batch is refused with one error).
-    `requests` counts requests by method (each element of a batch), `batch_requests` batches.
+    `requests` counts the requests received by method (each element of a batch; `"batch"`: the
+    batches themselves), answered or not.
     """
 
     def __init__(self, upstream_port: int, port: int = 0) -> None:
@@ -145,7 +146,6 @@ class RpcProxy:
         self.poa_extra_data = False
         self.batches = True
         self.requests: Counter[str] = Counter()
-        self.batch_requests = 0
         self._lock = threading.Lock()
         self._closed = False
         self._upstream = threading.local()
@@ -173,12 +173,18 @@ class RpcProxy:
         self._server.server_close()
         self._thread.join(5)
 
+    def count(self, body: Any) -> None:
+        """Counts a request (or a batch and its elements) as received."""
+        items = body if isinstance(body, list) else [body]
+        with self._lock:
+            self.requests.update(str(item.get("method")) for item in items)
+            if isinstance(body, list):
+                self.requests["batch"] += 1
+
     def answer(self, body: Any) -> Any:
         """The JSON answer to one request or a batch (a list)."""
         if not isinstance(body, list):
             return self._one(body)
-        with self._lock:
-            self.batch_requests += 1
         if not self.batches:
             return _error(None, -32600, "batch requests are not supported")
         return [self._one(item) for item in body]
@@ -190,8 +196,6 @@ class RpcProxy:
 
     def _one(self, request: dict[str, Any]) -> dict[str, Any]:
         method = str(request.get("method"))
-        with self._lock:
-            self.requests[method] += 1
         if method == "eth_getLogs":
             return self._get_logs(request)
         response = self._forward(request)
@@ -271,16 +275,17 @@ class _RpcHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         proxy: RpcProxy = self.server.proxy  # type: ignore[attr-defined]
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            request = json.loads(body)
+        except ValueError:
+            self._reply(400, _error(None, -32700, "parse error"))
+            return
+        proxy.count(request)
         if proxy.mode != "pass":  # down or hung: no answer, the connection closes
             proxy.hold()
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        try:
-            request = json.loads(body)
-        except ValueError:
-            self._reply(400, _error(None, -32700, "parse error"))
             return
         try:
             answer = proxy.answer(request)
