@@ -16,6 +16,7 @@ import requests
 from devnet_fixtures import _require_tools
 from web3 import Web3
 from web3.exceptions import Web3RPCError
+from web3.types import RPCEndpoint
 
 from fhevm_dagster import settings
 from fhevm_dagster.chain import logs as chain_logs
@@ -23,6 +24,7 @@ from fhevm_dagster.chain.client import ChainReader, raw_log
 from fhevm_dagster.chain.config import RpcSettings
 from fhevm_dagster.chain.logs import LogsRefusedError, current_span, is_size_refusal
 from fhevm_dagster.devnet.anvil import AnvilNode, free_port, start_anvil, stop_anvil
+from fhevm_dagster.protocol.bloom import bloom_bits, may_contain, may_contain_address
 from fhevm_dagster.protocol.events import RawLog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -41,6 +43,15 @@ RUNTIME = (
 INITCODE = bytes.fromhex("603c80600b6000396000f3") + RUNTIME
 #: Account 0's first contract: where the emitter lands on a fresh anvil.
 EMITTER = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+#: A block's logsBloom with logs of EMITTER under TOPIC only (from a real anvil receipt).
+KNOWN_BLOOM = bytes.fromhex(
+    "0000000000000000000000000000000040000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000400000002000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000020000000000000000000000000000000000000000"
+    "0000000000000000000800000000000000000040000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000"
+)
 #: Logs per emitter transaction, one transaction per block.
 PATTERN = [i % 5 for i in range(150)]
 DENSE = 8  # logs of the one block after them: more than any result cap below
@@ -66,15 +77,18 @@ class Chain:
         return [r for r in self.logs if first <= r.block_number <= last]
 
 
-def _emit(url: str, counts: list[int]) -> None:
-    """One automined block per count, emitting that many logs."""
+def _emit(w3: Web3, counts: list[int]) -> tuple[int, int]:
+    """One automined block per count, emitting that many logs: (first block, last block)."""
     sender = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # anvil's account 0, unlocked
-    with requests.Session() as session:
-        for n in counts:
-            tx = {"from": sender, "to": EMITTER, "data": "0x" + n.to_bytes(32, "big").hex()}
-            body = {"jsonrpc": "2.0", "id": 1, "method": "eth_sendTransaction", "params": [tx]}
-            answer = session.post(url, json=body, timeout=30).json()
-            assert "result" in answer, answer
+    hashes = []
+    for n in counts:
+        tx = {"from": sender, "to": EMITTER, "data": "0x" + n.to_bytes(32, "big").hex()}
+        hashes.append(w3.provider.make_request(RPCEndpoint("eth_sendTransaction"), [tx])["result"])
+    first, last = (
+        w3.eth.wait_for_transaction_receipt(h)["blockNumber"] for h in (hashes[0], hashes[-1])
+    )
+    assert last - first == len(counts) - 1  # a block each
+    return first, last
 
 
 @pytest.fixture(scope="module")
@@ -88,12 +102,10 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
             w3.eth.send_transaction({"from": w3.eth.accounts[0], "data": "0x" + INITCODE.hex()})
         )
         assert deployed["contractAddress"] == EMITTER and bytes(w3.eth.get_code(EMITTER)) == RUNTIME
-        first = w3.eth.block_number + 1
-        _emit(node.rpc_url, [*PATTERN, DENSE])
-        dense = w3.eth.block_number
-        w3.provider.make_request("anvil_mine", [hex(EMPTY_BLOCKS)])  # type: ignore[arg-type]
-        _emit(node.rpc_url, [LAST_LOGS])
-        head = w3.eth.block_number
+        first, dense = _emit(w3, [*PATTERN, DENSE])
+        w3.provider.make_request(RPCEndpoint("anvil_mine"), [hex(EMPTY_BLOCKS)])
+        head, _ = _emit(w3, [LAST_LOGS])
+        assert head == dense + EMPTY_BLOCKS + 1
         logs = w3.eth.get_logs({"fromBlock": 0, "toBlock": head, "address": EMITTER})
         yield Chain(
             node,
@@ -121,9 +133,9 @@ def proxy(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> Iterator[RpcProxy]:
         p.close()
 
 
-def quick(url: str, **kw: object) -> ChainReader:
+def quick(url: str) -> ChainReader:
     """A reader of `url` that does not retry (the proxy's answers are what is tested)."""
-    return ChainReader(url, RpcSettings(5.0, 0, 0.01, **kw))  # type: ignore[arg-type]
+    return ChainReader(url, RpcSettings(5.0, 0, 0.01))
 
 
 # ---- adaptive eth_getLogs spans ---------------------------------------------------------------
@@ -212,3 +224,56 @@ def test_provider_refusals_are_recognized() -> None:
         requests.Timeout("read timed out"),
     ):
         assert not is_size_refusal(exc), exc
+
+
+# ---- logsBloom --------------------------------------------------------------------------------
+
+
+@fast
+def test_bloom_bits_of_a_real_receipt() -> None:
+    address = bytes.fromhex(EMITTER[2:])
+    value = 0
+    for bit in (*bloom_bits(address), *bloom_bits(TOPIC)):
+        value |= 1 << bit
+    assert value.to_bytes(256, "big") == KNOWN_BLOOM
+    assert may_contain_address(KNOWN_BLOOM, EMITTER) and may_contain(KNOWN_BLOOM, TOPIC)
+    assert may_contain_address(KNOWN_BLOOM, EMITTER.lower())
+    assert not may_contain_address(KNOWN_BLOOM, "0x" + "11" * 20)
+    assert not may_contain_address(bytes(256), address)
+    with pytest.raises(ValueError, match="256 bytes"):
+        may_contain(bytes(255), address)
+
+
+def test_the_known_bloom_is_anvils(chain: Chain) -> None:
+    w3 = Web3(Web3.HTTPProvider(chain.node.rpc_url))
+    assert bytes(w3.eth.get_block(chain.first + 1)["logsBloom"]) == KNOWN_BLOOM
+
+
+def test_blooms_say_which_blocks_may_have_logs(chain: Chain, proxy: RpcProxy) -> None:
+    reader = quick(proxy.url)
+    assert reader.may_have_logs(chain.first, chain.empty_last, [EMITTER])
+    assert reader.may_have_logs(chain.dense, chain.dense, ["0x" + "22" * 20, EMITTER])
+    # 120 empty blocks: two batches of headers, and no eth_getLogs at all.
+    proxy.requests.clear()
+    assert not reader.may_have_logs(chain.empty_first, chain.empty_last, [EMITTER])
+    assert proxy.requests["batch"] == 2 and proxy.requests["eth_getBlockByNumber"] == EMPTY_BLOCKS
+    assert not proxy.requests["eth_getLogs"]
+    # Blocks with logs of another contract only, and blocks the node does not have yet.
+    assert not reader.may_have_logs(chain.first, chain.head, ["0x" + "22" * 20])
+    assert reader.may_have_logs(chain.head + 1, chain.head + 5, ["0x" + "22" * 20])
+
+
+def test_blooms_without_batches(chain: Chain, proxy: RpcProxy) -> None:
+    proxy.batches = False
+    reader = quick(proxy.url)
+    assert not reader.may_have_logs(chain.empty_first, chain.empty_first + 9, [EMITTER])
+    assert proxy.requests["batch"] == 1 and proxy.requests["eth_getBlockByNumber"] == 20
+    assert reader.may_have_logs(chain.empty_first, chain.head, [EMITTER])
+
+
+def test_blooms_see_what_a_lagging_replica_hides(chain: Chain, proxy: RpcProxy) -> None:
+    proxy.lag_blocks = 2
+    reader = quick(proxy.url)
+    assert reader.get_logs(chain.empty_first, chain.head, [EMITTER]) == []
+    assert len(chain.between(chain.head, chain.head)) == LAST_LOGS
+    assert reader.may_have_logs(chain.empty_first, chain.head, [EMITTER])

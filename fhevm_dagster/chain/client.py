@@ -11,14 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from typing import cast
 from urllib.parse import urlsplit
 
+import requests
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
-from web3.exceptions import BlockNotFound
+from web3.exceptions import BadResponseFormat, BlockNotFound, Web3RPCError
 from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
-from web3.types import FilterParams, LogReceipt
+from web3.types import BlockData, FilterParams, LogReceipt
 
+from ..protocol.bloom import may_contain_address
 from ..protocol.events import RawLog
 from .config import DEFAULT_RPC, GatewayConfig, HostChainConfig, RpcSettings
 from .logs import get_logs_windowed
@@ -26,6 +29,8 @@ from .logs import get_logs_windowed
 #: Errors worth retrying: the node was unreachable, slow or answered with an HTTP error (requests'
 #: exceptions are all `OSError`s), not a JSON-RPC error answer or a revert.
 RETRIED_ERRORS = (OSError,)
+#: Block headers asked for in one JSON-RPC batch.
+HEADER_BATCH = 100
 
 
 def redact(text: str, url: str) -> str:
@@ -110,6 +115,32 @@ class ChainReader:
             return None
         value = block.get("hash")
         return None if value is None else bytes(value)
+
+    def may_have_logs(self, first: int, last: int, addresses: Sequence[str]) -> bool:
+        """False only when the `logsBloom` of every block first..last excludes every address: a
+        proof from the headers that the range has no log of theirs, whatever eth_getLogs of a
+        lagging load-balanced replica says. A block the node lacks cannot be proven empty."""
+        for start in range(first, last + 1, HEADER_BATCH):
+            try:
+                blocks = self._blocks(range(start, min(last, start + HEADER_BATCH - 1) + 1))
+            except BlockNotFound:
+                return True
+            for block in blocks:
+                bloom = bytes(block["logsBloom"])
+                if any(may_contain_address(bloom, a) for a in addresses):
+                    return True
+        return False
+
+    def _blocks(self, numbers: range) -> list[BlockData]:
+        """Headers of `numbers` in one JSON-RPC batch; one request each where the node refuses
+        batches (or answers one with an error: the requests one by one say which)."""
+        try:
+            with self.web3.batch_requests() as batch:
+                for n in numbers:
+                    batch.add(self.web3.eth.get_block(n))
+                return cast(list[BlockData], batch.execute())  # formatted blocks
+        except (Web3RPCError, BadResponseFormat, requests.HTTPError):
+            return [self.web3.eth.get_block(n) for n in numbers]
 
     def get_logs(self, first: int, last: int, addresses: Sequence[str]) -> list[RawLog]:
         """Logs of `addresses` in blocks first..last, in chain order (in chunks the provider
