@@ -44,6 +44,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(f"{_P}HOST_MAX_RANGES_PER_TICK", "10", "host ranges requested per sensor tick"),
     Setting(f"{_P}HOST_REORG_CHECK_RANGES", "8", "recent host ranges whose last-block hash is rechecked"),
     Setting(f"{_P}HOST_RPC_TIMEOUT", "10", "seconds per host RPC request"),
+    Setting(f"{_P}HOST_POA", "0", "`1`: the host chain's blocks carry a proof-of-authority `extraData` (Polygon, BSC; a registry entry says `\"poa\": true`)"),
     # The gateway chain.
     Setting(f"{_P}GATEWAY_CHAIN_ID", "10901", "gateway chain id, checked against the node", "gateway_chain_id"),
     Setting(f"{_P}GATEWAY_RPC_URL", "http://127.0.0.1:8546", "gateway JSON-RPC URL", "gateway_rpc_url", True),

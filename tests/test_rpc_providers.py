@@ -6,6 +6,7 @@ The anvil tests skip without `npm ci` (like the devnet tests); the pure ones are
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,12 +21,14 @@ from web3.types import RPCEndpoint
 
 from fhevm_dagster import settings
 from fhevm_dagster.chain import logs as chain_logs
-from fhevm_dagster.chain.client import ChainReader, raw_log
-from fhevm_dagster.chain.config import RpcSettings
+from fhevm_dagster.chain.client import ChainReader, PoaBlocksError, raw_log
+from fhevm_dagster.chain.config import HostChainConfig, RpcSettings
 from fhevm_dagster.chain.logs import LogsRefusedError, current_span, is_size_refusal
+from fhevm_dagster.chain.registry import RegistryError, host_chains_from_settings
 from fhevm_dagster.devnet.anvil import AnvilNode, free_port, start_anvil, stop_anvil
 from fhevm_dagster.protocol.bloom import bloom_bits, may_contain, may_contain_address
 from fhevm_dagster.protocol.events import RawLog
+from fhevm_dagster.resources.chain import HostChainResource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -133,9 +136,9 @@ def proxy(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> Iterator[RpcProxy]:
         p.close()
 
 
-def quick(url: str) -> ChainReader:
+def quick(url: str, **kw: object) -> ChainReader:
     """A reader of `url` that does not retry (the proxy's answers are what is tested)."""
-    return ChainReader(url, RpcSettings(5.0, 0, 0.01))
+    return ChainReader(url, RpcSettings(5.0, 0, 0.01, **kw))  # type: ignore[arg-type]
 
 
 # ---- adaptive eth_getLogs spans ---------------------------------------------------------------
@@ -277,3 +280,60 @@ def test_blooms_see_what_a_lagging_replica_hides(chain: Chain, proxy: RpcProxy) 
     assert reader.get_logs(chain.empty_first, chain.head, [EMITTER]) == []
     assert len(chain.between(chain.head, chain.head)) == LAST_LOGS
     assert reader.may_have_logs(chain.empty_first, chain.head, [EMITTER])
+
+
+# ---- proof-of-authority blocks ----------------------------------------------------------------
+
+
+def test_poa_blocks_need_the_poa_flag(chain: Chain, proxy: RpcProxy) -> None:
+    proxy.poa_extra_data = True
+    direct = ChainReader(chain.node.rpc_url).block_hash(chain.dense)
+    reader = ChainReader(proxy.url, RpcSettings(5.0, 0, 0.01), expected_chain_id=137)
+    flag = r'chain 137.*"poa": true.*FHEVM_DAGSTER_HOST_POA=1'
+    with pytest.raises(PoaBlocksError, match=flag):
+        reader.block_hash(chain.dense)
+    with pytest.raises(PoaBlocksError, match=flag):
+        reader.may_have_logs(chain.first, chain.dense, [EMITTER])
+    poa = quick(proxy.url, poa=True)
+    assert direct is not None and poa.block_hash(chain.dense) == direct
+    assert poa.may_have_logs(chain.first, chain.dense, [EMITTER])
+
+
+# ---- settings: registry `poa` -----------------------------------------------------------------
+
+
+@pytest.fixture()
+def no_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No setting in the environment; the path of a devnet.json (absent until a test writes it)."""
+    for s in settings.SETTINGS:
+        monkeypatch.delenv(s.env, raising=False)
+    devnet = tmp_path / "devnet.json"
+    monkeypatch.setenv(settings.DEVNET_JSON_ENV, str(devnet))
+    return devnet
+
+
+def _registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *entries: object
+) -> list[HostChainConfig]:
+    registry = tmp_path / "hosts.json"
+    registry.write_text(json.dumps(list(entries)))
+    monkeypatch.setenv("FHEVM_DAGSTER_HOST_CHAINS", str(registry))
+    return host_chains_from_settings()
+
+
+@fast
+def test_registry_poa(no_settings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    polygon = {"chain_id": 137, "rpc_url": "https://polygon.example/key", "poa": True}
+    eth = {"chain_id": 1, "rpc_url": "https://eth.example/key"}
+    chains = _registry(tmp_path, monkeypatch, polygon, eth, {**eth, "chain_id": 2, "poa": 0})
+    assert [c.rpc.poa for c in chains] == [True, False, False]
+    monkeypatch.setenv("FHEVM_DAGSTER_HOST_POA", "1")
+    chains = _registry(tmp_path, monkeypatch, eth, {**eth, "chain_id": 2, "poa": False})
+    assert [c.rpc.poa for c in chains] == [True, False]
+    resource = HostChainResource.of(chains[0])
+    assert resource.poa and resource.config().rpc.poa
+    with pytest.raises(RegistryError, match="poa must be true or false, got 'yes'"):
+        _registry(tmp_path, monkeypatch, {**eth, "poa": "yes"})
+    monkeypatch.setenv("FHEVM_DAGSTER_HOST_POA", "true")
+    with pytest.raises(ValueError, match="FHEVM_DAGSTER_HOST_POA='true': expected 1 or 0"):
+        _registry(tmp_path, monkeypatch, eth)

@@ -8,7 +8,8 @@ same signed bytes have the same hash, so a resend is never a second transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from typing import cast
@@ -17,7 +18,8 @@ from urllib.parse import urlsplit
 import requests
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
-from web3.exceptions import BadResponseFormat, BlockNotFound, Web3RPCError
+from web3.exceptions import BadResponseFormat, BlockNotFound, ExtraDataLengthError, Web3RPCError
+from web3.middleware import ExtraDataToPOAMiddleware
 from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
 from web3.types import BlockData, FilterParams, LogReceipt
 
@@ -54,7 +56,10 @@ def connect(url: str, settings: RpcSettings = DEFAULT_RPC) -> Web3:
     provider = HTTPProvider(
         url, request_kwargs={"timeout": settings.timeout_s}, exception_retry_configuration=retry
     )
-    return Web3(provider)
+    w3 = Web3(provider)
+    if settings.poa:  # before web3's validation refuses the 97-byte extraData of PoA blocks
+        w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+    return w3
 
 
 def raw_log(log: LogReceipt) -> RawLog:
@@ -73,6 +78,11 @@ def raw_log(log: LogReceipt) -> RawLog:
 
 class WrongChainError(RuntimeError):
     """The node serves another chain than the one configured (a wrong URL, a reset devnet)."""
+
+
+class PoaBlocksError(RuntimeError):
+    """The node's blocks carry a proof-of-authority `extraData` (Polygon, BSC) that the chain's
+    settings do not expect."""
 
 
 @dataclass(slots=True)
@@ -110,7 +120,8 @@ class ChainReader:
     def block_hash(self, number: int) -> bytes | None:
         """Hash of block `number`, or None when the chain is not that long (any more)."""
         try:
-            block = self.web3.eth.get_block(number)
+            with self._poa_hint():
+                block = self.web3.eth.get_block(number)
         except BlockNotFound:
             return None
         value = block.get("hash")
@@ -134,13 +145,27 @@ class ChainReader:
     def _blocks(self, numbers: range) -> list[BlockData]:
         """Headers of `numbers` in one JSON-RPC batch; one request each where the node refuses
         batches (or answers one with an error: the requests one by one say which)."""
+        with self._poa_hint():
+            try:
+                with self.web3.batch_requests() as batch:
+                    for n in numbers:
+                        batch.add(self.web3.eth.get_block(n))
+                    return cast(list[BlockData], batch.execute())  # formatted blocks
+            except (Web3RPCError, BadResponseFormat, requests.HTTPError):
+                return [self.web3.eth.get_block(n) for n in numbers]
+
+    @contextmanager
+    def _poa_hint(self) -> Iterator[None]:
+        """Where blocks are read: a PoA chain not configured as one is an error naming the flag."""
         try:
-            with self.web3.batch_requests() as batch:
-                for n in numbers:
-                    batch.add(self.web3.eth.get_block(n))
-                return cast(list[BlockData], batch.execute())  # formatted blocks
-        except (Web3RPCError, BadResponseFormat, requests.HTTPError):
-            return [self.web3.eth.get_block(n) for n in numbers]
+            yield
+        except ExtraDataLengthError as exc:
+            chain = f"chain {self.expected_chain_id}" if self.expected_chain_id else "this chain"
+            raise PoaBlocksError(
+                f"{chain}'s blocks carry a proof-of-authority extraData longer than 32 bytes "
+                '(Polygon, BSC): set "poa": true in its entry of the host chain registry '
+                "(FHEVM_DAGSTER_HOST_CHAINS), or FHEVM_DAGSTER_HOST_POA=1"
+            ) from exc
 
     def get_logs(self, first: int, last: int, addresses: Sequence[str]) -> list[RawLog]:
         """Logs of `addresses` in blocks first..last, in chain order (in chunks the provider

@@ -12,11 +12,13 @@ GATEWAY_CONTRACTS = ("InputVerification", "CiphertextCommits")
 
 @dataclass(frozen=True, slots=True)
 class RpcSettings:
-    """How to talk to one node: timeout per request, and web3's retries (backoff doubles)."""
+    """How to talk to one node: timeout per request, web3's retries (backoff doubles), and
+    whether its blocks carry a proof-of-authority `extraData` (Polygon, BSC: 97 bytes)."""
 
     timeout_s: float = 10.0
     retries: int = 5
     backoff_s: float = 0.5
+    poa: bool = False
 
 
 DEFAULT_RPC = RpcSettings()
@@ -94,13 +96,22 @@ class GatewayConfig:
         return self.input_verification_address
 
 
-def rpc_settings(timeout_env: str) -> RpcSettings:
+def rpc_settings(timeout_env: str, poa: bool = False) -> RpcSettings:
     """A chain's RPC settings: its timeout variable, the shared retry settings."""
     return RpcSettings(
         cfg.number(timeout_env),
         cfg.integer("FHEVM_DAGSTER_RPC_RETRIES"),
         cfg.number("FHEVM_DAGSTER_RPC_BACKOFF"),
+        poa,
     )
+
+
+def host_poa() -> bool:
+    """`FHEVM_DAGSTER_HOST_POA`: `1` host chains' blocks carry a proof-of-authority extraData."""
+    setting = cfg.value("FHEVM_DAGSTER_HOST_POA")
+    if setting not in ("0", "1"):
+        raise ValueError(f"FHEVM_DAGSTER_HOST_POA={setting!r}: expected 1 or 0")
+    return setting == "1"
 
 
 def run_empty_ranges() -> bool:
