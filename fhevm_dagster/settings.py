@@ -64,6 +64,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(f"{_P}ACCEPT_CHAIN_RESET", "", "a chain's genesis changed under its id: `1` start it again (its old rows dropped), `0` stop with an error; empty: `1` for the running devnet's chains only"),
     Setting(f"{_P}RPC_RETRIES", "5", "retries of an RPC request that could not reach the node (web3's retry layer)"),
     Setting(f"{_P}RPC_BACKOFF", "0.5", "seconds before the first RPC retry, doubled per retry"),
+    Setting(f"{_P}SENSOR_RPC_TIMEOUT", "5", "seconds per RPC request of a block sensor tick (a tick must end within Dagster's 60-s sensor deadline)"),
+    Setting(f"{_P}SENSOR_RPC_RETRIES", "1", "retries of a block sensor tick's RPC request that could not reach the node"),
     Setting(f"{_P}LOGS_MAX_SPAN", "2000", "blocks per eth_getLogs request at most; a provider's lower cap is learnt (halved when refused, grown back after successes)"),
     # Keys: the files must be readable by their owner only (0600); the keys never reach the UI.
     Setting(f"{_P}SIGNER_KEY", "", "coprocessor EIP-712 signer key (0x hex), else the file below", secret=True),

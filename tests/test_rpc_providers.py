@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,6 +298,23 @@ def test_poa_blocks_need_the_poa_flag(chain: Chain, proxy: RpcProxy) -> None:
     poa = quick(proxy.url, poa=True)
     assert direct is not None and poa.block_hash(chain.dense) == direct
     assert poa.may_have_logs(chain.first, chain.dense, [EMITTER])
+
+
+# ---- sensor reads -----------------------------------------------------------------------------
+
+
+def test_the_sensor_reader_fails_fast_on_a_stalled_node(proxy: RpcProxy) -> None:
+    chain = HostChainConfig(31337, proxy.url, EMITTER, EMITTER, 0, RpcSettings(poa=True))
+    reader = ChainReader.for_sensor(chain)
+    assert reader.rpc == RpcSettings(5.0, 1, 0.5, poa=True)
+    assert reader.expected_chain_id == 31337 and reader.head() > 0
+    proxy.set_mode("stall")
+    started = time.monotonic()
+    with pytest.raises(requests.Timeout):
+        reader.head()
+    # 2 attempts of 5 s and a 0.5-s backoff: a skip reason long before Dagster's 60 s.
+    assert 10 <= time.monotonic() - started < 15
+    assert proxy.requests["eth_blockNumber"] == 3
 
 
 # ---- settings: registry `poa` -----------------------------------------------------------------

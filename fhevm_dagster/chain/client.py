@@ -25,7 +25,7 @@ from web3.types import BlockData, FilterParams, LogReceipt
 
 from ..protocol.bloom import may_contain_address
 from ..protocol.events import RawLog
-from .config import DEFAULT_RPC, GatewayConfig, HostChainConfig, RpcSettings
+from .config import DEFAULT_RPC, GatewayConfig, HostChainConfig, RpcSettings, sensor_rpc
 from .logs import get_logs_windowed
 
 #: Errors worth retrying: the node was unreachable, slow or answered with an HTTP error (requests'
@@ -101,6 +101,13 @@ class ChainReader:
     @classmethod
     def of(cls, chain: HostChainConfig | GatewayConfig) -> ChainReader:
         return cls(chain.rpc_url, chain.rpc, chain.chain_id)
+
+    @classmethod
+    def for_sensor(cls, chain: HostChainConfig | GatewayConfig) -> ChainReader:
+        """The chain's reader for a sensor tick: the sensor's short timeout and few retries
+        (`FHEVM_DAGSTER_SENSOR_RPC_*`), so a stalled node ends the tick with a skip reason
+        inside Dagster's 60-s sensor deadline rather than a timed-out tick."""
+        return cls(chain.rpc_url, sensor_rpc(chain.rpc), chain.chain_id)
 
     def chain_id(self) -> int:
         """The node's chain id; `WrongChainError` when it is not the expected one."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import settings as cfg
 
@@ -103,6 +103,16 @@ def rpc_settings(timeout_env: str, poa: bool = False) -> RpcSettings:
         cfg.integer("FHEVM_DAGSTER_RPC_RETRIES"),
         cfg.number("FHEVM_DAGSTER_RPC_BACKOFF"),
         poa,
+    )
+
+
+def sensor_rpc(rpc: RpcSettings) -> RpcSettings:
+    """A chain's RPC settings for a sensor tick: `FHEVM_DAGSTER_SENSOR_RPC_TIMEOUT` per request
+    and `FHEVM_DAGSTER_SENSOR_RPC_RETRIES`, so that a tick ends within Dagster's 60-s deadline."""
+    return replace(
+        rpc,
+        timeout_s=cfg.number("FHEVM_DAGSTER_SENSOR_RPC_TIMEOUT"),
+        retries=cfg.integer("FHEVM_DAGSTER_SENSOR_RPC_RETRIES"),
     )
 
 
