@@ -29,7 +29,7 @@ from fhevm_dagster.chain.registry import RegistryError, host_chains_from_setting
 from fhevm_dagster.devnet.anvil import AnvilNode, free_port, start_anvil, stop_anvil
 from fhevm_dagster.protocol.bloom import bloom_bits, may_contain, may_contain_address
 from fhevm_dagster.protocol.events import RawLog
-from fhevm_dagster.resources.chain import HostChainResource
+from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -317,7 +317,7 @@ def test_the_sensor_reader_fails_fast_on_a_stalled_node(proxy: RpcProxy) -> None
     assert proxy.requests["eth_blockNumber"] == 3
 
 
-# ---- settings: registry `poa` -----------------------------------------------------------------
+# ---- settings: registry `poa`, confirmations --------------------------------------------------
 
 
 @pytest.fixture()
@@ -355,3 +355,35 @@ def test_registry_poa(no_settings: Path, tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("FHEVM_DAGSTER_HOST_POA", "true")
     with pytest.raises(ValueError, match="FHEVM_DAGSTER_HOST_POA='true': expected 1 or 0"):
         _registry(tmp_path, monkeypatch, eth)
+
+
+@fast
+def test_confirmations_default_by_chain(
+    no_settings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = "http://127.0.0.1:8545"
+    no_settings.write_text(
+        json.dumps(
+            {
+                "host_chains": [{"chain_id": 31337, "rpc_url": local}],
+                "gateway_chain_id": 10901,
+                "gateway_rpc_url": "http://127.0.0.1:8546",
+            }
+        )
+    )
+    devnet = {"chain_id": 31337, "rpc_url": local}
+    chains = _registry(
+        tmp_path,
+        monkeypatch,
+        devnet,  # the running devnet's chain
+        {"chain_id": 31338, "rpc_url": local},  # another id at its URL: not the devnet's
+        {"chain_id": 1, "rpc_url": "https://eth.example/key"},
+        {"chain_id": 137, "rpc_url": "https://polygon.example/key", "confirmations": 64},
+    )
+    assert [c.ranges.confirmations for c in chains] == [0, 20, 20, 64]
+    assert RangeSettings.gateway_from_env().confirmations == 0
+    monkeypatch.setenv("FHEVM_DAGSTER_HOST_CONFIRMATIONS", "3")
+    monkeypatch.setenv("FHEVM_DAGSTER_GATEWAY_CONFIRMATIONS", "2")
+    chains = _registry(tmp_path, monkeypatch, devnet, {"chain_id": 1, "rpc_url": "https://e/k"})
+    assert [c.ranges.confirmations for c in chains] == [3, 3]
+    assert RangeSettings.gateway_from_env().confirmations == 2

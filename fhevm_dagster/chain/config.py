@@ -132,6 +132,14 @@ def run_empty_ranges() -> bool:
     return setting == "1"
 
 
+def is_devnet_chain(chain_id: int, rpc_url: str) -> bool:
+    """Whether the chain is one of the running devnet's: its chain id at its URL (devnet.json)."""
+    devnet = cfg.devnet_info()
+    chains = [(h.get("chain_id"), h.get("rpc_url")) for h in devnet.get("host_chains") or []]
+    chains.append((devnet.get("gateway_chain_id"), devnet.get("gateway_rpc_url")))
+    return (chain_id, rpc_url) in chains
+
+
 def accept_chain_reset(chain_id: int, rpc_url: str) -> bool:
     """`FHEVM_DAGSTER_ACCEPT_CHAIN_RESET`: `1` yes, `0` no; unset: only for a chain of the running
     devnet (its chain id at its URL), where restarts are routine; elsewhere a new genesis under
@@ -141,10 +149,22 @@ def accept_chain_reset(chain_id: int, rpc_url: str) -> bool:
         return setting == "1"
     if setting:
         raise ValueError(f"FHEVM_DAGSTER_ACCEPT_CHAIN_RESET={setting!r}: expected 1, 0 or unset")
-    devnet = cfg.devnet_info()
-    chains = [(h.get("chain_id"), h.get("rpc_url")) for h in devnet.get("host_chains") or []]
-    chains.append((devnet.get("gateway_chain_id"), devnet.get("gateway_rpc_url")))
-    return (chain_id, rpc_url) in chains
+    return is_devnet_chain(chain_id, rpc_url)
+
+
+#: The depth at which Zama's host-listener takes a host block as final (zama-ai/fhevm v0.14.0,
+#: coprocessor/fhevm-engine/host-listener/src/cmd/mod.rs:161-166 `catchup_finalization_in_blocks`,
+#: default 20, applied in `consume_catchup_blocks` at lines 503-508).
+HOST_FINALIZATION_BLOCKS = 20
+
+
+def host_confirmations(chain_id: int, rpc_url: str) -> int:
+    """`FHEVM_DAGSTER_HOST_CONFIRMATIONS`; unset: 0 for a chain of the running devnet (one node,
+    no reorg but ours), else the reference's finalization depth."""
+    env = "FHEVM_DAGSTER_HOST_CONFIRMATIONS"
+    if cfg.value(env):
+        return cfg.integer(env)
+    return 0 if is_devnet_chain(chain_id, rpc_url) else HOST_FINALIZATION_BLOCKS
 
 
 def gateway_from_settings() -> GatewayConfig:

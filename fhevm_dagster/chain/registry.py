@@ -27,6 +27,7 @@ from .config import (
     HostChainConfig,
     RangeRules,
     accept_chain_reset,
+    host_confirmations,
     host_poa,
     rpc_settings,
     run_empty_ranges,
@@ -80,7 +81,7 @@ def host_chain(entry: Mapping[str, Any], where: str = "host chain") -> HostChain
     p = "FHEVM_DAGSTER_HOST_"
     ranges = RangeRules(
         range_size=_int(entry, "range_size", cfg.integer(p + "RANGE_SIZE"), where),
-        confirmations=_int(entry, "confirmations", cfg.integer(p + "CONFIRMATIONS"), where),
+        confirmations=_int(entry, "confirmations", host_confirmations(chain_id, url), where),
         max_ranges_per_tick=_int(
             entry, "max_ranges_per_tick", cfg.integer(p + "MAX_RANGES_PER_TICK"), where
         ),

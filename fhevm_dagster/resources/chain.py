@@ -146,6 +146,9 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
         gateway = gateway_from_settings()
         return cls(
             range_size=cfg.integer(p + "RANGE_SIZE"),
+            # Default 0 on every chain, as Zama's gw-listener reads gateway logs up to the head
+            # (zama-ai/fhevm v0.14.0, coprocessor/fhevm-engine/gw-listener/src/gw_listener.rs:
+            # 188-210: `to_block` is at most `get_block_number()`).
             confirmations=cfg.integer(p + "CONFIRMATIONS"),
             max_ranges_per_tick=cfg.integer(p + "MAX_RANGES_PER_TICK"),
             start_block=cfg.integer(p + "START_BLOCK"),
