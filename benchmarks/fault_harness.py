@@ -227,8 +227,10 @@ class Harness:
         }
         if self.proxies:
             # The chains sit behind the proxies, not at devnet.json's URLs: say that a new
-            # genesis is a reset to adopt (the devnet-reset row), as an operator of a devnet would.
+            # genesis is a reset to adopt (the devnet-reset row), and that a block is final when
+            # mined, as an operator of a devnet would.
             knobs[f"{p}ACCEPT_CHAIN_RESET"] = "1"
+            knobs[f"{p}HOST_CONFIRMATIONS"] = "0"
         #: The settings this harness changes from their defaults (where things are kept aside).
         self.knobs = knobs
         env.update({

@@ -8,23 +8,31 @@ same signed bytes have the same hash, so a resend is never a second transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
+from typing import cast
 from urllib.parse import urlsplit
 
+import requests
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
-from web3.exceptions import BlockNotFound
+from web3.exceptions import BadResponseFormat, BlockNotFound, ExtraDataLengthError, Web3RPCError
+from web3.middleware import ExtraDataToPOAMiddleware
 from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
-from web3.types import FilterParams, LogReceipt
+from web3.types import BlockData, FilterParams, LogReceipt
 
+from ..protocol.bloom import may_contain_address
 from ..protocol.events import RawLog
-from .config import DEFAULT_RPC, GatewayConfig, HostChainConfig, RpcSettings
+from .config import DEFAULT_RPC, GatewayConfig, HostChainConfig, RpcSettings, sensor_rpc
+from .logs import get_logs_windowed
 
 #: Errors worth retrying: the node was unreachable, slow or answered with an HTTP error (requests'
 #: exceptions are all `OSError`s), not a JSON-RPC error answer or a revert.
 RETRIED_ERRORS = (OSError,)
+#: Block headers asked for in one JSON-RPC batch.
+HEADER_BATCH = 100
 
 
 def redact(text: str, url: str) -> str:
@@ -48,7 +56,10 @@ def connect(url: str, settings: RpcSettings = DEFAULT_RPC) -> Web3:
     provider = HTTPProvider(
         url, request_kwargs={"timeout": settings.timeout_s}, exception_retry_configuration=retry
     )
-    return Web3(provider)
+    w3 = Web3(provider)
+    if settings.poa:  # before web3's validation refuses the 97-byte extraData of PoA blocks
+        w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+    return w3
 
 
 def raw_log(log: LogReceipt) -> RawLog:
@@ -69,6 +80,11 @@ class WrongChainError(RuntimeError):
     """The node serves another chain than the one configured (a wrong URL, a reset devnet)."""
 
 
+class PoaBlocksError(RuntimeError):
+    """The node's blocks carry a proof-of-authority `extraData` (Polygon, BSC) that the chain's
+    settings do not expect."""
+
+
 @dataclass(slots=True)
 class ChainReader:
     """What every chain is read for: its id (checked once), head, block hashes and logs."""
@@ -85,6 +101,13 @@ class ChainReader:
     @classmethod
     def of(cls, chain: HostChainConfig | GatewayConfig) -> ChainReader:
         return cls(chain.rpc_url, chain.rpc, chain.chain_id)
+
+    @classmethod
+    def for_sensor(cls, chain: HostChainConfig | GatewayConfig) -> ChainReader:
+        """The chain's reader for a sensor tick: the sensor's short timeout and few retries
+        (`FHEVM_DAGSTER_SENSOR_RPC_*`), so a stalled node ends the tick with a skip reason
+        inside Dagster's 60-s sensor deadline rather than a timed-out tick."""
+        return cls(chain.rpc_url, sensor_rpc(chain.rpc), chain.chain_id)
 
     def chain_id(self) -> int:
         """The node's chain id; `WrongChainError` when it is not the expected one."""
@@ -104,18 +127,56 @@ class ChainReader:
     def block_hash(self, number: int) -> bytes | None:
         """Hash of block `number`, or None when the chain is not that long (any more)."""
         try:
-            block = self.web3.eth.get_block(number)
+            with self._poa_hint():
+                block = self.web3.eth.get_block(number)
         except BlockNotFound:
             return None
         value = block.get("hash")
         return None if value is None else bytes(value)
 
+    def may_have_logs(self, first: int, last: int, addresses: Sequence[str]) -> bool:
+        """False only when the `logsBloom` of every block first..last excludes every address: a
+        proof from the headers that the range has no log of theirs, whatever eth_getLogs of a
+        lagging load-balanced replica says. A block the node lacks cannot be proven empty."""
+        for start in range(first, last + 1, HEADER_BATCH):
+            try:
+                blocks = self._blocks(range(start, min(last, start + HEADER_BATCH - 1) + 1))
+            except BlockNotFound:
+                return True
+            for block in blocks:
+                bloom = bytes(block["logsBloom"])
+                if any(may_contain_address(bloom, a) for a in addresses):
+                    return True
+        return False
+
+    def _blocks(self, numbers: range) -> list[BlockData]:
+        """Headers of `numbers` in one JSON-RPC batch; one request each where the node refuses
+        batches (or answers one with an error: the requests one by one say which)."""
+        with self._poa_hint():
+            try:
+                with self.web3.batch_requests() as batch:
+                    for n in numbers:
+                        batch.add(self.web3.eth.get_block(n))
+                    return cast(list[BlockData], batch.execute())  # formatted blocks
+            except (Web3RPCError, BadResponseFormat, requests.HTTPError):
+                return [self.web3.eth.get_block(n) for n in numbers]
+
+    @contextmanager
+    def _poa_hint(self) -> Iterator[None]:
+        """Where blocks are read: a PoA chain not configured as one is an error naming the flag."""
+        try:
+            yield
+        except ExtraDataLengthError as exc:
+            chain = f"chain {self.expected_chain_id}" if self.expected_chain_id else "this chain"
+            raise PoaBlocksError(
+                f"{chain}'s blocks carry a proof-of-authority extraData longer than 32 bytes "
+                '(Polygon, BSC): set "poa": true in its entry of the host chain registry '
+                "(FHEVM_DAGSTER_HOST_CHAINS), or FHEVM_DAGSTER_HOST_POA=1"
+            ) from exc
+
     def get_logs(self, first: int, last: int, addresses: Sequence[str]) -> list[RawLog]:
-        """Logs of `addresses` in blocks first..last, in chain order."""
-        params: FilterParams = {
-            "fromBlock": first,
-            "toBlock": last,
-            "address": [Web3.to_checksum_address(a) for a in addresses],
-        }
-        logs = [raw_log(log) for log in self.web3.eth.get_logs(params)]
+        """Logs of `addresses` in blocks first..last, in chain order (in chunks the provider
+        accepts: `chain.logs`)."""
+        params: FilterParams = {"address": [Web3.to_checksum_address(a) for a in addresses]}
+        logs = [raw_log(log) for log in get_logs_windowed(self.web3, params, first, last)]
         return sorted(logs, key=lambda r: (r.block_number, r.log_index))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import settings as cfg
 
@@ -12,11 +12,13 @@ GATEWAY_CONTRACTS = ("InputVerification", "CiphertextCommits")
 
 @dataclass(frozen=True, slots=True)
 class RpcSettings:
-    """How to talk to one node: timeout per request, and web3's retries (backoff doubles)."""
+    """How to talk to one node: timeout per request, web3's retries (backoff doubles), and
+    whether its blocks carry a proof-of-authority `extraData` (Polygon, BSC: 97 bytes)."""
 
     timeout_s: float = 10.0
     retries: int = 5
     backoff_s: float = 0.5
+    poa: bool = False
 
 
 DEFAULT_RPC = RpcSettings()
@@ -96,13 +98,32 @@ class GatewayConfig:
         return self.input_verification_address
 
 
-def rpc_settings(timeout_env: str) -> RpcSettings:
+def rpc_settings(timeout_env: str, poa: bool = False) -> RpcSettings:
     """A chain's RPC settings: its timeout variable, the shared retry settings."""
     return RpcSettings(
         cfg.number(timeout_env),
         cfg.integer("FHEVM_DAGSTER_RPC_RETRIES"),
         cfg.number("FHEVM_DAGSTER_RPC_BACKOFF"),
+        poa,
     )
+
+
+def sensor_rpc(rpc: RpcSettings) -> RpcSettings:
+    """A chain's RPC settings for a sensor tick: `FHEVM_DAGSTER_SENSOR_RPC_TIMEOUT` per request
+    and `FHEVM_DAGSTER_SENSOR_RPC_RETRIES`, so that a tick ends within Dagster's 60-s deadline."""
+    return replace(
+        rpc,
+        timeout_s=cfg.number("FHEVM_DAGSTER_SENSOR_RPC_TIMEOUT"),
+        retries=cfg.integer("FHEVM_DAGSTER_SENSOR_RPC_RETRIES"),
+    )
+
+
+def host_poa() -> bool:
+    """`FHEVM_DAGSTER_HOST_POA`: `1` host chains' blocks carry a proof-of-authority extraData."""
+    setting = cfg.value("FHEVM_DAGSTER_HOST_POA")
+    if setting not in ("0", "1"):
+        raise ValueError(f"FHEVM_DAGSTER_HOST_POA={setting!r}: expected 1 or 0")
+    return setting == "1"
 
 
 def run_empty_ranges() -> bool:
@@ -111,6 +132,14 @@ def run_empty_ranges() -> bool:
     if setting not in ("0", "1"):
         raise ValueError(f"FHEVM_DAGSTER_RUN_EMPTY_RANGES={setting!r}: expected 1 or 0")
     return setting == "1"
+
+
+def is_devnet_chain(chain_id: int, rpc_url: str) -> bool:
+    """Whether the chain is one of the running devnet's: its chain id at its URL (devnet.json)."""
+    devnet = cfg.devnet_info()
+    chains = [(h.get("chain_id"), h.get("rpc_url")) for h in devnet.get("host_chains") or []]
+    chains.append((devnet.get("gateway_chain_id"), devnet.get("gateway_rpc_url")))
+    return (chain_id, rpc_url) in chains
 
 
 def accept_chain_reset(chain_id: int, rpc_url: str) -> bool:
@@ -122,10 +151,22 @@ def accept_chain_reset(chain_id: int, rpc_url: str) -> bool:
         return setting == "1"
     if setting:
         raise ValueError(f"FHEVM_DAGSTER_ACCEPT_CHAIN_RESET={setting!r}: expected 1, 0 or unset")
-    devnet = cfg.devnet_info()
-    chains = [(h.get("chain_id"), h.get("rpc_url")) for h in devnet.get("host_chains") or []]
-    chains.append((devnet.get("gateway_chain_id"), devnet.get("gateway_rpc_url")))
-    return (chain_id, rpc_url) in chains
+    return is_devnet_chain(chain_id, rpc_url)
+
+
+#: The depth at which Zama's host-listener takes a host block as final (zama-ai/fhevm v0.14.0,
+#: coprocessor/fhevm-engine/host-listener/src/cmd/mod.rs:161-166 `catchup_finalization_in_blocks`,
+#: default 20, applied in `consume_catchup_blocks` at lines 503-508).
+HOST_FINALIZATION_BLOCKS = 20
+
+
+def host_confirmations(chain_id: int, rpc_url: str) -> int:
+    """`FHEVM_DAGSTER_HOST_CONFIRMATIONS`; unset: 0 for a chain of the running devnet (one node,
+    no reorg but ours), else the reference's finalization depth."""
+    env = "FHEVM_DAGSTER_HOST_CONFIRMATIONS"
+    if cfg.value(env):
+        return cfg.integer(env)
+    return 0 if is_devnet_chain(chain_id, rpc_url) else HOST_FINALIZATION_BLOCKS
 
 
 def gateway_from_settings() -> GatewayConfig:

@@ -4,11 +4,14 @@
 devnet's `host_chains`; else the one chain of the `FHEVM_DAGSTER_HOST_*` settings. A file entry:
 
     {"chain_id": 31337, "rpc_url_env": "ETH_RPC_URL", "acl_address": "0x…",
-     "executor_address": "0x…", "key_id": 0, "start_block": 0, "confirmations": 12}
+     "executor_address": "0x…", "key_id": 0, "start_block": 0, "confirmations": 12,
+     "poa": false}
 
 `rpc_url` or `rpc_url_env` (the variable that holds the URL: it keeps API keys out of the file and
 the UI) is required, as is `chain_id`; the other fields default to the `FHEVM_DAGSTER_HOST_*`
-settings (range size, confirmations, ticks, reorg window, timeout) or the canonical addresses.
+settings (range size, confirmations, ticks, reorg window, timeout, PoA) or the canonical
+addresses. `poa` (true/false): the chain's blocks carry a proof-of-authority `extraData` (Polygon,
+BSC), which web3 reads only when told.
 """
 
 from __future__ import annotations
@@ -20,12 +23,21 @@ from pathlib import Path
 from typing import Any
 
 from .. import settings as cfg
-from .config import HostChainConfig, RangeRules, accept_chain_reset, rpc_settings, run_empty_ranges
+from .config import (
+    HostChainConfig,
+    RangeRules,
+    accept_chain_reset,
+    host_confirmations,
+    host_poa,
+    rpc_settings,
+    run_empty_ranges,
+)
 
 HOST_CHAINS_ENV = "FHEVM_DAGSTER_HOST_CHAINS"
 _FIELDS = {
     "chain_id", "rpc_url", "rpc_url_env", "acl_address", "executor_address", "key_id",
     "start_block", "confirmations", "range_size", "max_ranges_per_tick", "reorg_check_ranges",
+    "poa",
 }  # fmt: skip
 
 
@@ -41,6 +53,13 @@ def _int(entry: Mapping[str, Any], key: str, default: int, where: str) -> int:
         return int(value)
     except ValueError:
         raise RegistryError(f"{where}: {key} must be an integer, got {value!r}") from None
+
+
+def _bool(entry: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    value = entry.get(key, default)
+    if value in (0, 1, "0", "1"):  # True and False included
+        return value in (1, "1")
+    raise RegistryError(f"{where}: {key} must be true or false, got {value!r}")
 
 
 def host_chain(entry: Mapping[str, Any], where: str = "host chain") -> HostChainConfig:
@@ -62,7 +81,7 @@ def host_chain(entry: Mapping[str, Any], where: str = "host chain") -> HostChain
     p = "FHEVM_DAGSTER_HOST_"
     ranges = RangeRules(
         range_size=_int(entry, "range_size", cfg.integer(p + "RANGE_SIZE"), where),
-        confirmations=_int(entry, "confirmations", cfg.integer(p + "CONFIRMATIONS"), where),
+        confirmations=_int(entry, "confirmations", host_confirmations(chain_id, url), where),
         max_ranges_per_tick=_int(
             entry, "max_ranges_per_tick", cfg.integer(p + "MAX_RANGES_PER_TICK"), where
         ),
@@ -79,7 +98,7 @@ def host_chain(entry: Mapping[str, Any], where: str = "host chain") -> HostChain
         acl_address=str(entry.get("acl_address") or cfg.CANONICAL_ACL),
         executor_address=str(entry.get("executor_address") or cfg.CANONICAL_EXECUTOR),
         key_id=_int(entry, "key_id", cfg.integer("FHEVM_DAGSTER_KEY_ID"), where),
-        rpc=rpc_settings("FHEVM_DAGSTER_HOST_RPC_TIMEOUT"),
+        rpc=rpc_settings("FHEVM_DAGSTER_HOST_RPC_TIMEOUT", _bool(entry, "poa", host_poa(), where)),
         ranges=ranges,
         rpc_url_env=env,
     )

@@ -43,6 +43,11 @@ class HostChainResource(_RpcResource):
     acl_address: str = cfg.CANONICAL_ACL
     executor_address: str = cfg.CANONICAL_EXECUTOR
     key_id: str = "0"  # uint256 as decimal text
+    poa: bool = False  # blocks carry a proof-of-authority extraData (Polygon, BSC)
+
+    @property
+    def rpc(self) -> RpcSettings:
+        return RpcSettings(self.request_timeout_s, self.rpc_retries, self.rpc_backoff_s, self.poa)
 
     @classmethod
     def of(cls, chain: HostChainConfig) -> HostChainResource:
@@ -56,6 +61,7 @@ class HostChainResource(_RpcResource):
             request_timeout_s=chain.rpc.timeout_s,
             rpc_retries=chain.rpc.retries,
             rpc_backoff_s=chain.rpc.backoff_s,
+            poa=chain.rpc.poa,
         )
 
     def config(self) -> HostChainConfig:
@@ -143,6 +149,9 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
         gateway = gateway_from_settings()
         return cls(
             range_size=cfg.integer(p + "RANGE_SIZE"),
+            # Default 0 on every chain, as Zama's gw-listener reads gateway logs up to the head
+            # (zama-ai/fhevm v0.14.0, coprocessor/fhevm-engine/gw-listener/src/gw_listener.rs:
+            # 188-210: `to_block` is at most `get_block_number()`).
             confirmations=cfg.integer(p + "CONFIRMATIONS"),
             max_ranges_per_tick=cfg.integer(p + "MAX_RANGES_PER_TICK"),
             start_block=cfg.integer(p + "START_BLOCK"),
