@@ -115,11 +115,18 @@ def make_inputs(
 
 
 def serve(
-    store: Store, inputs: Callable[[], ScrapeInputs], host: str, port: int
+    store: Store,
+    inputs: Callable[[], ScrapeInputs],
+    host: str,
+    port: int,
+    alert_after: int | None = None,
 ) -> tuple[Any, threading.Thread]:
-    """Starts the endpoint in a thread; returns (server, thread) so callers can stop it."""
+    """Starts the endpoint in a thread; returns (server, thread) so callers can stop it.
+    `alert_after` None: FHEVM_DAGSTER_REDRIVE_ALERT_AFTER."""
+    if alert_after is None:
+        alert_after = settings.integer("FHEVM_DAGSTER_REDRIVE_ALERT_AFTER")
     registry = CollectorRegistry()
-    registry.register(CoprocessorCollector(store, inputs))
+    registry.register(CoprocessorCollector(store, inputs, alert_after))
     server, thread = start_http_server(port, addr=host, registry=registry)
     return server, thread
 
