@@ -235,3 +235,43 @@ def test_scrape_shows_what_keeps_a_chain_behind(store_url: str) -> None:  # noqa
     assert 120 <= by_chain(lease, G, sender="0x" + "aa" * 20) < 180  # its holder died
     assert by_chain(lease, G, sender="0x" + "bb" * 20) == 0  # held, in time
     assert by_chain(lease, G, sender="0x" + "cc" * 20) == 0  # free
+
+
+def test_counters_never_fall(tmp_path: Path) -> None:
+    """A reorg removes done computations and a re-run uploads nothing: the counters hold, then
+    go on rising from there (Prometheus reads a fall as a reset and counts everything again)."""
+    store = Store.open(f"sqlite:///{tmp_path}/store.sqlite")
+    tx = os.urandom(32)
+    rows = [row(tx) for _ in range(3)]
+    store.write_range(H, RANGE, rows)
+    store.mark_done([r.key for r in rows])
+    key = AssetKey([HOST.name, "ciphertext_objects"])
+    with instance_for_test() as instance:
+
+        def uploaded(n: int) -> None:
+            instance.report_runless_asset_event(
+                AssetMaterialization(key, partition=RANGE, metadata={"uploaded": n})
+            )
+
+        uploaded(6)
+        registry = CollectorRegistry()
+        registry.register(CoprocessorCollector(store, make_inputs(instance, [HOST], None), 5))
+        processed = ("coprocessor_work_items_processed", ())
+        puts = ("coprocessor_sns_worker_aws_upload_success_counter", ())
+        m = collect(registry)
+        assert (m[processed], m[puts]) == (3, 6)
+
+        store.write_range(H, RANGE, rows[1:])  # a reorg dropped a done computation
+        for _ in range(20):  # re-runs of the range: the objects were there
+            uploaded(0)
+        m = collect(registry)
+        assert (m[processed], m[puts]) == (3, 6)
+        assert m[("fhevm_dagster_computations", (("status", "done"),))] == 2  # the state falls
+
+        extra = row(tx)
+        store.write_range(H, RANGE, [*rows[1:], extra])
+        store.mark_done([extra.key])
+        uploaded(3)
+        m = collect(registry)
+        assert (m[processed], m[puts]) == (4, 9)
+    store.dispose()

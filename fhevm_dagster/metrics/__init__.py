@@ -5,10 +5,15 @@ outcome (computations, squashes, digests, commits, proof requests) and the Dagst
 per-range figure; an exporter reads both on each scrape. Names follow the reference coprocessor's
 (zama-ai/fhevm v0.14.0) where one exists; the rest are `fhevm_dagster_*`. No Dagster here: the
 per-range figures and chain heads come in as plain values from the caller.
+
+A counter only goes up, yet the store's row counts can fall (a reorg or a chain reset removes
+rows, a failed commit is sent again): each counter adds the increases of its count between
+scrapes. Counts that are states (ranges open, inputs waited for, bytes held) are gauges.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -172,6 +177,24 @@ def _lease_overdue(conn: Connection, now: float) -> list[tuple[int, str, float]]
     ]
 
 
+class _Monotone:
+    """Counters from counts that may fall: each adds the rises of its count between scrapes
+    (the first scrape starts it at the count). Scrapes may come from several threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._total: dict[str, float] = {}
+
+    def __call__(self, name: str, count: float) -> float:
+        with self._lock:
+            last = self._last.get(name)
+            rise = count if last is None else max(count - last, 0.0)
+            self._last[name] = count
+            self._total[name] = self._total.get(name, 0.0) + rise
+            return self._total[name]
+
+
 @dataclass(frozen=True, slots=True)
 class RangeFigure:
     """One numeric figure of a range's latest materialization (e.g. `ciphertexts` wall_seconds)
@@ -210,15 +233,15 @@ class CoprocessorCollector(Collector):
 
     def __init__(self, store: Store, inputs: Callable[[], ScrapeInputs], alert_after: int) -> None:
         self.store, self.inputs, self.alert_after = store, inputs, alert_after
+        self._monotone = _Monotone()
 
     def collect(self) -> Iterator[Metric]:
         counts = _status_counts(self.store)
         for name, (table, status, doc) in REFERENCE_COUNTERS.items():
-            yield _counter(name, doc, counts.get(table, {}).get(status, 0))
-        squashed = _count(self.store, s.ciphertexts128)
-        yield _counter(
-            "coprocessor_sns_worker_task_execute_success_counter", "ct64s squashed", squashed
-        )
+            yield _counter(name, doc, self._monotone(name, counts.get(table, {}).get(status, 0)))
+        name = "coprocessor_sns_worker_task_execute_success_counter"
+        squashed = self._monotone(name, _count(self.store, s.ciphertexts128))
+        yield _counter(name, "ct64s squashed", squashed)
         digests = _count(self.store, s.digests)
         confirmed = counts.get("commit_status", {}).get("confirmed", 0)
         g = GaugeMetricFamily(
