@@ -1,6 +1,7 @@
 """The shipped Dagster instance files load on the installed Dagster, with run monitoring on
-(start and cancel timeouts; it enforces `dagster/max_runtime`) and run retries off (web3 retries
-RPC requests, retry policies retry steps, the block sensors re-drive failed ranges)."""
+(start and cancel timeouts; it enforces `dagster/max_runtime`), the run launcher that lets it
+check run workers (a dead one's run fails within a poll interval), and run retries off (web3
+retries RPC requests, retry policies retry steps, the block sensors re-drive failed ranges)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from dagster import DagsterInstance
 from dagster._core.instance.config import dagster_instance_config
 from postgres_fixtures import postgres_database, postgres_url  # noqa: F401
 from sqlalchemy.engine import make_url
+
+from fhevm_dagster.launcher import LocalWorkerRunLauncher
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / "dagster.yaml"
@@ -41,15 +44,21 @@ def test_instance_file_validates(
     monitoring = config["run_monitoring"]
     assert monitoring["enabled"] is True
     assert monitoring["start_timeout_seconds"] > 0 and monitoring["cancel_timeout_seconds"] > 0
-    assert monitoring["poll_interval_seconds"] > 0
-    # The default run launcher can neither check a worker's health nor resume a run: a dead
-    # worker's run is failed by its maximum runtime, then re-driven by the sensor.
+    # A dead run worker is found within a minute (not at the run's maximum runtime, an hour),
+    # and its run failed, not resumed: the launcher cannot resume one; the sensor re-drives it.
+    assert 0 < monitoring["poll_interval_seconds"] <= 60
     assert monitoring["max_resume_run_attempts"] == 0
-    assert "run_launcher" not in config
+    launcher = config["run_launcher"]
+    assert (launcher["module"], launcher["class"]) == (
+        "fhevm_dagster.launcher",
+        "LocalWorkerRunLauncher",
+    )
     assert config["run_retries"]["enabled"] is False
 
 
 def check(instance: DagsterInstance) -> None:
+    assert isinstance(instance.run_launcher, LocalWorkerRunLauncher)
+    assert instance.run_launcher.supports_check_run_worker_health
     assert instance.run_monitoring_enabled
     assert instance.run_monitoring_max_resume_run_attempts == 0
     assert not instance.run_retries_enabled
