@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
+from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.instance.config import dagster_instance_config
+from dagster._core.scheduler.instigation import TickStatus
 from postgres_fixtures import postgres_database, postgres_url  # noqa: F401
 from sqlalchemy.engine import make_url
 
@@ -54,6 +56,11 @@ def test_instance_file_validates(
         "LocalWorkerRunLauncher",
     )
     assert config["run_retries"]["enabled"] is False
+    # Block sensors tick every 10 s per chain: their skipped ticks go within a day or two.
+    ticks = config["retention"]["sensor"]["purge_after_days"]
+    assert 0 < ticks["skipped"] <= 2
+    assert ticks["success"] > 0 and ticks["failure"] > 0
+    assert all(n > 0 for n in config["retention"]["schedule"]["purge_after_days"].values())
 
 
 def check(instance: DagsterInstance) -> None:
@@ -63,6 +70,8 @@ def check(instance: DagsterInstance) -> None:
     assert instance.run_monitoring_max_resume_run_attempts == 0
     assert not instance.run_retries_enabled
     assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
+    sensor_ticks = instance.get_tick_retention_settings(InstigatorType.SENSOR)
+    assert sensor_ticks[TickStatus.SKIPPED] == 1 and sensor_ticks[TickStatus.FAILURE] == 30
 
 
 @pytest.mark.fast
