@@ -21,6 +21,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "fhevm_dagster.compute.keys_cli",
     "fhevm_dagster.ciphertext_cli",
     "fhevm_dagster.metrics_cli",
+    "fhevm_dagster.runs_cli",
     "fhevm_dagster.trace_cli",
 )
 

@@ -20,6 +20,7 @@ from .resources.io import ParquetIOManager
 from .resources.objects import ObjectStoreResource
 from .resources.signer import SignerResource
 from .resources.store import StoreResource
+from .retention import run_retention_sensor
 from .sensors import gateway_blocks_sensor
 
 
@@ -38,7 +39,7 @@ def defs() -> Definitions:
         assets=[*(a for h in hosts for a in h.assets), *gateway_assets([c.name for c in chains])],
         asset_checks=[c for h in hosts for c in h.checks],
         jobs=[*(h.job for h in hosts), gateway_range_job(max_runtime_s)],
-        sensors=[*(h.sensor for h in hosts), gateway_blocks_sensor],
+        sensors=[*(h.sensor for h in hosts), gateway_blocks_sensor, run_retention_sensor],
         resources={
             **host_resources,
             "store": StoreResource(),

@@ -35,6 +35,8 @@ RANGE_FIGURES: dict[str, tuple[str, ...]] = {
     "ciphertext_objects": ("wall_seconds", "uploaded", "skipped", "bytes_uploaded"),
 }
 RANGES_PER_ASSET = 20
+#: Newest `ciphertext_objects` materializations counted per chain and scrape (the rest next time).
+NEW_MATERIALIZATIONS = 1000
 
 
 def _last_block(partition: str) -> int | None:
@@ -44,13 +46,47 @@ def _last_block(partition: str) -> int | None:
         return None
 
 
-def dagster_inputs(instance: Any, inputs: ScrapeInputs, chains: Sequence[str]) -> None:
+class UploadTally:
+    """Objects put, from the `uploaded` figure of each `ciphertext_objects` materialization, each
+    counted once: a counter only goes up, and a sum over the latest ranges would fall as they
+    slide. The first read starts from the latest ranges; later reads add what came after."""
+
+    def __init__(self) -> None:
+        self.after: dict[str, int] = {}  # chain -> newest storage id counted
+        self.total = 0.0
+
+    def read(self, instance: Any, chains: Sequence[str]) -> float:
+        from dagster import AssetKey, AssetRecordsFilter
+
+        for chain in chains:
+            key = AssetKey([chain, "ciphertext_objects"])
+            after = self.after.get(chain)
+            if after is None:
+                records = instance.fetch_materializations(key, limit=RANGES_PER_ASSET).records
+            else:
+                since = AssetRecordsFilter(asset_key=key, after_storage_id=after)
+                records = instance.fetch_materializations(
+                    since, limit=NEW_MATERIALIZATIONS, ascending=True
+                ).records
+            for rec in records:
+                mat = rec.asset_materialization
+                raw = getattr(mat.metadata.get("uploaded"), "value", None) if mat else None
+                if isinstance(raw, int | float) and not isinstance(raw, bool):
+                    self.total += float(raw)
+                after = max(after or 0, rec.storage_id)
+            if after is not None:
+                self.after[chain] = after
+        return self.total
+
+
+def dagster_inputs(
+    instance: Any, inputs: ScrapeInputs, chains: Sequence[str], tally: UploadTally
+) -> None:
     """Per-range figures of the host chains named `chains` and the last gateway range, from the
-    instance's materializations."""
+    instance's materializations; objects put, counted by `tally`."""
     from dagster import AssetKey
 
     figures: list[RangeFigure] = []
-    uploads: dict[str, float] = {"uploaded": 0.0, "conflicts": 0.0}
     for chain, (asset, keys) in itertools.product(chains, RANGE_FIGURES.items()):
         key = AssetKey([chain, asset])
         records = instance.fetch_materializations(key, limit=RANGES_PER_ASSET).records
@@ -65,13 +101,12 @@ def dagster_inputs(instance: Any, inputs: ScrapeInputs, chains: Sequence[str]) -
                 raw = getattr(value, "value", None)
                 if isinstance(raw, int | float) and not isinstance(raw, bool):
                     figures.append(RangeFigure(chain, asset, mat.partition, name, float(raw)))
-                    if asset == "ciphertext_objects" and name == "uploaded":
-                        uploads["uploaded"] += float(raw)
     records = instance.fetch_materializations(AssetKey("proof_requests"), limit=1).records
     if records and records[0].asset_materialization is not None:
         inputs.gateway_last_block = _last_block(records[0].asset_materialization.partition or "")
     inputs.ranges = figures
-    inputs.uploads = uploads
+    # A conflict (other bytes under our key) fails the step: no materialization counts it.
+    inputs.uploads = {"uploaded": tally.read(instance, chains), "conflicts": 0.0}
 
 
 def make_inputs(
@@ -82,13 +117,14 @@ def make_inputs(
     """The per-scrape reader of everything outside the store: Dagster's materializations and the
     chain heads (`gateway` None: no RPC at all)."""
     quick = RpcSettings(3.0, 0)  # a scrape answers in seconds, whatever the nodes do
+    tally = UploadTally()
 
     def read() -> ScrapeInputs:
         inputs = ScrapeInputs()
         errors: dict[str, str] = {}
         if instance is not None:
             try:
-                dagster_inputs(instance, inputs, [h.name for h in hosts])
+                dagster_inputs(instance, inputs, [h.name for h in hosts], tally)
             except Exception as exc:  # a scrape must answer: report the source down
                 errors["dagster"] = str(exc)
         else:
@@ -115,11 +151,18 @@ def make_inputs(
 
 
 def serve(
-    store: Store, inputs: Callable[[], ScrapeInputs], host: str, port: int
+    store: Store,
+    inputs: Callable[[], ScrapeInputs],
+    host: str,
+    port: int,
+    alert_after: int | None = None,
 ) -> tuple[Any, threading.Thread]:
-    """Starts the endpoint in a thread; returns (server, thread) so callers can stop it."""
+    """Starts the endpoint in a thread; returns (server, thread) so callers can stop it.
+    `alert_after` None: FHEVM_DAGSTER_REDRIVE_ALERT_AFTER."""
+    if alert_after is None:
+        alert_after = settings.integer("FHEVM_DAGSTER_REDRIVE_ALERT_AFTER")
     registry = CollectorRegistry()
-    registry.register(CoprocessorCollector(store, inputs))
+    registry.register(CoprocessorCollector(store, inputs, alert_after))
     server, thread = start_http_server(port, addr=host, registry=registry)
     return server, thread
 

@@ -21,8 +21,13 @@ PURE = ("protocol", "compute", "store", "pipeline", "chain.config", "chain.calls
 WEB3_ROOMS = ("chain", "devnet")
 DAGSTER_ROOMS = (
     "assets", "resources", "sensors", "jobs", "partitions", "host_chains", "definitions",
+    "launcher", "retention",
 )  # fmt: skip
-DAGSTER_TOOLS = ("metrics_cli", "trace_cli")  # commands that read a Dagster instance's runs
+DAGSTER_TOOLS = (
+    "metrics_cli",
+    "trace_cli",
+    "runs_cli",
+)  # commands that read a Dagster instance's runs
 
 
 def _name(path: Path) -> str:

@@ -1,6 +1,7 @@
 """The shipped Dagster instance files load on the installed Dagster, with run monitoring on
-(start and cancel timeouts; it enforces `dagster/max_runtime`) and run retries off (web3 retries
-RPC requests, retry policies retry steps, the block sensors re-drive failed ranges)."""
+(start and cancel timeouts; it enforces `dagster/max_runtime`), the run launcher that lets it
+check run workers (a dead one's run fails within a poll interval), and run retries off (web3
+retries RPC requests, retry policies retry steps, the block sensors re-drive failed ranges)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
+from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.instance.config import dagster_instance_config
+from dagster._core.scheduler.instigation import TickStatus
 from postgres_fixtures import postgres_database, postgres_url  # noqa: F401
 from sqlalchemy.engine import make_url
+
+from fhevm_dagster.launcher import LocalWorkerRunLauncher
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / "dagster.yaml"
@@ -41,19 +46,32 @@ def test_instance_file_validates(
     monitoring = config["run_monitoring"]
     assert monitoring["enabled"] is True
     assert monitoring["start_timeout_seconds"] > 0 and monitoring["cancel_timeout_seconds"] > 0
-    assert monitoring["poll_interval_seconds"] > 0
-    # The default run launcher can neither check a worker's health nor resume a run: a dead
-    # worker's run is failed by its maximum runtime, then re-driven by the sensor.
+    # A dead run worker is found within a minute (not at the run's maximum runtime, an hour),
+    # and its run failed, not resumed: the launcher cannot resume one; the sensor re-drives it.
+    assert 0 < monitoring["poll_interval_seconds"] <= 60
     assert monitoring["max_resume_run_attempts"] == 0
-    assert "run_launcher" not in config
+    launcher = config["run_launcher"]
+    assert (launcher["module"], launcher["class"]) == (
+        "fhevm_dagster.launcher",
+        "LocalWorkerRunLauncher",
+    )
     assert config["run_retries"]["enabled"] is False
+    # Block sensors tick every 10 s per chain: their skipped ticks go within a day or two.
+    ticks = config["retention"]["sensor"]["purge_after_days"]
+    assert 0 < ticks["skipped"] <= 2
+    assert ticks["success"] > 0 and ticks["failure"] > 0
+    assert all(n > 0 for n in config["retention"]["schedule"]["purge_after_days"].values())
 
 
 def check(instance: DagsterInstance) -> None:
+    assert isinstance(instance.run_launcher, LocalWorkerRunLauncher)
+    assert instance.run_launcher.supports_check_run_worker_health
     assert instance.run_monitoring_enabled
     assert instance.run_monitoring_max_resume_run_attempts == 0
     assert not instance.run_retries_enabled
     assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
+    sensor_ticks = instance.get_tick_retention_settings(InstigatorType.SENSOR)
+    assert sensor_ticks[TickStatus.SKIPPED] == 1 and sensor_ticks[TickStatus.FAILURE] == 30
 
 
 @pytest.mark.fast
