@@ -17,6 +17,7 @@ from postgres_fixtures import postgres_database, postgres_url  # noqa: F401
 from sqlalchemy.engine import make_url
 
 from fhevm_dagster.launcher import LocalWorkerRunLauncher
+from fhevm_dagster.sensors.redrive import RANGE_TAG
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / "dagster.yaml"
@@ -56,6 +57,9 @@ def test_instance_file_validates(
         "LocalWorkerRunLauncher",
     )
     assert config["run_retries"]["enabled"] is False
+    # One run per range at a time: the block sensors tag each run with its chain and range.
+    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert {"key": RANGE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
     # Block sensors tick every 10 s per chain: their skipped ticks go within a day or two.
     ticks = config["retention"]["sensor"]["purge_after_days"]
     assert 0 < ticks["skipped"] <= 2

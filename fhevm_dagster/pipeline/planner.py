@@ -20,6 +20,7 @@ one of them, runs the range (at worst a run with nothing to do).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -149,18 +150,22 @@ def without_empty(
     chain: EmptinessProbe,
     addresses: Sequence[str],
     must_run: Callable[[BlockRange], bool] | None = None,
+    deadline: float | None = None,
 ) -> tuple[list[RangeDecision], list[RangeDecision]]:
     """The decisions that need a run, and the empty ones: ranges proven without a log of
     `addresses`. A reorged range always runs: the store may hold rows of its old blocks; so does
     one `must_run` names (a gateway range holding commits of ours that a reorg may have dropped).
     An empty range that a reorg fills later is planned again (its hash changed). Unconfigured
-    (empty) addresses are left out; with none left, every range runs."""
+    (empty) addresses are left out; with none left, every range runs. Past `deadline` (a
+    `time.monotonic()` value: a slow node must not make the tick miss Dagster's deadline) the
+    rest are not probed: they run."""
     addresses = [a for a in addresses if a]
     if not addresses:
         return list(decisions), []
     run: list[RangeDecision] = []
     empty: list[RangeDecision] = []
     for d in decisions:
-        forced = d.reorg or (must_run is not None and must_run(d.rng))
+        late = deadline is not None and time.monotonic() > deadline
+        forced = late or d.reorg or (must_run is not None and must_run(d.rng))
         (run if forced or not _proven_empty(chain, d.rng, addresses) else empty).append(d)
     return run, empty

@@ -17,6 +17,8 @@ adopted when the chain's rules accept resets (the tick says so), else a failed t
 
 from __future__ import annotations
 
+import time
+
 from dagster import (
     DefaultSensorStatus,
     DynamicPartitionsDefinition,
@@ -38,6 +40,9 @@ from .redrive import REDRIVE_TAG, redrive_tick, run_key, run_tags
 #: Seconds between two ticks of a block sensor (Dagster's minimum interval): about the
 #: longest a complete range waits to be requested.
 SENSOR_INTERVAL_S = 10
+#: Seconds of a tick spent proving ranges empty at most; the rest of the tick's 60-s deadline is
+#: for the store and the re-drive. Ranges not probed in time run.
+PROBE_BUDGET_S = 30
 
 
 def evaluate_blocks(
@@ -55,7 +60,8 @@ def evaluate_blocks(
     range_settings = getattr(context.resources, settings_resource)
     rules = range_settings.rules()
     store: Store = context.resources.store.get()
-    reader = ChainReader.of(chain)
+    reader = ChainReader.for_sensor(chain)  # fails fast: a tick has Dagster's 60-s deadline
+    started = time.monotonic()
     try:
         gateway = tag == "gateway"
         identity = check_identity(
@@ -80,6 +86,7 @@ def evaluate_blocks(
                 must_run=(lambda rng: store.holds_gateway_sends(rng.first, rng.last))
                 if gateway
                 else None,
+                deadline=started + PROBE_BUDGET_S,
             )
         )
     except ChainIdentityError:
