@@ -28,7 +28,6 @@ from dagster import (
 
 from ..chain.ciphertext_commits import GatewayCommits, commit_events
 from ..chain.client import ChainReader
-from ..objects import ObjectStoreError
 from ..pipeline.commits import commit_range
 from ..pipeline.consensus import commit_window, committed_problems, peer_report
 from ..pipeline.objects import purge_committed_ct128
@@ -141,14 +140,8 @@ def commit_assets(
                 r.commit_settings.batch_size,
             )  # fmt: skip
             if r.commit_settings.purge_ct128:
-                backend = r.objects.backend()
                 handles = [bytes.fromhex(h[2:]) for h in table["handle"]]
-                try:
-                    purged, kept = purge_committed_ct128(store, backend, handles)
-                except ObjectStoreError as exc:  # the bytes stay: purged by a later run
-                    purged, kept = 0, handles
-                    context.log.warning(f"ct128 kept: the object store cannot say: {exc}")
-                figures = {**figures, "ct128_purged": purged, "ct128_kept_no_object": len(kept)}
+                figures |= purge_committed_ct128(store, r.objects.backend(), handles)
         shown = ["handle", "status", "tx_hash"]
         objects = partition_link((chain, "ciphertext_objects"), context.partition_key)
         metadata = {**figures_metadata(figures), **table_metadata(table, shown), "objects": objects}

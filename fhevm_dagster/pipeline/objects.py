@@ -108,14 +108,18 @@ def upload_range(
 
 def purge_committed_ct128(
     store: Store, backend: ObjectBackend, handles: Sequence[bytes]
-) -> tuple[int, list[bytes]]:
+) -> dict[str, Any]:
     """Drop from the store the ct128 bytes of `handles` whose commit is confirmed and whose ct128
     object the KMS reads is in the object store, as the reference's transaction sender deletes
     its ct128 rows once committed: the store then holds ct64s (operands of later ranges) and
-    digests, not the 1 MB-class ct128s. Returns how many were purged, and the handles kept for
-    want of their object."""
+    digests, not the 1 MB-class ct128s. Figures: how many were purged, how many kept for want
+    of their object, and why none was when the object store cannot say (a later run purges)."""
     statuses = store.get_commit_statuses(handles)
     done = [h for h in handles if (st := statuses.get(h)) and st.status is CommitState.CONFIRMED]
     todo = [h for h in done if h not in store.purged_ciphertexts128(done)]
-    kept = [h for h in todo if not backend.exists(ct128_key(h))]
-    return store.purge_ciphertexts128([h for h in todo if h not in kept]), kept
+    try:
+        kept = [h for h in todo if not backend.exists(ct128_key(h))]
+    except ObjectStoreError as exc:
+        return {"ct128_purged": 0, "ct128_not_purged": f"the object store cannot say: {exc}"}
+    purged = store.purge_ciphertexts128([h for h in todo if h not in kept])
+    return {"ct128_purged": purged, "ct128_kept_no_object": len(kept)}
