@@ -17,6 +17,7 @@ from dagster import (
     DagsterRun,
     DagsterRunStatus,
     RunRequest,
+    RunsFilter,
     SensorResult,
     build_sensor_context,
     instance_for_test,
@@ -81,8 +82,9 @@ class _Collect(logging.Handler):
 
 class Ticker:
     """Evaluates the sensor like the daemon does: carries the cursor, applies partition requests,
-    and (unless told otherwise) lets each requested run ingest its range, as the range job would.
-    Run keys the daemon has seen are skipped, as Dagster does."""
+    and (unless told otherwise) lets each requested run ingest its range and succeed, as the
+    range job would (else the run stays queued). Run keys the daemon has seen are skipped, as
+    Dagster does; each launched request becomes a run of the instance."""
 
     def __init__(self, instance: DagsterInstance, resources: dict[str, Any]) -> None:
         self.instance, self.resources, self.cursor = instance, resources, None
@@ -106,12 +108,15 @@ class Ticker:
             self.cursor = result.cursor
         launched = [r for r in result.run_requests or [] if r.run_key not in self.run_keys]
         self.run_keys.update(str(r.run_key) for r in launched)
-        if runs:
-            store = self.resources["store"].get()
-            for r in launched:
+        store = self.resources["store"].get()
+        for r in launched:
+            if runs:
                 rng = parse_range_key(str(r.partition_key))
                 last_hash = bytes.fromhex(r.tags["fhevm/last_block_hash"])
                 store.mark_range_processed(31337, rng.key, rng.first, rng.last, last_hash)
+            finish_run(
+                self.instance, r, DagsterRunStatus.SUCCESS if runs else DagsterRunStatus.NOT_STARTED
+            )
         self.launched = [(r.partition_key, plain_key(r)) for r in launched]
         return result
 
@@ -347,10 +352,15 @@ def fail_run(instance: DagsterInstance, launch: RunRequest | DagsterRun) -> Dags
 def finish_run(
     instance: DagsterInstance, launch: RunRequest | DagsterRun, status: DagsterRunStatus
 ) -> DagsterRun:
-    """A run of the range job that ended with `status` (see `fail_run`)."""
+    """A run of the range job that ended with `status` (see `fail_run`); for a request, the run
+    the daemon queued for it, ended."""
     if isinstance(launch, DagsterRun):
         tags = {**launch.tags, "dagster/parent_run_id": launch.run_id}
     else:
+        for queued in instance.get_runs(
+            RunsFilter(tags={"dagster/run_key": str(launch.run_key)})
+        ):
+            instance.delete_run(queued.run_id)
         tags = {
             **launch.tags,
             "dagster/partition": str(launch.partition_key),
@@ -454,10 +464,8 @@ def test_a_range_without_any_run_is_requested_from_the_store(
     were looked at.)"""
     mine_to(fresh_chain, 95)
     t = make_ticker(instance, fresh_chain, store_url, reorg_check_ranges=2)
-    first = t.tick(runs=False)
+    t.tick(runs=False)
     assert len(t.launched) == 9
-    for r in first.run_requests or []:
-        finish_run(instance, r, DagsterRunStatus.QUEUED)
     t.tick(runs=False)
     assert t.launched == []  # each has its run
     old = "000000000000-000000000009"
