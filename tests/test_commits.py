@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, instance_for_test, materialize
+from dagster import AssetCheckSeverity, DagsterInstance, instance_for_test, materialize
 from eth_account import Account
 from host_defs import (
     COMMIT_ASSETS,
@@ -62,7 +62,7 @@ from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.objects import ObjectStoreResource
 from fhevm_dagster.resources.signer import SignerResource
 from fhevm_dagster.resources.store import StoreResource
-from fhevm_dagster.store import CommitState, Store
+from fhevm_dagster.store import CommitState, Digest, Store
 from fhevm_dagster.store.records import Ciphertext
 
 RANGE = "000000000000-000000000099"
@@ -153,9 +153,13 @@ def resources(
         "store": StoreResource(database_url=url),
         "fhe": FheResource(),
         "gateway": gateway_resource(info, rpc_url),
-        "signer": SignerResource(tx_sender_key_file=key_file or info.tx_sender_key_file),
+        "signer": SignerResource(
+            tx_sender_key_file=key_file or info.tx_sender_key_file,
+            signer_key_file=info.signer_key_file,
+        ),
         "commit_settings": CommitSettings(),
         "parquet_io_manager": ParquetIOManager(base_dir=str(parquet)),
+        "objects": ObjectStoreResource(url=f"file://{parquet / 'objects'}"),
     }
 
 
@@ -195,8 +199,14 @@ def test_range_squashed_digested_committed_once(
             resources=resources(devnet, store_url, tmp_path),
         )
         assert result.success
-        checks = result.get_asset_check_evaluations()
-        assert len(checks) == len(COMMIT_CHECKS) and all(c.passed for c in checks), checks
+        checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+        assert len(checks) == len(COMMIT_CHECKS)
+        # The errored handle is never committed: everything else is, and the check names it.
+        named = checks.pop("digests_committed_on_gateway")
+        assert not named.passed and named.severity is AssetCheckSeverity.WARN
+        errored = named.metadata["errored_handles"].value
+        assert errored == {"0x" + seeded.errored.hex(): "scalar division by zero"}
+        assert all(c.passed for c in checks.values()), checks
 
         ct64 = store.get_ciphertexts(handles)
         ct128 = store.get_ciphertexts128(handles)
@@ -241,6 +251,36 @@ def test_range_squashed_digested_committed_once(
             digests, pd.read_parquet(tmp_path / HOST / "ciphertext_digests" / f"{RANGE}.parquet")
         )
         assert store.get_ciphertexts128(handles) == ct128
+        assert meta["ct128_purged"].value == 0 and meta["ct128_kept_no_object"].value == 3
+
+        # Once the objects are stored, the committed ct128 bytes leave the store (as the
+        # reference deletes its ct128 rows): a re-run squashes nothing, keeps its digests.
+        uploaded = materialize(
+            [ciphertext_objects, NO_RETRY],
+            partition_key=RANGE,
+            instance=instance,
+            resources=resources(devnet, store_url, tmp_path),
+        )
+        assert uploaded.success
+        meta = uploaded.asset_materializations_for_node(node("digest_commits"))[0].metadata
+        assert meta["ct128_purged"].value == 3
+        assert store.get_ciphertexts128(handles) == {}
+        assert store.purged_ciphertexts128(handles) == set(handles)
+        rerun = materialize(
+            [*assets, ciphertext_objects],
+            partition_key=RANGE,
+            instance=instance,
+            resources=resources(devnet, store_url, tmp_path),
+        )
+        assert rerun.success and sender_nonce(devnet) == nonce
+        sns = rerun.asset_materializations_for_node(node("sns_ciphertexts"))[0].metadata
+        assert sns["squashed"].value == 0
+        digests = rerun.asset_materializations_for_node(node("ciphertext_digests"))[0].metadata
+        assert digests["ct128_purged"].value == 3
+        assert {h: d for h, d in store.get_digests(handles).items()} == {
+            h: Digest(h, KEY_ID, e.ciphertext_digest, e.sns_ciphertext_digest)
+            for h, e in expected.items()
+        }
     finally:
         store.dispose()
 
@@ -453,9 +493,8 @@ def test_real_host_range_end_to_end(
     files = FileBackend(tmp_path / "objects")
     objects = {"objects": ObjectStoreResource(url=files.url)}
     res = resources(devnet, url, tmp_path) | objects
-    res["signer"] = SignerResource(
-        tx_sender_key_file=devnet.tx_sender_key_file, signer_key_file=devnet.signer_key_file
-    )
+    # Kept after the commit: the same range is uploaded to a second backend below.
+    res["commit_settings"] = CommitSettings(purge_ct128=False)
     everything = [host_ingest, ciphertexts, *COMMIT_ASSETS, *COMMIT_CHECKS, ciphertext_objects]
     result = materialize(everything, partition_key=rng.key, instance=instance, resources=res)
     assert result.success

@@ -124,6 +124,8 @@ def _result(outcome: TxOutcome) -> SendResult:
     reason = outcome.reason
     if outcome.status == "failed" and outcome.error and reason and outcome.error not in reason:
         reason = f"{outcome.error}: {reason}"
+    if outcome.retryable:
+        reason = f"gateway unreachable: {reason}"
     return SendResult(
         status,
         outcome.tx_hash,

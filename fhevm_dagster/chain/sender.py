@@ -462,8 +462,9 @@ class TransactionSender:
                 for c in calls:
                     self._renew()
                     started.append(self._start(c, journaled.get(c.key, []) if c.key else []))
-        except SenderBusy as exc:
-            started += [TxOutcome("failed", None, str(exc), retryable=True)] * (
+        except Exception as exc:  # the lease lost or busy, the node or the store unreachable
+            why = str(exc) if isinstance(exc, SenderBusy) else f"{type(exc).__name__}: {exc}"
+            started += [TxOutcome("failed", None, why, retryable=True)] * (
                 len(calls) - len(started)
             )
         done = self._await([s for s in started if isinstance(s, _Pending)], deadline)
