@@ -357,9 +357,7 @@ def finish_run(
     if isinstance(launch, DagsterRun):
         tags = {**launch.tags, "dagster/parent_run_id": launch.run_id}
     else:
-        for queued in instance.get_runs(
-            RunsFilter(tags={"dagster/run_key": str(launch.run_key)})
-        ):
+        for queued in instance.get_runs(RunsFilter(tags={"dagster/run_key": str(launch.run_key)})):
             instance.delete_run(queued.run_id)
         tags = {
             **launch.tags,
