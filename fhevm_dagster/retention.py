@@ -6,8 +6,11 @@ on demand by `fhevm-dagster runs prune`.
 
 The newest run of a range the store still has open (`host_ranges`: no successful run of its
 current blocks) is kept, however old: it is the re-drive history of a failing range, what the
-block sensor and the operator read. A run's range is its `dagster/partition` tag on the chain of
-its job (`host_<chain id>_range_job`, or `gateway_range_job` on the gateway's chain id).
+block sensor and the operator read. So is the newest successful run of every range: its events
+hold the materializations the UI shows for the range's partition (a partition whose runs were
+all deleted would read "missing", and a backfill of missing partitions would run it again).
+A run's range is its `dagster/partition` tag on the chain of its job
+(`host_<chain id>_range_job`, or `gateway_range_job` on the gateway's chain id).
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ class Pruned:
     """What a pass deleted (or would, in a dry run) and kept, and whether it reached the end."""
 
     deleted: list[RunRecord] = field(default_factory=list)
-    kept: list[RunRecord] = field(default_factory=list)  # newest runs of open ranges
+    kept: list[RunRecord] = field(default_factory=list)  # newest of open ranges, newest successes
     done: bool = False
 
     def summary(self, older_than_days: int, dry_run: bool = False) -> str:
@@ -100,7 +103,8 @@ class Pruned:
         more = "" if self.done else "; more next time"
         return (
             f"{verb} {len(self.deleted)} finished runs older than {older_than_days} days, kept "
-            f"{len(self.kept)} (the newest run of a range still open){more}"
+            f"{len(self.kept)} (the newest run of a range still open, the newest success of "
+            f"each range){more}"
         )
 
 
@@ -129,6 +133,7 @@ def prune_runs(
     cutoff = get_current_datetime() - timedelta(days=older_than_days)
     old = RunsFilter(statuses=FINISHED, updated_before=cutoff)
     newest: dict[tuple[str, str], str | None] = {}
+    newest_ok: dict[tuple[str, str], str | None] = {}
     out = Pruned()
     cursor: str | None = None  # the last run read that is still there: pages go on after it
     while True:
@@ -154,6 +159,22 @@ def prune_runs(
                     out.kept.append(record)
                     cursor = run.run_id
                     continue
+            if rng is not None and run.status is DagsterRunStatus.SUCCESS:
+                key = (run.job_name, rng[1])
+                if key not in newest_ok:
+                    ok = instance.get_run_records(
+                        RunsFilter(
+                            job_name=run.job_name,
+                            tags={PARTITION_TAG: rng[1]},
+                            statuses=[DagsterRunStatus.SUCCESS],
+                        ),
+                        limit=1,
+                    )
+                    newest_ok[key] = ok[0].dagster_run.run_id if ok else None
+                if newest_ok[key] == run.run_id:
+                    out.kept.append(record)
+                    cursor = run.run_id
+                    continue
             if dry_run:
                 cursor = run.run_id
             else:
@@ -166,7 +187,8 @@ def prune_runs(
     minimum_interval_seconds=TICK_INTERVAL_S,
     default_status=DefaultSensorStatus.RUNNING,
     description="Deletes finished runs older than FHEVM_DAGSTER_RUN_RETENTION_DAYS once a day "
-    "(from 03:00 UTC, at most 30 s per tick), keeping the newest run of every open range.",
+    "(from 03:00 UTC, at most 30 s per tick), keeping the newest run of every open range and "
+    "the newest successful run of every range.",
 )
 def run_retention_sensor(
     context: SensorEvaluationContext, store: StoreResource, gateway: GatewayChainResource

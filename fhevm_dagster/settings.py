@@ -100,7 +100,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(DEVNET_JSON_ENV, f"{_CACHE}/devnet/devnet.json", "the devnet whose fields fill the settings above"),
     Setting(f"{_P}METRICS_HOST", "127.0.0.1", "`fhevm-dagster metrics serve` address"),
     Setting(f"{_P}METRICS_PORT", "9464", "`fhevm-dagster metrics serve` port"),
-    Setting(f"{_P}RUN_RETENTION_DAYS", "30", "finished Dagster runs (with their event logs) older than this many days are deleted, daily by `run_retention_sensor` or by `fhevm-dagster runs prune`; the newest run of a range still open is kept; 0: keep every run"),
+    Setting(f"{_P}RUN_RETENTION_DAYS", "30", "finished Dagster runs (with their event logs) older than this many days are deleted, daily by `run_retention_sensor` or by `fhevm-dagster runs prune`; the newest run of a range still open and the newest success of each range are kept; 0: keep every run"),
 )  # fmt: skip
 _BY_ENV = {s.env: s for s in SETTINGS}
 

@@ -39,6 +39,7 @@ pytestmark = pytest.mark.fast
 GATEWAY = 10901
 DAY = 86400.0
 R1, R2, R3 = "000000000000-000000000099", "000000000100-000000000199", "000000000200-000000000299"
+R4 = "000000000300-000000000399"
 
 
 @op
@@ -137,6 +138,8 @@ def history(instance: DagsterInstance, store: Store) -> dict[str, str]:
         "young": run(instance, host_31337, R1, 5),
         "stuck_started": run(instance, host_31337, R1, 40, None),
         "asset_job_old": run(instance, asset_job, None, 60, canceled),
+        # A range done long ago: its one success holds the partition's materializations.
+        "complete_only_success": run(instance, host_31337, R4, 90),
     }
 
 
@@ -164,7 +167,7 @@ def test_prune_keeps_young_unfinished_and_open_ranges_newest(
     by_id = {v: k for k, v in runs.items()}
     assert {by_id[r.dagster_run.run_id] for r in dry.deleted} == GONE
     kept = {by_id[r.dagster_run.run_id] for r in dry.kept}
-    assert kept == {"open_newest", "gateway_open_newest"} and dry.done
+    assert kept == {"open_newest", "gateway_open_newest", "complete_only_success"} and dry.done
 
     pruned = prune_runs(instance, is_open, older_than_days=30, gateway_chain_id=GATEWAY)
     assert {by_id[r.dagster_run.run_id] for r in pruned.deleted} == GONE and pruned.done
@@ -172,7 +175,7 @@ def test_prune_keeps_young_unfinished_and_open_ranges_newest(
     assert {n for n, p in shards.items() if not p.exists()} == GONE  # event-log files too
     # Again: nothing left to prune, the open ranges' newest runs still kept.
     again = prune_runs(instance, is_open, older_than_days=30, gateway_chain_id=GATEWAY)
-    assert (len(again.deleted), len(again.kept), again.done) == (0, 2, True)
+    assert (len(again.deleted), len(again.kept), again.done) == (0, 3, True)
 
 
 def tick(instance: DagsterInstance, store: Store, at: datetime, cursor: str | None) -> SensorResult:
@@ -239,6 +242,7 @@ def test_runs_prune_cli(
     open_range(store, 31337, R1, completed=True)
     open_range(store, GATEWAY, R1)
     complete = run(instance, host_31337, R1, 40)
+    newest_success = run(instance, host_31337, R1, 35)  # R1's materializations: kept
     kept = run(instance, gateway, R1, 40, DagsterEventType.RUN_FAILURE)
     oldest = run(instance, asset_job, None, 60, DagsterEventType.RUN_CANCELED)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
@@ -252,13 +256,15 @@ def test_runs_prune_cli(
         [complete, oldest]
     )
     assert f"keep {kept} gateway_range_job {R1} FAILURE" in "\n".join(out)
-    assert out[-1].startswith("would delete 2 finished runs older than 30 days, kept 1")
+    assert f"keep {newest_success} host_31337_range_job {R1} SUCCESS" in "\n".join(out)
+    assert out[-1].startswith("would delete 2 finished runs older than 30 days, kept 2")
 
     assert main(["runs", "prune", "--older-than-days", "50"]) == 0
     assert not instance.has_run(oldest) and instance.has_run(complete)
     assert main(["runs", "prune"]) == 0
     assert "deleted 1 finished runs older than 30 days" in capsys.readouterr().out
     assert not instance.has_run(complete) and instance.has_run(kept)
+    assert instance.has_run(newest_success)
 
 
 def test_open_among_both_backends(store_url: str) -> None:  # noqa: F811
