@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,7 @@ from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.objects import ObjectStoreResource
 from fhevm_dagster.resources.signer import SignerResource
 from fhevm_dagster.resources.store import StoreResource
-from fhevm_dagster.store import CommitState, Digest, Store
+from fhevm_dagster.store import CommitState, CommitStatus, Digest, Store
 from fhevm_dagster.store.records import Ciphertext
 
 RANGE = "000000000000-000000000099"
@@ -427,6 +428,38 @@ def test_outage_mid_range_loses_nothing_and_duplicates_nothing(
             blank.dispose()
     finally:
         store.dispose()
+
+
+def test_commits_through_a_provider_capping_log_spans(devnet: DevnetInfo, tmp_path: Path) -> None:
+    """The gateway behind a provider that refuses eth_getLogs over more than 10 blocks (the
+    devnet's gateway has many more): commits are decided without scanning the gateway's history,
+    and the earlier commit of a handle the store forgot is found in the look-back window, in
+    spans the provider accepts. (Before: every commit decision read from the gateway's start
+    block to latest in one request, so every commit failed as 'gateway unreachable'.)"""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from fault_proxy import RpcProxy
+
+    proxy = RpcProxy(int(devnet.gateway_rpc_url.rsplit(":", 1)[1]))
+    proxy.span_cap = 10
+    store = Store.open(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    try:
+        assert Web3(Web3.HTTPProvider(proxy.url)).eth.block_number > 10
+        account = SignerResource(tx_sender_key_file=devnet.tx_sender_key_file).tx_sender_account()
+        config = gateway_resource(devnet, proxy.url).config()
+        client = GatewayCommits.of(config, account, CommitSettings().lookback_blocks, store)
+        materials = [Material(handle(2), KEY_ID, os.urandom(32), os.urandom(32)) for _ in range(3)]
+        report = commit_materials(store, client, materials)
+        assert report.sent == 3 and not report.failed, report.failed
+        forgot = materials[0].handle
+        store.set_commit_status(CommitStatus(forgot, CommitState.SENT, None, None))
+        again = commit_materials(store, client, materials)
+        assert again.already_added == 1 and again.skipped_confirmed == 2 and not again.failed
+        status = store.get_commit_statuses([forgot])[forgot]
+        assert status.status is CommitState.CONFIRMED and status.gateway_block is not None
+        assert proxy.requests["eth_getLogs"] > 1  # the look-back read in accepted spans
+    finally:
+        store.dispose()
+        proxy.close()
 
 
 def test_ciphertext_get_checks_the_gateway(

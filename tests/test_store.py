@@ -25,6 +25,7 @@ from fhevm_dagster.store import (
     ProofRequest,
     ProofStatus,
     ResponseStatus,
+    StaleRange,
     Store,
     create_store_engine,
     default_database_url,
@@ -385,3 +386,45 @@ def test_a_read_never_waits_for_a_writer(store: Store, monkeypatch: pytest.Monke
                 assert time.monotonic() - started < 10.0
     finally:
         other.dispose()
+
+
+def test_ingestion_is_fenced_on_the_range_books_hash(store: Store) -> None:
+    """Two runs of one range overlap (a reorg's run and the run it replaces, a manual launch):
+    the one that read other blocks than the book holds writes nothing, whichever finishes last.
+    (Before: write_range then mark_range_processed, last writer wins.)"""
+    old, new = b"\x0a" * 32, b"\x0b" * 32
+    store.record_range_request(31337, RANGE, 0, 99, old)
+    store.write_range(31337, RANGE, ROWS[:1], ALLOWED[:1], processed=(0, 99, old))
+    store.record_range_request(31337, RANGE, 0, 99, new, reorg=True)  # the sensor saw a reorg
+    store.write_range(31337, RANGE, ROWS, ALLOWED, processed=(0, 99, new))
+    with pytest.raises(StaleRange, match="the range book holds"):
+        store.write_range(31337, RANGE, ROWS[:1], ALLOWED[:1], processed=(0, 99, old))
+    assert len(store.computations_of_range(RANGE, chain_id=31337)) == len(ROWS)  # untouched
+    rng = store.get_range(31337, RANGE)
+    assert rng is not None and rng.processed_hash == new and rng.reorg_count == 1
+    with pytest.raises(StaleRange):
+        store.mark_range_processed(31337, RANGE, 0, 99, old)
+    store.write_range(31337, "000000000100-000000000199", [], [], processed=(100, 199, old))
+
+
+def test_open_and_empty_ranges(store: Store) -> None:
+    """A range is open until a run of its current blocks completes; an empty one is complete at
+    once, and empty rows older than a block are pruned (the book stays small)."""
+    h = [bytes([i]) * 32 for i in range(1, 6)]
+    keys = [f"{i * 10:012d}-{i * 10 + 9:012d}" for i in range(5)]
+    for i in (0, 1, 3):
+        store.record_empty_range(31337, keys[i], i * 10, i * 10 + 9, h[i])
+    store.record_range_request(31337, keys[2], 20, 29, h[2])
+    store.record_range_request(31337, keys[4], 40, 49, h[4])
+    assert [r.partition_key for r in store.open_ranges(31337, 10)] == [keys[2], keys[4]]
+    store.record_range_failures(31337, keys[2], 3, 1000.0)
+    store.mark_range_completed(31337, keys[2], b"\xff" * 32)  # other blocks: still open
+    assert [r.failed_runs for r in store.open_ranges(31337, 10)] == [3, 0]
+    store.mark_range_completed(31337, keys[2], h[2])
+    assert [r.partition_key for r in store.open_ranges(31337, 10)] == [keys[4]]
+    done = store.get_range(31337, keys[2])
+    assert done is not None and not done.is_open and done.failed_runs == 0
+    store.record_range_request(31337, keys[2], 20, 29, h[0], reorg=True)
+    assert [r.partition_key for r in store.open_ranges(31337, 10)] == [keys[2], keys[4]]
+    assert store.prune_empty_ranges(31337, 30) == 2  # 0-9 and 10-19: 30-39 and 2x are kept
+    assert [store.get_range(31337, k) is None for k in keys] == [True, True, False, False, False]

@@ -452,6 +452,8 @@ class TransactionSender:
         """
         deadline = time.monotonic() + self.batch_deadline_s
         keys = [c.key for c in calls if c.key]
+        for c in calls:
+            self.contract(c.contract)  # a configuration error raises, it is no outcome
         started: list[_Pending | TxOutcome] = []
         try:
             with self._lease():  # the journal read under it: no other process sends these keys
