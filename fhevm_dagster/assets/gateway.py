@@ -5,14 +5,14 @@ come from the store, the parquet tables are views. The gateway serves every regi
 requests naming another chain are not answered (SPEC §6).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
 from dagster import AssetExecutionContext, AssetsDefinition, Output, asset
 
 from ..chain.client import ChainReader
-from ..chain.sender import gateway_sender
+from ..chain.sender import TransactionSender, gateway_sender
 from ..jobs import GATEWAY_RANGE_GROUP
 from ..partitions import gateway_ranges
 from ..pipeline.block_ranges import parse_range_key
@@ -33,6 +33,12 @@ from .metadata import (
     step_errors,
     table_metadata,
 )
+
+
+def _answer_sender(context: Any) -> Callable[[], TransactionSender]:
+    """The gateway sender of this coprocessor, journaling in the store (made when first used)."""
+    r = context.resources
+    return lambda: gateway_sender(r.gateway.config(), r.signer.tx_sender_account(), r.store.get())
 
 
 def _range_keys(context: Any) -> list[ProofKey]:
@@ -108,13 +114,12 @@ def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
         first, so an answer already on chain reads `already_done` and costs no transaction.
         """
         r = context.resources
-        config = r.gateway.config()
         with step_errors():
             df, figures, log = answer_requests(
                 r.store.get(),
-                lambda: gateway_sender(config, r.signer.tx_sender_account(), r.store.get()),
+                _answer_sender(context),
                 r.signer.signer_account,
-                config,
+                r.gateway.config(),
                 _range_keys(context),
             )
         for line in log:
@@ -166,14 +171,13 @@ def gateway_assets(host_chains: Sequence[str]) -> list[AssetsDefinition]:
         the canonical chain is sent again (check-then-send).
         """
         r = context.resources
-        config = r.gateway.config()
         rng = parse_range_key(context.partition_key)
         with step_errors():
             table, figures = recheck_answers(
                 r.store.get(),
-                lambda: gateway_sender(config, r.signer.tx_sender_account(), r.store.get()),
+                _answer_sender(context),
                 r.signer.signer_account,
-                config,
+                r.gateway.config(),
                 rng.first,
                 rng.last,
             )

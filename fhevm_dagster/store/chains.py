@@ -32,6 +32,29 @@ class StaleRange(RuntimeError):
     range's run for the book's blocks does."""
 
 
+def _upsert_range(
+    conn: Connection,
+    chain_id: int,
+    partition_key: str,
+    blocks: tuple[int, int],
+    insert_values: dict[str, Any],
+    update_values: dict[str, Any],
+) -> None:
+    """A range's row: inserted with `insert_values`, or its columns `update_values` changed."""
+    t = s.host_ranges
+    stmt = insert(conn, t).values(
+        chain_id=chain_id,
+        partition_key=partition_key,
+        first_block=blocks[0],
+        last_block=blocks[1],
+        reorg_count=0,
+        **insert_values,
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(index_elements=["chain_id", "partition_key"], set_=update_values)
+    )
+
+
 def mark_processed(
     conn: Connection,
     chain_id: int,
@@ -51,20 +74,13 @@ def mark_processed(
             f"range {partition_key} of chain {chain_id} was read with last block "
             f"0x{last_hash.hex()[:12]}…, the range book holds 0x{bytes(requested).hex()[:12]}…"
         )
-    stmt = insert(conn, t).values(
-        chain_id=chain_id,
-        partition_key=partition_key,
-        first_block=first_block,
-        last_block=last_block,
-        requested_hash=last_hash,
-        processed_hash=last_hash,
-        reorg_count=0,
-    )
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["chain_id", "partition_key"],
-            set_={"processed_hash": last_hash, "processed_at": func.now()},
-        )
+    _upsert_range(
+        conn,
+        chain_id,
+        partition_key,
+        (first_block, last_block),
+        {"requested_hash": last_hash, "processed_hash": last_hash},
+        {"processed_hash": last_hash, "processed_at": func.now()},
     )
 
 
@@ -134,14 +150,6 @@ class ChainQueries(StoreBase):
         """Remember that a range was requested with this last-block hash (a reorg bumps a count)."""
         t = s.host_ranges
         with self.writer.begin() as conn:
-            stmt = insert(conn, t).values(
-                chain_id=chain_id,
-                partition_key=partition_key,
-                first_block=first_block,
-                last_block=last_block,
-                requested_hash=last_hash,
-                reorg_count=0,
-            )
             set_: dict[str, Any] = {"requested_hash": last_hash}
             if reorg:  # other blocks: their runs are another range's history
                 set_ |= {
@@ -151,8 +159,9 @@ class ChainQueries(StoreBase):
                     "failed_runs": 0,
                     "last_failure_at": None,
                 }
-            conn.execute(
-                stmt.on_conflict_do_update(index_elements=["chain_id", "partition_key"], set_=set_)
+            blocks = (first_block, last_block)
+            _upsert_range(
+                conn, chain_id, partition_key, blocks, {"requested_hash": last_hash}, set_
             )
             m = conn.execute(
                 select(t).where(t.c.chain_id == chain_id, t.c.partition_key == partition_key)
@@ -172,7 +181,6 @@ class ChainQueries(StoreBase):
     ) -> None:
         """A range proven without a log of the chain's contracts: processed and complete, without
         a run (a reorg that fills it changes its hash, and it is planned again)."""
-        t = s.host_ranges
         values = {
             "requested_hash": last_hash,
             "processed_hash": last_hash,
@@ -181,19 +189,13 @@ class ChainQueries(StoreBase):
             "failed_runs": 0,
         }
         with self.writer.begin() as conn:
-            stmt = insert(conn, t).values(
-                chain_id=chain_id,
-                partition_key=partition_key,
-                first_block=first_block,
-                last_block=last_block,
-                reorg_count=0,
-                **values,
-            )
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["chain_id", "partition_key"],
-                    set_={**values, "processed_at": func.now()},
-                )
+            _upsert_range(
+                conn,
+                chain_id,
+                partition_key,
+                (first_block, last_block),
+                values,
+                {**values, "processed_at": func.now()},
             )
 
     def open_ranges(self, chain_id: int, limit: int) -> list[HostRange]:
