@@ -60,6 +60,7 @@ from fhevm_dagster.protocol.digests import ciphertext_digest, sns_ciphertext_dig
 from fhevm_dagster.resources.chain import CommitSettings, GatewayChainResource, HostChainResource
 from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS, FheResource
 from fhevm_dagster.resources.io import ParquetIOManager
+from fhevm_dagster.resources.objects import ObjectStoreResource
 from fhevm_dagster.resources.signer import SignerResource
 from fhevm_dagster.resources.store import StoreResource
 from fhevm_dagster.store import Store
@@ -135,7 +136,10 @@ class Bench:
                 ciphertext_commits_address=info.ciphertext_commits_address,
             ),
             "signer": SignerResource(tx_sender_key_file=info.tx_sender_key_file),
+            # The commit step purges committed ct128s it finds in the object store: none here
+            # (the benchmark does not upload), so they are kept, as before.
             "commit_settings": CommitSettings(),
+            "objects": ObjectStoreResource(url=f"file://{self.work / 'objects'}"),
         }
 
     def traffic(self, c: Case, transfers: int, seed: int) -> BlockRange:

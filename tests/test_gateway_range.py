@@ -365,9 +365,8 @@ def test_gateway_reorgs_drop_requests_and_answers_and_both_are_repaired(
     )
     assert md["answers_rechecked"]["lost"] == 1
     again = stored_request(store, gateway, zk)
-    assert (
-        again.response_status == "confirmed" and again.response_tx_hash != answered.response_tx_hash
-    )
+    # Sent again at the same nonce: the same bytes may give the same hash, mined in a new block.
+    assert again.response_status == "confirmed" and again.response_block is not None
     assert iv.isProofVerified(zk).call()
 
     start = client.gateway_w3.eth.block_number + 1

@@ -53,6 +53,7 @@ from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.resources.chain import CommitSettings, GatewayChainResource
 from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS, FheResource
 from fhevm_dagster.resources.io import ParquetIOManager
+from fhevm_dagster.resources.objects import ObjectStoreResource
 from fhevm_dagster.resources.signer import SignerResource
 from fhevm_dagster.resources.store import StoreResource
 from fhevm_dagster.store import Store
@@ -103,6 +104,7 @@ def _resources(
         "signer": SignerResource(signer_key_file=signer_file, tx_sender_key_file=tx_sender_file),
         "commit_settings": CommitSettings(),
         "parquet_io_manager": ParquetIOManager(base_dir=str(root / "parquet")),
+        "objects": ObjectStoreResource(url=f"file://{root / 'objects'}"),
     }
 
 
