@@ -24,9 +24,9 @@ SHORT = ["host-rpc-drop", "daemon-restart", "lost-tick"]
 @pytest.mark.faults
 def test_short_fault_suite_recovers(tmp_path: Path) -> None:
     _require_tools()
-    rows = run_suite(SHORT, Options(transfers=1, outage_s=20, timeout_s=240), root=tmp_path)
+    rows = run_suite(SHORT, Options(transfers=1, outage_s=20, timeout_s=300), root=tmp_path)
     table = "\n".join(row_markdown(r) for r in rows)
     assert [r.fault for r in rows] == SHORT
     for r in rows:
-        assert r.recovered and r.measure.ok, table
+        assert r.ok, table
         assert r.measure.ranges >= 1 and r.measure.handles >= 1, table
