@@ -454,12 +454,13 @@ class Harness:
         head = self.mine_host_to_boundary()
         return Window(head + 1, self.gateway_w3.eth.block_number + 1)
 
-    def mint_users(self) -> None:
-        """Mints to the shared users now (a range of its own), so that a window's traffic is
-        its transfers only: one host block each."""
-        self.begin()
+    def mint_users(self) -> Window:
+        """Mints to the shared users now, in a range of its own (its window), so that a
+        window's traffic is its transfers only: one host block each."""
+        w = self.begin()
         self.traffic(0)
-        self.mine_host_to_boundary()
+        self.close(w)
+        return w
 
     def traffic(self, transfers: int, *, fresh: bool = False) -> None:
         """`transfers` transfers between the shared users (minted on first use), so they read
@@ -679,7 +680,7 @@ class Harness:
             for r in self.runs(job, key, [DagsterRunStatus.SUCCESS])
         )
 
-    def _lost(self, window: Window) -> tuple[int, list[str]]:
+    def lost(self, window: Window) -> tuple[int, list[str]]:
         hw3, gw3 = self.host_w3, self.gateway_w3
         pairs = [(hw3, HOST_JOB, k) for k in self.host_keys(window)]
         pairs += [(gw3, GATEWAY_JOB, k) for k in self.gateway_keys(window)]
@@ -719,7 +720,7 @@ class Harness:
                 out.setdefault(e.material.handle, e.block_number)
         return out
 
-    def _missing(self, handles: list[bytes]) -> int:
+    def uncommitted(self, handles: list[bytes]) -> int:
         return len(set(handles) - set(self.committed(handles)))
 
     def sender_transactions(self, from_block: int, status_from: int) -> list[Sent]:
@@ -783,7 +784,7 @@ class Harness:
         return out
 
     def measure(self, window: Window) -> Measure:
-        ranges, lost = self._lost(window)
+        ranges, lost = self.lost(window)
         handles = self.handles(window)
         committed = self.committed(handles)
         sent = self.sender_transactions(self.info.gateway_start_block, window.gateway_first)
@@ -810,7 +811,7 @@ class Harness:
             reverted, forced, len(window.proofs) - len(answers), figures,
         )  # fmt: skip
 
-    def _in_flight(self, window: Window) -> bool:
+    def in_flight(self, window: Window) -> bool:
         """A run of the window is queued or working, or failed recently enough that the sensor
         may still re-drive it."""
         keys = [(HOST_JOB, k) for k in self.host_keys(window)]
@@ -842,12 +843,12 @@ class Harness:
             try:
                 if window.tick is not None:
                     window.tick()
-                _, lost = self._lost(window)
-                missing = not lost and self._missing(self.handles(window))
+                _, lost = self.lost(window)
+                missing = not lost and self.uncommitted(self.handles(window))
                 if not lost and not missing and not self._unanswered(window):
                     elapsed = now - (window.cleared or window.started)
                     return True, elapsed, self.measure(window)
-                busy = self._in_flight(window)
+                busy = self.in_flight(window)
             except Exception as exc:  # a store or instance reconnecting: look again
                 self.log(f"  (while waiting: {type(exc).__name__}: {exc})")
                 busy = True

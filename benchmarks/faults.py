@@ -355,24 +355,30 @@ def host_reorg_deep(h: Harness, o: Options) -> Window:
 
 
 def gateway_reorg(h: Harness, o: Options) -> Window:
-    """The gateway blocks holding the window's commits are replaced by empty ones, and the
-    gateway mined to the end of that range: a live gateway keeps producing blocks, and the
-    commits of a gateway range are rechecked when its range run comes (on-demand anvil would
-    leave the range incomplete for good).
+    """The gateway blocks holding the window's commits, in a range the sensor planned and ran,
+    are replaced by empty ones, and the gateway mined past them to the end of that range (a
+    live gateway keeps producing blocks): the range's recorded hash changed, so the sensor runs
+    it again and its commits are rechecked.
 
-    This reaches only a gateway range the sensor had planned before the reorg (a reorg makes
-    it run again: its recorded hash changed). The commits' range was planned only when the
-    commits completed it, and otherwise was incomplete, so planned after the reorg, empty:
-    `gateway-reorg-commits-only` is that case, made certain."""
+    The commits' range is completed and run before the reorg on purpose. Before, it was run
+    only when the commits happened to complete it, depending on where earlier rows left the
+    gateway's head: on the run issue 23 quotes they did, and the row passed; on others the
+    range was incomplete, so unplanned before the reorg and empty after it (the case of
+    `gateway-reorg-commits-only`, which now makes it certain)."""
     gw = h.gateway_w3
     snap = rpc(gw, "evm_snapshot", [])
     w = _traffic(h, o)
+    handles = h.handles(w)
+    _poll(lambda: h.uncommitted(handles) == 0, o.timeout_s, "the window's commits", 1)
+    h.mine_gateway_to_boundary()
     _wait_done(h, w, o.timeout_s)
+    keys = sorted({h.gateway_key(b) for b in h.committed(handles).values()})
     head = gw.eth.block_number
     rpc(gw, "evm_revert", [snap])
     rpc(gw, "evm_increaseTime", [100])
     rpc(gw, "anvil_mine", [hex(head - gw.eth.block_number + 1)])
     h.mine_gateway_to_boundary()
+    w.notes.append(f"commits in gateway range(s) {', '.join(keys)}, run before the reorg")
     w.clear()
     return w
 
@@ -390,16 +396,17 @@ def gateway_reorg_commits_only(h: Harness, o: Options) -> Window:
     handles = h.handles(w)
     if len(handles) >= h.gateway_range_size:
         raise RuntimeError(f"{len(handles)} commits would complete the gateway range: fewer")
-    _poll(lambda: h._missing(handles) == 0, o.timeout_s, "the window's commits", 1)
+    _poll(lambda: h.uncommitted(handles) == 0, o.timeout_s, "the window's commits", 1)
+    _poll(lambda: not h.lost(w)[1], o.timeout_s, "the window's host run", 1)
     blocks = sorted(set(h.committed(handles).values()))
-    key = h.gateway_key(blocks[0])
-    if h.gateway_key(blocks[-1]) != key or gw.eth.block_number >= int(key.split("-")[1]):
+    key, head = h.gateway_key(blocks[0]), gw.eth.block_number
+    if h.gateway_key(blocks[-1]) != key or head >= int(key.split("-")[1]):
         raise RuntimeError(f"the commits (blocks {blocks}) left no incomplete gateway range")
     if h.store.get_range(h.info.gateway_chain_id, key) is not None:
         raise RuntimeError(f"gateway range {key} was planned before the reorg")
-    _poll(lambda: not h._in_flight(w), o.timeout_s, "the window's host run", 1)
     rpc(gw, "evm_revert", [snap])
     rpc(gw, "evm_increaseTime", [100])
+    rpc(gw, "anvil_mine", [hex(head - gw.eth.block_number + 1)])
     h.mine_gateway_to_boundary()
     w.notes.append(f"gateway range {key}, unplanned, lost commits in blocks {blocks}")
     w.clear()
@@ -410,7 +417,7 @@ def devnet_reset(h: Harness, o: Options) -> Window:
     """Both chains wiped and deployed again (same ports, chain ids, addresses), then traffic
     (the shared users, minted again on the new chain)."""
     h.reset_devnet()
-    h.mint_users()
+    _wait_done(h, h.mint_users(), o.timeout_s)
     w = _traffic(h, o)
     w.clear()
     return w
@@ -673,7 +680,7 @@ def run_suite(
     rows: list[Row] = []
     try:
         h.start()
-        h.mint_users()
+        _wait_done(h, h.mint_users(), o.timeout_s)
         log(f"harness in {h.root}\n{HEADER}\n|---|---|---|---|---|---|")
         for name in names:
             row = run_fault(h, name, o)
