@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -56,6 +57,7 @@ from web3 import Web3
 
 from fhevm_dagster.chain.ciphertext_commits import commit_events
 from fhevm_dagster.chain.client import raw_log
+from fhevm_dagster.chain.sender import padded_gas
 from fhevm_dagster.devnet import (
     DevnetInfo,
     anvil_account,
@@ -70,6 +72,7 @@ from fhevm_dagster.devnet import (
 )
 from fhevm_dagster.devnet.chain import rpc, set_balance
 from fhevm_dagster.devnet.env import devnet_settings
+from fhevm_dagster.devnet.traffic import token_contract
 from fhevm_dagster.protocol.computations import allowed_handles
 from fhevm_dagster.protocol.events import decode_logs
 from fhevm_dagster.settings import SETTINGS
@@ -476,6 +479,33 @@ class Harness:
             set_balance(w3, anvil_account(i).address, 10**21)
         self._seed += 1
         run_token_traffic(self.info, transfers, users=users, seed=self._seed)
+
+    def traffic_block(self, transfers: int) -> None:
+        """`transfers` transfers between the shared users, mined in one host block (more when
+        they outgrow its gas limit): a range holding more transfers than blocks. Every third
+        asks for more than any balance (it moves 0), as `run_token_traffic` does."""
+        w3 = self.host_w3
+        token = token_contract(w3, self.info)
+        accounts = [anvil_account(i) for i in range(FIRST_USER, FIRST_USER + SHARED_USERS)]
+        nonces = {a.address: int(w3.eth.get_transaction_count(a.address)) for a in accounts}
+        self._seed += 1
+        rng = random.Random(self._seed)
+        rpc(w3, "evm_setAutomine", [False])
+        try:
+            for i in range(transfers):
+                sender, receiver = rng.sample(accounts, 2)
+                amount = 2**64 - 1 - rng.randrange(1000) if i % 3 == 2 else rng.randrange(1000)
+                call = token.functions.transferAmount(receiver.address, amount)
+                params: Any = {"from": sender.address, "nonce": nonces[sender.address]}
+                params["gas"] = padded_gas(call.estimate_gas({"from": sender.address}))
+                tx: Any = call.build_transaction(params)
+                signed = sender.sign_transaction(tx)
+                w3.eth.send_raw_transaction(signed.raw_transaction)
+                nonces[sender.address] += 1
+            while rpc(w3, "txpool_status", [])["pending"] != "0x0":
+                rpc(w3, "evm_mine", [])
+        finally:
+            rpc(w3, "evm_setAutomine", [True])
 
     def close(self, window: Window) -> None:
         """Completes the window's last range (mines to its boundary)."""

@@ -138,7 +138,7 @@ def _poll(cond: Callable[[], bool], timeout: float, what: str, every: float = 0.
 
 def _providers(h: Harness) -> tuple[Provider, Provider]:
     if h.host_rpc is None or h.gateway_rpc is None:
-        raise RuntimeError("needs fault_proxy.RpcProxy (branch rpc-providers) behind the proxies")
+        raise RuntimeError("needs the provider proxies: Harness(provider=RpcProxy)")
     return h.host_rpc, h.gateway_rpc
 
 
@@ -161,8 +161,11 @@ def _kill_mid(what: Literal["ct64", "ct128"]) -> Inject:
     def fault(h: Harness, o: Options) -> Window:
         """kill -9 of the window's host run once the store holds some but not all of the
         range's allowed ct64s (`ct64`) or ct128s (`ct128`), polled; the range has
-        MIDDLE_TRANSFERS transfers so that, at the default batch, it has a middle."""
-        w = _traffic(h, o, max(o.transfers, MIDDLE_TRANSFERS))
+        MIDDLE_TRANSFERS transfers (mined together: a block each would spread them over
+        ranges) so that, at the default batch, it has a middle."""
+        w = h.begin()
+        h.traffic_block(max(o.transfers, MIDDLE_TRANSFERS))
+        h.close(w)
         (key,) = h.host_keys(w)
         chain = h.info.host_chain_id
         missing = h.store.missing_ciphertexts if what == "ct64" else h.store.missing_ciphertexts128
@@ -572,9 +575,9 @@ def load(h: Harness, o: Options) -> Window:
 
 FAULTS: dict[str, Fault] = {
     "baseline": Fault(baseline, short=True),
-    "kill-mid-store": Fault(_kill_mid("ct64"), timeout_s=1200),
+    "kill-mid-store": Fault(_kill_mid("ct64"), timeout_s=2400),
     "kill-after-broadcast": Fault(kill_after_broadcast),
-    "kill-mid-squash": Fault(_kill_mid("ct128"), timeout_s=1200),
+    "kill-mid-squash": Fault(_kill_mid("ct128"), timeout_s=2400),
     "host-rpc-drop": Fault(_outage("host", "drop", None), short=True),
     "host-rpc-stall": Fault(_outage("host", "stall", None), short=True),
     "gateway-rpc-drop": Fault(_outage("gateway", "drop", "ciphertext_digests"), short=True),
