@@ -14,7 +14,8 @@ proxies.
 A fault is measured over a `Window`: the host ranges its traffic lands in and the gateway blocks
 mined from its start on. Traffic reuses the same users in every window, so a window's transfers
 read the balances earlier windows' ranges produced: ranges depend on earlier ranges, as on a live
-token. `measure` judges from the chains, not from what the coprocessor believes:
+token (no row needs a range independent of earlier ones: `devnet-reset`'s new chain mints the
+same users again). `measure` judges from the chains, not from what the coprocessor believes:
 - ranges lost: complete ranges of the window (host, and gateway ranges from the window's first
   gateway block) holding a log of the watched contracts, without a successful run requested for
   their current last-block hash;
@@ -271,7 +272,6 @@ class Sent:
 
     tx_hash: bytes
     block: int
-    nonce: int
     intent: tuple[str, bytes]  # (to, selector + first argument)
     ok: bool | None  # receipt status; None when not looked up (outside the window)
 
@@ -300,7 +300,6 @@ class Harness:
         self.host_rpc: Provider | None = None
         self.gateway_rpc: Provider | None = None
         self._seed = 0
-        self._fresh_user = FIRST_USER + SHARED_USERS
         self.root.mkdir(parents=True, exist_ok=True)
         self._daemon_log = (self.root / "daemon.log").open("ab")
 
@@ -465,15 +464,10 @@ class Harness:
         self.close(w)
         return w
 
-    def traffic(self, transfers: int, *, fresh: bool = False) -> None:
-        """`transfers` transfers between the shared users (minted on first use), so they read
-        balances that earlier windows' ranges produced; with `fresh`, between two new users
-        (a range that depends on no earlier one)."""
-        if fresh:
-            users = [self._fresh_user, self._fresh_user + 1]
-            self._fresh_user += 2
-        else:
-            users = list(range(FIRST_USER, FIRST_USER + SHARED_USERS))
+    def traffic(self, transfers: int) -> None:
+        """`transfers` transfers between the shared users (minted on first use), one host
+        block each: they read balances that earlier windows' ranges produced."""
+        users = list(range(FIRST_USER, FIRST_USER + SHARED_USERS))
         w3 = self.host_w3
         for i in users:
             set_balance(w3, anvil_account(i).address, 10**21)
@@ -768,7 +762,7 @@ class Harness:
                 ok = None
                 if n >= status_from:
                     ok = w3.eth.get_transaction_receipt(t["hash"])["status"] == 1
-                out.append(Sent(bytes(t["hash"]), n, int(t["nonce"]), (to, data[:36]), ok))
+                out.append(Sent(bytes(t["hash"]), n, (to, data[:36]), ok))
         return out
 
     def _timestamp(self, block: int) -> int:
