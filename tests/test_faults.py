@@ -1,8 +1,13 @@
-"""The fault suite's short form (benchmarks/faults.py): three cheap faults against a real devnet
-with a real `dagster-daemon` running, each followed by full recovery: no range lost, every handle
-committed by this coprocessor, no duplicate gateway transaction.
+"""The fault suite's short form (benchmarks/faults.py): four cheap faults against a real devnet
+with a real `dagster-daemon` running at its default settings, each followed by full recovery: no
+range lost, every handle committed by this coprocessor, no extra gateway transaction of any
+status, and nothing the harness had to unstick.
 
-A few minutes (one devnet, one daemon, one range per fault). The full suite is run by hand:
+`gateway-reorg-commits-only` is the one row here that fails before issue 23's fixes (a gateway
+range holding only our commits, dropped by a reorg before the sensor planned it, is recorded
+empty and its commits are never sent again); it adds about 3 minutes (2 of them its idle wait
+while it fails). The whole test took 491 s on 2 shared cores (one devnet, one daemon, the shared
+users' mint range, one range per fault). The full suite is run by hand:
 `python benchmarks/faults.py` (see its docstring).
 """
 
@@ -18,15 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from faults import Options, row_markdown, run_suite
 
-SHORT = ["host-rpc-drop", "daemon-restart", "lost-tick"]
+SHORT = ["host-rpc-drop", "daemon-restart", "lost-tick", "gateway-reorg-commits-only"]
 
 
 @pytest.mark.faults
 def test_short_fault_suite_recovers(tmp_path: Path) -> None:
     _require_tools()
-    rows = run_suite(SHORT, Options(transfers=1, outage_s=20, timeout_s=240), root=tmp_path)
+    rows = run_suite(SHORT, Options(transfers=1, outage_s=20, timeout_s=300), root=tmp_path)
     table = "\n".join(row_markdown(r) for r in rows)
     assert [r.fault for r in rows] == SHORT
     for r in rows:
-        assert r.recovered and r.measure.ok, table
+        assert r.ok, table
         assert r.measure.ranges >= 1 and r.measure.handles >= 1, table
