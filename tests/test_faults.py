@@ -5,9 +5,9 @@ status, and nothing the harness had to unstick.
 
 `gateway-reorg-commits-only` is the one row here that fails before issue 23's fixes (a gateway
 range holding only our commits, dropped by a reorg before the sensor planned it, is recorded
-empty and its commits are never sent again); it adds about 3 minutes (2 of them its idle wait
-while it fails). The whole test took 491 s on 2 shared cores (one devnet, one daemon, the shared
-users' mint range, one range per fault). The full suite is run by hand:
+empty and its commits are never sent again: 491 s and red then). The whole test took 287 s on 2
+cores (one devnet, one daemon, the shared users' mint range, one range per fault).
+The full suite is run by hand:
 `python benchmarks/faults.py` (see its docstring).
 """
 
