@@ -1,6 +1,7 @@
 # fhevm-dagster: the two commands of the README, and what they are made of.
 #   make demo   local devnet with real fhEVM contracts, demo traffic, `dagster dev` with sensors on
-#   make test   everything installed, lint, then the whole test suite (PostgreSQL included)
+#   make test   everything installed, lint, then the test suite (PostgreSQL included; CI's tier)
+#   make test-full  the same with the costliest cases too (before changing tfhe-py/ or compute/)
 # Caches live outside the clone, so repeat runs are fast: the virtual environment, the cargo target
 # directory of tfhe-py, derived server keys and the devnet state under ~/.cache/fhevm-dagster.
 
@@ -17,7 +18,7 @@ BLOCK_TIME ?= 2
 RANGE_SIZE ?= 5
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install system python node tfhe-py tfhe-py-gpu lint fmt bench demo-down lock
+.PHONY: demo test test-full test-fast install system python node tfhe-py tfhe-py-gpu lint fmt bench demo-down lock
 
 # The demo chains mine a block every BLOCK_TIME seconds and ranges are RANGE_SIZE blocks, so a
 # new range is ready every ~10 s. Chosen with benchmarks/latency.py (2-s blocks, block of a transfer
@@ -37,8 +38,24 @@ demo: install
 demo-down:
 	$(VENV)/bin/fhevm-dagster devnet down
 
-test: install lint
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+# `make test` is CI's tier: every part of the suite, with the costliest cases of the slow parts left
+# to `make test-full` (FHEVM_DAGSTER_FULL=1), which must pass before a change to tfhe-py/ or
+# compute/ lands. Each phase prints its wall time (and appends it to $(PHASES)).
+PHASES ?= $(CACHE)/phases.log
+timed = s=$$(date +%s); $(2); rc=$$?; printf 'phase %-8s %5d s%s\n' $(1) $$(( $$(date +%s) - s )) \
+	"$$( [ $$rc -eq 0 ] || echo " (exit $$rc)" )" | tee -a $(PHASES); exit $$rc
+sub = $(MAKE) --no-print-directory
+
+test:
+	@$(call timed,system,$(sub) system)
+	@$(call timed,node,$(sub) node)
+	@$(call timed,python,$(sub) python)
+	@$(call timed,tfhe-py,$(sub) tfhe-py)
+	@$(call timed,lint,$(sub) lint)
+	@$(call timed,pytest,$(VENV)/bin/pytest $(PYTEST_ARGS))
+
+test-full:
+	FHEVM_DAGSTER_FULL=1 $(sub) test
 
 # The fast tier: no anvil, no FHE keys (planner, settings, store, protocol tables, definitions,
 # import rules). Assumes `make install` was run once.

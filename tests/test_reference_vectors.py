@@ -31,16 +31,16 @@ ROOT = Path(__file__).resolve().parents[1]
 VECTORS = Vectors(ROOT / "tests" / "fixtures" / "reference_vectors" / "vectors.json")
 
 #: Operators whose cost grows with the square of the width they work at (minutes at 128 bits and
-#: up; MulDiv works at twice its type's width). CI's short run (`FHEVM_DAGSTER_SHORT=1`, `.ci/run`)
-#: checks them up to 64 working bits; every wider type is still checked through the other
-#: operators, and `make test` by hand checks every vector.
+#: up; MulDiv works at twice its type's width). `make test` (CI's tier) checks them up to 64
+#: working bits; every wider type is still checked through the other operators, and
+#: `make test-full` (`FHEVM_DAGSTER_FULL=1`) checks every vector.
 QUADRATIC = {Operator.Mul, Operator.Div, Operator.Rem, Operator.MulDiv, Operator.Shl,
              Operator.Shr, Operator.Rotl, Operator.Rotr}  # fmt: skip
-SHORT = os.environ.get("FHEVM_DAGSTER_SHORT") == "1"
+FULL = os.environ.get("FHEVM_DAGSTER_FULL") == "1"
 
 
 def in_this_run(case: dict[str, Any]) -> bool:
-    if not SHORT or case["opcode"] not in QUADRATIC:
+    if FULL or case["opcode"] not in QUADRATIC:
         return True
     width = FheType(case["result_type"]).bits * (2 if case["opcode"] == Operator.MulDiv else 1)
     return width <= 64
