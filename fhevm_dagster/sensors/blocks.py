@@ -33,7 +33,7 @@ from ..pipeline.identity import ChainIdentityError, Identity, check_identity
 from ..pipeline.range_book import apply_writes
 from ..pipeline.tick import Tick, TickRules, TickView, plan_tick
 from ..store import Store
-from .redrive import run_history
+from .run_history import run_history
 
 #: Seconds between two ticks of a block sensor (Dagster's minimum interval): about the
 #: longest a complete range waits to be requested.
