@@ -232,8 +232,8 @@ def test_a_range_proven_empty_by_its_blooms_gets_no_run() -> None:
     assert t.writes == (
         ProvenEmpty(BlockRange(0, 9), h[0]),
         ProvenEmpty(BlockRange(20, 29), h[2]),
-        PruneEmpty(0),  # the two newest ranges once recorded: 0-9 and 20-29
         Requested(BlockRange(10, 19), h[1], False),
+        PruneEmpty(0),  # the two newest ranges once recorded: 0-9 and 20-29
     )
     apply_writes(book, t.chain_id, t.writes)
     assert not book.ranges[k(0, 9)].is_open and book.ranges[k(10, 19)].is_open
@@ -243,6 +243,21 @@ def test_a_range_proven_empty_by_its_blooms_gets_no_run() -> None:
     assert asked(quiet) == [(k(10, 19), f"{k(10, 19)}@{G8}")]
     assert quiet.empty == (BlockRange(30, 39), BlockRange(40, 49))
     assert PruneEmpty(30) in quiet.writes  # 0-9 and 20-29 leave the book
+
+
+def test_a_reorged_empty_range_keeps_its_generation_when_the_window_moves_on() -> None:
+    """The reorg's request is written before the prune: the range is no longer empty then, so
+    its record (and generation) stays, as its run key says."""
+    chain, book, r = Chain(9), Book(), rules(run_empty=False, reorg_check_ranges=1)
+    first = tick(chain, book, r)
+    apply_writes(book, first.chain_id, first.writes)
+    assert book.ranges[k(0, 9)].is_empty
+    chain.head_block, chain.fork[9] = 29, b"\x01" * 32
+    t = tick(chain, book, r, first.cursor)
+    assert asked(t) == [(k(0, 9), f"{k(0, 9)}@{G8}:reorg-1")]
+    assert t.empty == (BlockRange(10, 19), BlockRange(20, 29)) and t.writes[-1] == PruneEmpty(20)
+    apply_writes(book, t.chain_id, t.writes)
+    assert book.ranges[k(0, 9)].reorg_count == 1 and k(10, 19) not in book.ranges
 
 
 def test_a_tick_of_empty_ranges_says_so() -> None:

@@ -131,10 +131,6 @@ def plan_tick(view: TickView, book: TickBook, rules: TickRules, cursor: str | No
         notes.append(identity.reset_message(name, rules.ranges.start_block))
         log.append(notes[-1])
     writes: list[BookWrite] = [ProvenEmpty(d.rng, d.last_hash) for d in empty]
-    if empty:
-        notes.append(f"{len(empty)} {name} range(s) without logs recorded without a run")
-        recent = book.recent_ranges(plan.chain_id, rules.ranges.reorg_check_ranges)
-        writes.append(PruneEmpty(_window_start(recent, empty, rules.ranges.reorg_check_ranges)))
     asks: list[RunAsk] = []
     for d in run:
         writes.append(Requested(d.rng, d.last_hash, d.reorg))
@@ -143,6 +139,10 @@ def plan_tick(view: TickView, book: TickBook, rules: TickRules, cursor: str | No
         asks.append(
             _ask(rules, plan.chain_id, identity.genesis, d.rng.key, d.last_hash, d.reorg_count)
         )
+    if empty:  # after the requests: a reorged empty range is no longer empty when pruned
+        notes.append(f"{len(empty)} {name} range(s) without logs recorded without a run")
+        recent = book.recent_ranges(plan.chain_id, rules.ranges.reorg_check_ranges)
+        writes.append(PruneEmpty(_window_start(recent, empty, rules.ranges.reorg_check_ranges)))
     watch = _watch(view, book, rules, plan.chain_id, run, empty)
     seen = {a.run_key for a in asks}
     for a in watch.runs:
