@@ -17,6 +17,7 @@ from dagster import (
 from .assets.commits import COMMIT_RETRY, commit_assets, commit_checks
 from .assets.host import host_assets
 from .assets.objects import object_assets
+from .chain.config import ChainKind
 from .jobs import host_range_job
 from .partitions import host_ranges
 from .sensors.blocks import block_range_sensor
@@ -67,6 +68,6 @@ def host_chain_defs(
             partitions=partitions,
             chain_resource=name,
             settings_resource=f"{name}_ranges",
-            tag=name,
+            kind=ChainKind.HOST,
         ),
     )

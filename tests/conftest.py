@@ -2,3 +2,4 @@
 
 from devnet_fixtures import *  # noqa: F403
 from s3_fixtures import *  # noqa: F403
+from sensor_fixtures import *  # noqa: F403

@@ -17,7 +17,7 @@ from postgres_fixtures import postgres_database, postgres_url  # noqa: F401
 from sqlalchemy.engine import make_url
 
 from fhevm_dagster.launcher import LocalWorkerRunLauncher
-from fhevm_dagster.sensors.redrive import RANGE_TAG
+from fhevm_dagster.pipeline.run_keys import RANGE_TAG
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / "dagster.yaml"

@@ -97,6 +97,7 @@ def test_a_changed_last_block_hash_is_a_reorg() -> None:
     plan = plan_ranges(first.next_block, chain, book, rules)
     assert keys(plan.decisions) == [("000000000010-000000000019", True)]
     assert plan.decisions[0].last_hash == b"\x01" * 32
+    assert plan.decisions[0].reorg_count == 1  # the book's generation, one more
 
 
 def test_requested_ranges_not_ingested_are_planned_again() -> None:
@@ -213,7 +214,7 @@ class Probe:
 
 
 def _decisions(*ranges: tuple[int, int]) -> list[RangeDecision]:
-    return [RangeDecision(BlockRange(a, b), b.to_bytes(32, "big"), reorg=False) for a, b in ranges]
+    return [RangeDecision(BlockRange(a, b), b.to_bytes(32, "big"), False, 0) for a, b in ranges]
 
 
 def test_a_range_is_empty_only_when_proven() -> None:

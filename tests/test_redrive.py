@@ -89,7 +89,7 @@ def test_runs_of_another_generation_do_not_count() -> None:
 
 
 def test_run_keys_name_range_generation_and_redrive() -> None:
-    from fhevm_dagster.sensors.redrive import run_key, run_tags
+    from fhevm_dagster.pipeline.run_keys import run_key, run_tags
 
     g = bytes.fromhex("abcdef01") + bytes(28)  # a genesis hash: its first 4 bytes name the chain
     assert run_key("k", g, 0) == "k@abcdef01"

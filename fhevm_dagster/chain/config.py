@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import Enum
 
 from .. import settings as cfg
 
 #: The gateway contracts this coprocessor sends to, by ABI name.
 GATEWAY_CONTRACTS = ("InputVerification", "CiphertextCommits")
+
+
+class ChainKind(Enum):
+    """What a chain is to the coprocessor: a host chain whose computations it evaluates, or the
+    gateway it answers on (whose ranges may hold transactions of ours)."""
+
+    HOST = "host"
+    GATEWAY = "gateway"
 
 
 @dataclass(frozen=True, slots=True)

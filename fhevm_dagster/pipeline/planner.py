@@ -44,9 +44,13 @@ class RangeBook(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RangeDecision:
+    """Request `rng` for its blocks `last_hash`; `reorg_count`: its reorg generation once
+    requested (the book's, one more when `reorg`), which names its runs."""
+
     rng: BlockRange
     last_hash: bytes
     reorg: bool
+    reorg_count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +116,9 @@ def plan_ranges(
             continue
         rng = BlockRange(r.first_block, r.last_block)
         if current != r.known_hash:
-            decisions[rng.key] = RangeDecision(rng, current, reorg=True)
+            decisions[rng.key] = RangeDecision(rng, current, True, r.reorg_count + 1)
         elif r.processed_hash is None:  # requested, not ingested: request it again
-            decisions[rng.key] = RangeDecision(rng, current, reorg=False)
+            decisions[rng.key] = RangeDecision(rng, current, False, r.reorg_count)
     start = next_block
     for rng in next_ranges(start, safe, rules.range_size, cap - len(decisions)):
         next_block = rng.last + 1
@@ -122,10 +126,12 @@ def plan_ranges(
             continue
         last_hash = known_hash.get(rng.key) or _hash(chain, rng.last)
         seen = book.get_range(chain_id, rng.key)
-        if seen is None or (seen.processed_hash is None and seen.known_hash == last_hash):
-            decisions[rng.key] = RangeDecision(rng, last_hash, reorg=False)
+        if seen is None:
+            decisions[rng.key] = RangeDecision(rng, last_hash, False, 0)
+        elif seen.processed_hash is None and seen.known_hash == last_hash:
+            decisions[rng.key] = RangeDecision(rng, last_hash, False, seen.reorg_count)
         elif seen.known_hash != last_hash:
-            decisions[rng.key] = RangeDecision(rng, last_hash, reorg=True)
+            decisions[rng.key] = RangeDecision(rng, last_hash, True, seen.reorg_count + 1)
     ordered = sorted(decisions.values(), key=lambda d: d.rng.first)
     return RangePlan(chain_id, head, safe, next_block, ordered)
 

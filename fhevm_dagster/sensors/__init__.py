@@ -1,6 +1,7 @@
 """Block-range sensors: one per host chain (`host_chains.host_chain_defs`) and the gateway's, all
 from `blocks.block_range_sensor`."""
 
+from ..chain.config import ChainKind
 from ..jobs import GATEWAY_RANGE_JOB
 from ..partitions import gateway_ranges
 from .blocks import block_range_sensor
@@ -11,5 +12,5 @@ gateway_blocks_sensor = block_range_sensor(
     partitions=gateway_ranges,
     chain_resource="gateway",
     settings_resource="gateway_settings",
-    tag="gateway",
+    kind=ChainKind.GATEWAY,
 )

@@ -1,18 +1,14 @@
-"""One block-range sensor per chain, from one factory over `pipeline.planner.plan_ranges`.
+"""One block-range sensor per chain, from one factory over `pipeline.tick.plan_tick`.
 
-Each tick plans complete ranges under the chain's safe head and requests one run per range (run
-key `<partition>@<genesis prefix>`, `…:reorg-<n>` for a range whose last-block hash changed); a
-new range proven without a log of the chain's contracts is recorded as empty and complete instead
-(unless the chain's rules say `run_empty`; `pipeline.planner.without_empty`: a probe that fails or
-cannot prove emptiness runs the range). Ranges requested but not ingested yet are requested again
-under the same run key, which Dagster skips when it has a run for it. An RPC failure is a skip
-reason with the cursor left alone, never a crash; the tick reads the chain with the sensor's RPC
-settings, which fail fast inside Dagster's sensor deadline. Open ranges (no run completed their
-blocks) are watched through the store (`sensors.redrive`): a failed one is re-driven as
-`<run key>:redrive-<n>`, backed off, without a give-up, and named as alerting after
-`alert_after` failed runs in a row. A node whose genesis is not the store's is a reset chain,
-adopted when the chain's rules accept resets (the tick says so), else a failed tick
-(`pipeline.identity`).
+Each tick reads the chain with the sensor's RPC settings (they fail fast inside Dagster's sensor
+deadline) and the store, decides (`pipeline.tick`: ranges to run, ranges proven empty, re-drives of
+open ranges, bookkeeping writes, the next cursor), applies the writes
+(`pipeline.range_book.apply_writes`) and hands the runs to Dagster. Run keys are
+`<partition>@<genesis prefix>`, `…:reorg-<n>` for a range whose last-block hash changed,
+`…:redrive-<n>` for a re-drive: Dagster skips a run key it has seen, so asking again is a no-op.
+An RPC failure is a skip reason with the cursor left alone, never a crash. A node whose genesis
+is not the store's is a reset chain, adopted when the chain's rules accept resets (the tick says
+so), else a failed tick (`pipeline.identity`).
 """
 
 from __future__ import annotations
@@ -31,11 +27,13 @@ from dagster import (
 )
 
 from ..chain.client import ChainReader, redact
+from ..chain.config import ChainKind
 from ..objects import ObjectStoreError, forget_handles
-from ..pipeline.identity import ChainIdentityError, check_identity
-from ..pipeline.planner import plan_ranges, read_cursor, without_empty, write_cursor
+from ..pipeline.identity import ChainIdentityError, Identity, check_identity
+from ..pipeline.range_book import apply_writes
+from ..pipeline.tick import Tick, TickRules, TickView, plan_tick
 from ..store import Store
-from .redrive import REDRIVE_TAG, redrive_tick, run_key, run_tags
+from .run_history import run_history
 
 #: Seconds between two ticks of a block sensor (Dagster's minimum interval): about the
 #: longest a complete range waits to be requested.
@@ -53,114 +51,71 @@ def evaluate_blocks(
     chain_resource: str,
     settings_resource: str,
     partitions: DynamicPartitionsDefinition,
-    tag: str,
+    kind: ChainKind,
 ) -> SensorResult:
-    """One tick: plan from the chain and the store, record requests, request runs, re-drive."""
+    """One tick: read the chain and the store, decide, record, request runs."""
     chain = getattr(context.resources, chain_resource).config()
-    range_settings = getattr(context.resources, settings_resource)
-    rules = range_settings.rules()
+    ranges = getattr(context.resources, settings_resource)
+    # The chain's resource key is its name in runs, tags and notes (`host_<id>`, `gateway`).
+    rules = TickRules(chain_resource, kind, ranges.rules(), ranges.redrive(), chain.log_addresses)
     store: Store = context.resources.store.get()
     reader = ChainReader.for_sensor(chain)  # fails fast: a tick has Dagster's 60-s deadline
     started = time.monotonic()
     try:
-        gateway = tag == "gateway"
-        identity = check_identity(
-            reader,
-            store,
-            tag,
-            accept_reset=rules.accept_reset,
-            gateway=gateway,
-            forget_objects=None
-            if gateway
-            else lambda handles: forget_handles(context.resources.objects.backend(), handles),
-        )
-        cursor = None if identity.reset else read_cursor(context.cursor, identity.genesis)
-        plan = plan_ranges(cursor, reader, store, rules)
-        decisions, empty = (
-            (plan.decisions, [])
-            if rules.run_empty
-            else without_empty(
-                plan.decisions,
-                reader,
-                chain.log_addresses,
-                must_run=(lambda rng: store.holds_gateway_sends(rng.first, rng.last))
-                if gateway
-                else None,
-                deadline=started + PROBE_BUDGET_S,
-            )
-        )
+        identity = _identity(context, reader, store, rules)
+        runs = run_history(context.instance, job_name, name, identity.genesis)
+        view = TickView(reader, identity, runs, time.time(), started + PROBE_BUDGET_S)
+        tick = plan_tick(view, store, rules, context.cursor)
     except ChainIdentityError:
         raise  # another network behind the URL: the tick fails until an operator acts
     except ObjectStoreError as exc:  # the reset waits: the next tick finds the same handles
-        return SensorResult(
-            skip_reason=SkipReason(f"{tag} chain reset: the old chain's objects stay: {exc}")
-        )
+        reason = f"{rules.name} chain reset: the old chain's objects stay: {exc}"
+        return SensorResult(skip_reason=SkipReason(reason))
     except Exception as exc:  # RPC down, timeouts, a reorg racing the tick: try again next tick
         url = chain.rpc_url
-        reason = redact(f"{tag} RPC {url} failed: {type(exc).__name__}: {exc}", url)
+        reason = redact(f"{rules.name} RPC {url} failed: {type(exc).__name__}: {exc}", url)
         return SensorResult(skip_reason=SkipReason(reason))
-    notes: list[str] = []
-    if identity.reset:
-        notes.append(identity.reset_message(tag, rules.start_block))
-        context.log.warning(notes[-1])
-    next_cursor = write_cursor(identity.genesis, plan.next_block)
-    requests: list[RunRequest] = []
-    new_keys: list[str] = []
-    assert partitions.name is not None
-    for d in empty:
-        store.record_empty_range(plan.chain_id, d.rng.key, d.rng.first, d.rng.last, d.last_hash)
-    if empty:
-        notes.append(f"{len(empty)} {tag} range(s) without logs recorded without a run")
-        window = store.recent_ranges(plan.chain_id, rules.reorg_check_ranges)
-        store.prune_empty_ranges(plan.chain_id, min(r.first_block for r in window))
-    for d in decisions:
-        rec = store.record_range_request(
-            plan.chain_id, d.rng.key, d.rng.first, d.rng.last, d.last_hash, reorg=d.reorg
-        )
-        if d.reorg:
-            context.log.warning(f"reorg: {tag} range {d.rng.key} changed, requesting it again")
-        requests.append(
-            RunRequest(
-                run_key=run_key(d.rng.key, identity.genesis, rec.reorg_count),
-                partition_key=d.rng.key,
-                tags=run_tags(
-                    tag, plan.chain_id, d.rng.key, identity.genesis, d.last_hash, rec.reorg_count
-                ),
-            )
-        )
-    redrive = redrive_tick(
-        context,
-        job_name=job_name,
-        sensor_name=name,
-        tag=tag,
-        chain_id=plan.chain_id,
-        genesis=identity.genesis,
-        store=store,
-        policy=range_settings.redrive(),
-        cap=rules.max_ranges_per_tick,
+    apply_writes(store, tick.chain_id, tick.writes)
+    return _sensor_result(context, partitions, tick)
+
+
+def _identity(
+    context: SensorEvaluationContext, reader: ChainReader, store: Store, rules: TickRules
+) -> Identity:
+    """The chain's identity, recorded; a host chain's reset removes the old chain's objects."""
+    host = rules.kind is ChainKind.HOST
+    return check_identity(
+        reader,
+        store,
+        rules.name,
+        accept_reset=rules.ranges.accept_reset,
+        gateway=not host,
+        forget_objects=(
+            (lambda handles: forget_handles(context.resources.objects.backend(), handles))
+            if host
+            else None
+        ),
     )
-    seen = {r.run_key for r in requests}
-    for r in redrive.requests:
-        if r.run_key in seen:  # planned by this tick already
-            continue
-        what = "re-drive" if REDRIVE_TAG in r.tags else "no run yet"
-        context.log.warning(f"{what}: {tag} range {r.partition_key}, requesting {r.run_key}")
-        requests.append(r)
-    for note in redrive.alerting:
-        context.log.warning(f"ALERT {tag} range {note}")
-    for key in dict.fromkeys(str(r.partition_key) for r in requests):
-        if not context.instance.has_dynamic_partition(partitions.name, key):
-            new_keys.append(key)
-    if not requests:
-        waiting = plan.waiting_reason(rules.range_size)
-        reason = f"no complete {tag} range: {waiting}, {rules.confirmations} confirmations"
-        notes += [*redrive.waiting, *(f"ALERT {n}" for n in redrive.alerting)]
-        reason = "; ".join([reason, *notes])
-        return SensorResult(skip_reason=SkipReason(reason), cursor=next_cursor)
+
+
+def _sensor_result(
+    context: SensorEvaluationContext, partitions: DynamicPartitionsDefinition, tick: Tick
+) -> SensorResult:
+    """The tick as Dagster takes it: its log, runs, new partitions and cursor, or a skip."""
+    for line in tick.log:
+        context.log.warning(line)
+    if tick.skip_reason is not None:
+        return SensorResult(skip_reason=SkipReason(tick.skip_reason), cursor=tick.cursor)
+    assert partitions.name is not None
+    keys = dict.fromkeys(a.partition for a in tick.runs)
+    new = [k for k in keys if not context.instance.has_dynamic_partition(partitions.name, k)]
     return SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=[partitions.build_add_request(new_keys)] if new_keys else [],
-        cursor=next_cursor,
+        run_requests=[
+            RunRequest(run_key=a.run_key, partition_key=a.partition, tags=dict(a.tags))
+            for a in tick.runs
+        ],
+        dynamic_partitions_requests=[partitions.build_add_request(new)] if new else [],
+        cursor=tick.cursor,
     )
 
 
@@ -171,7 +126,7 @@ def block_range_sensor(
     partitions: DynamicPartitionsDefinition,
     chain_resource: str,
     settings_resource: str,
-    tag: str,
+    kind: ChainKind,
 ) -> SensorDefinition:
     """The sensor requesting `job_name` once per confirmed range of the chain `chain_resource`."""
 
@@ -182,8 +137,8 @@ def block_range_sensor(
         default_status=DefaultSensorStatus.RUNNING,
         # A host chain's reset also removes the old chain's objects (`pipeline.identity`).
         required_resource_keys={chain_resource, settings_resource, "store"}
-        | (set() if tag == "gateway" else {"objects"}),
-        description=f"Requests one {job_name} run per confirmed {tag} block range; "
+        | ({"objects"} if kind is ChainKind.HOST else set()),
+        description=f"Requests one {job_name} run per confirmed {chain_resource} block range; "
         "re-requests a range on reorg; re-drives a range whose run failed (backed off, until it "
         "succeeds; alerting after repeated failures).",
     )
@@ -197,7 +152,7 @@ def block_range_sensor(
             chain_resource=chain_resource,
             settings_resource=settings_resource,
             partitions=partitions,
-            tag=tag,
+            kind=kind,
         )
 
     return _blocks
