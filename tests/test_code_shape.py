@@ -29,10 +29,6 @@ ALLOWED: dict[str, str] = {
     "fhevm_dagster.sensors.blocks:evaluate_blocks": (
         "the block sensor's tick: the pure Tick planner (sensors/ of ARCHITECTURE.md) replaces it"
     ),
-    "fhevm_dagster.devnet.lifecycle:devnet_up": (
-        "one linear bring-up whose DevnetInfo (30 fields) takes values from every phase; "
-        "splitting it wants a record of the devnet's keys and an info builder"
-    ),
 }
 
 
