@@ -40,10 +40,11 @@ from typing import Any
 import tfhe_py
 
 from fhevm_dagster.compute.dag import RangeDag, build_dag
-from fhevm_dagster.compute.evaluate import Ct64, FheBackend, PlainBackend, run_dag
+from fhevm_dagster.compute.evaluate import Ct64, FheBackend, PlainBackend
 from fhevm_dagster.compute.inputs import VerifiedInput, verify_input
 from fhevm_dagster.compute.keys import CLIENT_KEY, CRS, PUBLIC_KEY, cached_compressed_server_key
 from fhevm_dagster.compute.oracle import Plain
+from fhevm_dagster.compute.scheduler import run_dag
 from fhevm_dagster.compute.sns import SquashPipe
 from fhevm_dagster.compute.vectors import Vectors
 from fhevm_dagster.protocol.computations import ComputationRow

@@ -5,6 +5,7 @@ packages Python runs to import it).
   and `settings` reach neither Dagster nor web3, however indirectly.
 - web3 is imported only by `chain/` and `devnet/`; Dagster only by the Dagster layer; `tfhe_py`
   only by `compute/` and `resources/fhe.py`.
+- Command lines are parsed only in `cli/`.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ DAGSTER_ROOMS = (
     "launcher", "retention",
 )  # fmt: skip
 DAGSTER_TOOLS = (
-    "metrics_cli",
-    "trace_cli",
-    "runs_cli",
-)  # commands that read a Dagster instance's runs
+    "cli.metrics",
+    "cli.runs",
+    "metrics.sources",
+)  # commands that read a Dagster instance's runs, and the scrape's reader of materializations
 
 
 def _name(path: Path) -> str:
@@ -107,6 +108,12 @@ def test_web3_and_dagster_stay_in_their_rooms() -> None:
         if "dagster" in _imports(m)[1] and not _in(m, DAGSTER_ROOMS + DAGSTER_TOOLS)
     )
     assert web3 == [] and dagster == []
+
+
+def test_command_lines_are_parsed_in_cli_only() -> None:
+    """Every command group is a module of `cli/`; the rooms hold what the commands call."""
+    parsers = sorted(m for m in MODULES if "argparse" in _imports(m)[1] and not _in(m, ("cli",)))
+    assert parsers == []
 
 
 def test_tfhe_py_only_through_compute() -> None:

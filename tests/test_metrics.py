@@ -22,8 +22,8 @@ from sqlalchemy import func, update
 
 from fhevm_dagster.chain.config import GatewayConfig, HostChainConfig
 from fhevm_dagster.devnet import free_port
-from fhevm_dagster.metrics import CoprocessorCollector, ScrapeInputs
-from fhevm_dagster.metrics_cli import make_inputs, serve
+from fhevm_dagster.metrics import CoprocessorCollector, ScrapeInputs, serve
+from fhevm_dagster.metrics.sources import make_inputs
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.store import CommitState, Digest, ProofRequest, ProofStatus, Store
 from fhevm_dagster.store import schema as s

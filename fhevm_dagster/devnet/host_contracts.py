@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.contract import Contract
 
 from .artifacts import load_host_artifact
 from .chain import contract_at, rpc, send_transaction
@@ -65,28 +66,9 @@ def _set_code(w3: Web3, address: str, name: str) -> None:
         raise DevnetError(f"anvil_setCode of {name} at {address} did not stick")
 
 
-def install_host_contracts(
-    w3: Web3,
-    owner: LocalAccount,
-    *,
-    input_verification_address: str,
-    gateway_chain_id: int,
-    coprocessor_signers: list[str],
-    coprocessor_threshold: int,
-    kms_signers: list[str],
-    kms_threshold: int,
-    decryption_address: str,
-) -> HostContracts:
-    """Puts ACL, FHEVMExecutor, HCULimit, PauserSet, InputVerifier and KMSVerifier on `w3`'s chain
-    (any chain id: the addresses are the same everywhere, handles carry the chain id).
-
-    `owner` becomes the ACL owner (the host-contracts owner) and sends the initialisation
-    transactions; InputVerifier trusts `coprocessor_signers` under the EIP-712 domain of the gateway
-    `InputVerification` at `input_verification_address` on `gateway_chain_id`.
-    """
-    acl_abi = load_host_artifact("ACL").abi
-    executor_abi = load_host_artifact("FHEVMExecutor").abi
-
+def _place_code(w3: Web3) -> tuple[Contract, Contract, str, str]:
+    """The host contracts' code at their addresses: (ACL, FHEVMExecutor, HCULimit address,
+    PauserSet address), checked to be wired to each other."""
     for address, name in (
         (ACL_ADDRESS, "ACL"),
         (EXECUTOR_ADDRESS, "FHEVMExecutor"),
@@ -96,8 +78,8 @@ def install_host_contracts(
         _set_code(w3, address, name)
 
     # The addresses of HCULimit and PauserSet are constants of the executor and ACL bytecode.
-    acl = contract_at(w3, ACL_ADDRESS, acl_abi)
-    executor = contract_at(w3, EXECUTOR_ADDRESS, executor_abi)
+    acl = contract_at(w3, ACL_ADDRESS, load_host_artifact("ACL").abi)
+    executor = contract_at(w3, EXECUTOR_ADDRESS, load_host_artifact("FHEVMExecutor").abi)
     hcu_limit_address = str(executor.functions.getHCULimitAddress().call())
     pauser_set_address = str(acl.functions.getPauserSetAddress().call())
     wired = {
@@ -118,7 +100,29 @@ def install_host_contracts(
             )
     _set_code(w3, hcu_limit_address, "HCULimit")
     _set_code(w3, pauser_set_address, "PauserSet")
+    return acl, executor, hcu_limit_address, pauser_set_address
 
+
+def install_host_contracts(
+    w3: Web3,
+    owner: LocalAccount,
+    *,
+    input_verification_address: str,
+    gateway_chain_id: int,
+    coprocessor_signers: list[str],
+    coprocessor_threshold: int,
+    kms_signers: list[str],
+    kms_threshold: int,
+    decryption_address: str,
+) -> HostContracts:
+    """Puts ACL, FHEVMExecutor, HCULimit, PauserSet, InputVerifier and KMSVerifier on `w3`'s chain
+    (any chain id: the addresses are the same everywhere, handles carry the chain id).
+
+    `owner` becomes the ACL owner (the host-contracts owner) and sends the initialisation
+    transactions; InputVerifier trusts `coprocessor_signers` under the EIP-712 domain of the gateway
+    `InputVerification` at `input_verification_address` on `gateway_chain_id`.
+    """
+    acl, executor, hcu_limit_address, pauser_set_address = _place_code(w3)
     # State an EmptyUUPSProxy deployment leaves: initialized version 1; the ACL owned by `owner`.
     for address in (
         ACL_ADDRESS,
@@ -137,40 +141,22 @@ def install_host_contracts(
     kms_verifier = contract_at(w3, KMS_VERIFIER_ADDRESS, load_host_artifact("KMSVerifier").abi)
     signers = [Web3.to_checksum_address(a) for a in coprocessor_signers]
     kms = [Web3.to_checksum_address(a) for a in kms_signers]
-    send_transaction(
-        w3, owner, acl.functions.initializeFromEmptyProxy(), label="ACL.initializeFromEmptyProxy"
-    )
-    send_transaction(
-        w3,
-        owner,
-        executor.functions.initializeFromEmptyProxy(),
-        label="FHEVMExecutor.initializeFromEmptyProxy",
-    )
-    send_transaction(
-        w3,
-        owner,
-        hcu_limit.functions.initializeFromEmptyProxy(),
-        label="HCULimit.initializeFromEmptyProxy",
-    )
-    send_transaction(
-        w3,
-        owner,
-        input_verifier.functions.initializeFromEmptyProxy(
+    initializations = {
+        "ACL": acl.functions.initializeFromEmptyProxy(),
+        "FHEVMExecutor": executor.functions.initializeFromEmptyProxy(),
+        "HCULimit": hcu_limit.functions.initializeFromEmptyProxy(),
+        "InputVerifier": input_verifier.functions.initializeFromEmptyProxy(
             Web3.to_checksum_address(input_verification_address),
             gateway_chain_id,
             signers,
             coprocessor_threshold,
         ),
-        label="InputVerifier.initializeFromEmptyProxy",
-    )
-    send_transaction(
-        w3,
-        owner,
-        kms_verifier.functions.initializeFromEmptyProxy(
+        "KMSVerifier": kms_verifier.functions.initializeFromEmptyProxy(
             Web3.to_checksum_address(decryption_address), gateway_chain_id, kms, kms_threshold
         ),
-        label="KMSVerifier.initializeFromEmptyProxy",
-    )
+    }
+    for name, call in initializations.items():
+        send_transaction(w3, owner, call, label=f"{name}.initializeFromEmptyProxy")
 
     got_signers = [str(a).lower() for a in input_verifier.functions.getCoprocessorSigners().call()]
     if got_signers != [a.lower() for a in signers]:

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.utils.address import get_create_address
 
@@ -27,7 +28,7 @@ from .anvil import AnvilNode, AnvilStatus, anvil_status, start_anvil, stop_anvil
 from .artifacts import host_contracts_version
 from .chain import anvil_account, connect, deploy_contract, rpc, set_balance
 from .errors import DevnetError
-from .gateway_contracts import deploy_gateway_contracts
+from .gateway_contracts import GatewayContracts, deploy_gateway_contracts
 from .host_contracts import LOCAL_HOST_CHAIN_ID, HostContracts, install_host_contracts
 from .state import (
     INFO_FILE,
@@ -206,61 +207,16 @@ def devnet_up(
     devnet_down(path)  # leftovers of a half-started or crashed devnet
     if host_chains is None:
         host_chains = len(host_ports) if host_ports is not None else 1
-    if host_chains < 1:
-        raise DevnetError(f"a devnet needs at least one host chain, got {host_chains}")
     ports = list(host_ports) if host_ports is not None else host_ports_for(host_port, host_chains)
-    if len(ports) != host_chains:
-        raise DevnetError(f"{host_chains} host chains need {host_chains} ports, got {ports}")
-    if len({*ports, gateway_port}) != host_chains + 1:
-        raise DevnetError(f"host ports {ports} and gateway port {gateway_port} must all differ")
     chain_ids = [host_chain_id + i for i in range(host_chains)]
-    if gateway_chain_id in chain_ids:
-        raise DevnetError(
-            f"gateway chain id {gateway_chain_id} is also a host chain id ({chain_ids})"
-        )
-    if coprocessors < 1:
-        raise DevnetError(f"a devnet needs at least one coprocessor, got {coprocessors}")
+    _check_layout(host_chains, ports, chain_ids, gateway_port, gateway_chain_id, coprocessors)
     path.mkdir(parents=True, exist_ok=True)
-
-    prefixes = ["coprocessor-", *(f"coprocessor-{i}-" for i in range(2, coprocessors + 1))]
-    identities = [
-        (ensure_key(path, f"{p}signer"), ensure_key(path, f"{p}tx-sender")) for p in prefixes
-    ]
-    (signer, signer_file), (tx_sender, tx_sender_file) = identities[0]
-    signers = [s.address for (s, _), _ in identities]
-    senders = [t for _, (t, _) in identities]
-    kms_signer, kms_file = ensure_key(path, "kms-signer")
-    deployer = anvil_account(DEPLOYER_INDEX)
-
-    zipped = list(zip(ports, chain_ids, strict=True))
+    keys = _devnet_keys(path, coprocessors)
     try:
-        # The nodes start side by side (each start mostly waits for its node to answer).
-        wanted = [
-            *((host_node_name(i), port, chain_id) for i, (port, chain_id) in enumerate(zipped)),
-            (GATEWAY, gateway_port, gateway_chain_id),
-        ]
-        with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
-            *nodes, gateway = pool.map(
-                lambda w: start_anvil(path, w[0], port=w[1], chain_id=w[2]), wanted
-            )
-        gw3 = connect(gateway.rpc_url)
-        host_w3s = [connect(node.rpc_url) for node in nodes]
-        for sender in senders:
-            for w3 in (gw3, *host_w3s):
-                set_balance(w3, sender.address, _FUNDING_WEI)
-
+        nodes, gateway = _start_nodes(path, ports, chain_ids, gateway_port, gateway_chain_id)
+        gw3, host_w3s = _connect_funded(gateway, nodes, keys)
         gateway_start_block = gw3.eth.block_number
-        gw = deploy_gateway_contracts(
-            gw3,
-            deployer,
-            coprocessor_signers=signers,
-            coprocessor_tx_senders=[t.address for t in senders],
-        )
-        # KMSVerifier's EIP-712 domain names a gateway Decryption contract; none exists locally, so
-        # it names the next address of the gateway deployer, where one would be deployed.
-        decryption_address = get_create_address(
-            deployer.address, gw3.eth.get_transaction_count(deployer.address)
-        )
+        gw, decryption_address = _deploy_gateway(gw3, keys)
         deployed = [
             _deploy_host(
                 w3,
@@ -269,45 +225,21 @@ def devnet_up(
                 gateway_chain_id=gateway_chain_id,
                 coprocessor_signers=list(gw.coprocessor_signers),
                 coprocessor_threshold=gw.threshold,
-                kms_signer=kms_signer.address,
+                kms_signer=keys.kms_signer[0].address,
                 decryption_address=decryption_address,
                 deploy_demo=deploy_demo,
             )
             for w3, node in zip(host_w3s, nodes, strict=True)
         ]
-        contracts, first = deployed[0]
-
-        info = DevnetInfo(
-            state_dir=str(path),
-            host_rpc_url=first.rpc_url,
-            gateway_rpc_url=gateway.rpc_url,
-            host_chain_id=first.chain_id,
-            gateway_chain_id=gateway_chain_id,
-            host_contracts_version=host_contracts_version(),
-            acl_address=first.acl_address,
-            executor_address=first.executor_address,
-            input_verifier_address=first.input_verifier_address,
-            kms_verifier_address=first.kms_verifier_address,
-            hcu_limit_address=contracts.hcu_limit,
-            pauser_set_address=contracts.pauser_set,
-            host_owner_address=contracts.owner,
-            input_verification_address=gw.input_verification,
-            ciphertext_commits_address=gw.ciphertext_commits,
-            decryption_address=decryption_address,
-            coprocessor_threshold=gw.threshold,
-            demo_token_address=first.demo_token_address,
-            ops_exerciser_address=first.ops_exerciser_address,
-            deployer_address=deployer.address,
-            coprocessor_signer_address=signer.address,
-            coprocessor_tx_sender_address=tx_sender.address,
-            kms_signer_address=kms_signer.address,
-            signer_key_file=str(signer_file),
-            tx_sender_key_file=str(tx_sender_file),
-            kms_signer_key_file=str(kms_file),
-            host_start_block=first.start_block,
-            gateway_start_block=gateway_start_block,
-            peer_coprocessors=[[str(sf), str(tf)] for (_, sf), (_, tf) in identities[1:]],
-            host_chains=[host for _, host in deployed],
+        info = _devnet_info(
+            path,
+            keys,
+            gateway,
+            gateway_chain_id,
+            gateway_start_block,
+            gw,
+            decryption_address,
+            deployed,
         )
         save_devnet(info)
         if block_time:
@@ -317,3 +249,146 @@ def devnet_up(
     except BaseException:
         devnet_down(path)
         raise
+
+
+def _check_layout(
+    host_chains: int,
+    ports: list[int],
+    chain_ids: list[int],
+    gateway_port: int,
+    gateway_chain_id: int,
+    coprocessors: int,
+) -> None:
+    """Host chains, ports, chain ids and coprocessors that a devnet can have, or why not."""
+    if host_chains < 1:
+        raise DevnetError(f"a devnet needs at least one host chain, got {host_chains}")
+    if len(ports) != host_chains:
+        raise DevnetError(f"{host_chains} host chains need {host_chains} ports, got {ports}")
+    if len({*ports, gateway_port}) != host_chains + 1:
+        raise DevnetError(f"host ports {ports} and gateway port {gateway_port} must all differ")
+    if gateway_chain_id in chain_ids:
+        raise DevnetError(
+            f"gateway chain id {gateway_chain_id} is also a host chain id ({chain_ids})"
+        )
+    if coprocessors < 1:
+        raise DevnetError(f"a devnet needs at least one coprocessor, got {coprocessors}")
+
+
+@dataclass(frozen=True)
+class _DevnetKeys:
+    """The devnet's accounts, kept in its state dir: each coprocessor's (signer, key file) and
+    (tx sender, key file), this coprocessor first; the KMS signer's; the gateway deployer."""
+
+    coprocessors: list[tuple[tuple[LocalAccount, Path], tuple[LocalAccount, Path]]]
+    kms_signer: tuple[LocalAccount, Path]
+    deployer: LocalAccount
+
+    @property
+    def signers(self) -> list[LocalAccount]:
+        return [signer for (signer, _), _ in self.coprocessors]
+
+    @property
+    def tx_senders(self) -> list[LocalAccount]:
+        return [sender for _, (sender, _) in self.coprocessors]
+
+
+def _devnet_keys(path: Path, coprocessors: int) -> _DevnetKeys:
+    prefixes = ["coprocessor-", *(f"coprocessor-{i}-" for i in range(2, coprocessors + 1))]
+    identities = [
+        (ensure_key(path, f"{p}signer"), ensure_key(path, f"{p}tx-sender")) for p in prefixes
+    ]
+    return _DevnetKeys(identities, ensure_key(path, "kms-signer"), anvil_account(DEPLOYER_INDEX))
+
+
+def _connect_funded(
+    gateway: AnvilNode, nodes: list[AnvilNode], keys: _DevnetKeys
+) -> tuple[Web3, list[Web3]]:
+    """Clients of the gateway and host nodes, each coprocessor's tx sender funded on every one."""
+    gw3 = connect(gateway.rpc_url)
+    host_w3s = [connect(node.rpc_url) for node in nodes]
+    for sender in keys.tx_senders:
+        for w3 in (gw3, *host_w3s):
+            set_balance(w3, sender.address, _FUNDING_WEI)
+    return gw3, host_w3s
+
+
+def _deploy_gateway(gw3: Web3, keys: _DevnetKeys) -> tuple[GatewayContracts, str]:
+    """The gateway contracts, and the Decryption address that KMSVerifier's EIP-712 domain names:
+    none exists locally, so it is the next address of the gateway deployer, where one would be
+    deployed."""
+    gw = deploy_gateway_contracts(
+        gw3,
+        keys.deployer,
+        coprocessor_signers=[s.address for s in keys.signers],
+        coprocessor_tx_senders=[t.address for t in keys.tx_senders],
+    )
+    decryption_address = get_create_address(
+        keys.deployer.address, gw3.eth.get_transaction_count(keys.deployer.address)
+    )
+    return gw, decryption_address
+
+
+def _start_nodes(
+    path: Path, ports: list[int], chain_ids: list[int], gateway_port: int, gateway_chain_id: int
+) -> tuple[list[AnvilNode], AnvilNode]:
+    """The host nodes and the gateway node, started side by side (each start mostly waits for
+    its node to answer)."""
+    zipped = list(zip(ports, chain_ids, strict=True))
+    wanted = [
+        *((host_node_name(i), port, chain_id) for i, (port, chain_id) in enumerate(zipped)),
+        (GATEWAY, gateway_port, gateway_chain_id),
+    ]
+    with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+        *nodes, gateway = pool.map(
+            lambda w: start_anvil(path, w[0], port=w[1], chain_id=w[2]), wanted
+        )
+    return nodes, gateway
+
+
+def _devnet_info(
+    path: Path,
+    keys: _DevnetKeys,
+    gateway: AnvilNode,
+    gateway_chain_id: int,
+    gateway_start_block: int,
+    gw: GatewayContracts,
+    decryption_address: str,
+    deployed: list[tuple[HostContracts, DevnetHost]],
+) -> DevnetInfo:
+    """What devnet.json holds: the first host chain's figures at the top level (one-host readers),
+    every host chain under `host_chains`."""
+    contracts, first = deployed[0]
+    (signer, signer_file), (tx_sender, tx_sender_file) = keys.coprocessors[0]
+    kms_signer, kms_file = keys.kms_signer
+    return DevnetInfo(
+        state_dir=str(path),
+        host_rpc_url=first.rpc_url,
+        gateway_rpc_url=gateway.rpc_url,
+        host_chain_id=first.chain_id,
+        gateway_chain_id=gateway_chain_id,
+        host_contracts_version=host_contracts_version(),
+        acl_address=first.acl_address,
+        executor_address=first.executor_address,
+        input_verifier_address=first.input_verifier_address,
+        kms_verifier_address=first.kms_verifier_address,
+        hcu_limit_address=contracts.hcu_limit,
+        pauser_set_address=contracts.pauser_set,
+        host_owner_address=contracts.owner,
+        input_verification_address=gw.input_verification,
+        ciphertext_commits_address=gw.ciphertext_commits,
+        decryption_address=decryption_address,
+        coprocessor_threshold=gw.threshold,
+        demo_token_address=first.demo_token_address,
+        ops_exerciser_address=first.ops_exerciser_address,
+        deployer_address=keys.deployer.address,
+        coprocessor_signer_address=signer.address,
+        coprocessor_tx_sender_address=tx_sender.address,
+        kms_signer_address=kms_signer.address,
+        signer_key_file=str(signer_file),
+        tx_sender_key_file=str(tx_sender_file),
+        kms_signer_key_file=str(kms_file),
+        host_start_block=first.start_block,
+        gateway_start_block=gateway_start_block,
+        peer_coprocessors=[[str(sf), str(tf)] for (_, sf), (_, tf) in keys.coprocessors[1:]],
+        host_chains=[host for _, host in deployed],
+    )

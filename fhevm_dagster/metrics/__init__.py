@@ -4,7 +4,7 @@ Runs are separate processes (one per range), so no counter lives in memory: the 
 outcome (computations, squashes, digests, commits, proof requests) and the Dagster instance every
 per-range figure; an exporter reads both on each scrape. Names follow the reference coprocessor's
 (zama-ai/fhevm v0.14.0) where one exists; the rest are `fhevm_dagster_*`. No Dagster here: the
-per-range figures and chain heads come in as plain values from the caller.
+per-range figures and chain heads come in as plain values from the caller (`sources` reads them).
 
 A counter only goes up, yet the store's row counts can fall (a reorg or a chain reset removes
 rows, a failed commit is sent again): each counter adds the increases of its count between
@@ -17,11 +17,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric, UnknownMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import ColumnElement, Connection, Table, case, distinct, func, or_, select
 
+from .. import settings
 from ..store import Store
 from ..store import schema as s
 
@@ -387,3 +390,20 @@ class CoprocessorCollector(Collector):
         for chain_id, sender, overdue in leases:
             g.add_metric([str(chain_id), sender], overdue)
         yield g
+
+
+def serve(
+    store: Store,
+    inputs: Callable[[], ScrapeInputs],
+    host: str,
+    port: int,
+    alert_after: int | None = None,
+) -> tuple[Any, threading.Thread]:
+    """Starts the endpoint in a thread; returns (server, thread) so callers can stop it.
+    `alert_after` None: FHEVM_DAGSTER_REDRIVE_ALERT_AFTER."""
+    if alert_after is None:
+        alert_after = settings.integer("FHEVM_DAGSTER_REDRIVE_ALERT_AFTER")
+    registry = CollectorRegistry()
+    registry.register(CoprocessorCollector(store, inputs, alert_after))
+    server, thread = start_http_server(port, addr=host, registry=registry)
+    return server, thread

@@ -25,15 +25,9 @@ from typing import Any
 import pandas as pd
 
 from ..compute.dag import NodeKey, RangeDag, build_dag, without_stored
-from ..compute.evaluate import (
-    Ct64,
-    EngineFactory,
-    EvalResult,
-    FheBackend,
-    PlainBackend,
-    run_dag,
-)
+from ..compute.evaluate import Ct64, EngineFactory, FheBackend, PlainBackend
 from ..compute.oracle import Plain
+from ..compute.scheduler import EvalResult, run_dag
 from ..compute.sns import SquashPipe, SquashReport
 from ..protocol.digests import ciphertext_digest
 from ..protocol.handles import parse_handle

@@ -272,6 +272,51 @@ def _variadic(spec: OpSpec, values: Sequence[bytes], declared: FheType | None) -
     return t
 
 
+def _cast(spec: OpSpec, deps: Sequence[bytes]) -> FheType:
+    _arity(spec.op, deps, 2)
+    src = _operand_type(spec.op, "operand", deps[0])
+    _check(spec.op, spec.in_types, src, "input")
+    result = _type_byte(spec.op, deps[1])
+    _check(spec.op, spec.out_types, result, "output")
+    if src == result:
+        raise OperationError(f"Cast: cannot cast {src.name} to itself")
+    return result
+
+
+def _ternary(spec: OpSpec, deps: Sequence[bytes]) -> FheType:
+    _arity(spec.op, deps, 3)
+    control = _operand_type(spec.op, "control", deps[0])
+    if control is not FheType.Bool:
+        raise OperationError(f"IfThenElse: control must be Bool, got {control.name}")
+    result = _operand_type(spec.op, "ifTrue", deps[1])
+    other = _operand_type(spec.op, "ifFalse", deps[2])
+    _check(spec.op, spec.in_types, result, "branch")
+    if other != result:
+        raise OperationError(f"IfThenElse: branch types differ ({result.name} vs {other.name})")
+    return result
+
+
+def _is_in(spec: OpSpec, deps: Sequence[bytes]) -> FheType:
+    if not deps:
+        raise OperationError("IsIn: missing the searched value")
+    value = _operand_type(spec.op, "value", deps[0])
+    _check(spec.op, spec.in_types, value, "operand")
+    if _variadic(spec, deps[1:], value) != value:
+        raise OperationError("IsIn: value and set types differ")
+    return FheType.Bool
+
+
+def _mul_div(spec: OpSpec, deps: Sequence[bytes], is_scalar: bool) -> FheType:
+    _arity(spec.op, deps, 3)
+    result = _operand_type(spec.op, "factor1", deps[0])
+    _check(spec.op, spec.in_types, result, "operand")
+    if not is_scalar and _operand_type(spec.op, "factor2", deps[1]) != result:
+        raise OperationError("MulDiv: factor types differ")
+    if int.from_bytes(deps[2], "big") == 0:
+        raise OperationError("MulDiv: division by a scalar zero")
+    return result
+
+
 def validate_operation(
     op: Operator | int,
     dependencies: Sequence[bytes],
@@ -301,27 +346,13 @@ def validate_operation(
             "VerifyInput is not a computation: its ciphertext comes from the gateway"
         )
     elif spec.kind is OpKind.CAST:
-        _arity(op, dependencies, 2)
-        src = _operand_type(op, "operand", dependencies[0])
-        _check(op, spec.in_types, src, "input")
-        result = _type_byte(op, dependencies[1])
-        _check(op, spec.out_types, result, "output")
-        if src == result:
-            raise OperationError(f"Cast: cannot cast {src.name} to itself")
+        result = _cast(spec, dependencies)
     elif spec.kind is OpKind.TRIVIAL:
         _arity(op, dependencies, 2)
         result = _type_byte(op, dependencies[1])
         _check(op, spec.out_types, result, "output")
     elif spec.kind is OpKind.TERNARY:
-        _arity(op, dependencies, 3)
-        control = _operand_type(op, "control", dependencies[0])
-        if control is not FheType.Bool:
-            raise OperationError(f"IfThenElse: control must be Bool, got {control.name}")
-        result = _operand_type(op, "ifTrue", dependencies[1])
-        other = _operand_type(op, "ifFalse", dependencies[2])
-        _check(op, spec.in_types, result, "branch")
-        if other != result:
-            raise OperationError(f"IfThenElse: branch types differ ({result.name} vs {other.name})")
+        result = _ternary(spec, dependencies)
     elif spec.kind is OpKind.RAND:
         _arity(op, dependencies, 2)
         result = _type_byte(op, dependencies[1])
@@ -331,22 +362,9 @@ def validate_operation(
     elif spec.kind is OpKind.SUM:
         result = _variadic(spec, dependencies, declared)
     elif spec.kind is OpKind.IS_IN:
-        if not dependencies:
-            raise OperationError("IsIn: missing the searched value")
-        value = _operand_type(op, "value", dependencies[0])
-        _check(op, spec.in_types, value, "operand")
-        set_type = _variadic(spec, dependencies[1:], value)
-        if set_type != value:
-            raise OperationError("IsIn: value and set types differ")
-        result = FheType.Bool
+        result = _is_in(spec, dependencies)
     else:  # MUL_DIV
-        _arity(op, dependencies, 3)
-        result = _operand_type(op, "factor1", dependencies[0])
-        _check(op, spec.in_types, result, "operand")
-        if not is_scalar and _operand_type(op, "factor2", dependencies[1]) != result:
-            raise OperationError("MulDiv: factor types differ")
-        if int.from_bytes(dependencies[2], "big") == 0:
-            raise OperationError("MulDiv: division by a scalar zero")
+        result = _mul_div(spec, dependencies, is_scalar)
     if result is None:
         raise OperationError(f"{op.name}: empty value list needs the result handle's type")
     if declared is not None and declared != result:

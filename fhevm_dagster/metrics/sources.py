@@ -1,32 +1,17 @@
-"""`fhevm-dagster metrics serve`: the Prometheus endpoint of the coprocessor.
-
-Each scrape reads the store (outcomes), the Dagster instance (per-range figures of the latest
-materializations) and both chains' heads (lag); a source that does not answer is reported by
-`fhevm_dagster_scrape_source_up{source=…} 0`, never as a failed scrape. Bound to 127.0.0.1 by
-default: the figures name contracts and ranges, so exposing them is a deliberate choice.
-"""
+"""What a scrape reads outside the store: the Dagster instance's per-range figures of the latest
+materializations, and both chains' heads (lag). A source that does not answer is named in
+`ScrapeInputs.errors`, never a failed scrape."""
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from prometheus_client import start_http_server
-from prometheus_client.registry import CollectorRegistry
+from ..chain.client import ChainReader, redact
+from ..chain.config import GatewayConfig, HostChainConfig, RpcSettings
+from . import RangeFigure, ScrapeInputs
 
-from . import settings
-from .chain.client import ChainReader, redact
-from .chain.config import GatewayConfig, HostChainConfig, RpcSettings, gateway_from_settings
-from .chain.registry import host_chains_from_settings
-from .metrics import CoprocessorCollector, RangeFigure, ScrapeInputs
-from .store import Store
-
-METRICS_HOST_ENV = "FHEVM_DAGSTER_METRICS_HOST"
-METRICS_PORT_ENV = "FHEVM_DAGSTER_METRICS_PORT"
-DEFAULT_PORT = 9464
 #: (asset, numeric metadata keys) exported per range.
 RANGE_FIGURES: dict[str, tuple[str, ...]] = {
     "ciphertexts": ("wall_seconds", "fhe_seconds", "operations_per_second"),
@@ -148,50 +133,3 @@ def make_inputs(
         return inputs
 
     return read
-
-
-def serve(
-    store: Store,
-    inputs: Callable[[], ScrapeInputs],
-    host: str,
-    port: int,
-    alert_after: int | None = None,
-) -> tuple[Any, threading.Thread]:
-    """Starts the endpoint in a thread; returns (server, thread) so callers can stop it.
-    `alert_after` None: FHEVM_DAGSTER_REDRIVE_ALERT_AFTER."""
-    if alert_after is None:
-        alert_after = settings.integer("FHEVM_DAGSTER_REDRIVE_ALERT_AFTER")
-    registry = CollectorRegistry()
-    registry.register(CoprocessorCollector(store, inputs, alert_after))
-    server, thread = start_http_server(port, addr=host, registry=registry)
-    return server, thread
-
-
-def _serve(args: argparse.Namespace) -> int:
-    store = Store.open(args.database_url or None)
-    instance = None
-    if not args.no_dagster:
-        from dagster import DagsterInstance
-
-        instance = DagsterInstance.get()  # $DAGSTER_HOME, as `dagster dev` uses
-    hosts = host_chains_from_settings()
-    gateway = None if args.no_rpc else gateway_from_settings()
-    server, thread = serve(store, make_inputs(instance, hosts, gateway), args.host, args.port)
-    print(f"metrics on http://{args.host}:{args.port}/metrics", flush=True)
-    try:
-        thread.join()
-    finally:
-        server.shutdown()
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    metrics = subparsers.add_parser("metrics", help="the Prometheus endpoint")
-    sub = metrics.add_subparsers(dest="metrics_command", metavar="ACTION", required=True)
-    srv = sub.add_parser("serve", help="serve /metrics (store, Dagster instance, chain heads)")
-    srv.add_argument("--host", default=settings.value(METRICS_HOST_ENV))
-    srv.add_argument("--port", type=int, default=settings.integer(METRICS_PORT_ENV))
-    srv.add_argument("--database-url", default="", help="store URL (default: the configured one)")
-    srv.add_argument("--no-rpc", action="store_true", help="do not read chain heads (no lag)")
-    srv.add_argument("--no-dagster", action="store_true", help="no per-range figures")
-    srv.set_defaults(handler=_serve)

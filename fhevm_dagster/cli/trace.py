@@ -12,18 +12,18 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .ciphertext_cli import parse_handle
-from .objects import ObjectStoreError, open_backend
-from .store import Store
-from .trace import TraceNode, trace
+from ..objects import ObjectStoreError, open_backend
+from ..store import Store
+from ..trace import TraceNode, trace
+from .ciphertext import parse_handle
 
 ERRORS: tuple[type[BaseException], ...] = (ObjectStoreError,)
 
 
 def _consensus(args: argparse.Namespace) -> Callable[[bytes], str]:
-    from .chain.ciphertext_commits import commit_events
-    from .chain.client import ChainReader
-    from .chain.config import gateway_from_settings
+    from ..chain.ciphertext_commits import commit_events
+    from ..chain.client import ChainReader
+    from ..chain.config import gateway_from_settings
 
     gateway = gateway_from_settings()
 
@@ -43,7 +43,7 @@ def _consensus(args: argparse.Namespace) -> Callable[[bytes], str]:
 
 
 def _decryptor() -> Callable[[bytes], int]:
-    from .resources.fhe import FheResource
+    from ..resources.fhe import FheResource
 
     keys = FheResource().key_set(with_client_key=True)
     assert keys.client_key is not None

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fhevm_dagster.compute.keys import METADATA, KeySetError, cache_dir, generate_key_dir
+from ..compute.keys import METADATA, KeySetError, cache_dir, generate_key_dir
 
 ERRORS: tuple[type[BaseException], ...] = (KeySetError,)
 REPO_ROOT = Path(__file__).resolve().parents[2]

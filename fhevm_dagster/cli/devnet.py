@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .env import write_env_file
-from .errors import DevnetError
-from .lifecycle import (
+from ..devnet.env import write_env_file
+from ..devnet.errors import DevnetError
+from ..devnet.lifecycle import (
     DEFAULT_GATEWAY_CHAIN_ID,
     DEFAULT_GATEWAY_PORT,
     DEFAULT_HOST_CHAINS,
@@ -24,8 +24,8 @@ from .lifecycle import (
     devnet_status,
     devnet_up,
 )
-from .state import load_devnet, resolve_state_dir
-from .traffic import TxRecord, run_operator_sweep, run_token_traffic
+from ..devnet.state import load_devnet, resolve_state_dir
+from ..devnet.traffic import TxRecord, run_operator_sweep, run_token_traffic
 
 ERRORS: tuple[type[BaseException], ...] = (DevnetError,)
 

@@ -20,13 +20,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .chain.ciphertext_commits import CommitConfigError, CommitEvent, commit_events
-from .chain.client import ChainReader
-from .chain.config import gateway_from_settings
-from .objects import FetchError, ObjectStoreError, fetch_verified, open_backend
-from .protocol.digests import ciphertext_digest, sns_ciphertext_digest
-from .protocol.types import FheType
-from .store import Store
+from ..chain.ciphertext_commits import CommitConfigError, CommitEvent, commit_events
+from ..chain.client import ChainReader
+from ..chain.config import gateway_from_settings
+from ..objects import FetchError, ObjectStoreError, fetch_verified, open_backend
+from ..protocol.digests import ciphertext_digest, sns_ciphertext_digest
+from ..protocol.types import FheType
+from ..store import Store
 
 ERRORS: tuple[type[BaseException], ...] = (
     CommitConfigError,

@@ -17,12 +17,12 @@ from typing import Any
 
 #: Modules that register command groups, in help order.
 COMMAND_GROUPS: tuple[str, ...] = (
-    "fhevm_dagster.devnet.cli",
-    "fhevm_dagster.compute.keys_cli",
-    "fhevm_dagster.ciphertext_cli",
-    "fhevm_dagster.metrics_cli",
-    "fhevm_dagster.runs_cli",
-    "fhevm_dagster.trace_cli",
+    "fhevm_dagster.cli.devnet",
+    "fhevm_dagster.cli.keys",
+    "fhevm_dagster.cli.ciphertext",
+    "fhevm_dagster.cli.metrics",
+    "fhevm_dagster.cli.runs",
+    "fhevm_dagster.cli.trace",
 )
 
 Handler = Callable[[argparse.Namespace], int]
@@ -56,7 +56,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

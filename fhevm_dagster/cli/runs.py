@@ -7,14 +7,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import settings
-from .store import Store
+from .. import settings
+from ..store import Store
 
 
 def _prune(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
-    from .retention import PARTITION_TAG, RETENTION_ENV, open_among, prune_runs
+    from ..retention import PARTITION_TAG, RETENTION_ENV, open_among, prune_runs
 
     days = settings.integer(RETENTION_ENV) if args.older_than_days is None else args.older_than_days
     if days <= 0:
