@@ -26,9 +26,6 @@ ALLOWED: dict[str, str] = {
     "fhevm_dagster.assets.host:host_assets": _FACTORY,
     "fhevm_dagster.pipeline.commits:recheck_commits": _STEP,
     "fhevm_dagster.pipeline.evaluate:evaluate_range": _STEP,
-    "fhevm_dagster.sensors.blocks:evaluate_blocks": (
-        "the block sensor's tick: the pure Tick planner (sensors/ of ARCHITECTURE.md) replaces it"
-    ),
 }
 
 
