@@ -40,8 +40,8 @@ demo-down:
 test: install lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# The fast tier: no anvil, no FHE keys (planner, settings, store, protocol tables, definitions,
-# import rules). Assumes `make install` was run once.
+# The fast tier: the tests that need no devnet, no PostgreSQL and no FHE keys (the `fast` marker
+# is derived from those needs, tests/tiers.py). Assumes `make install` was run once.
 test-fast:
 	$(VENV)/bin/pytest -m fast $(PYTEST_ARGS)
 

@@ -15,7 +15,6 @@ hold the same 31 opcodes and 12 types; entries that one side could be expected t
 
 from __future__ import annotations
 
-import pytest
 import tfhe_py
 
 from fhevm_dagster.protocol.handles import MAX_INPUTS
@@ -28,8 +27,6 @@ from fhevm_dagster.protocol.opcodes import (
     max_values,
 )
 from fhevm_dagster.protocol.types import HOST_TYPES, RETIRED_TYPES, FheType
-
-pytestmark = pytest.mark.fast
 
 
 def test_opcode_names_are_the_operator_table() -> None:
