@@ -2,4 +2,10 @@
 (one devnet, one PostgreSQL cluster) for the whole run, however many modules use it. Each module
 documents its own fixtures; `tiers` derives the markers devnet, postgres, fhe and fast."""
 
-pytest_plugins = ["tiers", "devnet_fixtures", "postgres_fixtures", "s3_fixtures"]
+pytest_plugins = [
+    "tiers",
+    "devnet_fixtures",
+    "postgres_fixtures",
+    "s3_fixtures",
+    "fhe_fixtures",
+]

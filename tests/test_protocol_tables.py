@@ -8,7 +8,7 @@ hold the same 31 opcodes and 12 types; entries that one side could be expected t
 - The retired types (Uint4, Uint512, Uint1024, Uint2048) are in both tables: input lists may still
   carry them, so the binding expands, stores, squashes and decrypts them, but no operator takes or
   makes one (checked below on the Python table, and against the binding operator by operator in
-  tfhe-py/tests/test_tfhe_type_table.py).
+  tests/test_tfhe_type_table.py).
 - Sum, IsIn and MulDiv (28..30) are in both although host-contracts 0.10.0 has no such events
   (`OpSpec.newer`): newer executors emit them and the binding computes them.
 """

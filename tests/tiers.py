@@ -7,8 +7,9 @@ Markers are derived at collection so that a test cannot forget them:
   module (a test that starts anvil through the CLI is marked `devnet` by hand);
 - `postgres`: a test using `postgres_url` or `postgres_database`, or the `postgresql` case of
   `store_url`;
-- `fhe`: a test using a key fixture of tfhe-py/tests (`keyset`, `engine`, `client_key`), or marked
-  so by its module (the tests that load the keys through `FheResource` or `load_key_dir`).
+- `fhe`: a test using a key fixture (`keyset`, `engine`, `client_key`: fhe_fixtures.py and
+  tfhe-py/tests, or a module's own of those names), or marked so by hand (the tests that load the
+  keys through `FheResource` or `load_key_dir` themselves).
 
 `fast` is derived too; a test marked `fast` by hand that needs one of them is a collection error.
 At run time a test that starts anvil, initdb or derives or loads the cached server key without
