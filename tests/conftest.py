@@ -8,4 +8,5 @@ pytest_plugins = [
     "postgres_fixtures",
     "s3_fixtures",
     "fhe_fixtures",
+    "pytester",
 ]
