@@ -57,8 +57,8 @@ test:
 test-full:
 	FHEVM_DAGSTER_FULL=1 $(sub) test
 
-# The fast tier: no anvil, no FHE keys (planner, settings, store, protocol tables, definitions,
-# import rules). Assumes `make install` was run once.
+# The fast tier: the tests that need no devnet, no PostgreSQL and no FHE keys (the `fast` marker
+# is derived from those needs, tests/tiers.py). Assumes `make install` was run once.
 test-fast:
 	$(VENV)/bin/pytest -m fast $(PYTEST_ARGS)
 

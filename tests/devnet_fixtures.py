@@ -1,7 +1,8 @@
 """Shared pytest fixtures of the local devnet (real anvil, real @fhevm/host-contracts).
 
-tests/conftest.py re-exports them (`from devnet_fixtures import *`); test modules then just name
-them as arguments (importing them again would create a second session devnet).
+tests/conftest.py registers them as a plugin; test modules just name them as arguments (importing
+them into a module would give that module its own session devnet). A test using them is marked
+`devnet` (tiers.py).
 
 - `devnet` (session): a complete devnet on free ports in a tmp state dir, with the default two host
   chains (31337, 31338): host contracts installed and ConfidentialToken and OpsExerciser deployed on

@@ -3,6 +3,8 @@
 `postgres_url` (session scope) yields the SQLAlchemy URL of a fresh cluster on 127.0.0.1, free port;
 `postgres_database` a fresh database in it; `store_url` a fresh store URL on SQLite and PostgreSQL.
 Without the binaries the fixture skips, or FAILS when `FHEVM_DAGSTER_REQUIRE_POSTGRES=1` (CI).
+tests/conftest.py registers them as a plugin: one cluster for the whole session, and a test using
+them is marked `postgres` (tiers.py); a test without that marker cannot start the cluster.
 `initdb` refuses to run as root, so as root the cluster runs as the `postgres` system user.
 """
 
@@ -19,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tiers import require
 
 REQUIRE_ENV = "FHEVM_DAGSTER_REQUIRE_POSTGRES"
 
@@ -53,6 +56,7 @@ def _as_db_user(cmd: list[str]) -> list[str]:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of the `postgres` database of a fresh, trust-authenticated cluster."""
+    require("postgres", "starts PostgreSQL")
     bin_dir = _bin_dir()
     if bin_dir is None:
         _unavailable(

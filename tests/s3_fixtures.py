@@ -1,7 +1,7 @@
 """A real S3-compatible server on 127.0.0.1 for the tests (moto's ThreadedMotoServer, through
 boto3 as in production), and a fresh bucket per test.
 
-tests/conftest.py re-exports them; test modules just name them as arguments.
+tests/conftest.py registers them as a plugin; test modules just name them as arguments.
 """
 
 from __future__ import annotations

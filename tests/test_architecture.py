@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.fast
 ROOT = Path(__file__).resolve().parents[1] / "fhevm_dagster"
 PURE = ("protocol", "compute", "store", "pipeline", "chain.config", "chain.calls", "settings")
 WEB3_ROOMS = ("chain", "devnet")

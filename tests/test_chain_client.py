@@ -12,8 +12,6 @@ import pytest
 from fhevm_dagster.chain.client import ChainReader, WrongChainError
 from fhevm_dagster.chain.config import RpcSettings
 
-pytestmark = pytest.mark.fast
-
 
 class Node(ThreadingHTTPServer):
     """Answers eth_blockNumber / eth_chainId, after `failures` HTTP 503s."""

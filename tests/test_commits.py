@@ -34,7 +34,6 @@ from host_defs import (
     node,
     sns_ciphertexts,
 )
-from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 from web3 import Web3
 
 from fhevm_dagster.chain.calls import MemoryJournal
@@ -66,6 +65,7 @@ from fhevm_dagster.resources.store import StoreResource
 from fhevm_dagster.store import CommitState, CommitStatus, Digest, Store
 from fhevm_dagster.store.records import Ciphertext
 
+pytestmark = pytest.mark.fhe
 RANGE = "000000000000-000000000099"
 CHAIN_ID = 31337
 KEY_ID = 0
@@ -185,7 +185,7 @@ def test_range_squashed_digested_committed_once(
     devnet: DevnetInfo,
     keys: KeySet,
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
     tmp_path: Path,
 ) -> None:
     store = Store.open(store_url)
@@ -290,7 +290,7 @@ def test_failed_commits_fail_the_range_and_a_retry_completes_it(
     devnet: DevnetInfo,
     keys: KeySet,
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
     tmp_path: Path,
 ) -> None:
     store = Store.open(store_url)
@@ -573,7 +573,7 @@ def test_gateway_reorg_dropping_commits_is_repaired_by_the_gateway_range(
     devnet: DevnetInfo,
     keys: KeySet,
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
     tmp_path: Path,
 ) -> None:
     """#11: a gateway reorg replaces the blocks holding our commits by empty ones. The store

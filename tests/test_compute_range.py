@@ -40,6 +40,7 @@ from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.store import StoreResource
 from fhevm_dagster.store import Store
 
+pytestmark = pytest.mark.fhe
 KEY_ID = 7
 
 

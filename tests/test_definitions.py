@@ -13,8 +13,6 @@ from fhevm_dagster import settings
 from fhevm_dagster.definitions import defs
 from fhevm_dagster.resources.fhe import PublicKeysRefused
 
-pytestmark = pytest.mark.fast
-
 HOST_ASSETS = {
     "host_events", "fhe_computations", "ciphertexts", "sns_ciphertexts", "ciphertext_digests",
     "digest_commits", "ciphertext_objects",

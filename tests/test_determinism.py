@@ -13,9 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fhevm_dagster.compute.keys import KeySet
 from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS, FheResource
 
+pytestmark = pytest.mark.fhe
 WORKER = """
 import json, sys
 from fhevm_dagster.compute.evaluate import Ct64, FheBackend

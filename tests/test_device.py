@@ -15,7 +15,6 @@ from fhevm_dagster.assets.gateway import gateway_assets
 from fhevm_dagster.host_chains import host_chain_defs
 from fhevm_dagster.resources.fhe import GPU_POOL, DeviceError, FheResource, check_device, fhe_pool
 
-pytestmark = pytest.mark.fast
 FHE_STEPS = {"ciphertexts", "sns_ciphertexts", "verified_inputs"}
 
 

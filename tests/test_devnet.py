@@ -132,6 +132,7 @@ def test_up_refuses_bad_host_layouts(tmp_path: Path) -> None:
     assert not devnet_status(tmp_path).running and not (tmp_path / "devnet.json").exists()
 
 
+@pytest.mark.devnet  # the CLI starts it
 def test_cli_up_status_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if not _has_anvil():
         pytest.skip("anvil is not installed: run `npm ci`")

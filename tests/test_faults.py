@@ -27,6 +27,8 @@ SHORT = ["host-rpc-drop", "daemon-restart", "lost-tick", "gateway-reorg-commits-
 
 
 @pytest.mark.faults
+@pytest.mark.devnet  # the harness starts the devnet; the daemon's runs load the test keys
+@pytest.mark.fhe
 def test_short_fault_suite_recovers(tmp_path: Path) -> None:
     _require_tools()
     rows = run_suite(SHORT, Options(transfers=1, outage_s=20, timeout_s=300), root=tmp_path)

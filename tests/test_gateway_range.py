@@ -33,7 +33,6 @@ from devnet_fixtures import DevnetClient
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from host_defs import GATEWAY_ASSETS, HOST_RANGES, ciphertexts, host_ingest, host_resource
-from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
 from fhevm_dagster.chain.calls import ContractCall, MemoryJournal
 from fhevm_dagster.chain.client import ChainReader
@@ -155,12 +154,13 @@ def tx_count(info: DevnetInfo, client: DevnetClient) -> int:
 # --- the real client path, end to end -------------------------------------------------------
 
 
+@pytest.mark.fhe
 def test_encrypted_transfer_end_to_end(
     fresh: DevnetInfo,
     devnet_client: DevnetClient,
     instance: DagsterInstance,
     tmp_path: Path,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     client, info = devnet_client, fresh
     data, meta = fixture("transfer_u64")  # node-tfhe: 100 as Uint64, for anvil account 9
@@ -209,6 +209,7 @@ def _node() -> str:
     return node
 
 
+@pytest.mark.fhe
 def test_live_js_client_input_is_accepted_by_the_host(
     fresh: DevnetInfo, devnet_client: DevnetClient, instance: DagsterInstance, tmp_path: Path
 ) -> None:
@@ -244,12 +245,13 @@ def test_live_js_client_input_is_accepted_by_the_host(
 # --- bad inputs and replays -----------------------------------------------------------------
 
 
+@pytest.mark.fhe
 def test_bad_inputs_are_rejected_and_replays_send_nothing(
     fresh: DevnetInfo,
     devnet_client: DevnetClient,
     instance: DagsterInstance,
     tmp_path: Path,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     client, info = devnet_client, fresh
     iv = client.input_verification.functions
@@ -327,6 +329,7 @@ def mine(info: DevnetInfo, to_block: int) -> None:
         rpc_call(info.gateway_rpc_url, "anvil_mine", [hex(to_block - head)])
 
 
+@pytest.mark.fhe
 def test_gateway_reorgs_drop_requests_and_answers_and_both_are_repaired(
     fresh: DevnetInfo,
     devnet_client: DevnetClient,
@@ -391,6 +394,7 @@ def test_gateway_reorgs_drop_requests_and_answers_and_both_are_repaired(
     store.dispose()
 
 
+@pytest.mark.fhe
 def test_a_deferred_request_is_answered_around(
     fresh: DevnetInfo,
     devnet_client: DevnetClient,
@@ -496,6 +500,7 @@ def test_gateway_transactions_outcomes(fresh: DevnetInfo, devnet_client: DevnetC
     assert after.status == "confirmed", after
 
 
+@pytest.mark.fhe
 def test_a_misconfigured_signer_fails_the_run(
     fresh: DevnetInfo,
     devnet_client: DevnetClient,
@@ -535,10 +540,11 @@ def test_a_misconfigured_signer_fails_the_run(
 # --- the sensor -----------------------------------------------------------------------------
 
 
+@pytest.mark.fhe
 def test_gateway_sensor(
     fresh: DevnetInfo,
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     info = fresh
     gateway = GatewayChainResource(

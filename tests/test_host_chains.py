@@ -108,6 +108,7 @@ def test_env_file_is_the_whole_configuration(
     assert signer.address == two_hosts.coprocessor_tx_sender_address
 
 
+@pytest.mark.fhe
 @pytest.mark.usefixtures("from_devnet")
 def test_second_chain_range_is_committed(
     two_hosts: DevnetInfo, instance: DagsterInstance, tmp_path: Path

@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, instance_for_test, materialize
 from host_defs import HOST, HOST_RANGES, host_ingest, host_resource, node
-from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
 from fhevm_dagster.devnet import DevnetInfo, TxRecord, run_operator_sweep
 from fhevm_dagster.pipeline.block_ranges import BlockRange
@@ -109,7 +108,7 @@ def test_materialise_range_twice_is_identical(
     devnet: DevnetInfo,
     sweep: tuple[BlockRange, list[TxRecord]],
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
     tmp_path: Path,
 ) -> None:
     rng, records = sweep

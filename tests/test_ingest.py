@@ -15,7 +15,6 @@ from fhevm_dagster.pipeline.host import ingest_range
 from fhevm_dagster.protocol.events import RawLog
 from fhevm_dagster.store import Store
 
-pytestmark = pytest.mark.fast
 CHAIN = HostChainConfig(31337, "http://unused", "0x" + "aa" * 20, "0x" + "bb" * 20, 0)
 
 

@@ -13,7 +13,6 @@ from dagster import DagsterInstance
 from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.instance.config import dagster_instance_config
 from dagster._core.scheduler.instigation import TickStatus
-from postgres_fixtures import postgres_database, postgres_url  # noqa: F401
 from sqlalchemy.engine import make_url
 
 from fhevm_dagster.launcher import LocalWorkerRunLauncher
@@ -36,7 +35,6 @@ def home_with(path: Path, tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize("path", [LOCAL, POSTGRES], ids=["local", "postgres"])
 def test_instance_file_validates(
     path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -78,14 +76,13 @@ def check(instance: DagsterInstance) -> None:
     assert sensor_ticks[TickStatus.SKIPPED] == 1 and sensor_ticks[TickStatus.FAILURE] == 30
 
 
-@pytest.mark.fast
 def test_local_instance_loads(tmp_path: Path) -> None:
     with DagsterInstance.from_config(str(home_with(LOCAL, tmp_path))) as instance:
         check(instance)
 
 
 def test_postgres_instance_loads(
-    postgres_database: str,  # noqa: F811
+    postgres_database: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

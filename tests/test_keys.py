@@ -39,14 +39,12 @@ def public_parts(directory: Path) -> None:
     (directory / METADATA).write_text(json.dumps({"parameter_set": tfhe_py.PARAMETER_SET}))
 
 
-@pytest.mark.fast
 def test_a_missing_public_part_is_named(tmp_path: Path) -> None:
     (tmp_path / PUBLIC_KEY).write_bytes(b"")
     with pytest.raises(KeySetError, match=r"crs\.bin is missing .*keys generate"):
         load_key_dir(tmp_path)
 
 
-@pytest.mark.fast
 def test_keys_of_another_parameter_set_are_refused(tmp_path: Path) -> None:
     public_parts(tmp_path)
     (tmp_path / METADATA).write_text(json.dumps({"parameter_set": "PARAM_MESSAGE_2_CARRY_2"}))
@@ -54,7 +52,6 @@ def test_keys_of_another_parameter_set_are_refused(tmp_path: Path) -> None:
         load_key_dir(tmp_path)
 
 
-@pytest.mark.fast
 def test_a_client_key_without_a_seed_is_not_a_server_key(tmp_path: Path) -> None:
     public_parts(tmp_path)
     (tmp_path / CLIENT_KEY).write_bytes(b"")
@@ -64,14 +61,12 @@ def test_a_client_key_without_a_seed_is_not_a_server_key(tmp_path: Path) -> None
         load_cuda_engine(tmp_path)
 
 
-@pytest.mark.fast
 def test_a_directory_without_any_server_key_is_refused(tmp_path: Path) -> None:
     public_parts(tmp_path)
     with pytest.raises(KeySetError, match=r"neither server_key\.bin, compressed_server_key"):
         load_key_dir(tmp_path)
 
 
-@pytest.mark.fast
 def test_generation_never_overwrites_a_key_set(tmp_path: Path) -> None:
     (tmp_path / CLIENT_KEY).write_bytes(b"existing")
     with pytest.raises(KeySetError, match="already holds keys"):
@@ -83,6 +78,7 @@ def _digest(key: tfhe_py.ServerKey) -> bytes:
     return hashlib.sha256(key.to_bytes()).digest()
 
 
+@pytest.mark.fhe
 def test_a_key_set_shipped_compressed_computes_with_the_same_key(tmp_path: Path) -> None:
     """Only the compressed server key (444 MB, no seed): the CPU engine decompresses it and
     computes with the devnet's own server key, so its bytes agree with every other coprocessor."""

@@ -31,7 +31,6 @@ from dagster._daemon.monitoring.run_monitoring import execute_run_monitoring_ite
 
 from fhevm_dagster.launcher import LocalWorkerRunLauncher
 
-pytestmark = pytest.mark.fast
 LAUNCHER = {"module": "fhevm_dagster.launcher", "class": "LocalWorkerRunLauncher"}
 
 

@@ -12,9 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 from dagster import AssetKey, AssetMaterialization, instance_for_test
-from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
@@ -29,7 +27,6 @@ from fhevm_dagster.store import CommitState, Digest, ProofRequest, ProofStatus, 
 from fhevm_dagster.store import schema as s
 from fhevm_dagster.store.records import CommitStatus
 
-pytestmark = pytest.mark.fast
 RANGE = "000000000000-000000000099"
 HOST = HostChainConfig(31337, "", "0x" + "aa" * 20, "0x" + "bb" * 20, 0)
 
@@ -168,7 +165,7 @@ def ranges(store: Store) -> None:
         )
 
 
-def test_scrape_shows_what_keeps_a_chain_behind(store_url: str) -> None:  # noqa: F811
+def test_scrape_shows_what_keeps_a_chain_behind(store_url: str) -> None:
     """Every figure of the keeping-up state, from a store filled as the pipeline leaves it."""
     store = Store.open(store_url)
     ranges(store)

@@ -248,6 +248,7 @@ def instance() -> Iterator[DagsterInstance]:
         yield inst
 
 
+@pytest.mark.fhe
 def test_asset_uploads_range_once_and_cli_reads_it(
     keys: KeySet,
     instance: DagsterInstance,

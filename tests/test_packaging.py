@@ -244,6 +244,8 @@ def _floors() -> list[str]:
 
 
 @pytest.mark.install
+@pytest.mark.devnet  # in the fresh venv: a devnet and a range computed on the test keys
+@pytest.mark.fhe
 @pytest.mark.parametrize("versions", ["newest", "floors"])
 def test_fresh_venv_from_pyproject(versions: str, tmp_path: Path) -> None:
     wheels = sorted(WHEELS_DIR.glob("tfhe_py-*.whl"))

@@ -23,8 +23,6 @@ from fhevm_dagster.pipeline.planner import (
 from fhevm_dagster.protocol.events import RawLog
 from fhevm_dagster.store import HostRange
 
-pytestmark = pytest.mark.fast
-
 
 @dataclass
 class Chain:

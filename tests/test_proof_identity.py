@@ -7,14 +7,11 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 from eth_account import Account
-from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
 from fhevm_dagster.chain.calls import ContractCall, TxOutcome
 from fhevm_dagster.chain.config import GatewayConfig
 from fhevm_dagster.pipeline.gateway import answer_requests
 from fhevm_dagster.store import ProofRequest, ProofStatus, ResponseStatus, Store
-
-pytestmark = pytest.mark.fast
 
 GATEWAY = GatewayConfig(10901, "http://127.0.0.1:1", "0x" + "ee" * 20, "0x" + "ff" * 20)
 
@@ -41,7 +38,7 @@ class RecordingSender:
 
 
 @pytest.fixture()
-def store(store_url: str) -> Iterator[Store]:  # noqa: F811
+def store(store_url: str) -> Iterator[Store]:
     st = Store.open(store_url)
     yield st
     st.dispose()

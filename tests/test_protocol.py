@@ -24,8 +24,6 @@ from fhevm_dagster.protocol.opcodes import (
 )
 from fhevm_dagster.protocol.types import FheType, UnknownFheTypeError, fhe_type
 
-pytestmark = pytest.mark.fast
-
 ACL = "0x50157CFfD6bBFA2DECe204a89ec419c23ef5755D"
 EXECUTOR = "0xe3a9105a3a932253A70F126eb1E3b589C643dD24"
 CHAIN = 31337

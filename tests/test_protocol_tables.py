@@ -8,14 +8,13 @@ hold the same 31 opcodes and 12 types; entries that one side could be expected t
 - The retired types (Uint4, Uint512, Uint1024, Uint2048) are in both tables: input lists may still
   carry them, so the binding expands, stores, squashes and decrypts them, but no operator takes or
   makes one (checked below on the Python table, and against the binding operator by operator in
-  tfhe-py/tests/test_tfhe_type_table.py).
+  tests/test_tfhe_type_table.py).
 - Sum, IsIn and MulDiv (28..30) are in both although host-contracts 0.10.0 has no such events
   (`OpSpec.newer`): newer executors emit them and the binding computes them.
 """
 
 from __future__ import annotations
 
-import pytest
 import tfhe_py
 
 from fhevm_dagster.protocol.handles import MAX_INPUTS
@@ -28,8 +27,6 @@ from fhevm_dagster.protocol.opcodes import (
     max_values,
 )
 from fhevm_dagster.protocol.types import HOST_TYPES, RETIRED_TYPES, FheType
-
-pytestmark = pytest.mark.fast
 
 
 def test_opcode_names_are_the_operator_table() -> None:

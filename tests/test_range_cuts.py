@@ -27,6 +27,7 @@ from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.store import StoreResource
 from fhevm_dagster.store import Store, schema
 
+pytestmark = pytest.mark.fhe
 CUTS = (1, 5, 20)
 
 

@@ -28,8 +28,6 @@ from fhevm_dagster.protocol.types import FheType
 from fhevm_dagster.store import Ciphertext, Store
 from fhevm_dagster.store import schema as s
 
-pytestmark = pytest.mark.fast
-
 CHAIN = 31337
 RANGE = "000000000001-000000001000"
 ACCOUNTS = 8

@@ -19,8 +19,6 @@ from fhevm_dagster.pipeline.squash import squash_range
 from fhevm_dagster.store import ComputationStatus, Store
 from fhevm_dagster.store import schema as s
 
-pytestmark = pytest.mark.fast
-
 
 class CountingEngine(OracleEngine):
     """The oracle engine, counting what it computes."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from fhevm_dagster.pipeline.redrive import (
     Backoff,
     Completed,
@@ -14,8 +12,6 @@ from fhevm_dagster.pipeline.redrive import (
     RedrivePolicy,
     decide_redrive,
 )
-
-pytestmark = pytest.mark.fast
 
 H = b"\x01" * 32
 POLICY = RedrivePolicy(backoff_s=60, backoff_max_s=150, alert_after=3)

@@ -100,6 +100,7 @@ def test_every_operator_and_type_of_the_table_is_covered() -> None:
 @pytest.mark.parametrize(
     "case", [c for c in VECTORS["operations"] if in_this_run(c)], ids=lambda c: c["id"]
 )
+@pytest.mark.fhe
 def test_operation_bytes_equal_the_reference(
     backend: FheBackend, keys: KeySet, case: dict[str, Any]
 ) -> None:
@@ -119,6 +120,7 @@ def chain_values(backend: FheBackend) -> dict[str, Ct64]:
     return VECTORS.chain_results(backend)
 
 
+@pytest.mark.fhe
 @pytest.mark.parametrize("chain", VECTORS["chains"], ids=lambda c: c["id"])
 def test_transfer_chains_equal_the_reference(
     keys: KeySet, chain_values: dict[str, Ct64], chain: dict[str, Any]
@@ -134,6 +136,7 @@ def test_transfer_chains_equal_the_reference(
         assert got == step["ct64_keccak"], f"step {step['result']}: ct64 bytes differ"
 
 
+@pytest.mark.fhe
 @pytest.mark.parametrize("case", VECTORS["inputs"], ids=lambda c: Path(c["fixture"]).stem)
 def test_input_lists_equal_the_reference(
     keys: KeySet, backend: FheBackend, case: dict[str, Any]
@@ -160,6 +163,7 @@ def test_input_lists_equal_the_reference(
     assert plain == case["plaintexts"]
 
 
+@pytest.mark.fhe
 @pytest.mark.parametrize("case", VECTORS["squash"], ids=lambda c: c["operand"])
 def test_squashed_ct128_equals_the_reference(
     keys: KeySet, chain_values: dict[str, Ct64], case: dict[str, Any]

@@ -25,7 +25,6 @@ from dagster import (
 )
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.test_utils import freeze_time
-from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
 from fhevm_dagster import retention
 from fhevm_dagster.cli import main
@@ -35,7 +34,6 @@ from fhevm_dagster.retention import open_among, prune_runs, run_retention_sensor
 from fhevm_dagster.store import Store
 from fhevm_dagster.store import schema as s
 
-pytestmark = pytest.mark.fast
 GATEWAY = 10901
 DAY = 86400.0
 R1, R2, R3 = "000000000000-000000000099", "000000000100-000000000199", "000000000200-000000000299"
@@ -267,7 +265,7 @@ def test_runs_prune_cli(
     assert instance.has_run(newest_success)
 
 
-def test_open_among_both_backends(store_url: str) -> None:  # noqa: F811
+def test_open_among_both_backends(store_url: str) -> None:
     st = Store.open(store_url)
     open_range(st, 31337, R1)
     open_range(st, 31337, R2, completed=True)

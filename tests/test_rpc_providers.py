@@ -35,8 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from fault_proxy import RpcProxy
 
-fast = pytest.mark.fast
-
 #: The emitter: runtime code that emits LOG1(TOPIC, data = counter) `n` times, n = calldata[0:32].
 TOPIC = bytes(Web3.keccak(text="Emitted(uint256)"))
 RUNTIME = (
@@ -192,7 +190,6 @@ def test_a_transport_failure_is_not_a_span_problem(chain: Chain, proxy: RpcProxy
     assert current_span(reader.web3) == span and proxy.requests["eth_getLogs"] == 1
 
 
-@fast
 def test_provider_refusals_are_recognized() -> None:
     def rpc(code: int, message: str) -> Web3RPCError:
         error = {"code": code, "message": message}
@@ -233,7 +230,6 @@ def test_provider_refusals_are_recognized() -> None:
 # ---- logsBloom --------------------------------------------------------------------------------
 
 
-@fast
 def test_bloom_bits_of_a_real_receipt() -> None:
     address = bytes.fromhex(EMITTER[2:])
     value = 0
@@ -339,7 +335,6 @@ def _registry(
     return host_chains_from_settings()
 
 
-@fast
 def test_registry_poa(no_settings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     polygon = {"chain_id": 137, "rpc_url": "https://polygon.example/key", "poa": True}
     eth = {"chain_id": 1, "rpc_url": "https://eth.example/key"}
@@ -357,7 +352,6 @@ def test_registry_poa(no_settings: Path, tmp_path: Path, monkeypatch: pytest.Mon
         _registry(tmp_path, monkeypatch, eth)
 
 
-@fast
 def test_confirmations_default_by_chain(
     no_settings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,7 +7,6 @@ import socket
 
 from dagster import DagsterInstance
 from host_defs import HOST, HOST_RANGES
-from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 from sensor_ticker import cursor_block, emit_executor_log, keys, make_ticker, mine_to, skip_text
 
 from fhevm_dagster.devnet.anvil import AnvilNode, rpc_call
@@ -18,7 +17,7 @@ from fhevm_dagster.resources.store import StoreResource
 def test_confirmations_and_partitions(
     fresh_chain: AnvilNode,
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     mine_to(fresh_chain, 25)
     t = make_ticker(instance, fresh_chain, store_url, confirmations=3, start_block=5)
@@ -40,7 +39,7 @@ def test_confirmations_and_partitions(
 def test_ranges_without_logs_get_no_run(
     fresh_chain: AnvilNode,
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     """By default a range without an executor or ACL log is recorded as processed without a run;
     one the executor logged in is requested; an empty range a reorg fills is requested again."""
@@ -75,7 +74,7 @@ def test_ranges_without_logs_get_no_run(
 def test_cap_per_tick(
     fresh_chain: AnvilNode,
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     mine_to(fresh_chain, 55)
     t = make_ticker(instance, fresh_chain, store_url, max_ranges_per_tick=2)
@@ -87,7 +86,7 @@ def test_cap_per_tick(
 def test_rpc_outage_is_a_skip_then_recovers(
     fresh_chain: AnvilNode,
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     mine_to(fresh_chain, 12)
     t = make_ticker(instance, fresh_chain, store_url)
@@ -103,7 +102,7 @@ def test_rpc_outage_is_a_skip_then_recovers(
 def test_a_lost_tick_loses_no_range(
     fresh_chain: AnvilNode,
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     """The daemon dies after a tick was evaluated and before Dagster stored it: the next tick
     requests the same ranges under the same run keys (#11: before, the store said 'requested' and
@@ -129,7 +128,7 @@ def test_a_lost_tick_loses_no_range(
 def test_plain_cursor_of_before_is_read_as_this_chains(
     fresh_chain: AnvilNode,
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     mine_to(fresh_chain, 25)
     t = make_ticker(instance, fresh_chain, store_url)

@@ -7,7 +7,6 @@ import time
 
 from dagster import DagsterInstance, DagsterRunStatus
 from host_defs import HOST
-from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 from sensor_ticker import (
     end_time,
     fail_run,
@@ -26,7 +25,7 @@ from fhevm_dagster.resources.store import StoreResource
 def test_failed_range_is_redriven_with_backoff_until_it_succeeds(
     fresh_chain: AnvilNode,
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     """A range whose run failed is requested again under `<key>:redrive-<n>` after a backoff that
     doubles up to a ceiling, for as long as it fails: after `redrive_alert_after` failed runs in
@@ -86,7 +85,7 @@ def test_failed_range_is_redriven_with_backoff_until_it_succeeds(
 def test_a_range_without_any_run_is_requested_from_the_store(
     fresh_chain: AnvilNode,
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     """A range the store holds as open whose run was lost (deleted with a dead daemon, or older
     than the planner's window) is requested again under its own run key, found through the

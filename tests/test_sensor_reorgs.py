@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from dagster import DagsterInstance
-from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 from sensor_ticker import cursor_block, keys, make_ticker, mine_to
 
 from fhevm_dagster.devnet.anvil import AnvilNode, rpc_call
@@ -14,7 +13,7 @@ from fhevm_dagster.devnet.anvil import AnvilNode, rpc_call
 def test_reorg_requests_range_again(
     fresh_chain: AnvilNode,
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     url = fresh_chain.rpc_url
     mine_to(fresh_chain, 15)
@@ -41,7 +40,7 @@ def test_reorg_below_head_detected_by_hash(
     lost: bool,
     fresh_chain: AnvilNode,
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     """Same length, other blocks: the last-block hash says reorg. When the tick that saw it is lost
     with the daemon, the next one still requests the new generation (#11)."""

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
-from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 from sensor_ticker import cursor_block, keys, make_ticker, mine_to, skip_text
 
 from fhevm_dagster.chain.client import ChainReader
@@ -79,7 +78,7 @@ def restartable(tmp_path: Path) -> Iterator[RestartableAnvil]:
 def test_reset_chain_is_read_again_from_its_start(
     restartable: RestartableAnvil,
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
     capfd: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
@@ -137,7 +136,7 @@ def test_reset_chain_is_read_again_from_its_start(
 def test_changed_genesis_off_the_devnet_stops_with_an_error(
     restartable: RestartableAnvil,
     instance: DagsterInstance,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     """Not the devnet (resets not accepted): a new genesis under the same chain id is another
     network behind the URL. Before: the tick planned from the other chain's blocks."""

@@ -13,7 +13,6 @@ from fhevm_dagster.chain.client import redact
 from fhevm_dagster.chain.registry import RegistryError, host_chains_from_settings
 from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
 
-pytestmark = pytest.mark.fast
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 

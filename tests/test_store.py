@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 from sqlalchemy import select
 
 from fhevm_dagster.chain.calls import SentTx
@@ -33,8 +32,6 @@ from fhevm_dagster.store import (
     schema,
 )
 from fhevm_dagster.store.schema import metadata, proof_requests
-
-pytestmark = pytest.mark.fast
 
 RANGE = "000000000000-000000000099"
 
@@ -78,7 +75,7 @@ ALLOWED = [
 
 
 @pytest.fixture()
-def store(store_url: str) -> Iterator[Store]:  # noqa: F811
+def store(store_url: str) -> Iterator[Store]:
     st = Store.open(store_url)
     yield st
     st.dispose()
@@ -259,7 +256,7 @@ LATER_COLUMNS = {
 }
 
 
-def test_v2_store_is_migrated_with_its_proof_requests(store_url: str) -> None:  # noqa: F811
+def test_v2_store_is_migrated_with_its_proof_requests(store_url: str) -> None:
     """A v2 store (requests keyed by zkProofId alone, no transaction journal, commits without
     their gateway block, no range completion) becomes exactly `schema.py` (migration 3 adds
     `sent_transactions`, 4 re-keys requests, 5 adds `commit_status.gateway_block`, 6 the

@@ -20,6 +20,7 @@ from fhevm_dagster.store import CommitState, Digest, Store
 from fhevm_dagster.store.records import Ciphertext, CommitStatus
 from fhevm_dagster.trace import trace
 
+pytestmark = pytest.mark.fhe
 RANGE = "000000000000-000000000099"
 
 

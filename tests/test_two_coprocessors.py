@@ -58,6 +58,7 @@ from fhevm_dagster.resources.signer import SignerResource
 from fhevm_dagster.resources.store import StoreResource
 from fhevm_dagster.store import Store
 
+pytestmark = pytest.mark.fhe
 INPUTS = Path(__file__).parent / "fixtures" / "inputs"
 TRANSFERS = int(os.environ.get("FHEVM_DAGSTER_CONSENSUS_TRANSFERS", "1"))
 DRIFT_CHECK = "digests_agree_with_other_coprocessors"

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 import pytest
 from hexbytes import HexBytes
-from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 from sqlalchemy import select
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
@@ -202,7 +201,7 @@ def test_a_transaction_dropped_while_awaited_is_replaced(gateway: Gateway, tmp_p
 
 def test_a_new_process_finds_the_pending_transaction_instead_of_sending_again(
     gateway: Gateway,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     """A sender gives up (or crashes) between broadcast and receipt; a new one, with nothing in
     memory but the same store, sends nothing: it finds the hashes and reports them confirmed."""
@@ -279,7 +278,7 @@ def test_the_batch_deadline_bounds_the_wait(gateway: Gateway, tmp_path: Path) ->
 
 def test_two_processes_committing_one_handle_send_one_transaction(
     gateway: Gateway,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     """Two runs of one range (a re-drive while a dead run's worker still sends, a manual launch)
     commit the same handle at once, from two processes: the lease orders their journal look-ups
@@ -309,7 +308,7 @@ def test_two_processes_committing_one_handle_send_one_transaction(
 
 def test_a_dead_lease_holder_blocks_the_others_only_until_it_expires(
     gateway: Gateway,
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     """A process died holding the sender's lease (its run killed mid-broadcast): the next
     sender waits for the lease to expire (`lease_s`), then sends; no Dagster pool slot is held

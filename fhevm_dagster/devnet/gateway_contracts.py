@@ -1,10 +1,10 @@
 """The local gateway chain: our InputVerification and CiphertextCommits, and the EIP-712 answer.
 
 The Zama gateway contracts are not published on npm, so contracts/src/ holds versions with the same
-external ABI as the Zama gateway v0.14.0 (SPEC §6, §7; tests/test_contracts.py holds the selectors,
-topics and structs to the reference's), with a coprocessor set fixed at deployment. The EIP-712
-signing helpers re-exported here (from `protocol/eip712.py`) are what a coprocessor signs for
-`verifyProofResponse` and what the host InputVerifier checks inside an inputProof.
+external ABI as the Zama gateway v0.14.0 (SPEC §6, §7; tests/test_gateway_abi.py holds the
+selectors, topics and structs to the reference's), with a coprocessor set fixed at deployment. The
+EIP-712 signing helpers re-exported here (from `protocol/eip712.py`) are what a coprocessor signs
+for `verifyProofResponse` and what the host InputVerifier checks inside an inputProof.
 """
 
 from __future__ import annotations

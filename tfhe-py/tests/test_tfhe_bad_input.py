@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import tfhe_py
-
-from fhevm_dagster.protocol.opcodes import MAX_SUM_VALUES, MAX_WIDE_VALUES, Operator
-from fhevm_dagster.protocol.types import FheType as T
+from support import FheType as T
+from support import KeySet, Operator
+from tfhe_py import MAX_SUM_VALUES, MAX_WIDE_VALUES
 
 
 @pytest.fixture(scope="module")
@@ -176,11 +176,8 @@ def test_oversized_input_is_refused_before_allocation(engine: tfhe_py.Engine) ->
 
 
 def test_engine_without_public_key_cannot_rerandomize(
-    keyset: object, u8: tfhe_py.Ciphertext
+    keyset: KeySet, u8: tfhe_py.Ciphertext
 ) -> None:
-    from fhevm_dagster.compute.keys import KeySet
-
-    assert isinstance(keyset, KeySet)
     bare = tfhe_py.Engine(keyset.server_key)
     expected = "re-randomization needs the engine's compact public key"
     with pytest.raises(tfhe_py.TfheError, match=expected):

@@ -8,22 +8,17 @@ engine: the CPU and GPU coprocessors of a devnet compute with one key, as those 
 from __future__ import annotations
 
 import hashlib
-import json
-from pathlib import Path
 
 import pytest
 import tfhe_py
+from support import SEED, KeySet, compressed_server_key
 
-from fhevm_dagster.compute.keys import CLIENT_KEY, KeySet, cached_compressed_server_key
-
-TEST_KEYS = Path(__file__).parent / "fixtures" / "keys"
 U64 = 5
-SEED = int(json.loads((TEST_KEYS / "keys.json").read_text())["server_key_seed"])
 
 
 @pytest.fixture(scope="module")
 def compressed() -> tfhe_py.CompressedServerKey:
-    return cached_compressed_server_key(TEST_KEYS / CLIENT_KEY, SEED)
+    return compressed_server_key()
 
 
 def test_the_seed_derives_the_same_compressed_key_every_time(

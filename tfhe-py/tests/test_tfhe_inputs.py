@@ -6,10 +6,8 @@ import json
 
 import pytest
 import tfhe_py
-from conftest import FIXTURES
-
-from fhevm_dagster.compute.keys import KeySet
-from fhevm_dagster.protocol.types import FheType as T
+from support import FIXTURES, KeySet
+from support import FheType as T
 
 METADATA = bytes(range(92))
 OTHER_METADATA = bytes(range(1, 93))

@@ -8,11 +8,8 @@ from pathlib import Path
 
 import pytest
 import tfhe_py
-
-from fhevm_dagster.compute.keys import KeySet
-from fhevm_dagster.protocol.opcodes import Operator
-from fhevm_dagster.protocol.types import HOST_TYPES
-from fhevm_dagster.protocol.types import FheType as T
+from support import HOST_TYPES, KeySet, Operator
+from support import FheType as T
 
 ALL_TYPES = sorted(HOST_TYPES)
 

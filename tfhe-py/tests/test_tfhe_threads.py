@@ -6,9 +6,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import tfhe_py
-
-from fhevm_dagster.protocol.opcodes import Operator
-from fhevm_dagster.protocol.types import FheType as T
+from support import FheType as T
+from support import KeySet, Operator
 
 
 def test_python_keeps_running_during_an_fhe_call(
@@ -50,11 +49,8 @@ def test_fresh_threads_get_the_server_key_and_correct_results(
     assert results == [((x + y) % 256, (x * y) % 256) for x, y in pairs]
 
 
-def test_two_engines_in_one_thread(keyset: object, client_key: tfhe_py.ClientKey) -> None:
+def test_two_engines_in_one_thread(keyset: KeySet, client_key: tfhe_py.ClientKey) -> None:
     """Switching engines re-installs the right key in the thread."""
-    from fhevm_dagster.compute.keys import KeySet
-
-    assert isinstance(keyset, KeySet)
     first, second = keyset.engine(), keyset.engine()
     a = client_key.encrypt(9, T.Uint8)
     for engine in (first, second, first):

@@ -490,7 +490,7 @@ impl Ctx {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Cases (the plaintext cases of tfhe-py/tests/test_tfhe_operators.py)
+// Cases (the plaintext cases of tests/test_operators_vs_oracle.py)
 // ---------------------------------------------------------------------------------------------
 
 struct Case {

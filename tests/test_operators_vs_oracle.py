@@ -1,4 +1,5 @@
-"""Operator behaviour of the dispatcher that the golden vectors do not pin down.
+"""The binding's operators against our plaintext oracle and opcode table, where the golden vectors
+do not pin their behaviour down.
 
 Every operator of SPEC §4 on every type it allows (edge values: 0, max, wrap-around, shift amounts
 at or beyond the width, scalars wider than the operand) is checked in

@@ -12,7 +12,7 @@ Operands are built once: trivial encryptions (`Engine.trivial_encrypt`), which T
 without bootstrapping, so the 344 allowed calls take milliseconds each (Rand of wide types up to a
 second); the retired types, which trivial_encrypt refuses, are encrypted with the client key. The
 binding refuses before computing, so the other ~5,200 calls cost microseconds. About 8 s in all on
-2 cores once the test key is cached (tfhe-py/tests/conftest.py), 3 of them loading the key.
+2 cores once the test key is cached (fhe_fixtures.py), 3 of them loading the key.
 """
 
 from __future__ import annotations
