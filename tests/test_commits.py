@@ -37,7 +37,7 @@ from host_defs import (
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 from web3 import Web3
 
-from fhevm_dagster.chain.calls import MemoryJournal
+from fhevm_dagster.chain.calls import MemoryJournal, TxOutcome, TxStatus
 from fhevm_dagster.chain.ciphertext_commits import GatewayCommits, commit_events
 from fhevm_dagster.cli import main
 from fhevm_dagster.compute.keys import KeySet
@@ -50,8 +50,6 @@ from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.pipeline.commits import (
     CommitGateway,
     OnChainCommit,
-    SendResult,
-    SendStatus,
     commit_materials,
 )
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
@@ -357,11 +355,11 @@ class _OutageAfter(CommitGateway):
     ) -> dict[bytes, OnChainCommit]:
         return self.inner.committed(handles, first, last)
 
-    def add_many(self, materials: Sequence[Material]) -> list[SendResult]:
+    def add_many(self, materials: Sequence[Material]) -> list[TxOutcome]:
         self.batches += 1
         if self.batches > self.ok_batches:
             return [
-                SendResult(SendStatus.FAILED, reason="RPC: ConnectionError", unreachable=True)
+                TxOutcome(TxStatus.FAILED, reason="RPC: ConnectionError", retryable=True)
                 for _ in materials
             ]
         return self.inner.add_many(materials)
@@ -378,7 +376,7 @@ class _Blind(CommitGateway):
     ) -> dict[bytes, OnChainCommit]:
         return {}
 
-    def add_many(self, materials: Sequence[Material]) -> list[SendResult]:
+    def add_many(self, materials: Sequence[Material]) -> list[TxOutcome]:
         return self.inner.add_many(materials)
 
 
@@ -480,7 +478,7 @@ def test_ciphertext_get_checks_the_gateway(
         client = GatewayCommits.of(gateway_resource(devnet).config(), account, 0, MemoryJournal())
         wrong = Material(forged, KEY_ID, os.urandom(32), os.urandom(32))
         sent = client.add_many([material(good, KEY_ID, ct64, ct128), wrong])
-        assert [r.status for r in sent] == [SendStatus.CONFIRMED] * 2
+        assert [r.status for r in sent] == [TxStatus.CONFIRMED] * 2
     finally:
         store.dispose()
 

@@ -9,10 +9,10 @@ import pytest
 from eth_account import Account
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
-from fhevm_dagster.chain.calls import ContractCall, TxOutcome
+from fhevm_dagster.chain.calls import ContractCall, TxOutcome, TxStatus
 from fhevm_dagster.chain.config import GatewayConfig
 from fhevm_dagster.pipeline.gateway import answer_requests
-from fhevm_dagster.store import ProofRequest, ProofStatus, ResponseStatus, Store
+from fhevm_dagster.store import ProofRequest, ProofStatus, Store
 
 pytestmark = pytest.mark.fast
 
@@ -67,7 +67,7 @@ def test_same_id_from_two_transactions_is_two_requests(store: Store) -> None:
     assert len(sender.sent) == 2 and figures["confirmed"] == 2
     assert list(df["request_tx_hash"]) == ["0x" + "01" * 32, "0x" + "02" * 32]
     answered = store.get_proof_requests(keys)
-    assert {r.response_status for r in answered.values()} == {ResponseStatus.CONFIRMED}
+    assert {r.response_status for r in answered.values()} == {TxStatus.CONFIRMED}
     assert answered[old.key].response_tx_hash != answered[new.key].response_tx_hash
 
 

@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 from sqlalchemy import select
 
-from fhevm_dagster.chain.calls import SentTx
+from fhevm_dagster.chain.calls import SentTx, TxStatus
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.store import (
     DATABASE_URL_ENV,
@@ -24,7 +24,6 @@ from fhevm_dagster.store import (
     HostChain,
     ProofRequest,
     ProofStatus,
-    ResponseStatus,
     StaleRange,
     Store,
     create_store_engine,
@@ -209,14 +208,14 @@ def test_proof_statuses_are_enums_stored_as_before(store: Store) -> None:
     got = store.get_proof_request(req.key)
     assert got is not None and got.status is ProofStatus.PENDING and got.response_status is None
     store.set_proof_status(req.key, ProofStatus.REJECTED, "3: bad proof")
-    store.set_proof_response(req.key, ResponseStatus.ALREADY_DONE, None, None)
+    store.set_proof_response(req.key, TxStatus.ALREADY_DONE, None, None)
     got = store.get_proof_requests([req.key])[req.key]
-    assert got.status is ProofStatus.REJECTED and got.response_status is ResponseStatus.ALREADY_DONE
+    assert got.status is ProofStatus.REJECTED and got.response_status is TxStatus.ALREADY_DONE
     store.set_proof_status(req.key, "not_served", "other chain")  # plain strings still work
     store.set_proof_response(req.key, "confirmed", tx(5), None)
     got = store.get_proof_request(req.key)
     assert got is not None and got.status is ProofStatus.NOT_SERVED
-    assert got.response_status is ResponseStatus.CONFIRMED and got.response_status == "confirmed"
+    assert got.response_status is TxStatus.CONFIRMED and got.response_status == "confirmed"
     with pytest.raises(ValueError):
         store.set_proof_status(req.key, "verifyed")
     with pytest.raises(ValueError):

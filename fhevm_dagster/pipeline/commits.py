@@ -17,34 +17,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol
 
 import pandas as pd
 
+from ..chain.calls import TxOutcome, TxStatus
 from ..protocol.digests import Material
 from ..store import CommitState, CommitStatus, Store
 from .errors import StepError
 from .squash import range_handles
 from .tables import hex_str
-
-
-class SendStatus(StrEnum):
-    CONFIRMED = "confirmed"  # mined, status 1
-    ALREADY_DONE = "already_done"  # CoprocessorAlreadyAdded: this sender committed before
-    FAILED = "failed"  # reverted for another reason, or the gateway could not be reached
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """What became of one `addCiphertextMaterial`; `unreachable` marks RPC-level failures."""
-
-    status: SendStatus
-    tx_hash: bytes | None = None
-    reason: str | None = None
-    gas_used: int | None = None
-    unreachable: bool = False
-    block_number: int | None = None  # the gateway block of a confirmed transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +48,10 @@ class CommitGateway(Protocol):
         gateway blocks `first..last` (defaults: the sender's look-back window up to the head)."""
         ...
 
-    def add_many(self, materials: Sequence[Material]) -> list[SendResult]:
-        """Sends `addCiphertextMaterial` for each (pipelined nonces), waits for every receipt."""
+    def add_many(self, materials: Sequence[Material]) -> list[TxOutcome]:
+        """Sends `addCiphertextMaterial` for each (pipelined nonces), waits for every receipt;
+        `retryable` marks a gateway that could not be reached, `block_number` is set only for a
+        confirmed one."""
         ...
 
 
@@ -84,7 +68,6 @@ class CommitReport:
     already_added: int = 0
     failed: dict[bytes, str] = field(default_factory=dict)
     tx_hashes: dict[bytes, bytes] = field(default_factory=dict)
-    gas_used: dict[bytes, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -145,15 +128,13 @@ def commit_materials(
         for m in batch:
             store.set_commit_status(CommitStatus(m.handle, CommitState.SENT, None, None))
         for m, result in zip(batch, gateway.add_many(batch), strict=True):
-            if result.status is SendStatus.FAILED:
+            if result.status is TxStatus.FAILED:
                 reason = result.reason or "addCiphertextMaterial failed"
                 fail(m, reason, result.tx_hash)
-                if result.unreachable:
+                if result.retryable:
                     down = reason
                 continue
-            if result.gas_used is not None:
-                report.gas_used[m.handle] = result.gas_used
-            if result.status is SendStatus.ALREADY_DONE:
+            if result.status is TxStatus.ALREADY_DONE:
                 report.already_added += 1
                 already.append(m)
                 continue

@@ -17,7 +17,6 @@ from .records import (
     ProofRequest,
     ProofStatus,
     RangeWrite,
-    ResponseStatus,
     StoredComputation,
     TransactionComputations,
 )
@@ -37,7 +36,6 @@ __all__ = [
     "ProofRequest",
     "ProofStatus",
     "RangeWrite",
-    "ResponseStatus",
     "StaleRange",
     "Store",
     "StoredComputation",
