@@ -39,6 +39,7 @@ from web3 import Web3
 
 from fhevm_dagster.chain.calls import MemoryJournal, TxOutcome, TxStatus
 from fhevm_dagster.chain.ciphertext_commits import GatewayCommits, commit_events
+from fhevm_dagster.chain.commit_port import CommitGateway, OnChainCommit
 from fhevm_dagster.cli import main
 from fhevm_dagster.compute.keys import KeySet
 from fhevm_dagster.devnet import DevnetInfo, free_port, run_token_traffic
@@ -47,11 +48,7 @@ from fhevm_dagster.devnet.state import read_key_file, write_key_file
 from fhevm_dagster.objects import FileBackend, ObjectBackend, S3Backend, fetch_verified
 from fhevm_dagster.partitions import GATEWAY_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange
-from fhevm_dagster.pipeline.commits import (
-    CommitGateway,
-    OnChainCommit,
-    commit_materials,
-)
+from fhevm_dagster.pipeline.commits import commit_materials
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.protocol.digests import Material, material
 from fhevm_dagster.protocol.types import FheType

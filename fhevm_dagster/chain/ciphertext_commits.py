@@ -2,7 +2,7 @@
 
 `commit_events` finds the `AddCiphertextMaterial` (one per sender) and
 `AddCiphertextMaterialConsensus` events of handles in a window of gateway blocks, read in spans a
-provider accepts; `GatewayCommits` is the `CommitGateway` of `pipeline.commits` on a real
+provider accepts; `GatewayCommits` is the `CommitGateway` of `chain.commit_port` on a real
 gateway, sending `addCiphertextMaterial` from one account. No decision scans the gateway from its
 start: commits are decided from the store and the contract's own `CoprocessorAlreadyAdded` at
 simulation (as the reference's transaction sender), and events are read only in bounded windows
@@ -20,13 +20,9 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.types import FilterParams, LogReceipt
 
-from ..pipeline.commits import (
-    CommitGateway,
-    GatewayUnreachable,
-    OnChainCommit,
-)
 from ..protocol.digests import Material
 from .calls import ContractCall, TxJournal, TxOutcome, TxStatus
+from .commit_port import CommitGateway, GatewayUnreachable, OnChainCommit
 from .config import GatewayConfig
 from .logs import get_logs_windowed
 from .sender import TransactionSender, gateway_sender

@@ -9,7 +9,7 @@ the reference's transaction sender; a crash between broadcast and receipt is res
 sender's journal at the same nonce. Only then is the earlier commit looked up, in the last
 `lookback` gateway blocks, for its block (a reorg can still drop it) and its digests (other
 digests from this sender are an alarm). The gateway side (web3, nonces, receipts, retries) sits
-behind `CommitGateway`; this module has no web3.
+behind `chain.commit_port.CommitGateway`; this module has no web3.
 """
 
 from __future__ import annotations
@@ -17,46 +17,17 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 
-from ..chain.calls import TxOutcome, TxStatus
+from ..chain.calls import TxStatus
+from ..chain.commit_port import CommitGateway, GatewayUnreachable
 from ..protocol.digests import Material
 from ..store import CommitState, CommitStatus, Store
 from .errors import StepError
 from .squash import range_handles
 from .tables import hex_str
-
-
-@dataclass(frozen=True, slots=True)
-class OnChainCommit:
-    """An `AddCiphertextMaterial` event of this coprocessor's sender."""
-
-    material: Material
-    tx_hash: bytes
-    block_number: int
-
-
-class CommitGateway(Protocol):
-    """The gateway's CiphertextCommits as seen by one transaction sender."""
-
-    def committed(
-        self, handles: Sequence[bytes], first: int | None = None, last: int | None = None
-    ) -> dict[bytes, OnChainCommit]:
-        """This sender's `AddCiphertextMaterial` events for `handles` (latest per handle) in
-        gateway blocks `first..last` (defaults: the sender's look-back window up to the head)."""
-        ...
-
-    def add_many(self, materials: Sequence[Material]) -> list[TxOutcome]:
-        """Sends `addCiphertextMaterial` for each (pipelined nonces), waits for every receipt;
-        `retryable` marks a gateway that could not be reached, `block_number` is set only for a
-        confirmed one."""
-        ...
-
-
-class GatewayUnreachable(RuntimeError):
-    """The gateway RPC could not be reached: the commit step should be retried later."""
 
 
 @dataclass

@@ -12,9 +12,10 @@ from typing import Any
 
 import pandas as pd
 
+from ..chain.commit_port import CommitGateway
 from ..protocol.digests import Material
 from ..store import CommitState, Store
-from .commits import CommitGateway, peer_disagreements
+from .commits import peer_disagreements
 from .squash import RangeHandles
 from .tables import hex_str
 
