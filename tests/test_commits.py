@@ -58,7 +58,7 @@ from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.objects import ObjectStoreResource
 from fhevm_dagster.resources.signer import SignerResource
 from fhevm_dagster.resources.store import StoreResource
-from fhevm_dagster.store import CommitState, CommitStatus, Digest, Store
+from fhevm_dagster.store import CommitState, CommitStatus, Store
 from fhevm_dagster.store.records import Ciphertext
 
 RANGE = "000000000000-000000000099"
@@ -273,10 +273,7 @@ def test_range_squashed_digested_committed_once(
         assert sns["squashed"].value == 0
         digests = rerun.asset_materializations_for_node(node("ciphertext_digests"))[0].metadata
         assert digests["ct128_purged"].value == 3
-        assert {h: d for h, d in store.get_digests(handles).items()} == {
-            h: Digest(h, KEY_ID, e.ciphertext_digest, e.sns_ciphertext_digest)
-            for h, e in expected.items()
-        }
+        assert store.get_digests(handles) == expected
     finally:
         store.dispose()
 

@@ -25,7 +25,8 @@ from fhevm_dagster.devnet import free_port
 from fhevm_dagster.metrics import CoprocessorCollector, ScrapeInputs
 from fhevm_dagster.metrics_cli import make_inputs, serve
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
-from fhevm_dagster.store import CommitState, Digest, ProofRequest, ProofStatus, Store
+from fhevm_dagster.protocol.digests import Material
+from fhevm_dagster.store import CommitState, ProofRequest, ProofStatus, Store
 from fhevm_dagster.store import schema as s
 from fhevm_dagster.store.records import CommitStatus
 
@@ -80,7 +81,7 @@ def test_scrape_reads_store_and_instance(tmp_path: Path) -> None:
     store.mark_errors([(rows[3].output_handle, tx, "division by zero")])
     handles = [r.output_handle for r in rows[:3]]
     store.put_ciphertexts128([(h, b"ct128") for h in handles])
-    store.put_digests([Digest(h, 0, b"\x01" * 32, b"\x02" * 32) for h in handles])
+    store.put_digests([Material(h, 0, b"\x01" * 32, b"\x02" * 32) for h in handles])
     store.set_commit_status(CommitStatus(handles[0], CommitState.CONFIRMED, tx, None))
     store.set_commit_status(CommitStatus(handles[1], CommitState.FAILED, None, "reverted"))
     store.mark_range_processed(31337, RANGE, 0, 99, b"\x03" * 32)

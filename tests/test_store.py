@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from fhevm_dagster.chain.calls import SentTx, TxStatus
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
+from fhevm_dagster.protocol.digests import Material
 from fhevm_dagster.store import (
     DATABASE_URL_ENV,
     LATEST_VERSION,
@@ -20,7 +21,6 @@ from fhevm_dagster.store import (
     CommitState,
     CommitStatus,
     ComputationStatus,
-    Digest,
     HostChain,
     ProofRequest,
     ProofStatus,
@@ -163,7 +163,7 @@ def test_chain_digests_commits_proofs(store: Store) -> None:
     store.register_chain(HostChain(31337, "0x" + "aa" * 20, "0x" + "bb" * 20, big_key))
     chain = store.get_chain(31337)
     assert chain is not None and chain.key_id == big_key
-    d = Digest(h(3), big_key, b"\x01" * 32, b"\x02" * 32)
+    d = Material(h(3), big_key, b"\x01" * 32, b"\x02" * 32)
     assert store.put_digests([d, d]) == 1 and store.get_digests([h(3)]) == {h(3): d}
     store.set_commit_status(CommitStatus(h(3), CommitState.SENT, tx(9), None))
     store.set_commit_status(CommitStatus(h(3), CommitState.CONFIRMED, tx(9), None))

@@ -205,10 +205,7 @@ def commit_range(
             + ", ".join(hex_str(h) for h in undigested[:20]),
             retryable=True,
         )
-    materials = [
-        Material(h, digests[h].key_id, digests[h].ct64_digest, digests[h].ct128_digest)
-        for h in handles.stored
-    ]
+    materials = [digests[h] for h in handles.stored]
     report = commit_materials(store, gateway, materials, batch_size)
     statuses = store.get_commit_statuses([m.handle for m in materials])
     table = pd.DataFrame(
@@ -267,10 +264,7 @@ def recheck_commits(
             + ", ".join(hex_str(h) for h in undigested[:20]),
             retryable=False,
         )
-    materials = {
-        h: Material(h, digests[h].key_id, digests[h].ct64_digest, digests[h].ct128_digest)
-        for h in handles
-    }
+    materials = {h: digests[h] for h in handles}
     try:
         on_chain = gateway.committed(handles, first, last) if handles else {}
     except GatewayUnreachable as exc:

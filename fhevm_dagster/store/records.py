@@ -99,14 +99,6 @@ class Ciphertext:
 
 
 @dataclass(frozen=True, slots=True)
-class Digest:
-    handle: bytes
-    key_id: int
-    ct64_digest: bytes
-    ct128_digest: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class CommitStatus:
     handle: bytes
     status: CommitState
