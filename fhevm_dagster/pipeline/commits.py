@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -28,6 +28,25 @@ from ..store import CommitState, CommitStatus, Store
 from .errors import StepError
 from .squash import range_handles
 from .tables import hex_str
+
+
+class CommitBook(Protocol):
+    """What committing needs of the store: each handle's commit status."""
+
+    def get_commit_statuses(self, handles: Sequence[bytes]) -> dict[bytes, CommitStatus]: ...
+
+    def set_commit_status(self, status: CommitStatus) -> None:
+        """Insert or update; a status without a gateway block keeps the stored block."""
+        ...
+
+
+class RecheckBook(CommitBook, Protocol):
+    """What a gateway range's recheck needs of the store: the commits it placed in a span of
+    gateway blocks, and their digests to send again."""
+
+    def commits_in_gateway_blocks(self, first: int, last: int) -> list[CommitStatus]: ...
+
+    def get_digests(self, handles: Sequence[bytes]) -> dict[bytes, Material]: ...
 
 
 @dataclass
@@ -62,7 +81,7 @@ def _describe(m: Material) -> str:
 
 
 def commit_materials(
-    store: Store, gateway: CommitGateway, materials: Sequence[Material], batch_size: int = 32
+    store: CommitBook, gateway: CommitGateway, materials: Sequence[Material], batch_size: int = 32
 ) -> CommitReport:
     """Commits every material the store does not hold as confirmed; statuses go to the store.
 
@@ -123,7 +142,7 @@ def commit_materials(
 
 
 def _record_already_added(
-    store: Store, gateway: CommitGateway, materials: Sequence[Material], report: CommitReport
+    store: CommitBook, gateway: CommitGateway, materials: Sequence[Material], report: CommitReport
 ) -> None:
     """Confirm `CoprocessorAlreadyAdded` handles with the transaction and block of the earlier
     commit, found in the look-back window, so a reorg dropping that block is noticed; an earlier
@@ -240,7 +259,7 @@ RECHECK_COLUMNS = ["handle", "outcome", "status", "tx_hash", "gateway_block", "r
 
 
 def recheck_commits(
-    store: Store, gateway: CommitGateway, first: int, last: int, batch_size: int
+    store: RecheckBook, gateway: CommitGateway, first: int, last: int, batch_size: int
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Check the commits recorded in gateway blocks `first..last` against the canonical gateway
     chain; send again those a reorg dropped. A table per commit and figures.
