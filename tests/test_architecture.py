@@ -30,8 +30,10 @@ DAGSTER_ROOMS = (
 #: The rooms from the bottom up; the Dagster layer, the devnet, the CLIs, metrics and trace sit
 #: above them all. Rooms of one layer do not import each other.
 LAYERS = (
-    ("abi", "settings"),
-    ("protocol", "chain.calls", "chain.config"),
+    ("abi",),
+    ("protocol",),
+    ("settings", "chain.calls"),
+    ("chain.config",),
     ("store", "compute", "objects", "chain.commit_port"),
     ("chain",),
     ("pipeline",),

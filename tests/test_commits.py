@@ -40,11 +40,11 @@ from web3 import Web3
 from fhevm_dagster.chain.calls import MemoryJournal, TxOutcome, TxStatus
 from fhevm_dagster.chain.ciphertext_commits import GatewayCommits, commit_events
 from fhevm_dagster.chain.commit_port import CommitGateway, OnChainCommit
+from fhevm_dagster.chain.keyfiles import read_private_key_file, write_private_key_file
 from fhevm_dagster.cli import main
 from fhevm_dagster.compute.keys import KeySet
 from fhevm_dagster.devnet import DevnetInfo, free_port, run_token_traffic
 from fhevm_dagster.devnet.anvil import rpc_call
-from fhevm_dagster.devnet.state import read_key_file, write_key_file
 from fhevm_dagster.objects import FileBackend, ObjectBackend, S3Backend, fetch_verified
 from fhevm_dagster.partitions import GATEWAY_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange
@@ -320,7 +320,7 @@ def test_failed_commits_fail_the_range_and_a_retry_completes_it(
 
         # 2. The gateway reverts (a sender that is not a registered coprocessor).
         stranger = tmp_path / "stranger.key"
-        write_key_file(stranger, Account.create())
+        write_private_key_file(stranger, Account.create())
         reverted = commit(key_file=str(stranger))
         assert not reverted.success
         statuses = store.get_commit_statuses(handles)
@@ -550,7 +550,7 @@ def test_real_host_range_end_to_end(
         assert events == {h: material(h, KEY_ID, ct64[h].ciphertext, ct128[h]) for h in allowed}
         assert keys.client_key is not None
         engine = keys.engine()
-        signer = read_key_file(Path(devnet.signer_key_file)).address
+        signer = read_private_key_file(Path(devnet.signer_key_file)).address
         for h in allowed:
             plain = keys.client_key.decrypt(engine.decompress(ct64[h].ciphertext))
             assert keys.client_key.decrypt_squashed(ct128[h], ct64[h].fhe_type) == plain

@@ -26,7 +26,6 @@ from dagster._core.utils import make_new_run_id
 from host_defs import DEFS, HOST, HOST_RANGES
 from postgres_fixtures import postgres_database, postgres_url, store_url  # noqa: F401
 
-from fhevm_dagster import settings as cfg
 from fhevm_dagster.chain.client import ChainReader
 from fhevm_dagster.chain.config import HostChainConfig
 from fhevm_dagster.devnet.anvil import AnvilNode, free_port, rpc_call, start_anvil, stop_anvil
@@ -34,6 +33,7 @@ from fhevm_dagster.objects import FileBackend, ct64_key, ct128_key
 from fhevm_dagster.pipeline.block_ranges import BlockRange, parse_range_key
 from fhevm_dagster.pipeline.errors import StepError
 from fhevm_dagster.pipeline.host import ingest_range
+from fhevm_dagster.protocol.addresses import EXECUTOR_ADDRESS
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
 from fhevm_dagster.resources.objects import ObjectStoreResource
@@ -190,7 +190,7 @@ def test_confirmations_and_partitions(
 
 def emit_executor_log(node: AnvilNode) -> int:
     """A transaction whose log comes from the executor's address (code: LOG0, STOP); its block."""
-    executor = cfg.CANONICAL_EXECUTOR
+    executor = EXECUTOR_ADDRESS
     rpc_call(node.rpc_url, "anvil_setCode", [executor, "0x60006000a000"])
     sender = str(rpc_call(node.rpc_url, "eth_accounts")[0])  # type: ignore[index]
     tx = rpc_call(node.rpc_url, "eth_sendTransaction", [{"from": sender, "to": executor}])
