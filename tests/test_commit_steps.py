@@ -16,7 +16,7 @@ import pytest
 
 from fhevm_dagster.chain.calls import TxOutcome, TxStatus
 from fhevm_dagster.chain.commit_port import GatewayUnreachable, OnChainCommit
-from fhevm_dagster.pipeline.commits import commit_materials, recheck_commits
+from fhevm_dagster.pipeline.digest_commits import commit_materials, recheck_commits
 from fhevm_dagster.pipeline.errors import StepError
 from fhevm_dagster.protocol.digests import Material
 from fhevm_dagster.store import CommitState, CommitStatus

@@ -48,7 +48,7 @@ from fhevm_dagster.devnet.anvil import rpc_call
 from fhevm_dagster.objects import FileBackend, ObjectBackend, S3Backend, fetch_verified
 from fhevm_dagster.partitions import GATEWAY_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange
-from fhevm_dagster.pipeline.commits import commit_materials
+from fhevm_dagster.pipeline.digest_commits import commit_materials
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.protocol.digests import Material, material
 from fhevm_dagster.protocol.types import FheType

@@ -1,8 +1,8 @@
 """The gateway's CiphertextCommits as a commit step sees it: a web3-free port and what it returns.
 
 `chain.ciphertext_commits.GatewayCommits` implements `CommitGateway` on a real gateway; the steps
-(`pipeline.commits`, `pipeline.consensus`) and their tests see only this module, so neither side
-imports the other's room.
+(`pipeline.digest_commits`, `pipeline.consensus`) and their tests see only this module, so neither
+side imports the other's room.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import pandas as pd
 from ..chain.commit_port import CommitGateway
 from ..protocol.digests import Material
 from ..store import CommitState, Store
-from .commits import peer_disagreements
+from .digest_commits import peer_disagreements
 from .squash import RangeHandles
 from .tables import hex_str
 
