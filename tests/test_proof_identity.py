@@ -37,7 +37,9 @@ class RecordingSender:
     def send_many(self, calls: Sequence[ContractCall]) -> list[TxOutcome]:
         first = len(self.sent)
         self.sent.extend(calls)
-        return [TxOutcome("confirmed", bytes([0xA0 + first + i]) * 32) for i in range(len(calls))]
+        return [
+            TxOutcome(TxStatus.CONFIRMED, bytes([0xA0 + first + i]) * 32) for i in range(len(calls))
+        ]
 
 
 @pytest.fixture()

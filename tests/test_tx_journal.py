@@ -160,7 +160,7 @@ def test_dropped_transactions_are_replaced_at_their_nonce(gateway: Gateway, tmp_
         ms, before = materials(2), gateway.mined_count()
         first = commits(gateway, store, deadline=1.0, bump=60.0).add_many(ms)
         assert [r.status for r in first] == [TxStatus.FAILED] * 2
-        assert all(r.unreachable and "deadline" in (r.reason or "") for r in first)
+        assert all(r.retryable and "deadline" in (r.reason or "") for r in first)
         sent = {t.key: t for t in pending(store, ms)}
         assert sorted(t.nonce for t in sent.values()) == [before, before + 1]
         gateway.rpc("anvil_dropAllTransactions")
@@ -264,7 +264,7 @@ def test_the_batch_deadline_bounds_the_wait(gateway: Gateway, tmp_path: Path) ->
         stuck: list[TxOutcome] = commits(gateway, store, deadline=2.0, bump=0.5).add_many(ms)
         elapsed = time.monotonic() - started
         assert [r.status for r in stuck] == [TxStatus.FAILED] * 4
-        assert all(r.unreachable for r in stuck)
+        assert all(r.retryable for r in stuck)
         assert elapsed < 4.0, elapsed  # one deadline (2 s), not 4 x 2 s
         assert all(len(journal_rows(store, m)) >= 2 for m in ms)  # bumped while waiting
 
