@@ -28,7 +28,7 @@ from .chain import contract_at, rpc, send_transaction
 from .errors import DevnetError
 
 #: Chain id of the devnet's first host chain (also where `@fhevm/solidity`'s ZamaConfig expects
-#: the addresses above); host chain i has LOCAL_HOST_CHAIN_ID + i.
+#: the canonical addresses of `protocol.addresses`); host chain i has LOCAL_HOST_CHAIN_ID + i.
 LOCAL_HOST_CHAIN_ID = 31337
 
 #: ERC-7201 slot of OpenZeppelin OwnableUpgradeable (`openzeppelin.storage.Ownable`).
