@@ -22,12 +22,11 @@ from pathlib import Path
 
 from hexbytes import HexBytes
 
-from fhevm_dagster.chain.calls import MemoryJournal
+from fhevm_dagster.chain.calls import MemoryJournal, TxStatus
 from fhevm_dagster.chain.ciphertext_commits import GatewayCommits
 from fhevm_dagster.compute.keys import load_key_dir
 from fhevm_dagster.compute.sns import squash_one
 from fhevm_dagster.devnet import devnet_down, devnet_up, free_port, load_devnet
-from fhevm_dagster.pipeline.commits import SendStatus
 from fhevm_dagster.protocol.digests import Material, ciphertext_digest, sns_ciphertext_digest
 from fhevm_dagster.protocol.opcodes import Operator
 from fhevm_dagster.protocol.types import FheType
@@ -89,12 +88,12 @@ def commit_figures(state_dir: Path, commits: int) -> dict[str, float]:
         start = time.perf_counter()
         [result] = client.add_many([_material()])
         one_by_one.append(time.perf_counter() - start)
-        assert result.status is SendStatus.CONFIRMED and result.tx_hash, result
+        assert result.status is TxStatus.CONFIRMED and result.tx_hash, result
         hashes.append(result.tx_hash)
     start = time.perf_counter()
     batch = client.add_many([_material() for _ in range(commits)])
     pipelined = (time.perf_counter() - start) / commits
-    assert all(r.status is SendStatus.CONFIRMED for r in batch)
+    assert all(r.status is TxStatus.CONFIRMED for r in batch)
     gas = [int(gateway.web3.eth.get_transaction_receipt(HexBytes(h))["gasUsed"]) for h in hashes]
     start = time.perf_counter()
     client.committed([_material().handle for _ in range(commits)])

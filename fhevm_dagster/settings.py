@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .protocol.addresses import ACL_ADDRESS, EXECUTOR_ADDRESS
+
 DEVNET_JSON_ENV = "FHEVM_DAGSTER_DEVNET_JSON"
-CANONICAL_ACL = "0x50157CFfD6bBFA2DECe204a89ec419c23ef5755D"
-CANONICAL_EXECUTOR = "0xe3a9105a3a932253A70F126eb1E3b589C643dD24"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +35,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(f"{_P}HOST_CHAINS", "", "JSON file listing the host chains (README); empty: the devnet's, else the one below"),
     Setting(f"{_P}HOST_CHAIN_ID", "31337", "host chain id, checked against the node", "host_chain_id"),
     Setting(f"{_P}HOST_RPC_URL", "http://127.0.0.1:8545", "host JSON-RPC URL", "host_rpc_url", True),
-    Setting(f"{_P}HOST_ACL_ADDRESS", CANONICAL_ACL, "host ACL", "acl_address"),
-    Setting(f"{_P}HOST_EXECUTOR_ADDRESS", CANONICAL_EXECUTOR, "host FHEVMExecutor", "executor_address"),
+    Setting(f"{_P}HOST_ACL_ADDRESS", ACL_ADDRESS, "host ACL", "acl_address"),
+    Setting(f"{_P}HOST_EXECUTOR_ADDRESS", EXECUTOR_ADDRESS, "host FHEVMExecutor", "executor_address"),
     Setting(f"{_P}KEY_ID", "0", "FHE key id of the host chain (uint256)", "key_id"),
     Setting(f"{_P}HOST_START_BLOCK", "0", "first host block to ingest", "host_start_block"),
     Setting(f"{_P}HOST_RANGE_SIZE", "100", "host blocks per range (partition)"),

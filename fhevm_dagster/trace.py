@@ -122,7 +122,9 @@ def trace(
     node.stages["squashed"] = "yes" if store.get_ciphertexts128([handle]) else "no"
     digest = store.get_digests([handle]).get(handle)
     node.stages["digested"] = (
-        f"ct64 {_hex(digest.ct64_digest)}, ct128 {_hex(digest.ct128_digest)}" if digest else "no"
+        f"ct64 {_hex(digest.ciphertext_digest)}, ct128 {_hex(digest.sns_ciphertext_digest)}"
+        if digest
+        else "no"
     )
     commit = store.get_commit_statuses([handle]).get(handle)
     node.stages["committed"] = (

@@ -21,9 +21,9 @@ from dagster import (
 from dagster._core.utils import make_new_run_id
 from host_defs import DEFS, HOST, HOST_RANGES
 
-from fhevm_dagster import settings as cfg
 from fhevm_dagster.devnet.anvil import AnvilNode, rpc_call
 from fhevm_dagster.pipeline.block_ranges import parse_range_key
+from fhevm_dagster.protocol.addresses import EXECUTOR_ADDRESS
 from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
 from fhevm_dagster.resources.objects import ObjectStoreResource
 from fhevm_dagster.resources.store import StoreResource
@@ -132,7 +132,7 @@ def skip_text(result: SensorResult) -> str:
 
 def emit_executor_log(node: AnvilNode) -> int:
     """A transaction whose log comes from the executor's address (code: LOG0, STOP); its block."""
-    executor = cfg.CANONICAL_EXECUTOR
+    executor = EXECUTOR_ADDRESS
     rpc_call(node.rpc_url, "anvil_setCode", [executor, "0x60006000a000"])
     sender = str(rpc_call(node.rpc_url, "eth_accounts")[0])  # type: ignore[index]
     tx = rpc_call(node.rpc_url, "eth_sendTransaction", [{"from": sender, "to": executor}])

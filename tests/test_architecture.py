@@ -1,11 +1,12 @@
 """ARCHITECTURE.md's rules, checked on the import graph (static: every module's imports, and the
 packages Python runs to import it).
 
-- `protocol/`, `compute/`, `store/`, `pipeline/` and the plain-data `chain.config`, `chain.calls`
-  and `settings` reach neither Dagster nor web3, however indirectly.
+- `protocol/`, `compute/`, `store/`, `pipeline/` and the plain-data `chain.config`, `chain.calls`,
+  `chain.commit_port` and `settings` reach neither Dagster nor web3, however indirectly.
 - web3 is imported only by `chain/` and `devnet/`; Dagster only by the Dagster layer; `tfhe_py`
   only by `compute/` and `resources/fhe.py`.
 - Command lines are parsed only in `cli/`.
+- The rooms are layered (`LAYERS`): a module imports only its own room and the layers below.
 """
 
 from __future__ import annotations
@@ -17,12 +18,26 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "fhevm_dagster"
-PURE = ("protocol", "compute", "store", "pipeline", "chain.config", "chain.calls", "settings")
+PURE = (
+    "protocol", "compute", "store", "pipeline", "chain.config", "chain.calls", "chain.commit_port",
+    "settings",
+)  # fmt: skip
 WEB3_ROOMS = ("chain", "devnet")
 DAGSTER_ROOMS = (
     "assets", "resources", "sensors", "jobs", "partitions", "host_chains", "definitions",
     "launcher", "retention",
 )  # fmt: skip
+#: The rooms from the bottom up; the Dagster layer, the devnet, the CLIs, metrics and trace sit
+#: above them all. Rooms of one layer do not import each other.
+LAYERS = (
+    ("abi",),
+    ("protocol",),
+    ("settings", "chain.calls"),
+    ("chain.config",),
+    ("store", "compute", "objects", "chain.commit_port"),
+    ("chain",),
+    ("pipeline",),
+)
 DAGSTER_TOOLS = (
     "cli.metrics",
     "cli.runs",
@@ -129,3 +144,32 @@ def test_the_dagster_layer_is_thin() -> None:
         if _in(m, DAGSTER_ROOMS) and (n := len(p.read_text().splitlines())) > 300
     }
     assert long == {}
+
+
+def _room(module: str) -> tuple[int, str]:
+    """(layer, room) of a module; layer len(LAYERS) for the rooms above them all."""
+    rel = module.removeprefix("fhevm_dagster").removeprefix(".")
+    found = [
+        (len(r), i, r)
+        for i, rooms in enumerate(LAYERS)
+        for r in rooms
+        if rel == r or rel.startswith(r + ".")
+    ]
+    if not found:
+        return len(LAYERS), rel.split(".")[0]
+    _, layer, room = max(found)
+    return layer, room
+
+
+def test_rooms_import_only_their_own_and_lower_layers() -> None:
+    """e.g. `chain/` never imports `pipeline/`: the port types a step and the chain client share
+    live in the lower room. A package `__init__` that imports nothing only names its package."""
+    neutral = {m for m, p in MODULES.items() if p.name == "__init__.py" and not _imports(m)[0]}
+    bad = sorted(
+        f"{m} -> {o}"
+        for m in MODULES
+        if (mine := _room(m))[0] < len(LAYERS)
+        for o in _imports(m)[0] - neutral
+        if (theirs := _room(o)) != mine and theirs[0] >= mine[0]
+    )
+    assert bad == []

@@ -24,7 +24,7 @@ ALLOWED: dict[str, str] = {
     "fhevm_dagster.assets.commits:commit_checks": _FACTORY,
     "fhevm_dagster.assets.gateway:gateway_assets": _FACTORY,
     "fhevm_dagster.assets.host:host_assets": _FACTORY,
-    "fhevm_dagster.pipeline.commits:recheck_commits": _STEP,
+    "fhevm_dagster.pipeline.digest_commits:recheck_commits": _STEP,
     "fhevm_dagster.pipeline.evaluate:evaluate_range": _STEP,
 }
 

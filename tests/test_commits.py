@@ -36,23 +36,18 @@ from host_defs import (
 )
 from web3 import Web3
 
-from fhevm_dagster.chain.calls import MemoryJournal
+from fhevm_dagster.chain.calls import MemoryJournal, TxOutcome, TxStatus
 from fhevm_dagster.chain.ciphertext_commits import GatewayCommits, commit_events
+from fhevm_dagster.chain.commit_port import CommitGateway, OnChainCommit
+from fhevm_dagster.chain.keyfiles import read_private_key_file, write_private_key_file
 from fhevm_dagster.cli import main
 from fhevm_dagster.compute.keys import KeySet
 from fhevm_dagster.devnet import DevnetInfo, free_port, run_token_traffic
 from fhevm_dagster.devnet.anvil import rpc_call
-from fhevm_dagster.devnet.state import read_key_file, write_key_file
 from fhevm_dagster.objects import FileBackend, ObjectBackend, S3Backend, fetch_verified
 from fhevm_dagster.partitions import GATEWAY_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange
-from fhevm_dagster.pipeline.commits import (
-    CommitGateway,
-    OnChainCommit,
-    SendResult,
-    SendStatus,
-    commit_materials,
-)
+from fhevm_dagster.pipeline.digest_commits import commit_materials
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.protocol.digests import Material, material
 from fhevm_dagster.protocol.types import FheType
@@ -62,7 +57,7 @@ from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.objects import ObjectStoreResource
 from fhevm_dagster.resources.signer import SignerResource
 from fhevm_dagster.resources.store import StoreResource
-from fhevm_dagster.store import CommitState, CommitStatus, Digest, Store
+from fhevm_dagster.store import CommitState, CommitStatus, Store
 from fhevm_dagster.store.records import Ciphertext
 
 pytestmark = pytest.mark.fhe
@@ -278,10 +273,7 @@ def test_range_squashed_digested_committed_once(
         assert sns["squashed"].value == 0
         digests = rerun.asset_materializations_for_node(node("ciphertext_digests"))[0].metadata
         assert digests["ct128_purged"].value == 3
-        assert {h: d for h, d in store.get_digests(handles).items()} == {
-            h: Digest(h, KEY_ID, e.ciphertext_digest, e.sns_ciphertext_digest)
-            for h, e in expected.items()
-        }
+        assert store.get_digests(handles) == expected
     finally:
         store.dispose()
 
@@ -328,7 +320,7 @@ def test_failed_commits_fail_the_range_and_a_retry_completes_it(
 
         # 2. The gateway reverts (a sender that is not a registered coprocessor).
         stranger = tmp_path / "stranger.key"
-        write_key_file(stranger, Account.create())
+        write_private_key_file(stranger, Account.create())
         reverted = commit(key_file=str(stranger))
         assert not reverted.success
         statuses = store.get_commit_statuses(handles)
@@ -357,11 +349,11 @@ class _OutageAfter(CommitGateway):
     ) -> dict[bytes, OnChainCommit]:
         return self.inner.committed(handles, first, last)
 
-    def add_many(self, materials: Sequence[Material]) -> list[SendResult]:
+    def add_many(self, materials: Sequence[Material]) -> list[TxOutcome]:
         self.batches += 1
         if self.batches > self.ok_batches:
             return [
-                SendResult(SendStatus.FAILED, reason="RPC: ConnectionError", unreachable=True)
+                TxOutcome(TxStatus.FAILED, reason="RPC: ConnectionError", retryable=True)
                 for _ in materials
             ]
         return self.inner.add_many(materials)
@@ -378,7 +370,7 @@ class _Blind(CommitGateway):
     ) -> dict[bytes, OnChainCommit]:
         return {}
 
-    def add_many(self, materials: Sequence[Material]) -> list[SendResult]:
+    def add_many(self, materials: Sequence[Material]) -> list[TxOutcome]:
         return self.inner.add_many(materials)
 
 
@@ -480,7 +472,7 @@ def test_ciphertext_get_checks_the_gateway(
         client = GatewayCommits.of(gateway_resource(devnet).config(), account, 0, MemoryJournal())
         wrong = Material(forged, KEY_ID, os.urandom(32), os.urandom(32))
         sent = client.add_many([material(good, KEY_ID, ct64, ct128), wrong])
-        assert [r.status for r in sent] == [SendStatus.CONFIRMED] * 2
+        assert [r.status for r in sent] == [TxStatus.CONFIRMED] * 2
     finally:
         store.dispose()
 
@@ -558,7 +550,7 @@ def test_real_host_range_end_to_end(
         assert events == {h: material(h, KEY_ID, ct64[h].ciphertext, ct128[h]) for h in allowed}
         assert keys.client_key is not None
         engine = keys.engine()
-        signer = read_key_file(Path(devnet.signer_key_file)).address
+        signer = read_private_key_file(Path(devnet.signer_key_file)).address
         for h in allowed:
             plain = keys.client_key.decrypt(engine.decompress(ct64[h].ciphertext))
             assert keys.client_key.decrypt_squashed(ct128[h], ct64[h].fhe_type) == plain

@@ -30,15 +30,15 @@ from fhevm_dagster.devnet import (
     stop_anvil,
 )
 from fhevm_dagster.devnet.anvil import port_in_use
-from fhevm_dagster.devnet.host_contracts import (
+from fhevm_dagster.devnet.state import DevnetHost
+from fhevm_dagster.devnet.tools import ANVIL_ENV, ROOT_ENV, anvil_binary, node_modules
+from fhevm_dagster.devnet.traffic import MINT_AMOUNT
+from fhevm_dagster.protocol.addresses import (
     ACL_ADDRESS,
     EXECUTOR_ADDRESS,
     INPUT_VERIFIER_ADDRESS,
     KMS_VERIFIER_ADDRESS,
 )
-from fhevm_dagster.devnet.state import DevnetHost
-from fhevm_dagster.devnet.tools import ANVIL_ENV, ROOT_ENV, anvil_binary, node_modules
-from fhevm_dagster.devnet.traffic import MINT_AMOUNT
 from fhevm_dagster.protocol.handles import parse_handle
 from fhevm_dagster.protocol.types import FheType
 

@@ -619,7 +619,7 @@ def test_gateway_sensor(
 
 
 def test_signer_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fhevm_dagster.resources.signer import KeyFileError
+    from fhevm_dagster.chain.keyfiles import KeyFileError
 
     account = Account.create()
     secret = bytes(account.key).hex()

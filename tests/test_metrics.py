@@ -23,7 +23,8 @@ from fhevm_dagster.devnet import free_port
 from fhevm_dagster.metrics import CoprocessorCollector, ScrapeInputs, serve
 from fhevm_dagster.metrics.sources import make_inputs
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
-from fhevm_dagster.store import CommitState, Digest, ProofRequest, ProofStatus, Store
+from fhevm_dagster.protocol.digests import Material
+from fhevm_dagster.store import CommitState, ProofRequest, ProofStatus, Store
 from fhevm_dagster.store import schema as s
 from fhevm_dagster.store.records import CommitStatus
 
@@ -77,7 +78,7 @@ def test_scrape_reads_store_and_instance(tmp_path: Path) -> None:
     store.mark_errors([(rows[3].output_handle, tx, "division by zero")])
     handles = [r.output_handle for r in rows[:3]]
     store.put_ciphertexts128([(h, b"ct128") for h in handles])
-    store.put_digests([Digest(h, 0, b"\x01" * 32, b"\x02" * 32) for h in handles])
+    store.put_digests([Material(h, 0, b"\x01" * 32, b"\x02" * 32) for h in handles])
     store.set_commit_status(CommitStatus(handles[0], CommitState.CONFIRMED, tx, None))
     store.set_commit_status(CommitStatus(handles[1], CommitState.FAILED, None, "reverted"))
     store.mark_range_processed(31337, RANGE, 0, 99, b"\x03" * 32)

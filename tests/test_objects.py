@@ -44,14 +44,14 @@ from fhevm_dagster.objects import (
     upload_handles,
 )
 from fhevm_dagster.protocol.computations import AllowedHandle
-from fhevm_dagster.protocol.digests import ciphertext_digest, sns_ciphertext_digest
+from fhevm_dagster.protocol.digests import ciphertext_digest, material, sns_ciphertext_digest
 from fhevm_dagster.protocol.types import FheType
 from fhevm_dagster.resources.chain import HostChainResource
 from fhevm_dagster.resources.fhe import FheResource
 from fhevm_dagster.resources.objects import ObjectStoreResource
 from fhevm_dagster.resources.signer import SignerResource
 from fhevm_dagster.resources.store import StoreResource
-from fhevm_dagster.store import Digest, Store
+from fhevm_dagster.store import Store
 from fhevm_dagster.store.records import Ciphertext
 
 RANGE = "000000000000-000000000099"
@@ -67,9 +67,7 @@ def handle(fhe_type: int) -> bytes:
 def item(size: int = 3000) -> HandleObjects:
     """A handle with random bytes: the object layer never looks inside a ciphertext."""
     ct64, ct128 = os.urandom(size), os.urandom(2 * size)
-    return HandleObjects(
-        handle(FheType.Uint8), 0, ct64, ct128, ciphertext_digest(ct64), sns_ciphertext_digest(ct128)
-    )
+    return HandleObjects(material(handle(FheType.Uint8), 0, ct64, ct128), ct64, ct128)
 
 
 def test_attestation_is_the_reference_encoding() -> None:
@@ -119,12 +117,14 @@ def test_attestation_is_the_reference_encoding() -> None:
 
 def test_decide() -> None:
     it = item(100)
-    payload = AttestationPayload(it.handle, 0, it.ciphertext_digest, it.sns_ciphertext_digest)
+    payload = AttestationPayload(
+        it.material.handle, 0, it.material.ciphertext_digest, it.material.sns_ciphertext_digest
+    )
     att = sign(payload, SIGNER)
     meta = {"ct-attestation": att.to_json()}
 
     def run(obj: StoredObject | None) -> Action:
-        return decide(obj, it.ciphertext_digest, payload, SIGNER.address).action
+        return decide(obj, it.material.ciphertext_digest, payload, SIGNER.address).action
 
     assert run(None) is Action.UPLOAD
     assert run(StoredObject(it.ct64, meta)) is Action.SKIP
@@ -139,65 +139,78 @@ def _upload_twice_then_tamper(backend: ObjectBackend, raw_put: Any) -> None:
     first = upload_handles(backend, items, SIGNER)
     assert (first.uploaded, first.skipped, first.reattested) == (6, 0, 0)
     for it in items:
-        got = fetch_verified(backend, it.handle, [SIGNER.address])
+        got = fetch_verified(backend, it.material.handle, [SIGNER.address])
         assert (got.ct64, got.ct128) == (it.ct64, it.ct128)
-        assert got.attestation.ciphertext_digest == it.ciphertext_digest
-        copy = backend.get(ct128_digest_key(it.sns_ciphertext_digest))
+        assert got.attestation.ciphertext_digest == it.material.ciphertext_digest
+        copy = backend.get(ct128_digest_key(it.material.sns_ciphertext_digest))
         assert copy is not None and copy.body == it.ct128
-        obj = backend.get(ct64_key(it.handle))
+        obj = backend.get(ct64_key(it.material.handle))
         assert obj is not None
         meta = {k.lower(): v for k, v in obj.metadata.items()}
         assert meta["ct-format"] == "ct64_compressed"
         assert meta["key-id"] == "00" * 32 and meta["signer"] == SIGNER.address
-        assert ct64_key(it.handle) == f"ct64/{it.handle.hex()}/1"
+        assert ct64_key(it.material.handle) == f"ct64/{it.material.handle.hex()}/1"
     # A re-run uploads nothing.
     again = upload_handles(backend, items, SIGNER)
     assert (again.uploaded, again.reattested, again.skipped, again.bytes_uploaded) == (0, 0, 6, 0)
     with pytest.raises(FetchError, match="not an allowed signer"):
-        fetch_verified(backend, items[0].handle, [OTHER.address])
+        fetch_verified(backend, items[0].material.handle, [OTHER.address])
 
     # Tampered bytes under our key: the KMS refuses them, the uploader raises and keeps them.
     victim = items[0]
-    good = backend.get(ct64_key(victim.handle))
+    good = backend.get(ct64_key(victim.material.handle))
     assert good is not None
-    raw_put(ct64_key(victim.handle), good.body[:-1] + bytes([good.body[-1] ^ 0xFF]), good.metadata)
+    raw_put(
+        ct64_key(victim.material.handle),
+        good.body[:-1] + bytes([good.body[-1] ^ 0xFF]),
+        good.metadata,
+    )
     with pytest.raises(FetchError, match="bytes hash to"):
-        fetch_verified(backend, victim.handle)
-    with pytest.raises(ObjectConflict, match=victim.handle.hex()) as exc:
+        fetch_verified(backend, victim.material.handle)
+    with pytest.raises(ObjectConflict, match=victim.material.handle.hex()) as exc:
         upload_handles(backend, items, SIGNER)
-    assert [(h, k) for h, k, _ in exc.value.conflicts] == [(victim.handle, ct64_key(victim.handle))]
-    kept = backend.get(ct64_key(victim.handle))
+    assert [(h, k) for h, k, _ in exc.value.conflicts] == [
+        (victim.material.handle, ct64_key(victim.material.handle))
+    ]
+    kept = backend.get(ct64_key(victim.material.handle))
     assert kept is not None and kept.body != victim.ct64
 
     # A forged attestation (other bytes, attestation re-pointed at them, by another key naming us)
     # fails signature recovery.
     forged_body = os.urandom(len(victim.ct128))
     payload = AttestationPayload(
-        victim.handle, 0, victim.ciphertext_digest, sns_ciphertext_digest(forged_body)
+        victim.material.handle,
+        0,
+        victim.material.ciphertext_digest,
+        sns_ciphertext_digest(forged_body),
     )
     fake = sign(payload, OTHER)
     fake_json = json.loads(fake.to_json()) | {"signer": SIGNER.address}
-    raw_put(ct64_key(victim.handle), victim.ct64, {"ct-attestation": json.dumps(fake_json)})
-    raw_put(ct128_key(victim.handle), forged_body, {"ct-attestation": json.dumps(fake_json)})
+    raw_put(
+        ct64_key(victim.material.handle), victim.ct64, {"ct-attestation": json.dumps(fake_json)}
+    )
+    raw_put(
+        ct128_key(victim.material.handle), forged_body, {"ct-attestation": json.dumps(fake_json)}
+    )
     with pytest.raises(FetchError, match="attestation rejected: signature does not match"):
-        fetch_verified(backend, victim.handle)
+        fetch_verified(backend, victim.material.handle)
     # Our ct64 with a stale attestation is re-attested; the foreign ct128 stays an alarm.
-    with pytest.raises(ObjectConflict, match=ct128_key(victim.handle)):
+    with pytest.raises(ObjectConflict, match=ct128_key(victim.material.handle)):
         upload_handles(backend, items, SIGNER)
-    assert fetch_verified(backend, items[1].handle).ct64 == items[1].ct64
+    assert fetch_verified(backend, items[1].material.handle).ct64 == items[1].ct64
     with pytest.raises(FetchError, match="no object") as absent:
         fetch_verified(backend, handle(FheType.Bool))
     assert absent.value.absent
 
     # A reset chain reuses its handles: forgetting one (twice is harmless) removes its
     # handle-keyed objects and nothing else; the upload then succeeds where it was an alarm.
-    assert forget_handles(backend, [victim.handle, victim.handle]) == 2
-    assert backend.get(ct64_key(victim.handle)) is None
-    assert backend.get(ct128_key(victim.handle)) is None
-    assert backend.get(ct128_digest_key(victim.sns_ciphertext_digest)) is not None
-    assert fetch_verified(backend, items[1].handle).ct64 == items[1].ct64
+    assert forget_handles(backend, [victim.material.handle, victim.material.handle]) == 2
+    assert backend.get(ct64_key(victim.material.handle)) is None
+    assert backend.get(ct128_key(victim.material.handle)) is None
+    assert backend.get(ct128_digest_key(victim.material.sns_ciphertext_digest)) is not None
+    assert fetch_verified(backend, items[1].material.handle).ct64 == items[1].ct64
     assert upload_handles(backend, items, SIGNER).uploaded == 2
-    assert fetch_verified(backend, victim.handle).ct64 == victim.ct64
+    assert fetch_verified(backend, victim.material.handle).ct64 == victim.ct64
 
 
 def test_file_backend(tmp_path: Path) -> None:
@@ -229,9 +242,7 @@ def seed(store: Store, keys: KeySet) -> dict[bytes, tuple[int, int]]:
     store.put_ciphertexts([Ciphertext(h, cts[h], values[h][1], 0, "computed") for h in values])
     ct128 = {h: squash_one(engine, ct) for h, ct in cts.items()}
     store.put_ciphertexts128(list(ct128.items()))
-    store.put_digests(
-        [Digest(h, 0, ciphertext_digest(cts[h]), sns_ciphertext_digest(ct128[h])) for h in values]
-    )
+    store.put_digests([material(h, 0, cts[h], ct128[h]) for h in values])
     tx = os.urandom(32)
     allowed = [
         AllowedHandle(h, "0x" + "22" * 20, "account", "0x" + "11" * 20, tx, 5, i)

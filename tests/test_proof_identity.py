@@ -8,10 +8,10 @@ from collections.abc import Iterator, Sequence
 import pytest
 from eth_account import Account
 
-from fhevm_dagster.chain.calls import ContractCall, TxOutcome
+from fhevm_dagster.chain.calls import ContractCall, TxOutcome, TxStatus
 from fhevm_dagster.chain.config import GatewayConfig
 from fhevm_dagster.pipeline.gateway import answer_requests
-from fhevm_dagster.store import ProofRequest, ProofStatus, ResponseStatus, Store
+from fhevm_dagster.store import ProofRequest, ProofStatus, Store
 
 GATEWAY = GatewayConfig(10901, "http://127.0.0.1:1", "0x" + "ee" * 20, "0x" + "ff" * 20)
 
@@ -34,7 +34,9 @@ class RecordingSender:
     def send_many(self, calls: Sequence[ContractCall]) -> list[TxOutcome]:
         first = len(self.sent)
         self.sent.extend(calls)
-        return [TxOutcome("confirmed", bytes([0xA0 + first + i]) * 32) for i in range(len(calls))]
+        return [
+            TxOutcome(TxStatus.CONFIRMED, bytes([0xA0 + first + i]) * 32) for i in range(len(calls))
+        ]
 
 
 @pytest.fixture()
@@ -64,7 +66,7 @@ def test_same_id_from_two_transactions_is_two_requests(store: Store) -> None:
     assert len(sender.sent) == 2 and figures["confirmed"] == 2
     assert list(df["request_tx_hash"]) == ["0x" + "01" * 32, "0x" + "02" * 32]
     answered = store.get_proof_requests(keys)
-    assert {r.response_status for r in answered.values()} == {ResponseStatus.CONFIRMED}
+    assert {r.response_status for r in answered.values()} == {TxStatus.CONFIRMED}
     assert answered[old.key].response_tx_hash != answered[new.key].response_tx_hash
 
 

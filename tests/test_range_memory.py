@@ -20,8 +20,8 @@ from fhevm_dagster.compute.oracle import Plain
 from fhevm_dagster.compute.oracle import evaluate as oracle_evaluate
 from fhevm_dagster.objects.backends import FileBackend
 from fhevm_dagster.pipeline.evaluate import MissingInputsError, evaluate_range
-from fhevm_dagster.pipeline.objects import upload_range
 from fhevm_dagster.pipeline.squash import digest_range, squash_range
+from fhevm_dagster.pipeline.uploads import upload_range
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.protocol.opcodes import Operator
 from fhevm_dagster.protocol.types import FheType

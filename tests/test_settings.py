@@ -11,6 +11,7 @@ from dagster import EnvVar
 from fhevm_dagster import settings
 from fhevm_dagster.chain.client import redact
 from fhevm_dagster.chain.registry import RegistryError, host_chains_from_settings
+from fhevm_dagster.protocol.addresses import ACL_ADDRESS
 from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -73,7 +74,7 @@ def test_registry_file_and_its_errors(tmp_path: Path, monkeypatch: pytest.Monkey
     (chain,) = hosts({"chain_id": 1, "rpc_url_env": "ETH_URL", "key_id": "7", "confirmations": 12})
     assert chain.rpc_url == "https://eth.example/v3/key" and chain.rpc_url_env == "ETH_URL"
     assert chain.key_id == 7 and chain.ranges.confirmations == 12
-    assert chain.acl_address == settings.CANONICAL_ACL
+    assert chain.acl_address == ACL_ADDRESS
     for entries, message in (
         ([{"rpc_url": "http://x"}], "chain_id is required"),
         ([{"chain_id": 1}], "rpc_url or rpc_url_env is required"),

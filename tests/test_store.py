@@ -10,8 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
-from fhevm_dagster.chain.calls import SentTx
+from fhevm_dagster.chain.calls import SentTx, TxStatus
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
+from fhevm_dagster.protocol.digests import Material
 from fhevm_dagster.store import (
     DATABASE_URL_ENV,
     LATEST_VERSION,
@@ -19,11 +20,9 @@ from fhevm_dagster.store import (
     CommitState,
     CommitStatus,
     ComputationStatus,
-    Digest,
     HostChain,
     ProofRequest,
     ProofStatus,
-    ResponseStatus,
     StaleRange,
     Store,
     create_store_engine,
@@ -161,7 +160,7 @@ def test_chain_digests_commits_proofs(store: Store) -> None:
     store.register_chain(HostChain(31337, "0x" + "aa" * 20, "0x" + "bb" * 20, big_key))
     chain = store.get_chain(31337)
     assert chain is not None and chain.key_id == big_key
-    d = Digest(h(3), big_key, b"\x01" * 32, b"\x02" * 32)
+    d = Material(h(3), big_key, b"\x01" * 32, b"\x02" * 32)
     assert store.put_digests([d, d]) == 1 and store.get_digests([h(3)]) == {h(3): d}
     store.set_commit_status(CommitStatus(h(3), CommitState.SENT, tx(9), None))
     store.set_commit_status(CommitStatus(h(3), CommitState.CONFIRMED, tx(9), None))
@@ -206,14 +205,14 @@ def test_proof_statuses_are_enums_stored_as_before(store: Store) -> None:
     got = store.get_proof_request(req.key)
     assert got is not None and got.status is ProofStatus.PENDING and got.response_status is None
     store.set_proof_status(req.key, ProofStatus.REJECTED, "3: bad proof")
-    store.set_proof_response(req.key, ResponseStatus.ALREADY_DONE, None, None)
+    store.set_proof_response(req.key, TxStatus.ALREADY_DONE, None, None)
     got = store.get_proof_requests([req.key])[req.key]
-    assert got.status is ProofStatus.REJECTED and got.response_status is ResponseStatus.ALREADY_DONE
+    assert got.status is ProofStatus.REJECTED and got.response_status is TxStatus.ALREADY_DONE
     store.set_proof_status(req.key, "not_served", "other chain")  # plain strings still work
     store.set_proof_response(req.key, "confirmed", tx(5), None)
     got = store.get_proof_request(req.key)
     assert got is not None and got.status is ProofStatus.NOT_SERVED
-    assert got.response_status is ResponseStatus.CONFIRMED and got.response_status == "confirmed"
+    assert got.response_status is TxStatus.CONFIRMED and got.response_status == "confirmed"
     with pytest.raises(ValueError):
         store.set_proof_status(req.key, "verifyed")
     with pytest.raises(ValueError):

@@ -12,11 +12,11 @@ from eth_account import Account
 from fhevm_dagster.cli import main
 from fhevm_dagster.objects import FileBackend, HandleObjects, upload_handles
 from fhevm_dagster.protocol.computations import ComputationRow
-from fhevm_dagster.protocol.digests import ciphertext_digest, sns_ciphertext_digest
+from fhevm_dagster.protocol.digests import material
 from fhevm_dagster.protocol.opcodes import Operator
 from fhevm_dagster.protocol.types import FheType
 from fhevm_dagster.resources.fhe import FheResource
-from fhevm_dagster.store import CommitState, Digest, Store
+from fhevm_dagster.store import CommitState, Store
 from fhevm_dagster.store.records import Ciphertext, CommitStatus
 from fhevm_dagster.trace import trace
 
@@ -59,13 +59,13 @@ def test_trace_add_of_two_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[s
     store.mark_done([row.key])
     ct128 = engine.squash(engine.decompress(ct_out))
     store.put_ciphertexts128([(out, ct128)])
-    d64, d128 = ciphertext_digest(ct_out), sns_ciphertext_digest(ct128)
-    store.put_digests([Digest(out, 0, d64, d128)])
+    digests = material(out, 0, ct_out, ct128)
+    store.put_digests([digests])
     store.set_commit_status(CommitStatus(out, CommitState.CONFIRMED, tx, None))
     objects = FileBackend(tmp_path / "objects")
     upload_handles(
         objects,
-        [HandleObjects(out, 0, ct_out, ct128, d64, d128)],
+        [HandleObjects(digests, ct_out, ct128)],
         Account.from_key("0x" + "11" * 32),
     )
 

@@ -35,6 +35,7 @@ from host_defs import (
 )
 
 from fhevm_dagster.chain.ciphertext_commits import commit_events
+from fhevm_dagster.chain.keyfiles import write_private_key_file
 from fhevm_dagster.compute.keys import METADATA
 from fhevm_dagster.devnet import (
     DevnetInfo,
@@ -47,7 +48,6 @@ from fhevm_dagster.devnet import (
     send_transaction,
 )
 from fhevm_dagster.devnet.artifacts import load_abi
-from fhevm_dagster.devnet.state import write_key_file
 from fhevm_dagster.partitions import GATEWAY_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.resources.chain import CommitSettings, GatewayChainResource
@@ -177,7 +177,7 @@ def test_two_coprocessors_reach_consensus_and_drift_is_detected(
     # An observer fed another server key (same client key, a fresh store, an identity outside
     # the set, nothing sent) computes other bytes: its drift check names every handle.
     observer = tmp_path / "observer-key"
-    write_key_file(observer, Account.create())
+    write_private_key_file(observer, Account.create())
     drifted = _coprocessor(
         chain, tmp_path / "drift", (str(observer), str(observer)), gateway, host,
         key_dir=_other_key_dir(tmp_path), send=False,

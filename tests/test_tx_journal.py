@@ -21,7 +21,7 @@ from sqlalchemy import select
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
-from fhevm_dagster.chain.calls import SentTx, TxJournal
+from fhevm_dagster.chain.calls import SentTx, TxJournal, TxOutcome, TxStatus
 from fhevm_dagster.chain.ciphertext_commits import GatewayCommits, commit_key
 from fhevm_dagster.chain.sender import TransactionSender
 from fhevm_dagster.devnet import (
@@ -35,7 +35,6 @@ from fhevm_dagster.devnet import (
 )
 from fhevm_dagster.devnet.anvil import rpc_call
 from fhevm_dagster.devnet.tools import anvil_binary
-from fhevm_dagster.pipeline.commits import SendResult, SendStatus
 from fhevm_dagster.protocol.digests import Material
 from fhevm_dagster.store import Store
 from fhevm_dagster.store import schema as s
@@ -159,15 +158,15 @@ def test_dropped_transactions_are_replaced_at_their_nonce(gateway: Gateway, tmp_
     try:
         ms, before = materials(2), gateway.mined_count()
         first = commits(gateway, store, deadline=1.0, bump=60.0).add_many(ms)
-        assert [r.status for r in first] == [SendStatus.FAILED] * 2
-        assert all(r.unreachable and "deadline" in (r.reason or "") for r in first)
+        assert [r.status for r in first] == [TxStatus.FAILED] * 2
+        assert all(r.retryable and "deadline" in (r.reason or "") for r in first)
         sent = {t.key: t for t in pending(store, ms)}
         assert sorted(t.nonce for t in sent.values()) == [before, before + 1]
         gateway.rpc("anvil_dropAllTransactions")
         gateway.rpc("evm_setAutomine", True)
 
         retry = commits(gateway, store, deadline=20.0, bump=60.0).add_many(ms)
-        assert [r.status for r in retry] == [SendStatus.CONFIRMED] * 2
+        assert [r.status for r in retry] == [TxStatus.CONFIRMED] * 2
         assert gateway.mined_count() == before + 2  # one transaction per call
         for m, r in zip(ms, retry, strict=True):
             old = sent[commit_key(m.handle)]
@@ -191,7 +190,7 @@ def test_a_transaction_dropped_while_awaited_is_replaced(gateway: Gateway, tmp_p
         wait_for(lambda: len(rows := journal_rows(store, m)) >= 2 and gateway.holds(rows[-1][0]))
         gateway.rpc("evm_mine")
         [result] = join()
-        assert result.status is SendStatus.CONFIRMED
+        assert result.status is TxStatus.CONFIRMED
         assert result.tx_hash != journal_rows(store, m)[0][0]
         assert gateway.w3.eth.get_transaction(HexBytes(result.tx_hash or b""))["nonce"] == before
         assert gateway.mined_count() == before + 1
@@ -211,7 +210,7 @@ def test_a_new_process_finds_the_pending_transaction_instead_of_sending_again(
         first = commits(gateway, first_store, deadline=0.5, bump=60.0).add_many(ms)
     finally:
         first_store.dispose()
-    assert [r.status for r in first] == [SendStatus.FAILED] * 2
+    assert [r.status for r in first] == [TxStatus.FAILED] * 2
 
     store = Store.open(store_url)
     try:
@@ -221,7 +220,7 @@ def test_a_new_process_finds_the_pending_transaction_instead_of_sending_again(
         assert pool == before + 2  # nothing new broadcast
         gateway.rpc("evm_mine")
         again = join()
-        assert [r.status for r in again] == [SendStatus.CONFIRMED] * 2
+        assert [r.status for r in again] == [TxStatus.CONFIRMED] * 2
         assert [r.tx_hash for r in again] == [r.tx_hash for r in first]
         assert gateway.mined_count() == before + 2
         assert pending(store, ms) == []
@@ -242,7 +241,7 @@ def test_a_stuck_transaction_gets_a_fee_bumped_replacement(
         wait_for(lambda: len(rows := journal_rows(store, m)) >= 2 and gateway.holds(rows[1][0]))
         gateway.rpc("evm_mine")
         [result] = join()
-        assert result.status is SendStatus.CONFIRMED
+        assert result.status is TxStatus.CONFIRMED
         rows = journal_rows(store, m)
         (h0, n0, fee0, tip0, st0), (_, n1, fee1, tip1, _) = rows[0], rows[1]
         assert n1 == n0 == before and st0 == "replaced"
@@ -261,16 +260,16 @@ def test_the_batch_deadline_bounds_the_wait(gateway: Gateway, tmp_path: Path) ->
     try:
         ms, before = materials(4), gateway.mined_count()
         started = time.monotonic()
-        stuck: list[SendResult] = commits(gateway, store, deadline=2.0, bump=0.5).add_many(ms)
+        stuck: list[TxOutcome] = commits(gateway, store, deadline=2.0, bump=0.5).add_many(ms)
         elapsed = time.monotonic() - started
-        assert [r.status for r in stuck] == [SendStatus.FAILED] * 4
-        assert all(r.unreachable for r in stuck)
+        assert [r.status for r in stuck] == [TxStatus.FAILED] * 4
+        assert all(r.retryable for r in stuck)
         assert elapsed < 4.0, elapsed  # one deadline (2 s), not 4 x 2 s
         assert all(len(journal_rows(store, m)) >= 2 for m in ms)  # bumped while waiting
 
         gateway.rpc("evm_mine")
         retry = commits(gateway, store, deadline=10.0, bump=60.0).add_many(ms)
-        assert [r.status for r in retry] == [SendStatus.CONFIRMED] * 4
+        assert [r.status for r in retry] == [TxStatus.CONFIRMED] * 4
         assert gateway.mined_count() == before + 4
     finally:
         store.dispose()
@@ -298,7 +297,7 @@ def test_two_processes_committing_one_handle_send_one_transaction(
         assert pool == before + 1, "one broadcast"
         gateway.rpc("evm_mine")
         results = [join() for join in joins]
-        assert [r.status for [r] in results] == [SendStatus.CONFIRMED] * 2
+        assert [r.status for [r] in results] == [TxStatus.CONFIRMED] * 2
         assert len({r.tx_hash for [r] in results}) == 1
         assert gateway.mined_count() == before + 1
     finally:
@@ -321,7 +320,7 @@ def test_a_dead_lease_holder_blocks_the_others_only_until_it_expires(
         started = time.monotonic()
         [result] = commits(gateway, store, 30.0, 60.0, lease=3.0).add_many([m])
         waited = time.monotonic() - started
-        assert result.status is SendStatus.CONFIRMED
+        assert result.status is TxStatus.CONFIRMED
         assert 2.0 <= waited < 10.0, waited
         book = store.acquire_lease(10901, SENDER.address, "next:1:y", 3.0)
         assert book is not None and book.next_nonce == gateway.mined_count()

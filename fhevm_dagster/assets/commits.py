@@ -1,7 +1,7 @@
 """The last steps of a host range: squash to ct128, digest, commit the digests on the gateway.
 
-Each asset is a pipeline call (`pipeline.squash`, `pipeline.commits`) and its metadata. Every step
-is idempotent: a re-run squashes nothing already stored, recomputes equal digests and sends no
+Each asset is a pipeline call (`pipeline.squash`, `pipeline.digest_commits`) and its metadata.
+Every step is idempotent: a re-run squashes nothing stored, recomputes equal digests and sends no
 transaction for a handle whose commit is confirmed in the store or visible on the gateway.
 """
 
@@ -28,11 +28,11 @@ from dagster import (
 
 from ..chain.ciphertext_commits import GatewayCommits, commit_events
 from ..chain.client import ChainReader
-from ..pipeline.commits import commit_range
 from ..pipeline.consensus import commit_window, committed_problems, peer_report
-from ..pipeline.objects import purge_committed_ct128
+from ..pipeline.digest_commits import commit_range
 from ..pipeline.squash import digest_range, range_digests, range_handles, squash_range
 from ..pipeline.tables import hex_str
+from ..pipeline.uploads import purge_committed_ct128
 from ..resources.fhe import fhe_pool
 from .metadata import (
     MISSING_INPUT_RETRY,

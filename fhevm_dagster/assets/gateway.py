@@ -16,7 +16,7 @@ from ..chain.sender import TransactionSender, gateway_sender
 from ..jobs import GATEWAY_RANGE_GROUP
 from ..partitions import gateway_ranges
 from ..pipeline.block_ranges import parse_range_key
-from ..pipeline.commits import recheck_commits
+from ..pipeline.digest_commits import recheck_commits
 from ..pipeline.gateway import (
     answer_requests,
     collect_requests,

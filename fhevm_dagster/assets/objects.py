@@ -1,6 +1,6 @@
 """`ciphertext_objects`: every allowed handle's ct64 and ct128 in the object store the KMS reads.
 
-A pipeline call (`pipeline.objects.upload_range`) and its metadata.
+A pipeline call (`pipeline.uploads.upload_range`) and its metadata.
 """
 
 from dagster import (
@@ -12,7 +12,7 @@ from dagster import (
     asset,
 )
 
-from ..pipeline.objects import upload_range
+from ..pipeline.uploads import upload_range
 from .metadata import (
     MISSING_INPUT_RETRY,
     figures_metadata,

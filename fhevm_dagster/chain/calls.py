@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 #: Custom errors meaning "this coprocessor already did that": the goal is reached, not a failure.
@@ -16,12 +17,19 @@ ALREADY_DONE_ERRORS = frozenset(
     {"CoprocessorAlreadyVerified", "CoprocessorAlreadyRejected", "CoprocessorAlreadyAdded"}
 )
 
-TxStatus = Literal["confirmed", "already_done", "failed"]
+
+class TxStatus(StrEnum):
+    """What became of a state-changing call: the one spelling of it, for the sender, the steps
+    and the store (a proof answer's `response_status` holds its value)."""
+
+    CONFIRMED = "confirmed"  # mined with status 1
+    ALREADY_DONE = "already_done"  # an `ALREADY_DONE_ERRORS` revert: the goal is reached
+    FAILED = "failed"  # any other revert, or the chain could not be reached
 
 
 def tx_status_of(error: str) -> TxStatus:
     """`already_done` for an `ALREADY_DONE_ERRORS` revert (decoded name), else `failed`."""
-    return "already_done" if error in ALREADY_DONE_ERRORS else "failed"
+    return TxStatus.ALREADY_DONE if error in ALREADY_DONE_ERRORS else TxStatus.FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +67,7 @@ class TxOutcome:
 
     @property
     def done(self) -> bool:
-        return self.status in ("confirmed", "already_done")
+        return self.status in (TxStatus.CONFIRMED, TxStatus.ALREADY_DONE)
 
 
 SentStatus = Literal["pending", "confirmed", "failed", "replaced"]

@@ -2,7 +2,7 @@
 
 `commit_events` finds the `AddCiphertextMaterial` (one per sender) and
 `AddCiphertextMaterialConsensus` events of handles in a window of gateway blocks, read in spans a
-provider accepts; `GatewayCommits` is the `CommitGateway` of `pipeline.commits` on a real
+provider accepts; `GatewayCommits` is the `CommitGateway` of `chain.commit_port` on a real
 gateway, sending `addCiphertextMaterial` from one account. No decision scans the gateway from its
 start: commits are decided from the store and the contract's own `CoprocessorAlreadyAdded` at
 simulation (as the reference's transaction sender), and events are read only in bounded windows
@@ -12,7 +12,7 @@ simulation (as the reference's transaction sender), and events are read only in 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
@@ -20,15 +20,9 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.types import FilterParams, LogReceipt
 
-from ..pipeline.commits import (
-    CommitGateway,
-    GatewayUnreachable,
-    OnChainCommit,
-    SendResult,
-    SendStatus,
-)
 from ..protocol.digests import Material
-from .calls import ContractCall, TxJournal, TxOutcome
+from .calls import ContractCall, TxJournal, TxOutcome, TxStatus
+from .commit_port import CommitGateway, GatewayUnreachable, OnChainCommit
 from .config import GatewayConfig
 from .logs import get_logs_windowed
 from .sender import TransactionSender, gateway_sender
@@ -115,25 +109,17 @@ def _decode(log: LogReceipt) -> CommitEvent:
     )
 
 
-def _result(outcome: TxOutcome) -> SendResult:
-    status = {
-        "confirmed": SendStatus.CONFIRMED,
-        "already_done": SendStatus.ALREADY_DONE,
-        "failed": SendStatus.FAILED,
-    }[outcome.status]
+def _result(outcome: TxOutcome) -> TxOutcome:
+    """The outcome as a commit step records it: the custom error named in the reason, an
+    unreachable gateway said so, a block only for a confirmed commit."""
     reason = outcome.reason
-    if outcome.status == "failed" and outcome.error and reason and outcome.error not in reason:
+    failed = outcome.status is TxStatus.FAILED
+    if failed and outcome.error and reason and outcome.error not in reason:
         reason = f"{outcome.error}: {reason}"
     if outcome.retryable:
         reason = f"gateway unreachable: {reason}"
-    return SendResult(
-        status,
-        outcome.tx_hash,
-        reason,
-        None,
-        unreachable=outcome.retryable,
-        block_number=outcome.block_number if status is SendStatus.CONFIRMED else None,
-    )
+    confirmed = outcome.status is TxStatus.CONFIRMED
+    return replace(outcome, reason=reason, block_number=outcome.block_number if confirmed else None)
 
 
 class GatewayCommits(CommitGateway):
@@ -171,7 +157,7 @@ class GatewayCommits(CommitGateway):
             if not e.consensus and e.sender == self.sender
         }
 
-    def add_many(self, materials: Sequence[Material]) -> list[SendResult]:
+    def add_many(self, materials: Sequence[Material]) -> list[TxOutcome]:
         calls = [
             ContractCall(
                 "CiphertextCommits",

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import settings as cfg
+from ..protocol.addresses import ACL_ADDRESS, EXECUTOR_ADDRESS
 from .config import (
     HostChainConfig,
     RangeRules,
@@ -95,8 +96,8 @@ def host_chain(entry: Mapping[str, Any], where: str = "host chain") -> HostChain
     return HostChainConfig(
         chain_id=chain_id,
         rpc_url=url,
-        acl_address=str(entry.get("acl_address") or cfg.CANONICAL_ACL),
-        executor_address=str(entry.get("executor_address") or cfg.CANONICAL_EXECUTOR),
+        acl_address=str(entry.get("acl_address") or ACL_ADDRESS),
+        executor_address=str(entry.get("executor_address") or EXECUTOR_ADDRESS),
         key_id=_int(entry, "key_id", cfg.integer("FHEVM_DAGSTER_KEY_ID"), where),
         rpc=rpc_settings("FHEVM_DAGSTER_HOST_RPC_TIMEOUT", _bool(entry, "poa", host_poa(), where)),
         ranges=ranges,

@@ -44,6 +44,7 @@ from .calls import (
     SentTx,
     TxJournal,
     TxOutcome,
+    TxStatus,
     tx_status_of,
 )
 from .client import connect
@@ -321,7 +322,7 @@ class TransactionSender:
             try:
                 mined = self._mined(hashes)
             except Exception as exc:
-                return TxOutcome("failed", hashes[-1], f"RPC: {exc}", retryable=True)
+                return TxOutcome(TxStatus.FAILED, hashes[-1], f"RPC: {exc}", retryable=True)
             if mined is not None:
                 return mined
         try:
@@ -329,7 +330,9 @@ class TransactionSender:
         except _Revert as rev:
             return TxOutcome(tx_status_of(rev.error), None, rev.reason, rev.error)
         except Exception as exc:
-            return TxOutcome("failed", None, f"RPC: {type(exc).__name__}: {exc}", retryable=True)
+            return TxOutcome(
+                TxStatus.FAILED, None, f"RPC: {type(exc).__name__}: {exc}", retryable=True
+            )
         if journaled:  # not mined: continue at its nonce, never a new one
             last = journaled[-1]
             tx.update(
@@ -341,7 +344,9 @@ class TransactionSender:
         try:
             tx_hash = self._submit(tx, call.key)
         except Exception as exc:
-            return TxOutcome("failed", None, f"send: {type(exc).__name__}: {exc}", retryable=True)
+            return TxOutcome(
+                TxStatus.FAILED, None, f"send: {type(exc).__name__}: {exc}", retryable=True
+            )
         return _Pending(call, tx, [tx_hash], time.monotonic())
 
     def _mined(self, hashes: Sequence[bytes]) -> TxOutcome | None:
@@ -360,7 +365,7 @@ class TransactionSender:
     def _outcome(self, receipt: TxReceipt, tx_hash: bytes) -> TxOutcome:
         block = int(receipt["blockNumber"])
         if receipt["status"] == 1:
-            return TxOutcome("confirmed", tx_hash, None, None, block)
+            return TxOutcome(TxStatus.CONFIRMED, tx_hash, None, None, block)
         try:
             sent = self.w3.eth.get_transaction(HexBytes(tx_hash))
             replay = {k: sent[k] for k in ("from", "to", "input", "value", "gas")}
@@ -437,7 +442,7 @@ class TransactionSender:
                 f"{len(p.hashes)} attempt(s) at nonce {p.nonce} stay journaled: a retry "
                 "resumes them"
             )
-            out[id(p)] = TxOutcome("failed", p.hashes[-1], reason, retryable=True)
+            out[id(p)] = TxOutcome(TxStatus.FAILED, p.hashes[-1], reason, retryable=True)
         return out
 
     def send(self, call: ContractCall) -> TxOutcome:
@@ -466,7 +471,7 @@ class TransactionSender:
                     started.append(self._start(c, journaled.get(c.key, []) if c.key else []))
         except Exception as exc:  # the lease lost or busy, the node or the store unreachable
             why = str(exc) if isinstance(exc, SenderBusy) else f"{type(exc).__name__}: {exc}"
-            started += [TxOutcome("failed", None, why, retryable=True)] * (
+            started += [TxOutcome(TxStatus.FAILED, None, why, retryable=True)] * (
                 len(calls) - len(started)
             )
         done = self._await([s for s in started if isinstance(s, _Pending)], deadline)

@@ -82,7 +82,7 @@ def _from_store(
     if ct64 is None or ct128 is None:
         return f"{_hex(handle)} has no {'ct64' if ct64 is None else 'ct128'} in the store"
     if stored is not None:
-        report["_stored_digests"] = (stored.ct64_digest, stored.ct128_digest)
+        report["_stored_digests"] = (stored.ciphertext_digest, stored.sns_ciphertext_digest)
     return ct64.ciphertext, ct128, ct64.key_id, ct64.fhe_type
 
 

@@ -18,17 +18,18 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
 
+from ..protocol.addresses import (
+    ACL_ADDRESS,
+    EXECUTOR_ADDRESS,
+    INPUT_VERIFIER_ADDRESS,
+    KMS_VERIFIER_ADDRESS,
+)
 from .artifacts import load_host_artifact
 from .chain import contract_at, rpc, send_transaction
 from .errors import DevnetError
 
-#: Canonical local addresses of the host contracts (SPEC §9; baked into the 0.10.0 bytecode).
-ACL_ADDRESS = "0x50157CFfD6bBFA2DECe204a89ec419c23ef5755D"
-EXECUTOR_ADDRESS = "0xe3a9105a3a932253A70F126eb1E3b589C643dD24"
-KMS_VERIFIER_ADDRESS = "0x901F8942346f7AB3a01F6D7613119Bca447Bb030"
-INPUT_VERIFIER_ADDRESS = "0x36772142b74871f255CbD7A3e89B401d3e45825f"
 #: Chain id of the devnet's first host chain (also where `@fhevm/solidity`'s ZamaConfig expects
-#: the addresses above); host chain i has LOCAL_HOST_CHAIN_ID + i.
+#: the canonical addresses of `protocol.addresses`); host chain i has LOCAL_HOST_CHAIN_ID + i.
 LOCAL_HOST_CHAIN_ID = 31337
 
 #: ERC-7201 slot of OpenZeppelin OwnableUpgradeable (`openzeppelin.storage.Ownable`).

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from .. import settings
+from ..chain.keyfiles import read_private_key_file, write_private_key_file
 from .errors import DevnetError
 
 #: Overrides the default state dir.
@@ -177,14 +177,14 @@ class DevnetInfo:
 
     def signer_account(self) -> LocalAccount:
         """The coprocessor's EIP-712 signer (gateway answers, host inputProofs)."""
-        return read_key_file(Path(self.signer_key_file))
+        return read_private_key_file(Path(self.signer_key_file))
 
     def tx_sender_account(self) -> LocalAccount:
         """The coprocessor's gateway transaction sender."""
-        return read_key_file(Path(self.tx_sender_key_file))
+        return read_private_key_file(Path(self.tx_sender_key_file))
 
     def kms_signer_account(self) -> LocalAccount:
-        return read_key_file(Path(self.kms_signer_key_file))
+        return read_private_key_file(Path(self.kms_signer_key_file))
 
 
 def save_devnet(info: DevnetInfo) -> Path:
@@ -203,32 +203,11 @@ def load_devnet(state_dir: Path | str | None = None) -> DevnetInfo:
     return DevnetInfo.from_json(path.read_text())
 
 
-def write_key_file(path: Path, account: LocalAccount) -> None:
-    """Writes `account`'s private key as 0x-hex to `path`, readable by the owner only (0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, ("0x" + bytes(account.key).hex() + "\n").encode())
-    finally:
-        os.close(fd)
-
-
-def read_key_file(path: Path) -> LocalAccount:
-    try:
-        text = path.read_text().strip()
-    except OSError as exc:
-        raise DevnetError(f"cannot read key file {path}: {exc}") from exc
-    account: LocalAccount = Account.from_key(text)
-    return account
-
-
 def ensure_key(state_dir: Path, name: str) -> tuple[LocalAccount, Path]:
     """The key `<state_dir>/keys/<name>.key`, generated on first use and kept across restarts."""
     path = state_dir / KEYS_DIR / f"{name}.key"
     if path.is_file():
-        return read_key_file(path), path
+        return read_private_key_file(path), path
     account: LocalAccount = Account.create()
-    write_key_file(path, account)
+    write_private_key_file(path, account)
     return account, path

@@ -25,24 +25,28 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import ColumnElement, Connection, Table, case, distinct, func, or_, select
 
 from .. import settings
-from ..store import Store
+from ..store import CommitState, ComputationStatus, ProofStatus, Store
 from ..store import schema as s
 
 #: reference name -> (store table, status value) of the counters derived from store states.
 REFERENCE_COUNTERS: dict[str, tuple[str, str, str]] = {
-    "coprocessor_work_items_processed": ("computations", "done", "FHE computations done"),
-    "coprocessor_work_items_errors": ("computations", "error", "FHE computations that failed"),
+    "coprocessor_work_items_processed": (
+        "computations", ComputationStatus.DONE, "FHE computations done",
+    ),
+    "coprocessor_work_items_errors": (
+        "computations", ComputationStatus.ERROR, "FHE computations that failed",
+    ),
     "coprocessor_txn_sender_add_ciphertext_material_success_counter": (
-        "commit_status", "confirmed", "addCiphertextMaterial confirmed on the gateway",
+        "commit_status", CommitState.CONFIRMED, "addCiphertextMaterial confirmed on the gateway",
     ),
     "coprocessor_txn_sender_add_ciphertext_material_fail_counter": (
-        "commit_status", "failed", "addCiphertextMaterial that failed",
+        "commit_status", CommitState.FAILED, "addCiphertextMaterial that failed",
     ),
     "coprocessor_gw_listener_verify_proof_success_counter": (
-        "proof_requests", "verified", "input proofs verified",
+        "proof_requests", ProofStatus.VERIFIED, "input proofs verified",
     ),
     "coprocessor_gw_listener_verify_proof_fail_counter": (
-        "proof_requests", "rejected", "input proofs rejected",
+        "proof_requests", ProofStatus.REJECTED, "input proofs rejected",
     ),
 }  # fmt: skip
 
@@ -135,7 +139,7 @@ def _chain_states(conn: Connection, alert_after: int) -> dict[int, ChainState]:
     failed = (
         select(a.c.chain_id, func.count(distinct(a.c.handle)))
         .select_from(c.join(a, a.c.handle == c.c.output_handle))
-        .where(c.c.status == "error")
+        .where(c.c.status == str(ComputationStatus.ERROR))
         .group_by(a.c.chain_id)
     )
     for chain_id, n in conn.execute(failed):
@@ -165,7 +169,7 @@ def _ct128_state(conn: Connection) -> Ct128State:
 
 def _deferred_proofs(conn: Connection) -> int:
     p = s.proof_requests
-    query = select(func.count()).where(p.c.status == "pending", p.c.deferrals > 0)
+    query = select(func.count()).where(p.c.status == str(ProofStatus.PENDING), p.c.deferrals > 0)
     return int(conn.execute(query).scalar_one())
 
 
@@ -246,7 +250,7 @@ class CoprocessorCollector(Collector):
         squashed = self._monotone(name, _count(self.store, s.ciphertexts128))
         yield _counter(name, "ct64s squashed", squashed)
         digests = _count(self.store, s.digests)
-        confirmed = counts.get("commit_status", {}).get("confirmed", 0)
+        confirmed = counts.get("commit_status", {}).get(CommitState.CONFIRMED, 0)
         g = GaugeMetricFamily(
             "coprocessor_add_ciphertext_material_unsent_gauge",
             "digests without a confirmed addCiphertextMaterial",

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
+from ..protocol.digests import Material
 from .attestation import (
     CONTEXT_ID,
     Attestation,
@@ -108,14 +109,11 @@ def decide(
 
 @dataclass(frozen=True, slots=True)
 class HandleObjects:
-    """What one handle uploads: its bytes, their committed digests and its key id."""
+    """What one handle uploads: its bytes and their committed digests (with its key id)."""
 
-    handle: bytes
-    key_id: int
+    material: Material
     ct64: bytes
     ct128: bytes
-    ciphertext_digest: bytes
-    sns_ciphertext_digest: bytes
     transaction_id: bytes = b""
 
 
@@ -139,10 +137,11 @@ class UploadReport:
 
 
 def _bytes_ok(item: HandleObjects) -> None:
-    if bytes(keccak(item.ct64)) != item.ciphertext_digest:
-        raise ObjectConflict([(item.handle, "store", "ct64 bytes do not match its digest")])
-    if bytes(keccak(item.ct128)) != item.sns_ciphertext_digest:
-        raise ObjectConflict([(item.handle, "store", "ct128 bytes do not match its digest")])
+    m = item.material
+    if bytes(keccak(item.ct64)) != m.ciphertext_digest:
+        raise ObjectConflict([(m.handle, "store", "ct64 bytes do not match its digest")])
+    if bytes(keccak(item.ct128)) != m.sns_ciphertext_digest:
+        raise ObjectConflict([(m.handle, "store", "ct128 bytes do not match its digest")])
 
 
 def upload_handles(
@@ -152,22 +151,23 @@ def upload_handles(
     report = UploadReport()
     for item in items:
         _bytes_ok(item)
+        m = item.material
         payload = AttestationPayload(
-            item.handle, item.key_id, item.ciphertext_digest, item.sns_ciphertext_digest
+            m.handle, m.key_id, m.ciphertext_digest, m.sns_ciphertext_digest
         )
         att = sign(payload, account)
         plan = [
-            (ct128_key(item.handle), item.ct128, item.sns_ciphertext_digest, str(att.format.wire)),
-            (ct128_digest_key(item.sns_ciphertext_digest), item.ct128,
-             item.sns_ciphertext_digest, str(att.format.wire)),
-            (ct64_key(item.handle), item.ct64, item.ciphertext_digest, CT64_FORMAT),
+            (ct128_key(m.handle), item.ct128, m.sns_ciphertext_digest, str(att.format.wire)),
+            (ct128_digest_key(m.sns_ciphertext_digest), item.ct128,
+             m.sns_ciphertext_digest, str(att.format.wire)),
+            (ct64_key(m.handle), item.ct64, m.ciphertext_digest, CT64_FORMAT),
         ]  # fmt: skip
         done: dict[str, str] = {}
         for i, (key, body, digest, ct_format) in enumerate(plan):
             decision = decide(backend.get(key), digest, payload, att.signer, handle_bound=i != 1)
             done[key] = decision.action.value
             if decision.action is Action.CONFLICT:
-                report.conflicts.append((item.handle, key, decision.reason))
+                report.conflicts.append((m.handle, key, decision.reason))
                 continue
             if decision.action is Action.SKIP:
                 report.skipped += 1
@@ -178,7 +178,7 @@ def upload_handles(
                 report.uploaded += 1
             else:
                 report.reattested += 1
-        report.actions["0x" + item.handle.hex()] = done
+        report.actions["0x" + m.handle.hex()] = done
     if report.conflicts:
         raise ObjectConflict(report.conflicts)
     return report

@@ -12,9 +12,10 @@ from typing import Any
 
 import pandas as pd
 
+from ..chain.commit_port import CommitGateway
 from ..protocol.digests import Material
 from ..store import CommitState, Store
-from .commits import CommitGateway, peer_disagreements
+from .digest_commits import peer_disagreements
 from .squash import RangeHandles
 from .tables import hex_str
 
@@ -50,7 +51,7 @@ def committed_problems(
             problems[hex_str(h)] = "no digest stored"
         elif seen is None:
             problems[hex_str(h)] = "no AddCiphertextMaterial event from this sender"
-        elif seen.material != Material(h, d.key_id, d.ct64_digest, d.ct128_digest):
+        elif seen.material != d:
             problems[hex_str(h)] = "committed digests differ from the stored ones"
         elif status is None or status.status is not CommitState.CONFIRMED:
             problems[hex_str(h)] = f"store status {status.status if status else 'absent'}"
@@ -84,10 +85,7 @@ def peer_report(
     me: str,
 ) -> PeerReport:
     """Our stored digests against every (sender, material) commit of the range's handles."""
-    ours = {
-        h: Material(h, d.key_id, d.ct64_digest, d.ct128_digest)
-        for h, d in store.get_digests(list(handles.stored)).items()
-    }
+    ours = store.get_digests(list(handles.stored))
     bad = peer_disagreements(ours, commits, me)
     table = pd.DataFrame(
         [

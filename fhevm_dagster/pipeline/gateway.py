@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import pandas as pd
 from eth_account.signers.local import LocalAccount
 
-from ..chain.calls import ContractCall, TxOutcome
+from ..chain.calls import ContractCall, TxOutcome, TxStatus
 from ..chain.config import GatewayConfig, HostChainConfig
 from ..compute.evaluate import EngineFactory
 from ..compute.inputs import Deferred, NotServed, RejectedInput, verify_input
@@ -32,7 +32,6 @@ from ..store import (
     ProofKey,
     ProofRequest,
     ProofStatus,
-    ResponseStatus,
     StaleRange,
     Store,
 )
@@ -43,7 +42,7 @@ from .identity import require_identity
 from .tables import hex_str, type_name
 
 DECIDED = (ProofStatus.VERIFIED, ProofStatus.REJECTED, ProofStatus.NOT_SERVED)
-DONE_RESPONSES = (ResponseStatus.CONFIRMED, ResponseStatus.ALREADY_DONE)
+DONE_RESPONSES = (TxStatus.CONFIRMED, TxStatus.ALREADY_DONE)
 
 REQUEST_COLUMNS = [
     "zk_proof_id", "contract_chain_id", "contract_address", "user_address", "ciphertext_bytes",
@@ -274,14 +273,14 @@ def _send_answers(
     for req, outcome in zip(requests, txs.send_many(calls), strict=True):
         if outcome.error == NOT_REQUESTED:  # dropped by a reorg: its range's reorg run removes it
             outcome = TxOutcome(
-                "failed",
+                TxStatus.FAILED,
                 None,
                 f"{outcome.reason}: the request is not on the gateway now (a reorg); its "
                 "range is read again",
                 outcome.error,
                 retryable=True,
             )
-        block = outcome.block_number if outcome.status == "confirmed" else None
+        block = outcome.block_number if outcome.status is TxStatus.CONFIRMED else None
         store.set_proof_response(req.key, outcome.status, outcome.tx_hash, outcome.reason, block)
         outcomes[req.key] = outcome
     return outcomes, txs.address
@@ -315,7 +314,7 @@ def answer_requests(
     log = [
         f"answer to request {k} failed: {o.reason}"
         for k, o in outcomes.items()
-        if o.status == "failed"
+        if o.status is TxStatus.FAILED
     ]
     final = store.get_proof_requests(keys)
     answers = {ProofStatus.VERIFIED: "verify", ProofStatus.REJECTED: "reject"}
@@ -339,9 +338,7 @@ def answer_requests(
         "requests": len(keys),
         "answered_verify": int((df["answer"] == "verify").sum()) if len(df) else 0,
         "answered_reject": int((df["answer"] == "reject").sum()) if len(df) else 0,
-        "confirmed": counts["confirmed"],
-        "already_done": counts["already_done"],
-        "failed": counts["failed"],
+        **{str(st): counts[st] for st in TxStatus},
         "transactions_sent": sum(1 for o in outcomes.values() if o.tx_hash is not None),
         "skipped_already_answered": len(keys) - len(pending),
         "deferred": {str(r.key): r.reason for r in undecided},
@@ -350,7 +347,7 @@ def answer_requests(
             str(k): final[k].reason for k in keys if final[k].status == ProofStatus.REJECTED
         },
     }
-    failed = {k: o for k, o in outcomes.items() if o.status == "failed"}
+    failed = {k: o for k, o in outcomes.items() if o.status is TxStatus.FAILED}
     if failed:
         detail = "; ".join(f"{i}: {o.error or ''} {o.reason}" for i, o in failed.items())
         raise StepError(
@@ -414,7 +411,7 @@ def recheck_answers(
     outcomes, _ = _send_answers(store, sender, signer, gateway, lost)
     for req in lost:
         o = outcomes[req.key]
-        outcome[req.key] = "resent" if o.status != "failed" else "failed"
+        outcome[req.key] = "resent" if o.status is not TxStatus.FAILED else "failed"
     final = store.get_proof_requests([r.key for r in answered])
     table = pd.DataFrame(
         [
@@ -429,7 +426,7 @@ def recheck_answers(
         ],
         columns=ANSWER_RECHECK_COLUMNS,
     )
-    failed = {k: o for k, o in outcomes.items() if o.status == "failed"}
+    failed = {k: o for k, o in outcomes.items() if o.status is TxStatus.FAILED}
     figures = {
         "first_block": first,
         "last_block": last,

@@ -17,8 +17,8 @@ import pandas as pd
 
 from ..compute.evaluate import EngineFactory
 from ..compute.sns import SquashPipe, SquashReport
-from ..protocol.digests import ciphertext_digest, sns_ciphertext_digest
-from ..store import ComputationStatus, Digest, Store
+from ..protocol.digests import Material, material
+from ..store import ComputationStatus, Store
 from .errors import StepError
 from .tables import hex_str, type_name
 
@@ -130,7 +130,7 @@ def squash_range(
 
 @dataclass(frozen=True)
 class RangeDigest:
-    digest: Digest
+    digest: Material
     fhe_type: int
     ct64_bytes: int
     ct128_bytes: int
@@ -156,7 +156,7 @@ def _digests_of(store: Store, handles: Sequence[bytes]) -> list[RangeDigest]:
     ct64, ct128 = store.get_ciphertexts(handles), store.get_ciphertexts128(handles)
     return [
         RangeDigest(
-            Digest(h, ct.key_id, ciphertext_digest(ct.ciphertext), sns_ciphertext_digest(ct128[h])),
+            material(h, ct.key_id, ct.ciphertext, ct128[h]),
             ct.fhe_type,
             len(ct.ciphertext),
             len(ct128[h]),
@@ -200,8 +200,8 @@ def digest_range(
                 "handle": hex_str(r.digest.handle),
                 "fhe_type": type_name(r.fhe_type),
                 "key_id": str(r.digest.key_id),
-                "ciphertext_digest": hex_str(r.digest.ct64_digest),
-                "sns_ciphertext_digest": hex_str(r.digest.ct128_digest),
+                "ciphertext_digest": hex_str(r.digest.ciphertext_digest),
+                "sns_ciphertext_digest": hex_str(r.digest.sns_ciphertext_digest),
                 "ct64_bytes": r.ct64_bytes,
                 "ct128_bytes": r.ct128_bytes,
             }

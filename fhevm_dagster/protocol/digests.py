@@ -25,7 +25,8 @@ def sns_ciphertext_digest(ct128: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Material:
-    """The four arguments of `addCiphertextMaterial` for one handle."""
+    """A handle's digests under its key (the reference's "ciphertext material"): the one model of
+    what the store keeps, `addCiphertextMaterial` takes and its events report."""
 
     handle: bytes
     key_id: int

@@ -1,6 +1,6 @@
 """Decoding of FHEVMExecutor and ACL logs (SPEC §3) into typed records.
 
-Pure: no web3. The ABIs come from `fhevm_dagster/abi/{FHEVMExecutor,ACL}.json` (extracted from
+Pure: no web3. The ABIs come from `fhevm_dagster.abi` (`FHEVMExecutor`, `ACL`, extracted from
 the `@fhevm/host-contracts` 0.10.0 artifacts), plus the events of newer executors named in SPEC §3.
 Logs of other contracts or with unknown topics are reported, never fatal; a log whose data does not
 decode is reported as malformed with the reason.
@@ -8,27 +8,19 @@ decode is reported as malformed with the reason.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any, Literal
 
 from eth_abi.abi import decode as abi_decode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from ..abi import canonical_type, load_abi
 from .opcodes import Operator, operator_for_event
 
 Contract = Literal["executor", "acl"]
-
-ABI_DIR = Path(__file__).resolve().parent.parent / "abi"
-_ARTIFACTS = Path(__file__).resolve().parents[2] / "node_modules/@fhevm/host-contracts/artifacts"
-_ABI_FILES: Mapping[Contract, tuple[str, str]] = {
-    "executor": ("FHEVMExecutor.json", "contracts/FHEVMExecutor.sol/FHEVMExecutor.json"),
-    "acl": ("ACL.json", "contracts/ACL.sol/ACL.json"),
-}
 
 
 def _ev(name: str, *inputs: tuple[str, str, bool]) -> dict[str, Any]:
@@ -56,10 +48,6 @@ NEWER_EXECUTOR_EVENTS: list[dict[str, Any]] = [
         _RESULT,
     ),
 ]
-
-
-class AbiMissingError(FileNotFoundError):
-    """The host-contract ABI files are not in place."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,14 +123,6 @@ class DecodeReport:
         return out
 
 
-def _canonical_type(inp: Mapping[str, Any]) -> str:
-    t = str(inp["type"])
-    if t.startswith("tuple"):
-        inner = ",".join(_canonical_type(c) for c in inp["components"])
-        return f"({inner}){t[5:]}"
-    return t
-
-
 def parse_event_abis(abi: Iterable[Mapping[str, Any]]) -> dict[bytes, EventAbi]:
     """Index the non-anonymous events of an ABI by topic0."""
     out: dict[bytes, EventAbi] = {}
@@ -150,35 +130,24 @@ def parse_event_abis(abi: Iterable[Mapping[str, Any]]) -> dict[bytes, EventAbi]:
         if item.get("type") != "event" or item.get("anonymous"):
             continue
         inputs = list(item["inputs"])
-        sig = f"{item['name']}({','.join(_canonical_type(i) for i in inputs)})"
+        sig = f"{item['name']}({','.join(canonical_type(i) for i in inputs)})"
         out[keccak(text=sig)] = EventAbi(
             name=str(item["name"]),
             signature=sig,
             topic0=keccak(text=sig),
-            indexed=tuple((i["name"], _canonical_type(i)) for i in inputs if i.get("indexed")),
-            data=tuple((i["name"], _canonical_type(i)) for i in inputs if not i.get("indexed")),
+            indexed=tuple((i["name"], canonical_type(i)) for i in inputs if i.get("indexed")),
+            data=tuple((i["name"], canonical_type(i)) for i in inputs if not i.get("indexed")),
             order=tuple(str(i["name"]) for i in inputs),
         )
     return out
-
-
-def load_abi(contract: Contract, abi_dir: Path | None = None) -> list[dict[str, Any]]:
-    """ABI list of a host contract: `abi/` first, else the npm artifact of a source checkout."""
-    name, artifact = _ABI_FILES[contract]
-    for path in ((abi_dir or ABI_DIR) / name, _ARTIFACTS / artifact):
-        if path.is_file():
-            doc = json.loads(path.read_text())
-            abi = doc["abi"] if isinstance(doc, dict) else doc
-            return list(abi)
-    raise AbiMissingError(f"no ABI for {contract}: expected {(abi_dir or ABI_DIR) / name}")
 
 
 @cache
 def host_event_abis() -> Mapping[Contract, Mapping[bytes, EventAbi]]:
     """Event tables of the executor (with newer events) and the ACL, by topic0."""
     return {
-        "executor": parse_event_abis([*load_abi("executor"), *NEWER_EXECUTOR_EVENTS]),
-        "acl": parse_event_abis(load_abi("acl")),
+        "executor": parse_event_abis([*load_abi("FHEVMExecutor"), *NEWER_EXECUTOR_EVENTS]),
+        "acl": parse_event_abis(load_abi("ACL")),
     }
 
 

@@ -22,6 +22,7 @@ from ..chain.config import (
     run_empty_ranges,
 )
 from ..pipeline.redrive import RedrivePolicy
+from ..protocol.addresses import ACL_ADDRESS, EXECUTOR_ADDRESS
 
 
 class _RpcResource(ConfigurableResource):  # type: ignore[type-arg]
@@ -40,8 +41,8 @@ class HostChainResource(_RpcResource):
     key id. One resource per chain, keyed by the chain's name (`host_<chain id>`)."""
 
     chain_id: int = 31337
-    acl_address: str = cfg.CANONICAL_ACL
-    executor_address: str = cfg.CANONICAL_EXECUTOR
+    acl_address: str = ACL_ADDRESS
+    executor_address: str = EXECUTOR_ADDRESS
     key_id: str = "0"  # uint256 as decimal text
     poa: bool = False  # blocks carry a proof-of-authority extraData (Polygon, BSC)
 

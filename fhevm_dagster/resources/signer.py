@@ -1,21 +1,20 @@
 """The coprocessor's two keys: the EIP-712 signer and the gateway transaction sender.
 
-Each key comes from an environment variable holding the 0x-hex key, else from a file (0x-hex, one
-line), else from the devnet's key files. Key files readable by group or other are refused. Keys are
-never config fields (Dagster shows config in its UI), never logged and never in metadata: only the
+Each key comes from an environment variable holding the 0x-hex key, else from a key file
+(`chain.keyfiles`: 0x-hex, one line, owner-only), else from the devnet's key files. Keys are never
+config fields (Dagster shows config in its UI), never logged and never in metadata: only the
 addresses are shown. The variables are in `fhevm_dagster.settings` (the README's table).
 """
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 
 from dagster import ConfigurableResource
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from .. import settings
+from ..chain.keyfiles import KeyFileError, parse_private_key, read_private_key_file
 
 SIGNER_KEY_ENV = "FHEVM_DAGSTER_SIGNER_KEY"
 SIGNER_KEY_FILE_ENV = "FHEVM_DAGSTER_SIGNER_KEY_FILE"
@@ -23,42 +22,10 @@ TX_SENDER_KEY_ENV = "FHEVM_DAGSTER_TX_SENDER_KEY"
 TX_SENDER_KEY_FILE_ENV = "FHEVM_DAGSTER_TX_SENDER_KEY_FILE"
 
 
-class KeyFileError(RuntimeError):
-    """A key that cannot be used; the message never contains key material."""
-
-
-def _parse(text: str, source: str) -> LocalAccount:
-    try:
-        account: LocalAccount = Account.from_key(text.strip())
-    except Exception:  # the library's message could echo the value: replace it
-        raise KeyFileError(
-            f"{source} does not hold a private key (expected 0x followed by 64 hex digits)"
-        ) from None
-    return account
-
-
-def read_private_key_file(path: Path) -> LocalAccount:
-    """The account of a 0x-hex key file that only its owner can read."""
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(
-            f"key file {path} is accessible by group or other (mode {stat.S_IMODE(mode):04o}); "
-            f"run `chmod 600 {path}`"
-        )
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
-    return _parse(text, f"key file {path}")
-
-
 def _load(key_env: str, file_setting: str, file_env: str, what: str) -> LocalAccount:
     value = settings.value(key_env)
     if value:
-        return _parse(value, f"${key_env}")
+        return parse_private_key(value, f"${key_env}")
     path = file_setting or settings.value(file_env)
     if not path:
         raise KeyFileError(f"no {what} key: set ${key_env}, ${file_env}, or bring up the devnet")

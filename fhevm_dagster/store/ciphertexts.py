@@ -9,8 +9,9 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Table, func, select, update
 
+from ..protocol.digests import Material
 from . import schema as s
-from .records import Ciphertext, Digest
+from .records import Ciphertext
 from .sql import StoreBase, chunks, insert, unique
 
 
@@ -112,15 +113,15 @@ class CiphertextQueries(StoreBase):
                 ).rowcount
         return n
 
-    def put_digests(self, digests: Sequence[Digest]) -> int:
+    def put_digests(self, digests: Sequence[Material]) -> int:
         if not digests:
             return 0
         rows = {
             d.handle: {
                 "handle": d.handle,
                 "key_id": str(d.key_id),
-                "ct64_digest": d.ct64_digest,
-                "ct128_digest": d.ct128_digest,
+                "ct64_digest": d.ciphertext_digest,
+                "ct128_digest": d.sns_ciphertext_digest,
             }
             for d in digests
         }
@@ -128,11 +129,11 @@ class CiphertextQueries(StoreBase):
             stmt = insert(conn, s.digests).on_conflict_do_nothing(index_elements=["handle"])
             return conn.execute(stmt, list(rows.values())).rowcount
 
-    def get_digests(self, handles: Sequence[bytes]) -> dict[bytes, Digest]:
+    def get_digests(self, handles: Sequence[bytes]) -> dict[bytes, Material]:
         t = s.digests
-        out: dict[bytes, Digest] = {}
+        out: dict[bytes, Material] = {}
         with self.engine.connect() as conn:
             for chunk in chunks(unique(handles)):
                 for m in conn.execute(select(t).where(t.c.handle.in_(chunk))):
-                    out[m.handle] = Digest(m.handle, int(m.key_id), m.ct64_digest, m.ct128_digest)
+                    out[m.handle] = Material(m.handle, int(m.key_id), m.ct64_digest, m.ct128_digest)
         return out

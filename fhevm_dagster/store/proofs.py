@@ -11,9 +11,10 @@ from typing import Any
 
 from sqlalchemy import and_, delete, select, update
 
+from ..chain.calls import TxStatus
 from . import schema as s
 from .chains import mark_processed
-from .records import ProofKey, ProofRequest, ProofStatus, ResponseStatus
+from .records import ProofKey, ProofRequest, ProofStatus
 from .sql import StoreBase, chunks, insert
 
 #: A request's identity in the table (`ProofKey`), its primary key since migration 4.
@@ -34,7 +35,7 @@ def _proof_request(m: Any) -> ProofRequest:
         status=ProofStatus(m.status),
         reason=m.reason,
         handles=m.handles,
-        response_status=None if m.response_status is None else ResponseStatus(m.response_status),
+        response_status=None if m.response_status is None else TxStatus(m.response_status),
         response_tx_hash=m.response_tx_hash,
         response_reason=m.response_reason,
         response_block=None if m.response_block is None else int(m.response_block),
@@ -157,7 +158,7 @@ class ProofQueries(StoreBase):
     def set_proof_response(
         self,
         key: ProofKey,
-        status: ResponseStatus | str | None,
+        status: TxStatus | str | None,
         tx_hash: bytes | None,
         reason: str | None,
         block: int | None = None,
@@ -166,7 +167,7 @@ class ProofQueries(StoreBase):
         rechecked after a gateway reorg); None: not answered (a reorg dropped the answer)."""
         t = s.proof_requests
         values = {
-            "response_status": None if status is None else str(ResponseStatus(status)),
+            "response_status": None if status is None else str(TxStatus(status)),
             "response_tx_hash": tx_hash,
             "response_reason": reason,
             "response_block": block,

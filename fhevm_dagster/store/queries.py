@@ -14,7 +14,7 @@ from . import schema as s
 from .allowed import AllowedQueries
 from .chains import ChainQueries
 from .ciphertexts import CiphertextQueries
-from .commits import CommitQueries
+from .commit_status import CommitQueries
 from .computations import ComputationQueries
 from .engine import create_store_engine, writer
 from .identity import IdentityQueries

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ..chain.calls import TxStatus
 from ..protocol.computations import ComputationRow
 
 
@@ -27,14 +28,6 @@ class ProofStatus(StrEnum):
     VERIFIED = "verified"
     REJECTED = "rejected"
     NOT_SERVED = "not_served"  # for a host chain this coprocessor does not serve: no answer
-
-
-class ResponseStatus(StrEnum):
-    """What became of the answer sent on the gateway (a record holds None until it is sent)."""
-
-    CONFIRMED = "confirmed"
-    ALREADY_DONE = "already_done"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +99,6 @@ class Ciphertext:
 
 
 @dataclass(frozen=True, slots=True)
-class Digest:
-    handle: bytes
-    key_id: int
-    ct64_digest: bytes
-    ct128_digest: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class CommitStatus:
     handle: bytes
     status: CommitState
@@ -156,7 +141,7 @@ class ProofRequest:
     status: ProofStatus = ProofStatus.PENDING
     reason: str | None = None
     handles: tuple[bytes, ...] | None = None
-    response_status: ResponseStatus | None = None
+    response_status: TxStatus | None = None  # None until the answer is sent
     response_tx_hash: bytes | None = None
     response_reason: str | None = None
     response_block: int | None = None  # the gateway block of a confirmed answer

@@ -56,16 +56,7 @@ def upload_range(
         ct64, ct128 = store.get_ciphertexts(chunk), store.get_ciphertexts128(chunk)
         txs = {c.output_handle: c.tx_hash for c in store.computations_by_output(chunk)}
         return [
-            HandleObjects(
-                h,
-                digests[h].key_id,
-                ct64[h].ciphertext,
-                ct128[h],
-                digests[h].ct64_digest,
-                digests[h].ct128_digest,
-                txs.get(h, b""),
-            )
-            for h in chunk
+            HandleObjects(digests[h], ct64[h].ciphertext, ct128[h], txs.get(h, b"")) for h in chunk
         ]
 
     items = (item for chunk in batches(live, batch) for item in objects_of(chunk))

@@ -9,7 +9,7 @@ the reference's transaction sender; a crash between broadcast and receipt is res
 sender's journal at the same nonce. Only then is the earlier commit looked up, in the last
 `lookback` gateway blocks, for its block (a reorg can still drop it) and its digests (other
 digests from this sender are an alarm). The gateway side (web3, nonces, receipts, retries) sits
-behind `CommitGateway`; this module has no web3.
+behind `chain.commit_port.CommitGateway`; this module has no web3.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol
 
 import pandas as pd
 
+from ..chain.calls import TxStatus
+from ..chain.commit_port import CommitGateway, GatewayUnreachable
 from ..protocol.digests import Material
 from ..store import CommitState, CommitStatus, Store
 from .errors import StepError
@@ -29,50 +30,23 @@ from .squash import range_handles
 from .tables import hex_str
 
 
-class SendStatus(StrEnum):
-    CONFIRMED = "confirmed"  # mined, status 1
-    ALREADY_DONE = "already_done"  # CoprocessorAlreadyAdded: this sender committed before
-    FAILED = "failed"  # reverted for another reason, or the gateway could not be reached
+class CommitBook(Protocol):
+    """What committing needs of the store: each handle's commit status."""
 
+    def get_commit_statuses(self, handles: Sequence[bytes]) -> dict[bytes, CommitStatus]: ...
 
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """What became of one `addCiphertextMaterial`; `unreachable` marks RPC-level failures."""
-
-    status: SendStatus
-    tx_hash: bytes | None = None
-    reason: str | None = None
-    gas_used: int | None = None
-    unreachable: bool = False
-    block_number: int | None = None  # the gateway block of a confirmed transaction
-
-
-@dataclass(frozen=True, slots=True)
-class OnChainCommit:
-    """An `AddCiphertextMaterial` event of this coprocessor's sender."""
-
-    material: Material
-    tx_hash: bytes
-    block_number: int
-
-
-class CommitGateway(Protocol):
-    """The gateway's CiphertextCommits as seen by one transaction sender."""
-
-    def committed(
-        self, handles: Sequence[bytes], first: int | None = None, last: int | None = None
-    ) -> dict[bytes, OnChainCommit]:
-        """This sender's `AddCiphertextMaterial` events for `handles` (latest per handle) in
-        gateway blocks `first..last` (defaults: the sender's look-back window up to the head)."""
-        ...
-
-    def add_many(self, materials: Sequence[Material]) -> list[SendResult]:
-        """Sends `addCiphertextMaterial` for each (pipelined nonces), waits for every receipt."""
+    def set_commit_status(self, status: CommitStatus) -> None:
+        """Insert or update; a status without a gateway block keeps the stored block."""
         ...
 
 
-class GatewayUnreachable(RuntimeError):
-    """The gateway RPC could not be reached: the commit step should be retried later."""
+class RecheckBook(CommitBook, Protocol):
+    """What a gateway range's recheck needs of the store: the commits it placed in a span of
+    gateway blocks, and their digests to send again."""
+
+    def commits_in_gateway_blocks(self, first: int, last: int) -> list[CommitStatus]: ...
+
+    def get_digests(self, handles: Sequence[bytes]) -> dict[bytes, Material]: ...
 
 
 @dataclass
@@ -84,7 +58,6 @@ class CommitReport:
     already_added: int = 0
     failed: dict[bytes, str] = field(default_factory=dict)
     tx_hashes: dict[bytes, bytes] = field(default_factory=dict)
-    gas_used: dict[bytes, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -108,7 +81,7 @@ def _describe(m: Material) -> str:
 
 
 def commit_materials(
-    store: Store, gateway: CommitGateway, materials: Sequence[Material], batch_size: int = 32
+    store: CommitBook, gateway: CommitGateway, materials: Sequence[Material], batch_size: int = 32
 ) -> CommitReport:
     """Commits every material the store does not hold as confirmed; statuses go to the store.
 
@@ -145,15 +118,13 @@ def commit_materials(
         for m in batch:
             store.set_commit_status(CommitStatus(m.handle, CommitState.SENT, None, None))
         for m, result in zip(batch, gateway.add_many(batch), strict=True):
-            if result.status is SendStatus.FAILED:
+            if result.status is TxStatus.FAILED:
                 reason = result.reason or "addCiphertextMaterial failed"
                 fail(m, reason, result.tx_hash)
-                if result.unreachable:
+                if result.retryable:
                     down = reason
                 continue
-            if result.gas_used is not None:
-                report.gas_used[m.handle] = result.gas_used
-            if result.status is SendStatus.ALREADY_DONE:
+            if result.status is TxStatus.ALREADY_DONE:
                 report.already_added += 1
                 already.append(m)
                 continue
@@ -171,7 +142,7 @@ def commit_materials(
 
 
 def _record_already_added(
-    store: Store, gateway: CommitGateway, materials: Sequence[Material], report: CommitReport
+    store: CommitBook, gateway: CommitGateway, materials: Sequence[Material], report: CommitReport
 ) -> None:
     """Confirm `CoprocessorAlreadyAdded` handles with the transaction and block of the earlier
     commit, found in the look-back window, so a reorg dropping that block is noticed; an earlier
@@ -253,10 +224,7 @@ def commit_range(
             + ", ".join(hex_str(h) for h in undigested[:20]),
             retryable=True,
         )
-    materials = [
-        Material(h, digests[h].key_id, digests[h].ct64_digest, digests[h].ct128_digest)
-        for h in handles.stored
-    ]
+    materials = [digests[h] for h in handles.stored]
     report = commit_materials(store, gateway, materials, batch_size)
     statuses = store.get_commit_statuses([m.handle for m in materials])
     table = pd.DataFrame(
@@ -291,7 +259,7 @@ RECHECK_COLUMNS = ["handle", "outcome", "status", "tx_hash", "gateway_block", "r
 
 
 def recheck_commits(
-    store: Store, gateway: CommitGateway, first: int, last: int, batch_size: int
+    store: RecheckBook, gateway: CommitGateway, first: int, last: int, batch_size: int
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Check the commits recorded in gateway blocks `first..last` against the canonical gateway
     chain; send again those a reorg dropped. A table per commit and figures.
@@ -315,10 +283,7 @@ def recheck_commits(
             + ", ".join(hex_str(h) for h in undigested[:20]),
             retryable=False,
         )
-    materials = {
-        h: Material(h, digests[h].key_id, digests[h].ct64_digest, digests[h].ct128_digest)
-        for h in handles
-    }
+    materials = {h: digests[h] for h in handles}
     try:
         on_chain = gateway.committed(handles, first, last) if handles else {}
     except GatewayUnreachable as exc:
