@@ -11,12 +11,20 @@ hold the same 31 opcodes and 12 types; entries that one side could be expected t
   tests/test_tfhe_type_table.py).
 - Sum, IsIn and MulDiv (28..30) are in both although host-contracts 0.10.0 has no such events
   (`OpSpec.newer`): newer executors emit them and the binding computes them.
+
+`tfhe-py/tests/support.py` keeps a third copy (the types and the opcodes it calls), because the
+binding tests run without this package; it is held to the protocol table here, and so is the name
+under which it caches the derived server key (the package's, so both share one derivation).
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import tfhe_py
 
+from fhevm_dagster.compute.keys import CLIENT_KEY, derived_server_key_path
 from fhevm_dagster.protocol.handles import MAX_INPUTS
 from fhevm_dagster.protocol.opcodes import (
     HOST_OPERATORS,
@@ -27,6 +35,9 @@ from fhevm_dagster.protocol.opcodes import (
     max_values,
 )
 from fhevm_dagster.protocol.types import HOST_TYPES, RETIRED_TYPES, FheType
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tfhe-py" / "tests"))
+import support
 
 
 def test_opcode_names_are_the_operator_table() -> None:
@@ -60,3 +71,16 @@ def test_input_list_limits_are_the_bindings() -> None:
     assert tfhe_py.MAX_INPUT_ENTRIES == MAX_INPUTS
     # One proof covers a list of up to CRS_MAX_BITS bits: at least one value of the widest type.
     assert max(t.bits for t in FheType) <= tfhe_py.CRS_MAX_BITS
+
+
+def test_the_binding_tests_copy_is_the_protocol_table() -> None:
+    assert {t.name: int(t) for t in support.FheType} == {t.name: int(t) for t in FheType}
+    assert {t.bits for t in support.FheType} == {t.bits for t in FheType}
+    assert {t.name for t in support.HOST_TYPES} == {t.name for t in HOST_TYPES}
+    for op in support.Operator:
+        assert int(Operator[op.name]) == int(op), op.name
+
+
+def test_the_binding_tests_cache_their_server_key_where_the_package_does() -> None:
+    expected = derived_server_key_path(support.TEST_KEYS / CLIENT_KEY, support.SEED)
+    assert support._cached("decompressed") == expected
