@@ -1,4 +1,5 @@
-"""Settings: one table, read from the environment, then the devnet's devnet.json, then defaults."""
+"""Settings: one typed object, read from the environment, then the devnet's devnet.json, then
+defaults."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fhevm_dagster.chain.client import redact
 from fhevm_dagster.chain.registry import RegistryError, host_chains_from_settings
 from fhevm_dagster.protocol.addresses import ACL_ADDRESS
 from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
+from fhevm_dagster.settings import load_settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -27,7 +29,7 @@ def no_devnet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_environment_then_devnet_then_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert settings.value("FHEVM_DAGSTER_HOST_RPC_URL") == "http://127.0.0.1:8545"
+    assert load_settings().host_rpc_url == "http://127.0.0.1:8545"
     devnet = tmp_path / "devnet.json"
     devnet.write_text(
         '{"host_rpc_url": "http://127.0.0.1:9999", "acl_address": "0x' + "ab" * 20 + '",'
@@ -35,12 +37,12 @@ def test_environment_then_devnet_then_default(
     )
     monkeypatch.setenv(settings.DEVNET_JSON_ENV, str(devnet))
     monkeypatch.setenv("FHEVM_DAGSTER_HOST_RANGE_SIZE", "50")
-    (chain,) = host_chains_from_settings()
+    (chain,) = host_chains_from_settings(load_settings())
     assert chain.rpc_url == "http://127.0.0.1:9999" and chain.acl_address == "0x" + "ab" * 20
     assert chain.chain_id == 7 and chain.ranges.start_block == 42 and chain.ranges.range_size == 50
     assert chain.name == "host_7" and not chain.rpc_url_env
     monkeypatch.setenv("FHEVM_DAGSTER_HOST_RPC_URL", "http://h:1/v3/secret")
-    (chain,) = host_chains_from_settings()
+    (chain,) = host_chains_from_settings(load_settings())
     assert chain.rpc_url == "http://h:1/v3/secret"
     # Dagster gets the variable, not the URL: the UI shows its name, never the API key in it.
     assert HostChainResource.of(chain).rpc_url == EnvVar("FHEVM_DAGSTER_HOST_RPC_URL")
@@ -55,7 +57,7 @@ def test_devnet_host_chains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     ]  # fmt: skip
     devnet.write_text(json.dumps({"host_chains": hosts, "host_rpc_url": "http://ignored"}))
     monkeypatch.setenv(settings.DEVNET_JSON_ENV, str(devnet))
-    chains = host_chains_from_settings()
+    chains = host_chains_from_settings(load_settings())
     assert [(c.chain_id, c.rpc_url, c.ranges.start_block) for c in chains] == [
         (31337, "http://127.0.0.1:8545", 0),
         (31338, "http://127.0.0.1:8547", 1),
@@ -68,7 +70,7 @@ def test_registry_file_and_its_errors(tmp_path: Path, monkeypatch: pytest.Monkey
 
     def hosts(*entries: object) -> list[object]:
         registry.write_text(json.dumps(list(entries)))
-        return list(host_chains_from_settings())
+        return list(host_chains_from_settings(load_settings()))
 
     monkeypatch.setenv("ETH_URL", "https://eth.example/v3/key")
     (chain,) = hosts({"chain_id": 1, "rpc_url_env": "ETH_URL", "key_id": "7", "confirmations": 12})
@@ -88,13 +90,13 @@ def test_registry_file_and_its_errors(tmp_path: Path, monkeypatch: pytest.Monkey
             hosts(*entries)
     registry.write_text("{not json")
     with pytest.raises(RegistryError, match="cannot read a JSON list"):
-        host_chains_from_settings()
+        host_chains_from_settings(load_settings())
 
 
 def test_bad_numbers_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FHEVM_DAGSTER_GATEWAY_RANGE_SIZE", "ten")
     with pytest.raises(ValueError, match="FHEVM_DAGSTER_GATEWAY_RANGE_SIZE='ten' is not an int"):
-        RangeSettings.gateway_from_env()
+        RangeSettings.gateway(load_settings())
 
 
 def test_rpc_urls_are_redacted() -> None:
