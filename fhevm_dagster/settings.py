@@ -1,12 +1,13 @@
-"""The coprocessor's settings: one typed object, loaded once, read nowhere else.
+"""The coprocessor's settings: one typed object; nothing else reads the environment for them.
 
 Each field of `Settings` is one setting: its type is the field's annotation, and its variable
 (`FHEVM_DAGSTER_` + the field's name in capitals), text default, help, devnet.json field and secret
 flag are the field's metadata, written once here. `load_settings` reads every one from its variable,
 else from the running devnet's `devnet.json` (when the field names a devnet field), else its
-default; it runs when Dagster builds the definitions or a command starts, never at import, and the
-object is then passed down. Nothing else reads these variables. The README's settings table is
-`markdown_table()` (a test keeps them equal).
+default. It runs when Dagster builds the definitions or a command starts, never at import, and the
+object is passed down from there (a few run-time readers that are handed no `Settings`, such as a
+sensor tick or the log reader's span, load it where they need it). The README's settings table
+is `markdown_table()` (a test keeps them equal).
 
 A frozen dataclass rather than pydantic-settings: the design card names no settings library, the
 pydantic in this environment is Dagster's implementation detail, and the rules here (devnet.json
@@ -136,6 +137,7 @@ class Settings:
         return env if env in self.explicit else ""
 
     def devnet_host_chain_ids(self) -> set[int]:
+        """The running devnet's host chains: the only ones the public test keys may serve."""
         return {int(h["chain_id"]) for h in self.devnet.get("host_chains") or []}
 
     def is_devnet_chain(self, chain_id: int, rpc_url: str) -> bool:
