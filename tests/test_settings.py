@@ -1,8 +1,9 @@
 """Settings: one typed object, read from the environment, then the devnet's devnet.json, then
-defaults."""
+defaults; and read nowhere else."""
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -17,6 +18,20 @@ from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
 from fhevm_dagster.settings import load_settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+PACKAGE = Path(__file__).resolve().parents[1] / "fhevm_dagster"
+#: The modules that may name one of our variables, and why.
+NAMES_ALLOWED = {
+    "fhevm_dagster/settings.py": "the settings themselves",
+    "fhevm_dagster/devnet/tools.py": "FHEVM_DAGSTER_ROOT and FHEVM_DAGSTER_ANVIL point the devnet "
+    "tooling and its tests at a checkout and an anvil binary: developer overrides, not settings "
+    "of the coprocessor (not in the README's table)",
+}
+#: The modules that may read the environment, and why.
+READERS_ALLOWED = {
+    **NAMES_ALLOWED,
+    "fhevm_dagster/chain/registry.py": "the variable a registry entry names in `rpc_url_env` "
+    "(data of the registry file: the URL's API key stays out of files and the UI)",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -99,6 +114,35 @@ def test_bad_numbers_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
         RangeSettings.gateway(load_settings())
 
 
+def test_typed_values(tmp_path: Path) -> None:
+    absent = str(tmp_path / "absent.json")
+    s = load_settings(
+        {
+            settings.DEVNET_JSON_ENV: absent,
+            "FHEVM_DAGSTER_HOST_RPC_TIMEOUT": "2.5",
+            "FHEVM_DAGSTER_PURGE_CT128": "0",
+            "FHEVM_DAGSTER_HOST_CHAINS": "  ",  # blank is unset
+            "FHEVM_DAGSTER_GATEWAY_RPC_URL": " http://g:1 ",
+        }
+    )
+    assert s.host_rpc_timeout == 2.5 and s.purge_ct128 is False and s.host_chains is None
+    assert s.gateway_rpc_url == "http://g:1" and s.host_confirmations is None
+    assert s.accept_chain_reset is None and s.run_empty_ranges is False
+    assert s.database_url == f"sqlite:///{Path.home()}/.cache/fhevm-dagster/store.sqlite"
+    assert s.object_store == f"file://{Path.home()}/.cache/fhevm-dagster/objects"
+    assert s.cache == Path.home() / ".cache" / "fhevm-dagster"
+    assert s.variable_if_set("gateway_rpc_url") == "FHEVM_DAGSTER_GATEWAY_RPC_URL"
+    assert s.variable_if_set("host_rpc_url") == "" and s.variable_if_set("host_chains") == ""
+    for env, text, message in (
+        ("FHEVM_DAGSTER_PURGE_CT128", "yes", "FHEVM_DAGSTER_PURGE_CT128='yes': expected 1 or 0"),
+        ("FHEVM_DAGSTER_ACCEPT_CHAIN_RESET", "2", "expected 1, 0 or unset"),
+        ("FHEVM_DAGSTER_RPC_BACKOFF", "x", "FHEVM_DAGSTER_RPC_BACKOFF='x' is not a number"),
+        ("FHEVM_DAGSTER_FHE_THREADS", "all", "FHEVM_DAGSTER_FHE_THREADS='all' is not an integer"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            load_settings({settings.DEVNET_JSON_ENV: absent, env: text})
+
+
 def test_rpc_urls_are_redacted() -> None:
     url = "https://eth.example.org/v3/0123456789abcdef"
     text = redact(f"host RPC {url} failed: 401 for url: {url}?x=1", url)
@@ -110,3 +154,47 @@ def test_rpc_urls_are_redacted() -> None:
 
 def test_readme_has_the_settings_table() -> None:
     assert settings.markdown_table() in README.read_text()
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    bodies = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, bodies)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+
+
+def test_no_module_but_settings_reads_a_setting() -> None:
+    """A setting is a typed field of the `Settings` passed down: no module names a variable
+    (`FHEVM_DAGSTER_…` in a string that is not a docstring) or reads the environment."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        where = path.relative_to(PACKAGE.parent).as_posix()
+        tree = ast.parse(path.read_text())
+        docstrings = _docstrings(tree)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and "FHEVM_DAGSTER_" in node.value
+                and id(node) not in docstrings
+                and where not in NAMES_ALLOWED
+            ):
+                found.append(f"{where}:{node.lineno} names {node.value!r}")
+            reads = (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("environ", "environb", "getenv")
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "os"
+            ) or (
+                isinstance(node, ast.ImportFrom)
+                and node.module == "os"
+                and {a.name for a in node.names} & {"environ", "environb", "getenv"}
+            )
+            if reads and where not in READERS_ALLOWED:
+                found.append(f"{where}:{node.lineno} reads the environment")
+    assert not found, "settings read outside fhevm_dagster.settings:\n" + "\n".join(found)
