@@ -24,12 +24,17 @@ from ..pipeline.redrive import RedrivePolicy
 from ..protocol.addresses import ACL_ADDRESS, EXECUTOR_ADDRESS
 from ..settings import Settings
 
+#: The plain configs' defaults, which the resources' fields take rather than writing them again.
+_RPC = RpcSettings()
+_RULES = RangeRules()
+_REDRIVE = RedrivePolicy()
+
 
 class _RpcResource(ConfigurableResource):  # type: ignore[type-arg]
     rpc_url: str
-    request_timeout_s: float = 10.0
-    rpc_retries: int = 5
-    rpc_backoff_s: float = 0.5
+    request_timeout_s: float = _RPC.timeout_s
+    rpc_retries: int = _RPC.retries
+    rpc_backoff_s: float = _RPC.backoff_s
 
     @property
     def rpc(self) -> RpcSettings:
@@ -44,7 +49,7 @@ class HostChainResource(_RpcResource):
     acl_address: str = ACL_ADDRESS
     executor_address: str = EXECUTOR_ADDRESS
     key_id: str = "0"  # uint256 as decimal text
-    poa: bool = False  # blocks carry a proof-of-authority extraData (Polygon, BSC)
+    poa: bool = _RPC.poa  # blocks carry a proof-of-authority extraData (Polygon, BSC)
 
     @property
     def rpc(self) -> RpcSettings:
@@ -119,16 +124,16 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
     """How a sensor cuts one chain into ranges (`pipeline.planner.plan_ranges`) and re-drives a
     range whose run failed (`pipeline.redrive`)."""
 
-    range_size: int = 100
-    confirmations: int = 0
-    max_ranges_per_tick: int = 10
-    start_block: int = 0
-    reorg_check_ranges: int = 8
-    redrive_backoff_s: float = 60.0
-    redrive_backoff_max_s: float = 1800.0
-    redrive_alert_after: int = 5
-    accept_reset: bool = False  # a new genesis under the chain's id is a reset, not an error
-    run_empty: bool = False  # a run for ranges without a log of the chain's contracts too
+    range_size: int = _RULES.range_size
+    confirmations: int = _RULES.confirmations
+    max_ranges_per_tick: int = _RULES.max_ranges_per_tick
+    start_block: int = _RULES.start_block
+    reorg_check_ranges: int = _RULES.reorg_check_ranges
+    redrive_backoff_s: float = _REDRIVE.backoff_s
+    redrive_backoff_max_s: float = _REDRIVE.backoff_max_s
+    redrive_alert_after: int = _REDRIVE.alert_after
+    accept_reset: bool = _RULES.accept_reset  # a new genesis under the chain's id: a reset
+    run_empty: bool = _RULES.run_empty  # a run for ranges without a log of the chain's contracts
 
     @classmethod
     def of(cls, rules: RangeRules, settings: Settings) -> RangeSettings:
