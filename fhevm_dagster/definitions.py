@@ -1,14 +1,13 @@
 """The Dagster code location: assets, jobs, sensors and resources. Nothing else lives here.
 
-`defs` is built when Dagster loads the code location (not at import): the host chains come from
-the registry (`chain.registry`), every other resource from `fhevm_dagster.settings` (the README's
-settings table). Each host chain gets its own partition set, assets, job and sensor; one gateway
-job serves them all.
+`defs` is built when Dagster loads the code location (not at import), from the one `Settings`
+object it loads (`fhevm_dagster.settings`, the README's settings table): the host chains of the
+registry (`chain.registry`) and every resource. Each host chain gets its own partition set, assets,
+job and sensor; one gateway job serves them all.
 """
 
 from dagster import Definitions, definitions
 
-from . import settings as cfg
 from .assets.gateway import gateway_assets
 from .chain.config import gateway_from_settings
 from .chain.registry import host_chains_from_settings
@@ -22,19 +21,21 @@ from .resources.signer import SignerResource
 from .resources.store import StoreResource
 from .retention import run_retention_sensor
 from .sensors import gateway_blocks_sensor
+from .settings import load_settings
 
 
 @definitions
 def defs() -> Definitions:
-    chains = host_chains_from_settings()
-    fhe = FheResource()
-    check_test_keys(fhe.resolved_key_dir, [c.chain_id for c in chains])
-    max_runtime_s = cfg.integer("FHEVM_DAGSTER_RUN_MAX_RUNTIME")
+    settings = load_settings()
+    chains = host_chains_from_settings(settings)
+    fhe = FheResource.of(settings)
+    check_test_keys(settings, fhe.resolved_key_dir, [c.chain_id for c in chains])
+    max_runtime_s = settings.run_max_runtime
     hosts = [host_chain_defs(c.name, max_runtime_s=max_runtime_s) for c in chains]
     host_resources: dict[str, HostChainResource | RangeSettings] = {}
     for chain, host in zip(chains, hosts, strict=True):
         host_resources[chain.name] = HostChainResource.of(chain)
-        host_resources[host.settings_resource] = RangeSettings.of(chain.ranges)
+        host_resources[host.settings_resource] = RangeSettings.of(chain.ranges, settings)
     return Definitions(
         assets=[*(a for h in hosts for a in h.assets), *gateway_assets([c.name for c in chains])],
         asset_checks=[c for h in hosts for c in h.checks],
@@ -42,13 +43,15 @@ def defs() -> Definitions:
         sensors=[*(h.sensor for h in hosts), gateway_blocks_sensor, run_retention_sensor],
         resources={
             **host_resources,
-            "store": StoreResource(),
+            "store": StoreResource.of(settings),
             "fhe": fhe,
-            "parquet_io_manager": ParquetIOManager(),
-            "gateway": GatewayChainResource.of(gateway_from_settings()),
-            "gateway_settings": RangeSettings.gateway_from_env(),
+            "parquet_io_manager": ParquetIOManager(base_dir=str(settings.parquet_dir)),
+            "gateway": GatewayChainResource.of(gateway_from_settings(settings)),
+            "gateway_settings": RangeSettings.gateway(settings),
             "signer": SignerResource(),
-            "commit_settings": CommitSettings.from_env(),
-            "objects": ObjectStoreResource(),
+            "commit_settings": CommitSettings.of(settings),
+            "objects": ObjectStoreResource(
+                url=settings.object_store, s3_endpoint_url=settings.s3_endpoint
+            ),
         },
     )

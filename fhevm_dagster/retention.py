@@ -1,6 +1,6 @@
 """Run history pruning: Dagster keeps every run and its event log forever, and has no setting to
 stop it. A coprocessor runs a range job every few minutes per chain for months; its finished runs
-older than FHEVM_DAGSTER_RUN_RETENTION_DAYS go, through Dagster's own API (`delete_run`: the run
+older than `Settings.run_retention_days` go, through Dagster's own API (`delete_run`: the run
 and its events, including the materializations it recorded), daily by `run_retention_sensor` and
 on demand by `fhevm-dagster runs prune`.
 
@@ -38,15 +38,15 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 from dagster._time import get_current_datetime
 from sqlalchemy import select
 
-from . import settings
 from .jobs import GATEWAY_RANGE_JOB
 from .metrics import range_is_open
 from .resources.chain import GatewayChainResource
 from .resources.store import StoreResource
+from .settings import load_settings, variable
 from .store import Store
 from .store import schema as s
 
-RETENTION_ENV = "FHEVM_DAGSTER_RUN_RETENTION_DAYS"
+RETENTION = variable("run_retention_days")
 PARTITION_TAG = "dagster/partition"
 FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 _HOST_JOB = re.compile(r"host_(\d+)_range_job")
@@ -186,7 +186,7 @@ def prune_runs(
     name="run_retention_sensor",
     minimum_interval_seconds=TICK_INTERVAL_S,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Deletes finished runs older than FHEVM_DAGSTER_RUN_RETENTION_DAYS once a day "
+    description=f"Deletes finished runs older than {RETENTION} once a day "
     "(from 03:00 UTC, at most 30 s per tick), keeping the newest run of every open range and "
     "the newest successful run of every range.",
 )
@@ -194,9 +194,9 @@ def run_retention_sensor(
     context: SensorEvaluationContext, store: StoreResource, gateway: GatewayChainResource
 ) -> SensorResult:
     """The day's pruning pass; its cursor is the last day whose pass reached the end."""
-    days = settings.integer(RETENTION_ENV)
+    days = load_settings().run_retention_days  # the sensor's process: read once per tick
     if days <= 0:
-        return SensorResult(skip_reason=SkipReason(f"{RETENTION_ENV}=0: every run is kept"))
+        return SensorResult(skip_reason=SkipReason(f"{RETENTION}=0: every run is kept"))
     now = get_current_datetime()
     today = now.date().isoformat()
     if context.cursor == today:

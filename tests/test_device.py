@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 import tfhe_py
 
-from fhevm_dagster import settings
 from fhevm_dagster.assets.gateway import gateway_assets
 from fhevm_dagster.host_chains import host_chain_defs
 from fhevm_dagster.resources.fhe import GPU_POOL, DeviceError, FheResource, check_device, fhe_pool
+from fhevm_dagster.settings import load_settings
 
 FHE_STEPS = {"ciphertexts", "sns_ciphertexts", "verified_inputs"}
 
@@ -42,7 +42,7 @@ def test_cuda_where_it_cannot_run_is_a_clear_error() -> None:
 
 
 def test_cpu_is_the_default_device() -> None:
-    assert settings.value("FHEVM_DAGSTER_DEVICE") == "cpu"
+    assert load_settings().device == "cpu"
     check_device(FheResource().resolved_device)
 
 

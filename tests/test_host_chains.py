@@ -41,6 +41,7 @@ from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.objects import ObjectStoreResource
 from fhevm_dagster.resources.signer import SignerResource
 from fhevm_dagster.resources.store import StoreResource
+from fhevm_dagster.settings import load_settings
 from fhevm_dagster.store import CommitState, Store
 
 
@@ -95,7 +96,7 @@ def test_env_file_is_the_whole_configuration(
     monkeypatch.setenv(settings.DEVNET_JSON_ENV, str(tmp_path / "absent.json"))
     for key, value in dotenv_values(env).items():
         monkeypatch.setenv(key, str(value))
-    chains = host_chains_from_settings()
+    chains = host_chains_from_settings(load_settings())
     assert [(c.chain_id, c.rpc_url) for c in chains] == [
         (h.chain_id, h.rpc_url) for h in two_hosts.host_chains
     ]
@@ -114,7 +115,7 @@ def test_second_chain_range_is_committed(
     two_hosts: DevnetInfo, instance: DagsterInstance, tmp_path: Path
 ) -> None:
     info = two_hosts
-    second = next(c for c in host_chains_from_settings() if c.chain_id == 31338)
+    second = next(c for c in host_chains_from_settings(load_settings()) if c.chain_id == 31338)
     records = run_token_traffic(info, transfers=2, chain_id=second.chain_id)
     rng = BlockRange(min(r.block_number for r in records), max(r.block_number for r in records))
     host = host_chain_defs(second.name)
@@ -122,7 +123,7 @@ def test_second_chain_range_is_committed(
     url = f"sqlite:///{tmp_path / 'store.sqlite'}"
     resources = {
         second.name: HostChainResource.of(second),
-        host.settings_resource: RangeSettings.of(second.ranges),
+        host.settings_resource: RangeSettings.of(second.ranges, load_settings()),
         "store": StoreResource(database_url=url),
         "fhe": FheResource(threads=2),
         "parquet_io_manager": ParquetIOManager(base_dir=str(tmp_path / "parquet")),

@@ -102,7 +102,7 @@ def test_scrape_reads_store_and_instance(tmp_path: Path) -> None:
         dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: the RPC source is down
         hosts = [dataclasses.replace(HOST, rpc_url=dead)]
         gateway = GatewayConfig(10901, dead, "", "")
-        server, _ = serve(store, make_inputs(instance, hosts, gateway), "127.0.0.1", port)
+        server, _ = serve(store, make_inputs(instance, hosts, gateway), "127.0.0.1", port, 5)
         try:
             m = scrape(f"http://127.0.0.1:{port}/metrics")
         finally:

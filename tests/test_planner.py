@@ -21,6 +21,7 @@ from fhevm_dagster.pipeline.planner import (
     write_cursor,
 )
 from fhevm_dagster.protocol.events import RawLog
+from fhevm_dagster.settings import load_settings
 from fhevm_dagster.store import HostRange
 
 
@@ -164,17 +165,19 @@ def test_resets_are_accepted_on_the_devnet_only(
     (tmp_path / "devnet.json").write_text(json.dumps(devnet))
     monkeypatch.setenv(settings.DEVNET_JSON_ENV, str(tmp_path / "devnet.json"))
     monkeypatch.delenv("FHEVM_DAGSTER_ACCEPT_CHAIN_RESET", raising=False)
-    assert accept_chain_reset(31337, "http://127.0.0.1:8545")
-    assert accept_chain_reset(10901, "http://127.0.0.1:8546")
-    assert not accept_chain_reset(31337, "https://rpc.example/key")  # same id, not the devnet
-    assert not accept_chain_reset(1, "http://127.0.0.1:8545")
+    assert accept_chain_reset(load_settings(), 31337, "http://127.0.0.1:8545")
+    assert accept_chain_reset(load_settings(), 10901, "http://127.0.0.1:8546")
+    assert not accept_chain_reset(
+        load_settings(), 31337, "https://rpc.example/key"
+    )  # same id, not the devnet
+    assert not accept_chain_reset(load_settings(), 1, "http://127.0.0.1:8545")
     monkeypatch.setenv("FHEVM_DAGSTER_ACCEPT_CHAIN_RESET", "0")
-    assert not accept_chain_reset(31337, "http://127.0.0.1:8545")
+    assert not accept_chain_reset(load_settings(), 31337, "http://127.0.0.1:8545")
     monkeypatch.setenv("FHEVM_DAGSTER_ACCEPT_CHAIN_RESET", "1")
-    assert accept_chain_reset(1, "https://rpc.example/key")
+    assert accept_chain_reset(load_settings(), 1, "https://rpc.example/key")
     monkeypatch.setenv("FHEVM_DAGSTER_ACCEPT_CHAIN_RESET", "yes")
     with pytest.raises(ValueError, match="expected 1, 0 or unset"):
-        accept_chain_reset(1, "https://rpc.example/key")
+        accept_chain_reset(load_settings(), 1, "https://rpc.example/key")
 
 
 @dataclass

@@ -30,6 +30,7 @@ from fhevm_dagster.devnet.anvil import AnvilNode, free_port, start_anvil, stop_a
 from fhevm_dagster.protocol.bloom import bloom_bits, may_contain, may_contain_address
 from fhevm_dagster.protocol.events import RawLog
 from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
+from fhevm_dagster.settings import load_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -301,7 +302,7 @@ def test_poa_blocks_need_the_poa_flag(chain: Chain, proxy: RpcProxy) -> None:
 
 def test_the_sensor_reader_fails_fast_on_a_stalled_node(proxy: RpcProxy) -> None:
     chain = HostChainConfig(31337, proxy.url, EMITTER, EMITTER, 0, RpcSettings(poa=True))
-    reader = ChainReader.for_sensor(chain)
+    reader = ChainReader.for_sensor(chain, load_settings())
     assert reader.rpc == RpcSettings(5.0, 1, 0.5, poa=True)
     assert reader.expected_chain_id == 31337 and reader.head() > 0
     proxy.set_mode("stall")
@@ -332,7 +333,7 @@ def _registry(
     registry = tmp_path / "hosts.json"
     registry.write_text(json.dumps(list(entries)))
     monkeypatch.setenv("FHEVM_DAGSTER_HOST_CHAINS", str(registry))
-    return host_chains_from_settings()
+    return host_chains_from_settings(load_settings())
 
 
 def test_registry_poa(no_settings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -375,9 +376,9 @@ def test_confirmations_default_by_chain(
         {"chain_id": 137, "rpc_url": "https://polygon.example/key", "confirmations": 64},
     )
     assert [c.ranges.confirmations for c in chains] == [0, 20, 20, 64]
-    assert RangeSettings.gateway_from_env().confirmations == 0
+    assert RangeSettings.gateway(load_settings()).confirmations == 0
     monkeypatch.setenv("FHEVM_DAGSTER_HOST_CONFIRMATIONS", "3")
     monkeypatch.setenv("FHEVM_DAGSTER_GATEWAY_CONFIRMATIONS", "2")
     chains = _registry(tmp_path, monkeypatch, devnet, {"chain_id": 1, "rpc_url": "https://e/k"})
     assert [c.ranges.confirmations for c in chains] == [3, 3]
-    assert RangeSettings.gateway_from_env().confirmations == 2
+    assert RangeSettings.gateway(load_settings()).confirmations == 2

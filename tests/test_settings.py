@@ -1,7 +1,9 @@
-"""Settings: one table, read from the environment, then the devnet's devnet.json, then defaults."""
+"""Settings: one typed object, read from the environment, then the devnet's devnet.json, then
+defaults; and read nowhere else."""
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -13,8 +15,23 @@ from fhevm_dagster.chain.client import redact
 from fhevm_dagster.chain.registry import RegistryError, host_chains_from_settings
 from fhevm_dagster.protocol.addresses import ACL_ADDRESS
 from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
+from fhevm_dagster.settings import load_settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+PACKAGE = Path(__file__).resolve().parents[1] / "fhevm_dagster"
+#: The modules that may name one of our variables, and why.
+NAMES_ALLOWED = {
+    "fhevm_dagster/settings.py": "the settings themselves",
+    "fhevm_dagster/devnet/tools.py": "FHEVM_DAGSTER_ROOT and FHEVM_DAGSTER_ANVIL point the devnet "
+    "tooling and its tests at a checkout and an anvil binary: developer overrides, not settings "
+    "of the coprocessor (not in the README's table)",
+}
+#: The modules that may read the environment, and why.
+READERS_ALLOWED = {
+    **NAMES_ALLOWED,
+    "fhevm_dagster/chain/registry.py": "the variable a registry entry names in `rpc_url_env` "
+    "(data of the registry file: the URL's API key stays out of files and the UI)",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +44,7 @@ def no_devnet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_environment_then_devnet_then_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert settings.value("FHEVM_DAGSTER_HOST_RPC_URL") == "http://127.0.0.1:8545"
+    assert load_settings().host_rpc_url == "http://127.0.0.1:8545"
     devnet = tmp_path / "devnet.json"
     devnet.write_text(
         '{"host_rpc_url": "http://127.0.0.1:9999", "acl_address": "0x' + "ab" * 20 + '",'
@@ -35,12 +52,12 @@ def test_environment_then_devnet_then_default(
     )
     monkeypatch.setenv(settings.DEVNET_JSON_ENV, str(devnet))
     monkeypatch.setenv("FHEVM_DAGSTER_HOST_RANGE_SIZE", "50")
-    (chain,) = host_chains_from_settings()
+    (chain,) = host_chains_from_settings(load_settings())
     assert chain.rpc_url == "http://127.0.0.1:9999" and chain.acl_address == "0x" + "ab" * 20
     assert chain.chain_id == 7 and chain.ranges.start_block == 42 and chain.ranges.range_size == 50
     assert chain.name == "host_7" and not chain.rpc_url_env
     monkeypatch.setenv("FHEVM_DAGSTER_HOST_RPC_URL", "http://h:1/v3/secret")
-    (chain,) = host_chains_from_settings()
+    (chain,) = host_chains_from_settings(load_settings())
     assert chain.rpc_url == "http://h:1/v3/secret"
     # Dagster gets the variable, not the URL: the UI shows its name, never the API key in it.
     assert HostChainResource.of(chain).rpc_url == EnvVar("FHEVM_DAGSTER_HOST_RPC_URL")
@@ -55,7 +72,7 @@ def test_devnet_host_chains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     ]  # fmt: skip
     devnet.write_text(json.dumps({"host_chains": hosts, "host_rpc_url": "http://ignored"}))
     monkeypatch.setenv(settings.DEVNET_JSON_ENV, str(devnet))
-    chains = host_chains_from_settings()
+    chains = host_chains_from_settings(load_settings())
     assert [(c.chain_id, c.rpc_url, c.ranges.start_block) for c in chains] == [
         (31337, "http://127.0.0.1:8545", 0),
         (31338, "http://127.0.0.1:8547", 1),
@@ -68,7 +85,7 @@ def test_registry_file_and_its_errors(tmp_path: Path, monkeypatch: pytest.Monkey
 
     def hosts(*entries: object) -> list[object]:
         registry.write_text(json.dumps(list(entries)))
-        return list(host_chains_from_settings())
+        return list(host_chains_from_settings(load_settings()))
 
     monkeypatch.setenv("ETH_URL", "https://eth.example/v3/key")
     (chain,) = hosts({"chain_id": 1, "rpc_url_env": "ETH_URL", "key_id": "7", "confirmations": 12})
@@ -88,13 +105,42 @@ def test_registry_file_and_its_errors(tmp_path: Path, monkeypatch: pytest.Monkey
             hosts(*entries)
     registry.write_text("{not json")
     with pytest.raises(RegistryError, match="cannot read a JSON list"):
-        host_chains_from_settings()
+        host_chains_from_settings(load_settings())
 
 
 def test_bad_numbers_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FHEVM_DAGSTER_GATEWAY_RANGE_SIZE", "ten")
     with pytest.raises(ValueError, match="FHEVM_DAGSTER_GATEWAY_RANGE_SIZE='ten' is not an int"):
-        RangeSettings.gateway_from_env()
+        RangeSettings.gateway(load_settings())
+
+
+def test_typed_values(tmp_path: Path) -> None:
+    absent = str(tmp_path / "absent.json")
+    s = load_settings(
+        {
+            settings.DEVNET_JSON_ENV: absent,
+            "FHEVM_DAGSTER_HOST_RPC_TIMEOUT": "2.5",
+            "FHEVM_DAGSTER_PURGE_CT128": "0",
+            "FHEVM_DAGSTER_HOST_CHAINS": "  ",  # blank is unset
+            "FHEVM_DAGSTER_GATEWAY_RPC_URL": " http://g:1 ",
+        }
+    )
+    assert s.host_rpc_timeout == 2.5 and s.purge_ct128 is False and s.host_chains is None
+    assert s.gateway_rpc_url == "http://g:1" and s.host_confirmations is None
+    assert s.accept_chain_reset is None and s.run_empty_ranges is False
+    assert s.database_url == f"sqlite:///{Path.home()}/.cache/fhevm-dagster/store.sqlite"
+    assert s.object_store == f"file://{Path.home()}/.cache/fhevm-dagster/objects"
+    assert s.cache == Path.home() / ".cache" / "fhevm-dagster"
+    assert s.variable_if_set("gateway_rpc_url") == "FHEVM_DAGSTER_GATEWAY_RPC_URL"
+    assert s.variable_if_set("host_rpc_url") == "" and s.variable_if_set("host_chains") == ""
+    for env, text, message in (
+        ("FHEVM_DAGSTER_PURGE_CT128", "yes", "FHEVM_DAGSTER_PURGE_CT128='yes': expected 1 or 0"),
+        ("FHEVM_DAGSTER_ACCEPT_CHAIN_RESET", "2", "expected 1, 0 or unset"),
+        ("FHEVM_DAGSTER_RPC_BACKOFF", "x", "FHEVM_DAGSTER_RPC_BACKOFF='x' is not a number"),
+        ("FHEVM_DAGSTER_FHE_THREADS", "all", "FHEVM_DAGSTER_FHE_THREADS='all' is not an integer"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            load_settings({settings.DEVNET_JSON_ENV: absent, env: text})
 
 
 def test_rpc_urls_are_redacted() -> None:
@@ -108,3 +154,47 @@ def test_rpc_urls_are_redacted() -> None:
 
 def test_readme_has_the_settings_table() -> None:
     assert settings.markdown_table() in README.read_text()
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    bodies = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, bodies)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+
+
+def test_no_module_but_settings_reads_a_setting() -> None:
+    """A setting is a typed field of the `Settings` passed down: no module names a variable
+    (`FHEVM_DAGSTER_…` in a string that is not a docstring) or reads the environment."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        where = path.relative_to(PACKAGE.parent).as_posix()
+        tree = ast.parse(path.read_text())
+        docstrings = _docstrings(tree)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and "FHEVM_DAGSTER_" in node.value
+                and id(node) not in docstrings
+                and where not in NAMES_ALLOWED
+            ):
+                found.append(f"{where}:{node.lineno} names {node.value!r}")
+            reads = (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("environ", "environb", "getenv")
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "os"
+            ) or (
+                isinstance(node, ast.ImportFrom)
+                and node.module == "os"
+                and {a.name for a in node.names} & {"environ", "environb", "getenv"}
+            )
+            if reads and where not in READERS_ALLOWED:
+                found.append(f"{where}:{node.lineno} reads the environment")
+    assert not found, "settings read outside fhevm_dagster.settings:\n" + "\n".join(found)

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from fhevm_dagster.chain.calls import SentTx, TxStatus
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.protocol.digests import Material
+from fhevm_dagster.settings import load_settings
 from fhevm_dagster.store import (
-    DATABASE_URL_ENV,
     LATEST_VERSION,
     Ciphertext,
     CommitState,
@@ -26,7 +26,6 @@ from fhevm_dagster.store import (
     StaleRange,
     Store,
     create_store_engine,
-    default_database_url,
     migrate,
     schema,
 )
@@ -235,12 +234,12 @@ def test_range_bookkeeping(store: Store) -> None:
 
 def test_engine_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert create_store_engine("postgresql://u@h/db").url.drivername == "postgresql+psycopg2"
-    monkeypatch.setenv(DATABASE_URL_ENV, f"sqlite:///{tmp_path}/sub/x.sqlite")
-    assert default_database_url().endswith("sub/x.sqlite")
+    monkeypatch.setenv("FHEVM_DAGSTER_DATABASE_URL", f"sqlite:///{tmp_path}/sub/x.sqlite")
+    assert load_settings().database_url.endswith("sub/x.sqlite")
     Store.open().dispose()  # creates the folder and migrates
     assert (tmp_path / "sub" / "x.sqlite").is_file()
-    monkeypatch.delenv(DATABASE_URL_ENV)
-    assert default_database_url().endswith(".cache/fhevm-dagster/store.sqlite")
+    monkeypatch.delenv("FHEVM_DAGSTER_DATABASE_URL")
+    assert load_settings().database_url.endswith(".cache/fhevm-dagster/store.sqlite")
 
 
 #: What migrations after v2 added: tables, and columns of older tables (with their indexes).

@@ -21,6 +21,7 @@ from web3 import Web3
 from web3.types import FilterParams, LogReceipt
 
 from ..protocol.digests import Material
+from ..settings import variable
 from .calls import ContractCall, TxJournal, TxOutcome, TxStatus
 from .commit_port import CommitGateway, GatewayUnreachable, OnChainCommit
 from .config import GatewayConfig
@@ -67,7 +68,7 @@ def commit_events(
     if not address:
         raise CommitConfigError(
             "gateway ciphertext_commits_address is not configured "
-            "(FHEVM_DAGSTER_GATEWAY_CIPHERTEXT_COMMITS_ADDRESS or a devnet)"
+            f"({variable('gateway_ciphertext_commits_address')} or a devnet)"
         )
     out: list[CommitEvent] = []
     wanted = list(dict.fromkeys(bytes(h) for h in handles))
@@ -130,7 +131,7 @@ class GatewayCommits(CommitGateway):
         if not address:
             raise CommitConfigError(
                 "gateway ciphertext_commits_address is not configured "
-                "(FHEVM_DAGSTER_GATEWAY_CIPHERTEXT_COMMITS_ADDRESS or a devnet)"
+                f"({variable('gateway_ciphertext_commits_address')} or a devnet)"
             )
         self.txs, self.address, self.lookback = sender, address, lookback
         self.sender = Web3.to_checksum_address(sender.address)

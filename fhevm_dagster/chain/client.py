@@ -25,6 +25,7 @@ from web3.types import BlockData, FilterParams, LogReceipt
 
 from ..protocol.bloom import may_contain_address
 from ..protocol.events import RawLog
+from ..settings import Settings, variable
 from .config import DEFAULT_RPC, GatewayConfig, HostChainConfig, RpcSettings, sensor_rpc
 from .logs import get_logs_windowed
 
@@ -103,11 +104,11 @@ class ChainReader:
         return cls(chain.rpc_url, chain.rpc, chain.chain_id)
 
     @classmethod
-    def for_sensor(cls, chain: HostChainConfig | GatewayConfig) -> ChainReader:
+    def for_sensor(cls, chain: HostChainConfig | GatewayConfig, settings: Settings) -> ChainReader:
         """The chain's reader for a sensor tick: the sensor's short timeout and few retries
-        (`FHEVM_DAGSTER_SENSOR_RPC_*`), so a stalled node ends the tick with a skip reason
-        inside Dagster's 60-s sensor deadline rather than a timed-out tick."""
-        return cls(chain.rpc_url, sensor_rpc(chain.rpc), chain.chain_id)
+        (`Settings.sensor_rpc_*`), so a stalled node ends the tick with a skip reason inside
+        Dagster's 60-s sensor deadline rather than a timed-out tick."""
+        return cls(chain.rpc_url, sensor_rpc(chain.rpc, settings), chain.chain_id)
 
     def chain_id(self) -> int:
         """The node's chain id; `WrongChainError` when it is not the expected one."""
@@ -171,7 +172,7 @@ class ChainReader:
             raise PoaBlocksError(
                 f"{chain}'s blocks carry a proof-of-authority extraData longer than 32 bytes "
                 '(Polygon, BSC): set "poa": true in its entry of the host chain registry '
-                "(FHEVM_DAGSTER_HOST_CHAINS), or FHEVM_DAGSTER_HOST_POA=1"
+                f"({variable('host_chains')}), or {variable('host_poa')}=1"
             ) from exc
 
     def get_logs(self, first: int, last: int, addresses: Sequence[str]) -> list[RawLog]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from .. import settings as cfg
+from ..settings import Settings, variable
 
 #: The gateway contracts this coprocessor sends to, by ABI name.
 GATEWAY_CONTRACTS = ("InputVerification", "CiphertextCommits")
@@ -102,65 +102,29 @@ class GatewayConfig:
         if not self.input_verification_address:
             raise ValueError(
                 "gateway input_verification_address is not configured "
-                "(FHEVM_DAGSTER_GATEWAY_INPUT_VERIFICATION_ADDRESS or a devnet)"
+                f"({variable('gateway_input_verification_address')} or a devnet)"
             )
         return self.input_verification_address
 
 
-def rpc_settings(timeout_env: str, poa: bool = False) -> RpcSettings:
-    """A chain's RPC settings: its timeout variable, the shared retry settings."""
-    return RpcSettings(
-        cfg.number(timeout_env),
-        cfg.integer("FHEVM_DAGSTER_RPC_RETRIES"),
-        cfg.number("FHEVM_DAGSTER_RPC_BACKOFF"),
-        poa,
-    )
+def rpc_settings(settings: Settings, timeout_s: float, poa: bool = False) -> RpcSettings:
+    """A chain's RPC settings: its timeout, the shared retry settings."""
+    return RpcSettings(timeout_s, settings.rpc_retries, settings.rpc_backoff, poa)
 
 
-def sensor_rpc(rpc: RpcSettings) -> RpcSettings:
-    """A chain's RPC settings for a sensor tick: `FHEVM_DAGSTER_SENSOR_RPC_TIMEOUT` per request
-    and `FHEVM_DAGSTER_SENSOR_RPC_RETRIES`, so that a tick ends within Dagster's 60-s deadline."""
-    return replace(
-        rpc,
-        timeout_s=cfg.number("FHEVM_DAGSTER_SENSOR_RPC_TIMEOUT"),
-        retries=cfg.integer("FHEVM_DAGSTER_SENSOR_RPC_RETRIES"),
-    )
+def sensor_rpc(rpc: RpcSettings, settings: Settings) -> RpcSettings:
+    """A chain's RPC settings for a sensor tick: the sensor's timeout per request and retries
+    (`Settings.sensor_rpc_*`), so that a tick ends within Dagster's 60-s deadline."""
+    return replace(rpc, timeout_s=settings.sensor_rpc_timeout, retries=settings.sensor_rpc_retries)
 
 
-def host_poa() -> bool:
-    """`FHEVM_DAGSTER_HOST_POA`: `1` host chains' blocks carry a proof-of-authority extraData."""
-    setting = cfg.value("FHEVM_DAGSTER_HOST_POA")
-    if setting not in ("0", "1"):
-        raise ValueError(f"FHEVM_DAGSTER_HOST_POA={setting!r}: expected 1 or 0")
-    return setting == "1"
-
-
-def run_empty_ranges() -> bool:
-    """`FHEVM_DAGSTER_RUN_EMPTY_RANGES`: `1` a run for every range, `0` none for empty ones."""
-    setting = cfg.value("FHEVM_DAGSTER_RUN_EMPTY_RANGES")
-    if setting not in ("0", "1"):
-        raise ValueError(f"FHEVM_DAGSTER_RUN_EMPTY_RANGES={setting!r}: expected 1 or 0")
-    return setting == "1"
-
-
-def is_devnet_chain(chain_id: int, rpc_url: str) -> bool:
-    """Whether the chain is one of the running devnet's: its chain id at its URL (devnet.json)."""
-    devnet = cfg.devnet_info()
-    chains = [(h.get("chain_id"), h.get("rpc_url")) for h in devnet.get("host_chains") or []]
-    chains.append((devnet.get("gateway_chain_id"), devnet.get("gateway_rpc_url")))
-    return (chain_id, rpc_url) in chains
-
-
-def accept_chain_reset(chain_id: int, rpc_url: str) -> bool:
-    """`FHEVM_DAGSTER_ACCEPT_CHAIN_RESET`: `1` yes, `0` no; unset: only for a chain of the running
-    devnet (its chain id at its URL), where restarts are routine; elsewhere a new genesis under
-    the same id means a wrong URL."""
-    setting = cfg.value("FHEVM_DAGSTER_ACCEPT_CHAIN_RESET")
-    if setting in ("0", "1"):
-        return setting == "1"
-    if setting:
-        raise ValueError(f"FHEVM_DAGSTER_ACCEPT_CHAIN_RESET={setting!r}: expected 1, 0 or unset")
-    return is_devnet_chain(chain_id, rpc_url)
+def accept_chain_reset(settings: Settings, chain_id: int, rpc_url: str) -> bool:
+    """`Settings.accept_chain_reset`; unset: only for a chain of the running devnet (its chain id
+    at its URL), where restarts are routine; elsewhere a new genesis under the same id means a
+    wrong URL."""
+    if settings.accept_chain_reset is not None:
+        return settings.accept_chain_reset
+    return settings.is_devnet_chain(chain_id, rpc_url)
 
 
 #: The depth at which Zama's host-listener takes a host block as final (zama-ai/fhevm v0.14.0,
@@ -169,26 +133,24 @@ def accept_chain_reset(chain_id: int, rpc_url: str) -> bool:
 HOST_FINALIZATION_BLOCKS = 20
 
 
-def host_confirmations(chain_id: int, rpc_url: str) -> int:
-    """`FHEVM_DAGSTER_HOST_CONFIRMATIONS`; unset: 0 for a chain of the running devnet (one node,
-    no reorg but ours), else the reference's finalization depth."""
-    env = "FHEVM_DAGSTER_HOST_CONFIRMATIONS"
-    if cfg.value(env):
-        return cfg.integer(env)
-    return 0 if is_devnet_chain(chain_id, rpc_url) else HOST_FINALIZATION_BLOCKS
+def host_confirmations(settings: Settings, chain_id: int, rpc_url: str) -> int:
+    """`Settings.host_confirmations`; unset: 0 for a chain of the running devnet (one node, no
+    reorg but ours), else the reference's finalization depth."""
+    if settings.host_confirmations is not None:
+        return settings.host_confirmations
+    return 0 if settings.is_devnet_chain(chain_id, rpc_url) else HOST_FINALIZATION_BLOCKS
 
 
-def gateway_from_settings() -> GatewayConfig:
-    """The gateway of the settings table."""
-    url_env = "FHEVM_DAGSTER_GATEWAY_RPC_URL"
+def gateway_from_settings(settings: Settings) -> GatewayConfig:
+    """The gateway of the settings."""
     return GatewayConfig(
-        cfg.integer("FHEVM_DAGSTER_GATEWAY_CHAIN_ID"),
-        cfg.value(url_env),
-        cfg.value("FHEVM_DAGSTER_GATEWAY_INPUT_VERIFICATION_ADDRESS"),
-        cfg.value("FHEVM_DAGSTER_GATEWAY_CIPHERTEXT_COMMITS_ADDRESS"),
-        rpc_settings("FHEVM_DAGSTER_GATEWAY_RPC_TIMEOUT"),
-        cfg.number("FHEVM_DAGSTER_GATEWAY_BATCH_DEADLINE"),
-        cfg.number("FHEVM_DAGSTER_GATEWAY_FEE_BUMP"),
-        cfg.number("FHEVM_DAGSTER_SENDER_LEASE"),
-        url_env if cfg.is_set(url_env) else "",
+        settings.gateway_chain_id,
+        settings.gateway_rpc_url,
+        settings.gateway_input_verification_address,
+        settings.gateway_ciphertext_commits_address,
+        rpc_settings(settings, settings.gateway_rpc_timeout),
+        settings.gateway_batch_deadline,
+        settings.gateway_fee_bump,
+        settings.sender_lease,
+        settings.variable_if_set("gateway_rpc_url"),
     )

@@ -3,7 +3,7 @@
 Providers cap one eth_getLogs by blocks (Alchemy, QuickNode: "eth_getLogs is limited to a 10,000
 range"), by results (Infura: "query returned more than 10000 results") or by response size, each
 with its own words and codes. The reader learns the cap instead of being told it: per RPC URL, for
-the whole process, it keeps a span (at most `FHEVM_DAGSTER_LOGS_MAX_SPAN` blocks), halves it when
+the whole process, it keeps a span (at most `Settings.logs_max_span` blocks), halves it when
 the provider refuses a chunk for its size, and doubles it back after a few chunks in a row pass at
 the current span (a dense stretch of blocks should not cap the sparse ones after it; a doubling
 that is refused makes the next one wait twice as long, so a fixed cap is rarely probed). A one-block
@@ -25,9 +25,8 @@ from web3 import Web3
 from web3.exceptions import Web3RPCError
 from web3.types import FilterParams, LogReceipt
 
-from .. import settings as cfg
+from ..settings import load_settings
 
-MAX_SPAN_ENV = "FHEVM_DAGSTER_LOGS_MAX_SPAN"
 #: Chunks in a row accepted at the current span before it doubles ...
 GROW_AFTER = 4
 #: ... at most, when the doublings before were refused.
@@ -96,7 +95,7 @@ def _key(w3: Web3) -> str:
 
 def current_span(w3: Web3) -> int:
     """The span that the next eth_getLogs chunk of `w3`'s node starts with (learnt so far)."""
-    limit = max(1, cfg.integer(MAX_SPAN_ENV))
+    limit = max(1, load_settings().logs_max_span)
     with _LOCK:
         state = _SPANS.setdefault(_key(w3), _Span(limit))
         state.blocks = min(state.blocks, limit)
@@ -115,7 +114,7 @@ def _refused(w3: Web3, asked: int) -> None:
 
 
 def _accepted(w3: Web3, asked: int) -> None:
-    limit = max(1, cfg.integer(MAX_SPAN_ENV))
+    limit = max(1, load_settings().logs_max_span)
     with _LOCK:
         state = _SPANS[_key(w3)]
         if asked < state.blocks:

@@ -1,14 +1,14 @@
 """The host chains this coprocessor serves: data, from one file or the settings.
 
-`FHEVM_DAGSTER_HOST_CHAINS` names a JSON file holding a list of host chains; else the running
-devnet's `host_chains`; else the one chain of the `FHEVM_DAGSTER_HOST_*` settings. A file entry:
+`Settings.host_chains` names a JSON file holding a list of host chains; else the running
+devnet's `host_chains`; else the one chain of the `Settings.host_*` settings. A file entry:
 
     {"chain_id": 31337, "rpc_url_env": "ETH_RPC_URL", "acl_address": "0x…",
      "executor_address": "0x…", "key_id": 0, "start_block": 0, "confirmations": 12,
      "poa": false}
 
 `rpc_url` or `rpc_url_env` (the variable that holds the URL: it keeps API keys out of the file and
-the UI) is required, as is `chain_id`; the other fields default to the `FHEVM_DAGSTER_HOST_*`
+the UI) is required, as is `chain_id`; the other fields default to the `Settings.host_*`
 settings (range size, confirmations, ticks, reorg window, timeout, PoA) or the canonical
 addresses. `poa` (true/false): the chain's blocks carry a proof-of-authority `extraData` (Polygon,
 BSC), which web3 reads only when told.
@@ -19,22 +19,18 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from .. import settings as cfg
 from ..protocol.addresses import ACL_ADDRESS, EXECUTOR_ADDRESS
+from ..settings import Settings, variable
 from .config import (
     HostChainConfig,
     RangeRules,
     accept_chain_reset,
     host_confirmations,
-    host_poa,
     rpc_settings,
-    run_empty_ranges,
 )
 
-HOST_CHAINS_ENV = "FHEVM_DAGSTER_HOST_CHAINS"
 _FIELDS = {
     "chain_id", "rpc_url", "rpc_url_env", "acl_address", "executor_address", "key_id",
     "start_block", "confirmations", "range_size", "max_ranges_per_tick", "reorg_check_ranges",
@@ -63,7 +59,9 @@ def _bool(entry: Mapping[str, Any], key: str, default: bool, where: str) -> bool
     raise RegistryError(f"{where}: {key} must be true or false, got {value!r}")
 
 
-def host_chain(entry: Mapping[str, Any], where: str = "host chain") -> HostChainConfig:
+def host_chain(
+    settings: Settings, entry: Mapping[str, Any], where: str = "host chain"
+) -> HostChainConfig:
     """One entry of the list, with the settings' defaults for what it leaves out."""
     unknown = set(entry) - _FIELDS
     if unknown:
@@ -79,42 +77,37 @@ def host_chain(entry: Mapping[str, Any], where: str = "host chain") -> HostChain
     if not url:
         need = f"${env} is empty" if env else "rpc_url or rpc_url_env is required"
         raise RegistryError(f"{where}: {need}")
-    p = "FHEVM_DAGSTER_HOST_"
+    s = settings
     ranges = RangeRules(
-        range_size=_int(entry, "range_size", cfg.integer(p + "RANGE_SIZE"), where),
-        confirmations=_int(entry, "confirmations", host_confirmations(chain_id, url), where),
-        max_ranges_per_tick=_int(
-            entry, "max_ranges_per_tick", cfg.integer(p + "MAX_RANGES_PER_TICK"), where
-        ),
+        range_size=_int(entry, "range_size", s.host_range_size, where),
+        confirmations=_int(entry, "confirmations", host_confirmations(s, chain_id, url), where),
+        max_ranges_per_tick=_int(entry, "max_ranges_per_tick", s.host_max_ranges_per_tick, where),
         start_block=_int(entry, "start_block", 0, where),
-        reorg_check_ranges=_int(
-            entry, "reorg_check_ranges", cfg.integer(p + "REORG_CHECK_RANGES"), where
-        ),
-        accept_reset=accept_chain_reset(chain_id, url),
-        run_empty=run_empty_ranges(),
+        reorg_check_ranges=_int(entry, "reorg_check_ranges", s.host_reorg_check_ranges, where),
+        accept_reset=accept_chain_reset(s, chain_id, url),
+        run_empty=s.run_empty_ranges,
     )
     return HostChainConfig(
         chain_id=chain_id,
         rpc_url=url,
         acl_address=str(entry.get("acl_address") or ACL_ADDRESS),
         executor_address=str(entry.get("executor_address") or EXECUTOR_ADDRESS),
-        key_id=_int(entry, "key_id", cfg.integer("FHEVM_DAGSTER_KEY_ID"), where),
-        rpc=rpc_settings("FHEVM_DAGSTER_HOST_RPC_TIMEOUT", _bool(entry, "poa", host_poa(), where)),
+        key_id=_int(entry, "key_id", s.key_id, where),
+        rpc=rpc_settings(s, s.host_rpc_timeout, _bool(entry, "poa", s.host_poa, where)),
         ranges=ranges,
         rpc_url_env=env,
     )
 
 
-def _single() -> dict[str, Any]:
-    """The one host chain of the FHEVM_DAGSTER_HOST_* settings, as a list entry."""
-    url_env = "FHEVM_DAGSTER_HOST_RPC_URL"
+def _single(settings: Settings) -> dict[str, Any]:
+    """The one host chain of the `Settings.host_*` settings, as a list entry."""
     return {
-        "chain_id": cfg.integer("FHEVM_DAGSTER_HOST_CHAIN_ID"),
-        "rpc_url": cfg.value(url_env),
-        "rpc_url_env": url_env if cfg.is_set(url_env) else "",
-        "acl_address": cfg.value("FHEVM_DAGSTER_HOST_ACL_ADDRESS"),
-        "executor_address": cfg.value("FHEVM_DAGSTER_HOST_EXECUTOR_ADDRESS"),
-        "start_block": cfg.integer("FHEVM_DAGSTER_HOST_START_BLOCK"),
+        "chain_id": settings.host_chain_id,
+        "rpc_url": settings.host_rpc_url,
+        "rpc_url_env": settings.variable_if_set("host_rpc_url"),
+        "acl_address": settings.host_acl_address,
+        "executor_address": settings.host_executor_address,
+        "start_block": settings.host_start_block,
     }
 
 
@@ -131,13 +124,13 @@ def _devnet_entries(devnet: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def host_chains_from_settings() -> list[HostChainConfig]:
+def host_chains_from_settings(settings: Settings) -> list[HostChainConfig]:
     """Every host chain to serve, in order, with distinct chain ids."""
-    path = cfg.value(HOST_CHAINS_ENV)
-    if path:
-        source = f"{HOST_CHAINS_ENV}={path}"
+    path = settings.host_chains
+    if path is not None:
+        source = f"{variable('host_chains')}={path}"
         try:
-            entries = json.loads(Path(path).expanduser().read_text())
+            entries = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise RegistryError(
                 f"{source}: cannot read a JSON list of host chains: {exc}"
@@ -145,10 +138,10 @@ def host_chains_from_settings() -> list[HostChainConfig]:
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             raise RegistryError(f"{source}: expected a JSON list of objects")
     else:
-        devnet = cfg.devnet_info()
+        devnet = settings.devnet
         source = "devnet.json"
-        entries = _devnet_entries(devnet) if devnet.get("host_chains") else [_single()]
-    chains = [host_chain(e, f"{source} entry {i}") for i, e in enumerate(entries)]
+        entries = _devnet_entries(devnet) if devnet.get("host_chains") else [_single(settings)]
+    chains = [host_chain(settings, e, f"{source} entry {i}") for i, e in enumerate(entries)]
     if not chains:
         raise RegistryError(f"{source}: no host chain to serve")
     ids = [c.chain_id for c in chains]

@@ -26,6 +26,7 @@ from ..chain.config import gateway_from_settings
 from ..objects import FetchError, ObjectStoreError, fetch_verified, open_backend
 from ..protocol.digests import ciphertext_digest, sns_ciphertext_digest
 from ..protocol.types import FheType
+from ..settings import load_settings
 from ..store import Store
 
 ERRORS: tuple[type[BaseException], ...] = (
@@ -137,7 +138,7 @@ def _get(args: argparse.Namespace) -> int:
     if args.no_gateway:
         return _print(report, args.json)
 
-    base = gateway_from_settings()
+    base = gateway_from_settings(load_settings())
     url = args.gateway_rpc_url or base.rpc_url
     try:
         events = commit_events(

@@ -26,6 +26,7 @@ from ..devnet.lifecycle import (
 )
 from ..devnet.state import load_devnet, resolve_state_dir
 from ..devnet.traffic import TxRecord, run_operator_sweep, run_token_traffic
+from ..settings import variable
 
 ERRORS: tuple[type[BaseException], ...] = (DevnetError,)
 
@@ -35,7 +36,7 @@ def _state_dir_arg(parser: argparse.ArgumentParser) -> None:
         "--state-dir",
         type=Path,
         default=None,
-        help="state dir (default $FHEVM_DAGSTER_DEVNET_DIR or ~/.cache/fhevm-dagster/devnet)",
+        help=f"state dir (default ${variable('devnet_dir')} or ~/.cache/fhevm-dagster/devnet)",
     )
 
 

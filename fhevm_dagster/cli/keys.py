@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compute.keys import METADATA, KeySetError, cache_dir, generate_key_dir
+from ..settings import variable
 
 ERRORS: tuple[type[BaseException], ...] = (KeySetError,)
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +22,7 @@ def _generate(args: argparse.Namespace) -> int:
     started = time.monotonic()
     generate_key_dir(out, seed=args.seed)
     print(f"key set written to {out} in {time.monotonic() - started:.0f} s (files 0600)")
-    print(f"use it with: export FHEVM_DAGSTER_KEY_DIR={out}")
+    print(f"use it with: export {variable('key_dir')}={out}")
     return 0
 
 

@@ -7,27 +7,28 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .. import settings
+from ..settings import load_settings, variable
 from ..store import Store
 
 
 def _prune(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
-    from ..retention import PARTITION_TAG, RETENTION_ENV, open_among, prune_runs
+    from ..retention import PARTITION_TAG, open_among, prune_runs
 
-    days = settings.integer(RETENTION_ENV) if args.older_than_days is None else args.older_than_days
+    settings = load_settings()
+    days = settings.run_retention_days if args.older_than_days is None else args.older_than_days
     if days <= 0:
         print("every run is kept (retention 0 days)")
         return 0
-    store = Store.open()
+    store = Store.open(settings=settings)
     try:
         with DagsterInstance.get() as instance:
             pruned = prune_runs(
                 instance,
                 lambda ranges: open_among(store, ranges),
                 older_than_days=days,
-                gateway_chain_id=settings.integer("FHEVM_DAGSTER_GATEWAY_CHAIN_ID"),
+                gateway_chain_id=settings.gateway_chain_id,
                 dry_run=args.dry_run,
             )
     finally:
@@ -55,7 +56,7 @@ def register(subparsers: Any) -> None:
         "--older-than-days",
         type=int,
         default=None,
-        help="default: $FHEVM_DAGSTER_RUN_RETENTION_DAYS",
+        help=f"default: ${variable('run_retention_days')}",
     )
     prune.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
     prune.set_defaults(handler=_prune)

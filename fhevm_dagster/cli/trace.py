@@ -24,8 +24,9 @@ def _consensus(args: argparse.Namespace) -> Callable[[bytes], str]:
     from ..chain.ciphertext_commits import commit_events
     from ..chain.client import ChainReader
     from ..chain.config import gateway_from_settings
+    from ..settings import load_settings
 
-    gateway = gateway_from_settings()
+    gateway = gateway_from_settings(load_settings())
 
     def lookup(handle: bytes) -> str:
         try:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import tfhe_py
 
-from .. import settings
+from ..settings import load_settings
 
 CLIENT_KEY = "client_key.bin"
 SERVER_KEY = "server_key.bin"
@@ -46,7 +46,7 @@ class KeySetError(RuntimeError):
 
 def cache_dir() -> Path:
     """Where derived keys and other caches live: outside the clone, shared by runs."""
-    return settings.path("FHEVM_DAGSTER_CACHE")
+    return load_settings().cache
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from ..settings import variable
 from .state import INFO_FILE, DevnetInfo
 
 REGISTRY_FILE = "host-chains.json"
@@ -31,19 +32,19 @@ def devnet_settings(info: DevnetInfo) -> dict[str, str]:
         )
         + "\n"
     )
-    p = "FHEVM_DAGSTER_"
-    return {
+    values = {
         # The devnet itself: what lets its public test keys serve its chains (and nothing else).
-        f"{p}DEVNET_JSON": str(Path(info.state_dir) / INFO_FILE),
-        f"{p}HOST_CHAINS": str(registry),
-        f"{p}GATEWAY_CHAIN_ID": str(info.gateway_chain_id),
-        f"{p}GATEWAY_RPC_URL": info.gateway_rpc_url,
-        f"{p}GATEWAY_INPUT_VERIFICATION_ADDRESS": info.input_verification_address,
-        f"{p}GATEWAY_CIPHERTEXT_COMMITS_ADDRESS": info.ciphertext_commits_address,
-        f"{p}GATEWAY_START_BLOCK": str(info.gateway_start_block),
-        f"{p}SIGNER_KEY_FILE": info.signer_key_file,
-        f"{p}TX_SENDER_KEY_FILE": info.tx_sender_key_file,
+        "devnet_json": str(Path(info.state_dir) / INFO_FILE),
+        "host_chains": str(registry),
+        "gateway_chain_id": str(info.gateway_chain_id),
+        "gateway_rpc_url": info.gateway_rpc_url,
+        "gateway_input_verification_address": info.input_verification_address,
+        "gateway_ciphertext_commits_address": info.ciphertext_commits_address,
+        "gateway_start_block": str(info.gateway_start_block),
+        "signer_key_file": info.signer_key_file,
+        "tx_sender_key_file": info.tx_sender_key_file,
     }
+    return {variable(name): value for name, value in values.items()}
 
 
 def write_env_file(info: DevnetInfo, path: Path) -> None:

@@ -15,19 +15,17 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from .. import settings
 from ..chain.keyfiles import read_private_key_file, write_private_key_file
+from ..settings import load_settings
 from .errors import DevnetError
 
-#: Overrides the default state dir.
-STATE_DIR_ENV = "FHEVM_DAGSTER_DEVNET_DIR"
 INFO_FILE = "devnet.json"
 KEYS_DIR = "keys"
 
 
 def default_state_dir() -> Path:
-    """`$FHEVM_DAGSTER_DEVNET_DIR`, else ~/.cache/fhevm-dagster/devnet."""
-    return settings.path(STATE_DIR_ENV)
+    """`Settings.devnet_dir` (by default ~/.cache/fhevm-dagster/devnet)."""
+    return load_settings().devnet_dir
 
 
 def resolve_state_dir(state_dir: Path | str | None) -> Path:

@@ -24,7 +24,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric, UnknownMetricFamil
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import ColumnElement, Connection, Table, case, distinct, func, or_, select
 
-from .. import settings
+from ..settings import variable
 from ..store import CommitState, ComputationStatus, ProofStatus, Store
 from ..store import schema as s
 
@@ -234,9 +234,13 @@ def _counter(name: str, doc: str, value: float) -> Metric:
     return UnknownMetricFamily(name, f"{doc} (counter)", value=value)
 
 
+#: The setting named in the metrics' help.
+_ALERT_AFTER = variable("redrive_alert_after")
+
+
 class CoprocessorCollector(Collector):
     """Reads the store (and the caller's `inputs()`) on every scrape. `alert_after`: failed runs
-    in a row that make a range alerting (FHEVM_DAGSTER_REDRIVE_ALERT_AFTER)."""
+    in a row that make a range alerting (`Settings.redrive_alert_after`)."""
 
     def __init__(self, store: Store, inputs: Callable[[], ScrapeInputs], alert_after: int) -> None:
         self.store, self.inputs, self.alert_after = store, inputs, alert_after
@@ -336,7 +340,7 @@ class CoprocessorCollector(Collector):
             "fhevm_dagster_ranges",
             "block ranges of each chain (host and gateway) by state: complete, open (no "
             "successful run of its current blocks), empty (no log: no run), failing (a failed "
-            "run since its last success), alerting (FHEVM_DAGSTER_REDRIVE_ALERT_AFTER failed "
+            f"run since its last success), alerting ({_ALERT_AFTER} failed "
             "runs in a row), waiting (for inputs of other ranges); states overlap",
             labels=[*label, "state"],
         )
@@ -364,7 +368,7 @@ class CoprocessorCollector(Collector):
         yield from (ranges, most, waits, lost)
         yield GaugeMetricFamily(
             "fhevm_dagster_redrive_alert_after",
-            "failed runs in a row that make a range alerting (FHEVM_DAGSTER_REDRIVE_ALERT_AFTER)",
+            f"failed runs in a row that make a range alerting ({_ALERT_AFTER})",
             value=self.alert_after,
         )
         yield GaugeMetricFamily(
@@ -401,12 +405,10 @@ def serve(
     inputs: Callable[[], ScrapeInputs],
     host: str,
     port: int,
-    alert_after: int | None = None,
+    alert_after: int,
 ) -> tuple[Any, threading.Thread]:
     """Starts the endpoint in a thread; returns (server, thread) so callers can stop it.
-    `alert_after` None: FHEVM_DAGSTER_REDRIVE_ALERT_AFTER."""
-    if alert_after is None:
-        alert_after = settings.integer("FHEVM_DAGSTER_REDRIVE_ALERT_AFTER")
+    `alert_after`: `Settings.redrive_alert_after`."""
     registry = CollectorRegistry()
     registry.register(CoprocessorCollector(store, inputs, alert_after))
     server, thread = start_http_server(port, addr=host, registry=registry)

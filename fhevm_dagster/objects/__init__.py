@@ -9,14 +9,11 @@ from .attestation import (
     sign,
 )
 from .backends import (
-    OBJECT_STORE_ENV,
-    S3_ENDPOINT_ENV,
     FileBackend,
     ObjectBackend,
     ObjectStoreError,
     S3Backend,
     StoredObject,
-    default_object_store_url,
     open_backend,
 )
 from .upload import (
@@ -40,8 +37,6 @@ from .upload import (
 __all__ = [
     "ATTESTATION_KEY",
     "CONTEXT_ID",
-    "OBJECT_STORE_ENV",
-    "S3_ENDPOINT_ENV",
     "Action",
     "Attestation",
     "AttestationError",
@@ -61,7 +56,6 @@ __all__ = [
     "ct128_digest_key",
     "ct128_key",
     "decide",
-    "default_object_store_url",
     "fetch_verified",
     "forget_handles",
     "object_metadata",

@@ -1,7 +1,7 @@
 """Where objects go: a directory (the demo) or an S3 bucket (what a KMS reads), one interface.
 
-`FHEVM_DAGSTER_OBJECT_STORE` picks the backend: `file:///path` (default under
-`~/.cache/fhevm-dagster/objects`) or `s3://bucket[/prefix]`, with `FHEVM_DAGSTER_S3_ENDPOINT` for
+`Settings.object_store` picks the backend: `file:///path` (default under
+`~/.cache/fhevm-dagster/objects`) or `s3://bucket[/prefix]`, with `Settings.s3_endpoint` for
 an S3-compatible server and the standard AWS variables for credentials and region. S3 lowercases
 user metadata keys, so readers look keys up case-insensitively (`meta_get`).
 """
@@ -15,10 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from .. import settings
-
-OBJECT_STORE_ENV = "FHEVM_DAGSTER_OBJECT_STORE"
-S3_ENDPOINT_ENV = "FHEVM_DAGSTER_S3_ENDPOINT"
+from ..settings import load_settings
 
 
 class ObjectStoreError(RuntimeError):
@@ -101,7 +98,7 @@ class FileBackend:
 
 
 class S3Backend:
-    """A bucket through boto3 (endpoint from `FHEVM_DAGSTER_S3_ENDPOINT`, credentials: AWS's)."""
+    """A bucket through boto3 (endpoint from `Settings.s3_endpoint`, credentials: AWS's)."""
 
     def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None) -> None:
         import boto3  # deferred: the file backend needs no AWS SDK import time
@@ -152,19 +149,17 @@ class S3Backend:
             raise ObjectStoreError(f"cannot delete {self.url}/{key}: {exc}") from exc
 
 
-def default_object_store_url() -> str:
-    return settings.value(OBJECT_STORE_ENV)
-
-
 def open_backend(url: str | None = None, endpoint_url: str | None = None) -> ObjectBackend:
-    """The backend of `url` (default: the configured one)."""
-    url = url or default_object_store_url()
+    """The backend of `url`; what is left out comes from the settings (read only then)."""
+    if not url or (urlparse(url).scheme == "s3" and not endpoint_url):
+        settings = load_settings()
+        url = url or settings.object_store
+        endpoint_url = endpoint_url or settings.s3_endpoint or None
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return FileBackend(Path(parsed.netloc + parsed.path))
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise ObjectStoreError(f"{url!r}: an S3 URL names a bucket, s3://bucket[/prefix]")
-        endpoint = endpoint_url or settings.value(S3_ENDPOINT_ENV) or None
-        return S3Backend(parsed.netloc, parsed.path, endpoint)
+        return S3Backend(parsed.netloc, parsed.path, endpoint_url)
     raise ObjectStoreError(f"{url!r}: the object store is file:///path or s3://bucket")

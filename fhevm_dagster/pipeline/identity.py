@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..settings import variable
 from ..store import ChainReset, Store
 from .errors import StepError
 
@@ -87,7 +88,7 @@ def check_identity(
         raise ChainIdentityError(
             _mismatch(what, chain_id, recorded, found)
             + ". Nothing is read until this is resolved: fix the URL, or, if the chain was "
-            "reset on purpose, set FHEVM_DAGSTER_ACCEPT_CHAIN_RESET=1 to drop the old chain's "
+            f"reset on purpose, set {variable('accept_chain_reset')}=1 to drop the old chain's "
             "rows and start again"
         )
     elsewhere = None

@@ -1,6 +1,7 @@
 """The chains as Dagster resources: configuration only; reading and sending is `chain/`.
 
-Every field defaults from `fhevm_dagster.settings` (the README's settings table). The RPC URLs are
+`definitions.defs` builds them from the plain configs of `chain.config`, themselves from the
+`Settings` object (the README's settings table). The RPC URLs are
 handed to Dagster as `EnvVar`s when their variables are set, so the UI shows the variable's name
 and never a URL that carries an API key.
 """
@@ -11,7 +12,6 @@ from typing import Any
 
 from dagster import ConfigurableResource, EnvVar
 
-from .. import settings as cfg
 from ..chain.config import (
     GatewayConfig,
     HostChainConfig,
@@ -19,17 +19,22 @@ from ..chain.config import (
     RpcSettings,
     accept_chain_reset,
     gateway_from_settings,
-    run_empty_ranges,
 )
 from ..pipeline.redrive import RedrivePolicy
 from ..protocol.addresses import ACL_ADDRESS, EXECUTOR_ADDRESS
+from ..settings import Settings
+
+#: The plain configs' defaults, which the resources' fields take rather than writing them again.
+_RPC = RpcSettings()
+_RULES = RangeRules()
+_REDRIVE = RedrivePolicy()
 
 
 class _RpcResource(ConfigurableResource):  # type: ignore[type-arg]
     rpc_url: str
-    request_timeout_s: float = 10.0
-    rpc_retries: int = 5
-    rpc_backoff_s: float = 0.5
+    request_timeout_s: float = _RPC.timeout_s
+    rpc_retries: int = _RPC.retries
+    rpc_backoff_s: float = _RPC.backoff_s
 
     @property
     def rpc(self) -> RpcSettings:
@@ -44,7 +49,7 @@ class HostChainResource(_RpcResource):
     acl_address: str = ACL_ADDRESS
     executor_address: str = EXECUTOR_ADDRESS
     key_id: str = "0"  # uint256 as decimal text
-    poa: bool = False  # blocks carry a proof-of-authority extraData (Polygon, BSC)
+    poa: bool = _RPC.poa  # blocks carry a proof-of-authority extraData (Polygon, BSC)
 
     @property
     def rpc(self) -> RpcSettings:
@@ -119,19 +124,19 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
     """How a sensor cuts one chain into ranges (`pipeline.planner.plan_ranges`) and re-drives a
     range whose run failed (`pipeline.redrive`)."""
 
-    range_size: int = 100
-    confirmations: int = 0
-    max_ranges_per_tick: int = 10
-    start_block: int = 0
-    reorg_check_ranges: int = 8
-    redrive_backoff_s: float = 60.0
-    redrive_backoff_max_s: float = 1800.0
-    redrive_alert_after: int = 5
-    accept_reset: bool = False  # a new genesis under the chain's id is a reset, not an error
-    run_empty: bool = False  # a run for ranges without a log of the chain's contracts too
+    range_size: int = _RULES.range_size
+    confirmations: int = _RULES.confirmations
+    max_ranges_per_tick: int = _RULES.max_ranges_per_tick
+    start_block: int = _RULES.start_block
+    reorg_check_ranges: int = _RULES.reorg_check_ranges
+    redrive_backoff_s: float = _REDRIVE.backoff_s
+    redrive_backoff_max_s: float = _REDRIVE.backoff_max_s
+    redrive_alert_after: int = _REDRIVE.alert_after
+    accept_reset: bool = _RULES.accept_reset  # a new genesis under the chain's id: a reset
+    run_empty: bool = _RULES.run_empty  # a run for ranges without a log of the chain's contracts
 
     @classmethod
-    def of(cls, rules: RangeRules) -> RangeSettings:
+    def of(cls, rules: RangeRules, settings: Settings) -> RangeSettings:
         """A host chain's: its registry entry's rules, the re-drive settings."""
         return cls(
             range_size=rules.range_size,
@@ -139,27 +144,27 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
             max_ranges_per_tick=rules.max_ranges_per_tick,
             start_block=rules.start_block,
             reorg_check_ranges=rules.reorg_check_ranges,
-            **_redrive_from_env(),
+            **_redrive(settings),
             accept_reset=rules.accept_reset,
             run_empty=rules.run_empty,
         )
 
     @classmethod
-    def gateway_from_env(cls) -> RangeSettings:
-        p = "FHEVM_DAGSTER_GATEWAY_"
-        gateway = gateway_from_settings()
+    def gateway(cls, settings: Settings) -> RangeSettings:
+        s = settings
+        gateway = gateway_from_settings(s)
         return cls(
-            range_size=cfg.integer(p + "RANGE_SIZE"),
+            range_size=s.gateway_range_size,
             # Default 0 on every chain, as Zama's gw-listener reads gateway logs up to the head
             # (zama-ai/fhevm v0.14.0, coprocessor/fhevm-engine/gw-listener/src/gw_listener.rs:
             # 188-210: `to_block` is at most `get_block_number()`).
-            confirmations=cfg.integer(p + "CONFIRMATIONS"),
-            max_ranges_per_tick=cfg.integer(p + "MAX_RANGES_PER_TICK"),
-            start_block=cfg.integer(p + "START_BLOCK"),
-            reorg_check_ranges=cfg.integer(p + "REORG_CHECK_RANGES"),
-            **_redrive_from_env(),
-            accept_reset=accept_chain_reset(gateway.chain_id, gateway.rpc_url),
-            run_empty=run_empty_ranges(),
+            confirmations=s.gateway_confirmations,
+            max_ranges_per_tick=s.gateway_max_ranges_per_tick,
+            start_block=s.gateway_start_block,
+            reorg_check_ranges=s.gateway_reorg_check_ranges,
+            **_redrive(s),
+            accept_reset=accept_chain_reset(s, gateway.chain_id, gateway.rpc_url),
+            run_empty=s.run_empty_ranges,
         )
 
     def rules(self) -> RangeRules:
@@ -179,11 +184,11 @@ class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
         )
 
 
-def _redrive_from_env() -> dict[str, Any]:
+def _redrive(settings: Settings) -> dict[str, Any]:
     return {
-        "redrive_backoff_s": cfg.number("FHEVM_DAGSTER_REDRIVE_BACKOFF"),
-        "redrive_backoff_max_s": cfg.number("FHEVM_DAGSTER_REDRIVE_BACKOFF_MAX"),
-        "redrive_alert_after": cfg.integer("FHEVM_DAGSTER_REDRIVE_ALERT_AFTER"),
+        "redrive_backoff_s": settings.redrive_backoff,
+        "redrive_backoff_max_s": settings.redrive_backoff_max,
+        "redrive_alert_after": settings.redrive_alert_after,
     }
 
 
@@ -197,12 +202,9 @@ class CommitSettings(ConfigurableResource):  # type: ignore[type-arg]
     purge_ct128: bool = True  # drop committed ct128 bytes from the store once in the objects
 
     @classmethod
-    def from_env(cls) -> CommitSettings:
-        purge = cfg.value("FHEVM_DAGSTER_PURGE_CT128")
-        if purge not in ("0", "1"):
-            raise ValueError(f"FHEVM_DAGSTER_PURGE_CT128={purge!r}: expected 1 or 0")
+    def of(cls, settings: Settings) -> CommitSettings:
         return cls(
-            lookback_blocks=cfg.integer("FHEVM_DAGSTER_GATEWAY_COMMIT_LOOKBACK"),
-            batch_size=cfg.integer("FHEVM_DAGSTER_COMMIT_BATCH"),
-            purge_ct128=purge == "1",
+            lookback_blocks=settings.gateway_commit_lookback,
+            batch_size=settings.commit_batch,
+            purge_ct128=settings.purge_ct128,
         )

@@ -1,8 +1,8 @@
 """The FHE engine as a Dagster resource: keys loaded once per process, shared by threads.
 
-Settings: `FHEVM_DAGSTER_KEY_DIR`, `_DEVICE`, `_FHE_THREADS` (`fhevm_dagster.settings`). The test
-keys are public: a real deployment sets FHEVM_DAGSTER_KEY_DIR to keys made with
-`fhevm-dagster keys generate`.
+Settings: `key_dir`, `device`, `fhe_threads` (`fhevm_dagster.settings`); an empty field of the
+resource takes the setting. The test keys are public: a real deployment sets the key directory to
+keys made with `fhevm-dagster keys generate`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import tfhe_py
 from dagster import ConfigurableResource
 
-from .. import settings
 from ..compute.keys import KeySet, load_cuda_engine, load_key_dir
+from ..settings import Settings, load_settings, variable
 
 DEVNET_TEST_KEYS = Path(__file__).resolve().parents[2] / "tfhe-py" / "tests" / "fixtures" / "keys"
 DEVICES = ("cpu", "cuda")
@@ -29,28 +29,27 @@ class DeviceError(RuntimeError):
     """A device this build of tfhe_py or this machine cannot use."""
 
 
-def default_key_dir() -> str:
-    return settings.value("FHEVM_DAGSTER_KEY_DIR") or str(DEVNET_TEST_KEYS)
+def default_key_dir(settings: Settings) -> str:
+    return str(settings.key_dir or DEVNET_TEST_KEYS)
 
 
 class PublicKeysRefused(RuntimeError):
     """The committed test keys (public: anyone can decrypt) configured for a real chain."""
 
 
-def check_test_keys(key_dir: str, chain_ids: Sequence[int]) -> None:
+def check_test_keys(settings: Settings, key_dir: str, chain_ids: Sequence[int]) -> None:
     """The public test keys serve only the running devnet's chains, unless explicitly allowed
-    (`FHEVM_DAGSTER_ALLOW_TEST_KEYS=1`): on any other chain every ciphertext would be readable."""
+    (`Settings.allow_test_keys`): on any other chain every ciphertext would be readable."""
     if Path(key_dir).resolve() != DEVNET_TEST_KEYS.resolve():
         return
-    if settings.value("FHEVM_DAGSTER_ALLOW_TEST_KEYS") == "1":
+    if settings.allow_test_keys:
         return
-    devnet = {int(h["chain_id"]) for h in settings.devnet_info().get("host_chains") or []}
-    foreign = sorted(set(chain_ids) - devnet)
+    foreign = sorted(set(chain_ids) - settings.devnet_host_chain_ids())
     if foreign:
         raise PublicKeysRefused(
             f"the committed test keys (public, {DEVNET_TEST_KEYS}) would serve host chain(s) "
-            f"{foreign}, which are not the running devnet's: set FHEVM_DAGSTER_KEY_DIR to this "
-            "network's keys (or FHEVM_DAGSTER_ALLOW_TEST_KEYS=1 for a throwaway chain)"
+            f"{foreign}, which are not the running devnet's: set {variable('key_dir')} to this "
+            f"network's keys (or {variable('allow_test_keys')}=1 for a throwaway chain)"
         )
 
 
@@ -71,8 +70,9 @@ def check_device(device: str) -> None:
 
 
 def fhe_pool() -> str | None:
-    """The pool of the FHE steps in this deployment: `gpu` when its device is CUDA."""
-    return GPU_POOL if settings.value("FHEVM_DAGSTER_DEVICE") == "cuda" else None
+    """The pool of the FHE steps in this deployment: `gpu` when its device is CUDA (read when
+    the asset factories build the definitions)."""
+    return GPU_POOL if load_settings().device == "cuda" else None
 
 
 @cache
@@ -97,18 +97,26 @@ class FheResource(ConfigurableResource):  # type: ignore[type-arg]
     #: `sns_ciphertexts` squashes the whole range afterwards, as the reference's sns-worker).
     squash_during_evaluation: bool = True
 
+    @classmethod
+    def of(cls, settings: Settings) -> FheResource:
+        """The resource of the settings (`definitions.defs`); empty fields mean "the setting"."""
+        return cls(
+            key_dir=default_key_dir(settings),
+            device=settings.device,
+            threads=settings.fhe_threads or 0,
+        )
+
     @property
     def resolved_key_dir(self) -> str:
-        return self.key_dir or default_key_dir()
+        return self.key_dir or default_key_dir(load_settings())
 
     @property
     def resolved_device(self) -> str:
-        return self.device or settings.value("FHEVM_DAGSTER_DEVICE")
+        return self.device or load_settings().device
 
     @property
     def pool_size(self) -> int:
-        env = settings.value("FHEVM_DAGSTER_FHE_THREADS")
-        return self.threads or (int(env) if env else os.cpu_count() or 1)
+        return self.threads or load_settings().fhe_threads or os.cpu_count() or 1
 
     def engine(self) -> tfhe_py.Engine:
         """The process-wide engine of this key directory and device (loaded on first use)."""

@@ -1,7 +1,7 @@
 """Parquet IO manager: per-range tables on disk so the UI shows lineage and previews.
 
 Files live at `<base_dir>/<asset key path>/<partition key>.parquet` (`__all__.parquet` when
-unpartitioned); base_dir defaults to `$FHEVM_DAGSTER_PARQUET_DIR` or ~/.cache/fhevm-dagster/parquet.
+unpartitioned); an empty base_dir means `Settings.parquet_dir`.
 """
 
 from __future__ import annotations
@@ -12,13 +12,7 @@ from pathlib import Path
 import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
-from .. import settings
-
-PARQUET_DIR_ENV = "FHEVM_DAGSTER_PARQUET_DIR"
-
-
-def default_parquet_dir() -> str:
-    return str(settings.path(PARQUET_DIR_ENV))
+from ..settings import load_settings
 
 
 class ParquetIOManager(ConfigurableIOManager):
@@ -27,7 +21,7 @@ class ParquetIOManager(ConfigurableIOManager):
     base_dir: str = ""
 
     def _path(self, asset_path: list[str], partition: str | None) -> Path:
-        base = Path(self.base_dir or default_parquet_dir()).expanduser()
+        base = Path(self.base_dir or load_settings().parquet_dir).expanduser()
         return base.joinpath(*asset_path) / f"{partition or '__all__'}.parquet"
 
     def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dagster import ConfigurableResource
 
-from ..objects import ObjectBackend, default_object_store_url, open_backend
+from ..objects import ObjectBackend, open_backend
 
 
 class ObjectStoreResource(ConfigurableResource):  # type: ignore[type-arg]
-    """Empty fields mean `$FHEVM_DAGSTER_OBJECT_STORE` / `$FHEVM_DAGSTER_S3_ENDPOINT` (or defaults).
+    """Empty fields mean `Settings.object_store` / `Settings.s3_endpoint` (read on use).
 
     Credentials never go here: boto3 reads the standard AWS variables and files.
     """
@@ -17,4 +17,4 @@ class ObjectStoreResource(ConfigurableResource):  # type: ignore[type-arg]
     s3_endpoint_url: str = ""
 
     def backend(self) -> ObjectBackend:
-        return open_backend(self.url or default_object_store_url(), self.s3_endpoint_url or None)
+        return open_backend(self.url or None, self.s3_endpoint_url or None)

@@ -32,6 +32,7 @@ from ..objects import ObjectStoreError, forget_handles
 from ..pipeline.identity import ChainIdentityError, Identity, check_identity
 from ..pipeline.range_book import apply_writes
 from ..pipeline.tick import Tick, TickRules, TickView, plan_tick
+from ..settings import load_settings
 from ..store import Store
 from .run_history import run_history
 
@@ -59,7 +60,7 @@ def evaluate_blocks(
     # The chain's resource key is its name in runs, tags and notes (`host_<id>`, `gateway`).
     rules = TickRules(chain_resource, kind, ranges.rules(), ranges.redrive(), chain.log_addresses)
     store: Store = context.resources.store.get()
-    reader = ChainReader.for_sensor(chain)  # fails fast: a tick has Dagster's 60-s deadline
+    reader = ChainReader.for_sensor(chain, load_settings())  # fails fast: 60-s tick deadline
     started = time.monotonic()
     try:
         identity = _identity(context, reader, store, rules)

@@ -1,7 +1,7 @@
 """The coprocessor store: SQLAlchemy schema, versioned migrations, idempotent queries."""
 
 from .chains import StaleRange
-from .engine import DATABASE_URL_ENV, create_store_engine, default_database_url
+from .engine import create_store_engine
 from .identity import ChainReset
 from .migrations import LATEST_VERSION, migrate
 from .queries import Store
@@ -21,7 +21,6 @@ from .records import (
 )
 
 __all__ = [
-    "DATABASE_URL_ENV",
     "LATEST_VERSION",
     "ChainReset",
     "Ciphertext",
@@ -39,6 +38,5 @@ __all__ = [
     "StoredComputation",
     "TransactionComputations",
     "create_store_engine",
-    "default_database_url",
     "migrate",
 ]

@@ -8,14 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from .. import settings
-
-DATABASE_URL_ENV = "FHEVM_DAGSTER_DATABASE_URL"
-
-
-def default_database_url() -> str:
-    """`$FHEVM_DAGSTER_DATABASE_URL`, else the SQLite file `~/.cache/fhevm-dagster/store.sqlite`."""
-    return settings.value(DATABASE_URL_ENV)
+from ..settings import Settings, load_settings
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -46,11 +39,11 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _postgres_options() -> str:
+def _postgres_options(settings: Settings) -> str:
     """Session timeouts: a statement waiting for a lock, or running, or a transaction left idle,
     ends with an error (the step retries) instead of hanging a run until its maximum runtime."""
-    lock = settings.number("FHEVM_DAGSTER_DB_LOCK_TIMEOUT")
-    statement = settings.number("FHEVM_DAGSTER_DB_STATEMENT_TIMEOUT")
+    lock = settings.db_lock_timeout
+    statement = settings.db_statement_timeout
     timeouts = {
         "lock_timeout": lock,
         "statement_timeout": statement,
@@ -59,9 +52,10 @@ def _postgres_options() -> str:
     return " ".join(f"-c {name}={int(seconds * 1000)}" for name, seconds in timeouts.items())
 
 
-def create_store_engine(url: str | None = None) -> Engine:
-    """Engine for the store URL with the per-backend settings the store relies on."""
-    url_obj = make_url(url or default_database_url())
+def create_store_engine(url: str | None = None, settings: Settings | None = None) -> Engine:
+    """Engine for the store URL (None: `Settings.database_url`) with the per-backend settings the
+    store relies on; `settings` is loaded when needed and not given."""
+    url_obj = make_url(url or (settings or load_settings()).database_url)
     if url_obj.get_backend_name() == "sqlite":
         db = url_obj.database
         if db and db != ":memory:":
@@ -73,4 +67,8 @@ def create_store_engine(url: str | None = None) -> Engine:
     if url_obj.drivername == "postgresql":
         # SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3; the project depends on psycopg2.
         url_obj = url_obj.set(drivername="postgresql+psycopg2")
-    return create_engine(url_obj, pool_pre_ping=True, connect_args={"options": _postgres_options()})
+    return create_engine(
+        url_obj,
+        pool_pre_ping=True,
+        connect_args={"options": _postgres_options(settings or load_settings())},
+    )

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from ..settings import Settings
 from . import schema as s
 from .allowed import AllowedQueries
 from .chains import ChainQueries
@@ -40,9 +41,16 @@ class Store(
         self.writer = writer(engine)
 
     @classmethod
-    def open(cls, url: str | None = None, *, run_migrations: bool = True) -> Store:
-        """Open (and by default migrate) the store at `url` or the default URL."""
-        store = cls(create_store_engine(url))
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        run_migrations: bool = True,
+        settings: Settings | None = None,
+    ) -> Store:
+        """Open (and by default migrate) the store at `url` or the configured URL (`settings`,
+        loaded when needed and not given)."""
+        store = cls(create_store_engine(url, settings))
         if run_migrations:
             migrate(store.writer)
         return store
