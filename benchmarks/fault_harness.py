@@ -58,6 +58,7 @@ from web3 import Web3
 
 from fhevm_dagster.chain.ciphertext_commits import commit_events
 from fhevm_dagster.chain.client import raw_log
+from fhevm_dagster.chain.config import DEFAULT_RPC
 from fhevm_dagster.chain.sender import padded_gas
 from fhevm_dagster.devnet import (
     DevnetInfo,
@@ -738,7 +739,7 @@ class Harness:
         sender = self.info.coprocessor_tx_sender_address.lower()
         events = commit_events(
             self.gateway_w3, self.info.ciphertext_commits_address, handles,
-            self.info.gateway_start_block,
+            self.info.gateway_start_block, max_span=DEFAULT_RPC.logs_max_span,
         )  # fmt: skip
         out: dict[bytes, int] = {}
         for e in events:

@@ -59,6 +59,7 @@ from web3 import Web3
 from web3.types import TxReceipt
 
 from fhevm_dagster.chain.ciphertext_commits import commit_events
+from fhevm_dagster.chain.config import DEFAULT_RPC
 from fhevm_dagster.devnet import anvil_account, run_token_traffic, send_transaction, set_balance
 from fhevm_dagster.devnet.traffic import token_contract
 from fhevm_dagster.sensors.blocks import SENSOR_INTERVAL_S
@@ -133,7 +134,11 @@ class Probe:
             return
         info = self.h.info
         events = commit_events(
-            self.gw3, info.ciphertext_commits_address, pending, info.gateway_start_block
+            self.gw3,
+            info.ciphertext_commits_address,
+            pending,
+            info.gateway_start_block,
+            max_span=DEFAULT_RPC.logs_max_span,
         )
         first: dict[bytes, int] = {}
         for e in events:

@@ -9,11 +9,12 @@ job and sensor; one gateway job serves them all.
 from dagster import Definitions, definitions
 
 from .assets.gateway import gateway_assets
-from .chain.config import gateway_from_settings
+from .chain.config import SensorRpc, gateway_from_settings, gateway_range_rules
 from .chain.registry import host_chains_from_settings
 from .host_chains import host_chain_defs
 from .jobs import gateway_range_job
-from .resources.chain import CommitSettings, GatewayChainResource, HostChainResource, RangeSettings
+from .pipeline.redrive import RedrivePolicy
+from .resources.chain import CommitSettings, GatewayChainResource, HostChainResource
 from .resources.fhe import FheResource, check_test_keys
 from .resources.io import ParquetIOManager
 from .resources.objects import ObjectStoreResource
@@ -21,6 +22,7 @@ from .resources.signer import SignerResource
 from .resources.store import StoreResource
 from .retention import run_retention_sensor
 from .sensors import gateway_blocks_sensor
+from .sensors.blocks import SensorConfig
 from .settings import load_settings
 
 
@@ -31,23 +33,31 @@ def defs() -> Definitions:
     fhe = FheResource.of(settings)
     check_test_keys(settings, fhe.resolved_key_dir, [c.chain_id for c in chains])
     max_runtime_s = settings.run_max_runtime
-    hosts = [host_chain_defs(c.name, max_runtime_s=max_runtime_s) for c in chains]
-    host_resources: dict[str, HostChainResource | RangeSettings] = {}
-    for chain, host in zip(chains, hosts, strict=True):
-        host_resources[chain.name] = HostChainResource.of(chain)
-        host_resources[host.settings_resource] = RangeSettings.of(chain.ranges, settings)
+    redrive, rpc = RedrivePolicy.of(settings), SensorRpc.of(settings)
+    hosts = [
+        host_chain_defs(
+            c.name, max_runtime_s=max_runtime_s, sensor=SensorConfig(c.ranges, redrive, rpc)
+        )
+        for c in chains
+    ]
+    gateway_sensor = gateway_blocks_sensor(
+        SensorConfig(gateway_range_rules(settings), redrive, rpc)
+    )
     return Definitions(
         assets=[*(a for h in hosts for a in h.assets), *gateway_assets([c.name for c in chains])],
         asset_checks=[c for h in hosts for c in h.checks],
         jobs=[*(h.job for h in hosts), gateway_range_job(max_runtime_s)],
-        sensors=[*(h.sensor for h in hosts), gateway_blocks_sensor, run_retention_sensor],
+        sensors=[
+            *(h.sensor for h in hosts),
+            gateway_sensor,
+            run_retention_sensor(settings.run_retention_days),
+        ],
         resources={
-            **host_resources,
+            **{c.name: HostChainResource.of(c) for c in chains},
             "store": StoreResource.of(settings),
             "fhe": fhe,
             "parquet_io_manager": ParquetIOManager(base_dir=str(settings.parquet_dir)),
             "gateway": GatewayChainResource.of(gateway_from_settings(settings)),
-            "gateway_settings": RangeSettings.gateway(settings),
             "signer": SignerResource(),
             "commit_settings": CommitSettings.of(settings),
             "objects": ObjectStoreResource(

@@ -20,7 +20,7 @@ from .assets.objects import object_assets
 from .chain.config import ChainKind
 from .jobs import host_range_job
 from .partitions import host_ranges
-from .sensors.blocks import block_range_sensor
+from .sensors.blocks import DEFAULT_SENSOR, SensorConfig, block_range_sensor
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class HostChainDefs:
-    """Everything Dagster knows of one host chain; resources `<name>` (HostChainResource) and
-    `<name>_ranges` (RangeSettings) configure it."""
+    """Everything Dagster knows of one host chain; the resource `<name>` (HostChainResource)
+    configures its node and contracts, its sensor's `SensorConfig` its ranges."""
 
     name: str
     partitions: DynamicPartitionsDefinition
@@ -40,16 +40,16 @@ class HostChainDefs:
     job: UnresolvedAssetJobDefinition
     sensor: SensorDefinition
 
-    @property
-    def settings_resource(self) -> str:
-        return f"{self.name}_ranges"
-
 
 def host_chain_defs(
-    name: str, commit_retry: RetryPolicy | None = COMMIT_RETRY, max_runtime_s: int = 0
+    name: str,
+    commit_retry: RetryPolicy | None = COMMIT_RETRY,
+    max_runtime_s: int = 0,
+    sensor: SensorConfig = DEFAULT_SENSOR,
 ) -> HostChainDefs:
     """The definitions of the host chain `name` (`HostChainConfig.name`, e.g. `host_31337`);
-    its range job's runs may take `max_runtime_s` seconds (0: no limit, `jobs.py`)."""
+    its range job's runs may take `max_runtime_s` seconds (0: no limit, `jobs.py`); its sensor
+    cuts and re-drives ranges as `sensor` says."""
     partitions = host_ranges(name)
     job = host_range_job(name, max_runtime_s)
     return HostChainDefs(
@@ -67,7 +67,7 @@ def host_chain_defs(
             job_name=job.name,
             partitions=partitions,
             chain_resource=name,
-            settings_resource=f"{name}_ranges",
             kind=ChainKind.HOST,
+            config=sensor,
         ),
     )

@@ -29,6 +29,7 @@ from dagster import (
     DefaultSensorStatus,
     RunRecord,
     RunsFilter,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -42,7 +43,7 @@ from .jobs import GATEWAY_RANGE_JOB
 from .metrics import range_is_open
 from .resources.chain import GatewayChainResource
 from .resources.store import StoreResource
-from .settings import load_settings, variable
+from .settings import variable
 from .store import Store
 from .store import schema as s
 
@@ -182,19 +183,31 @@ def prune_runs(
             out.deleted.append(record)
 
 
-@sensor(
-    name="run_retention_sensor",
-    minimum_interval_seconds=TICK_INTERVAL_S,
-    default_status=DefaultSensorStatus.RUNNING,
-    description=f"Deletes finished runs older than {RETENTION} once a day "
-    "(from 03:00 UTC, at most 30 s per tick), keeping the newest run of every open range and "
-    "the newest successful run of every range.",
-)
-def run_retention_sensor(
-    context: SensorEvaluationContext, store: StoreResource, gateway: GatewayChainResource
+def run_retention_sensor(days: int) -> SensorDefinition:
+    """The daily pruning sensor of runs older than `days` (`Settings.run_retention_days`; 0:
+    every run is kept)."""
+    kept = f"{days} days" if days > 0 else "ever (0: every run is kept)"
+
+    @sensor(
+        name="run_retention_sensor",
+        minimum_interval_seconds=TICK_INTERVAL_S,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=f"Deletes finished runs older than {kept} ({RETENTION}) once a day "
+        "(from 03:00 UTC, at most 30 s per tick), keeping the newest run of every open range and "
+        "the newest successful run of every range.",
+    )
+    def _retention(
+        context: SensorEvaluationContext, store: StoreResource, gateway: GatewayChainResource
+    ) -> SensorResult:
+        return retention_tick(context, days, store, gateway)
+
+    return _retention
+
+
+def retention_tick(
+    context: SensorEvaluationContext, days: int, store: StoreResource, gateway: GatewayChainResource
 ) -> SensorResult:
     """The day's pruning pass; its cursor is the last day whose pass reached the end."""
-    days = load_settings().run_retention_days  # the sensor's process: read once per tick
     if days <= 0:
         return SensorResult(skip_reason=SkipReason(f"{RETENTION}=0: every run is kept"))
     now = get_current_datetime()

@@ -211,6 +211,13 @@ def _parse(setting: Setting, text: str) -> Any:
     return text
 
 
+def default(name: str) -> Any:
+    """The parsed default of the setting `name`: what the plain configs and resources take as
+    their own defaults, so that no default is written twice."""
+    setting = _BY_NAME[name]
+    return _parse(setting, _text(setting, {}, {}))
+
+
 def _devnet_info(environ: Mapping[str, str]) -> dict[str, Any]:
     """The devnet's `DevnetInfo` JSON when present (read as data: no devnet import), else {}."""
     path = Path(_text(_BY_NAME["devnet_json"], environ, {})).expanduser()

@@ -15,18 +15,22 @@ from dagster import (
     DagsterRunStatus,
     RunRequest,
     RunsFilter,
+    SensorDefinition,
     SensorResult,
     build_sensor_context,
 )
 from dagster._core.utils import make_new_run_id
 from host_defs import DEFS, HOST, HOST_RANGES
 
+from fhevm_dagster.chain.config import ChainKind, RangeRules
 from fhevm_dagster.devnet.anvil import AnvilNode, rpc_call
 from fhevm_dagster.pipeline.block_ranges import parse_range_key
+from fhevm_dagster.pipeline.redrive import RedrivePolicy
 from fhevm_dagster.protocol.addresses import EXECUTOR_ADDRESS
-from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
+from fhevm_dagster.resources.chain import HostChainResource
 from fhevm_dagster.resources.objects import ObjectStoreResource
 from fhevm_dagster.resources.store import StoreResource
+from fhevm_dagster.sensors.blocks import DEFAULT_SENSOR, SensorConfig, block_range_sensor
 
 
 def mine_to(node: AnvilNode, block: int) -> None:
@@ -50,8 +54,10 @@ class Ticker:
     range job would (else the run stays queued). Run keys the daemon has seen are skipped, as
     Dagster does; each launched request becomes a run of the instance."""
 
-    def __init__(self, instance: DagsterInstance, resources: dict[str, Any]) -> None:
-        self.instance, self.resources, self.cursor = instance, resources, None
+    def __init__(
+        self, instance: DagsterInstance, resources: dict[str, Any], sensor: SensorDefinition
+    ) -> None:
+        self.instance, self.resources, self.sensor, self.cursor = instance, resources, sensor, None
         self.run_keys: set[str] = set()
         self.launched: list[tuple[str | None, str | None]] = []
         self.logs: list[str] = []  # what the last tick logged
@@ -62,7 +68,7 @@ class Ticker:
         ctx = build_sensor_context(instance=self.instance, cursor=self.cursor, resources=resources)
         self.logs = []
         ctx.log.addHandler(_Collect(self.logs))
-        result = DEFS.sensor(ctx)
+        result = self.sensor(ctx)
         assert isinstance(result, SensorResult)
         if lost:
             return result
@@ -90,21 +96,28 @@ def make_ticker(
     node: AnvilNode,
     url: str,
     objects: Path | None = None,
-    **settings: float | bool,
+    redrive: RedrivePolicy = DEFAULT_SENSOR.redrive,
+    **rules: Any,
 ) -> Ticker:
-    # A run for every range: these tests are about planning on a chain of empty blocks.
-    defaults = {
-        "range_size": 10, "confirmations": 0, "max_ranges_per_tick": 10, "start_block": 0,
-        "run_empty": True,
-    }  # fmt: skip
+    """A ticker of the host sensor with the range rules `rules` (a run for every range by default:
+    these tests are about planning on a chain of empty blocks)."""
+    ranges = RangeRules(**{"range_size": 10, "run_empty": True, **rules})
+    sensor = block_range_sensor(
+        str(DEFS.sensor.name),
+        job_name=DEFS.job.name,
+        partitions=DEFS.partitions,
+        chain_resource=HOST,
+        kind=ChainKind.HOST,
+        config=SensorConfig(ranges, redrive),
+    )
     return Ticker(
         instance,
         {
             HOST: HostChainResource(rpc_url=node.rpc_url),
             "store": StoreResource(database_url=url),
             "objects": ObjectStoreResource(url=f"file://{objects or mkdtemp(prefix='objects-')}"),
-            DEFS.settings_resource: RangeSettings(**{**defaults, **settings}),
         },
+        sensor,
     )
 
 

@@ -39,6 +39,7 @@ from web3 import Web3
 from fhevm_dagster.chain.calls import MemoryJournal, TxOutcome, TxStatus
 from fhevm_dagster.chain.ciphertext_commits import GatewayCommits, commit_events
 from fhevm_dagster.chain.commit_port import CommitGateway, OnChainCommit
+from fhevm_dagster.chain.config import DEFAULT_RPC
 from fhevm_dagster.chain.keyfiles import read_private_key_file, write_private_key_file
 from fhevm_dagster.cli import main
 from fhevm_dagster.compute.keys import KeySet
@@ -164,7 +165,9 @@ def sender_events(info: DevnetInfo, handles: Sequence[bytes]) -> list[Any]:
     sender = Web3.to_checksum_address(info.coprocessor_tx_sender_address)
     return [
         e
-        for e in commit_events(w3, info.ciphertext_commits_address, handles, 0)
+        for e in commit_events(
+            w3, info.ciphertext_commits_address, handles, 0, max_span=DEFAULT_RPC.logs_max_span
+        )
         if not e.consensus and e.sender == sender
     ]
 

@@ -80,7 +80,8 @@ def test_every_job_and_sensor_resolves() -> None:
     assert pools == {}
     second = resources["host_31338"]
     assert second.rpc_url == EnvVar("SECOND_RPC")  # the UI shows the variable, not the key
-    assert resources["host_31338_ranges"].confirmations == 3
+    sensor = d.resolve_sensor_def("host_31338_blocks_sensor")
+    assert "100 blocks, 3 confirmations" in (sensor.description or "")
 
 
 def test_range_runs_have_a_maximum_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,5 +96,5 @@ def test_range_runs_have_a_maximum_runtime(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("FHEVM_DAGSTER_RUN_MAX_RUNTIME", "0")  # no limit
     d = defs()
     assert {d.resolve_job_def(n).tags.get("dagster/max_runtime") for n in names} == {None}
-    settings = d.resources or {}
-    assert settings["host_31337_ranges"].redrive().alert_after == 5
+    sensor = d.resolve_sensor_def("host_31337_blocks_sensor")
+    assert "alerting after 5 failed runs in a row" in (sensor.description or "")

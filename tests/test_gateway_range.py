@@ -36,18 +36,20 @@ from host_defs import GATEWAY_ASSETS, HOST_RANGES, ciphertexts, host_ingest, hos
 
 from fhevm_dagster.chain.calls import ContractCall, MemoryJournal
 from fhevm_dagster.chain.client import ChainReader
+from fhevm_dagster.chain.config import RangeRules
 from fhevm_dagster.chain.sender import gateway_sender
 from fhevm_dagster.devnet import DevnetInfo, anvil_account, set_balance
 from fhevm_dagster.devnet.anvil import rpc_call
 from fhevm_dagster.partitions import GATEWAY_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange, parse_range_key
 from fhevm_dagster.protocol.eip712 import encode_input_proof
-from fhevm_dagster.resources.chain import CommitSettings, GatewayChainResource, RangeSettings
+from fhevm_dagster.resources.chain import CommitSettings, GatewayChainResource
 from fhevm_dagster.resources.fhe import FheResource
 from fhevm_dagster.resources.io import ParquetIOManager
 from fhevm_dagster.resources.signer import SignerResource
 from fhevm_dagster.resources.store import StoreResource
 from fhevm_dagster.sensors import gateway_blocks_sensor
+from fhevm_dagster.sensors.blocks import SensorConfig
 from fhevm_dagster.store import ProofRequest, Store
 
 INPUTS = Path(__file__).parent / "fixtures" / "inputs"
@@ -552,13 +554,11 @@ def test_gateway_sensor(
     )
     head = ChainReader.of(gateway.config()).head()
     rpc_call(info.gateway_rpc_url, "anvil_mine", [hex(45)])  # >= 4 complete ranges
-    settings = RangeSettings(
-        range_size=10, max_ranges_per_tick=2, start_block=head + 1, run_empty=True
-    )
+    rules = RangeRules(range_size=10, max_ranges_per_tick=2, start_block=head + 1, run_empty=True)
+    sensor = gateway_blocks_sensor(SensorConfig(rules))
     res: dict[str, Any] = {
         "gateway": gateway,
         "store": StoreResource(database_url=store_url),
-        "gateway_settings": settings,
     }
     cursor = None
     launched: set[str] = set()
@@ -568,7 +568,7 @@ def test_gateway_sensor(
         proof_requests does) and succeeds; a run key Dagster has seen is skipped."""
         nonlocal cursor
         ctx = build_sensor_context(instance=instance, cursor=cursor, resources={**res, **over})
-        result = gateway_blocks_sensor(ctx)
+        result = sensor(ctx)
         assert isinstance(result, SensorResult)
         for req in result.dynamic_partitions_requests or []:
             instance.add_dynamic_partitions(GATEWAY_RANGES, list(req.partition_keys or []))

@@ -14,6 +14,7 @@ from dotenv import dotenv_values
 from fhevm_dagster import settings
 from fhevm_dagster.chain.ciphertext_commits import commit_events
 from fhevm_dagster.chain.client import connect
+from fhevm_dagster.chain.config import DEFAULT_RPC
 from fhevm_dagster.chain.registry import host_chains_from_settings
 from fhevm_dagster.compute.keys import KeySet
 from fhevm_dagster.definitions import defs
@@ -34,7 +35,6 @@ from fhevm_dagster.resources.chain import (
     CommitSettings,
     GatewayChainResource,
     HostChainResource,
-    RangeSettings,
 )
 from fhevm_dagster.resources.fhe import FheResource
 from fhevm_dagster.resources.io import ParquetIOManager
@@ -123,7 +123,6 @@ def test_second_chain_range_is_committed(
     url = f"sqlite:///{tmp_path / 'store.sqlite'}"
     resources = {
         second.name: HostChainResource.of(second),
-        host.settings_resource: RangeSettings.of(second.ranges, load_settings()),
         "store": StoreResource(database_url=url),
         "fhe": FheResource(threads=2),
         "parquet_io_manager": ParquetIOManager(base_dir=str(tmp_path / "parquet")),
@@ -154,7 +153,9 @@ def test_second_chain_range_is_committed(
         statuses = store.get_commit_statuses(allowed)
         assert all(statuses[h].status is CommitState.CONFIRMED for h in allowed)
         gateway = connect(info.gateway_rpc_url)
-        events = commit_events(gateway, info.ciphertext_commits_address, allowed, 0)
+        events = commit_events(
+            gateway, info.ciphertext_commits_address, allowed, 0, max_span=DEFAULT_RPC.logs_max_span
+        )
         sender = info.coprocessor_tx_sender_address
         assert {e.material.handle for e in events if e.sender == sender} == set(allowed)
 

@@ -31,6 +31,7 @@ from fhevm_dagster.cli import main
 from fhevm_dagster.resources.chain import GatewayChainResource
 from fhevm_dagster.resources.store import StoreResource
 from fhevm_dagster.retention import open_among, prune_runs, run_retention_sensor
+from fhevm_dagster.settings import load_settings
 from fhevm_dagster.store import Store
 from fhevm_dagster.store import schema as s
 
@@ -176,7 +177,9 @@ def test_prune_keeps_young_unfinished_and_open_ranges_newest(
     assert (len(again.deleted), len(again.kept), again.done) == (0, 3, True)
 
 
-def tick(instance: DagsterInstance, store: Store, at: datetime, cursor: str | None) -> SensorResult:
+def tick(
+    instance: DagsterInstance, store: Store, at: datetime, cursor: str | None, days: int = 30
+) -> SensorResult:
     context = build_sensor_context(
         instance=instance,
         cursor=cursor,
@@ -186,7 +189,7 @@ def tick(instance: DagsterInstance, store: Store, at: datetime, cursor: str | No
         },
     )
     with freeze_time(at):
-        result = run_retention_sensor(context)
+        result = run_retention_sensor(days)(context)
     assert isinstance(result, SensorResult)
     return result
 
@@ -225,7 +228,7 @@ def test_the_sensor_prunes_once_a_day_off_peak_within_its_budget(
     assert reason(result).startswith("today's pass is done") and instance.has_run(late)
 
     monkeypatch.setenv("FHEVM_DAGSTER_RUN_RETENTION_DAYS", "0")
-    result = tick(instance, store, morning, None)
+    result = tick(instance, store, morning, None, load_settings().run_retention_days)
     assert "every run is kept" in reason(result) and instance.has_run(late)
 
 

@@ -23,13 +23,13 @@ from web3.types import RPCEndpoint
 from fhevm_dagster import settings
 from fhevm_dagster.chain import logs as chain_logs
 from fhevm_dagster.chain.client import ChainReader, PoaBlocksError, raw_log
-from fhevm_dagster.chain.config import HostChainConfig, RpcSettings
+from fhevm_dagster.chain.config import HostChainConfig, RpcSettings, SensorRpc, gateway_range_rules
 from fhevm_dagster.chain.logs import LogsRefusedError, current_span, is_size_refusal
 from fhevm_dagster.chain.registry import RegistryError, host_chains_from_settings
 from fhevm_dagster.devnet.anvil import AnvilNode, free_port, start_anvil, stop_anvil
 from fhevm_dagster.protocol.bloom import bloom_bits, may_contain, may_contain_address
 from fhevm_dagster.protocol.events import RawLog
-from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
+from fhevm_dagster.resources.chain import HostChainResource
 from fhevm_dagster.settings import load_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -153,27 +153,29 @@ def test_the_chain_has_what_the_tests_need(chain: Chain) -> None:
 def test_spans_halve_under_a_block_cap_and_grow_back(
     chain: Chain, proxy: RpcProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FHEVM_DAGSTER_LOGS_MAX_SPAN", "64")
-    reader = quick(proxy.url)
+    reader = quick(proxy.url, logs_max_span=64)
     proxy.span_cap = 10
     assert reader.get_logs(0, chain.head, [EMITTER]) == list(chain.logs)
-    assert current_span(reader.web3) <= 10
+    assert current_span(reader.web3, reader.rpc.logs_max_span) <= 10
     # The learnt span holds for the next call of the process: a doubling is rarely tried again.
     proxy.requests.clear()
     assert reader.get_logs(0, 100, [EMITTER]) == chain.between(0, 100)
-    assert proxy.requests["eth_getLogs"] <= -(-101 // current_span(reader.web3)) + 1
+    assert (
+        proxy.requests["eth_getLogs"]
+        <= -(-101 // current_span(reader.web3, reader.rpc.logs_max_span)) + 1
+    )
     # The provider lifts its cap: the span doubles back to the maximum, never past it.
     proxy.span_cap = None
     for _ in range(3):
         assert reader.get_logs(0, chain.head, [EMITTER]) == list(chain.logs)
-    assert current_span(reader.web3) == 64
+    assert current_span(reader.web3, reader.rpc.logs_max_span) == 64
 
 
 def test_spans_halve_under_a_result_cap(chain: Chain, proxy: RpcProxy) -> None:
     proxy.result_cap = RESULT_CAP
     reader = quick(proxy.url)
     assert reader.get_logs(0, chain.dense - 1, [EMITTER]) == chain.between(0, chain.dense - 1)
-    assert current_span(reader.web3) < 2 * RESULT_CAP
+    assert current_span(reader.web3, reader.rpc.logs_max_span) < 2 * RESULT_CAP
 
 
 def test_a_single_block_still_refused_raises(chain: Chain, proxy: RpcProxy) -> None:
@@ -184,11 +186,14 @@ def test_a_single_block_still_refused_raises(chain: Chain, proxy: RpcProxy) -> N
 
 def test_a_transport_failure_is_not_a_span_problem(chain: Chain, proxy: RpcProxy) -> None:
     reader = quick(proxy.url)
-    span = current_span(reader.web3)
+    span = current_span(reader.web3, reader.rpc.logs_max_span)
     proxy.set_mode("drop")
     with pytest.raises(requests.ConnectionError):
         reader.get_logs(0, chain.head, [EMITTER])
-    assert current_span(reader.web3) == span and proxy.requests["eth_getLogs"] == 1
+    assert (
+        current_span(reader.web3, reader.rpc.logs_max_span) == span
+        and proxy.requests["eth_getLogs"] == 1
+    )
 
 
 def test_provider_refusals_are_recognized() -> None:
@@ -302,7 +307,7 @@ def test_poa_blocks_need_the_poa_flag(chain: Chain, proxy: RpcProxy) -> None:
 
 def test_the_sensor_reader_fails_fast_on_a_stalled_node(proxy: RpcProxy) -> None:
     chain = HostChainConfig(31337, proxy.url, EMITTER, EMITTER, 0, RpcSettings(poa=True))
-    reader = ChainReader.for_sensor(chain, load_settings())
+    reader = ChainReader.for_sensor(chain, SensorRpc.of(load_settings()))
     assert reader.rpc == RpcSettings(5.0, 1, 0.5, poa=True)
     assert reader.expected_chain_id == 31337 and reader.head() > 0
     proxy.set_mode("stall")
@@ -376,9 +381,9 @@ def test_confirmations_default_by_chain(
         {"chain_id": 137, "rpc_url": "https://polygon.example/key", "confirmations": 64},
     )
     assert [c.ranges.confirmations for c in chains] == [0, 20, 20, 64]
-    assert RangeSettings.gateway(load_settings()).confirmations == 0
+    assert gateway_range_rules(load_settings()).confirmations == 0
     monkeypatch.setenv("FHEVM_DAGSTER_HOST_CONFIRMATIONS", "3")
     monkeypatch.setenv("FHEVM_DAGSTER_GATEWAY_CONFIRMATIONS", "2")
     chains = _registry(tmp_path, monkeypatch, devnet, {"chain_id": 1, "rpc_url": "https://e/k"})
     assert [c.ranges.confirmations for c in chains] == [3, 3]
-    assert RangeSettings.gateway(load_settings()).confirmations == 2
+    assert gateway_range_rules(load_settings()).confirmations == 2

@@ -19,6 +19,7 @@ from sensor_ticker import (
 )
 
 from fhevm_dagster.devnet.anvil import AnvilNode
+from fhevm_dagster.pipeline.redrive import RedrivePolicy
 from fhevm_dagster.resources.store import StoreResource
 
 
@@ -37,9 +38,7 @@ def test_failed_range_is_redriven_with_backoff_until_it_succeeds(
         instance,
         fresh_chain,
         store_url,
-        redrive_alert_after=2,
-        redrive_backoff_s=2.0,
-        redrive_backoff_max_s=3.0,
+        redrive=RedrivePolicy(backoff_s=2.0, backoff_max_s=3.0, alert_after=2),
     )
     key = "000000000000-000000000009"
     (first,) = launched(t, t.tick(runs=False))

@@ -12,9 +12,10 @@ from dagster import EnvVar
 
 from fhevm_dagster import settings
 from fhevm_dagster.chain.client import redact
+from fhevm_dagster.chain.config import gateway_range_rules
 from fhevm_dagster.chain.registry import RegistryError, host_chains_from_settings
 from fhevm_dagster.protocol.addresses import ACL_ADDRESS
-from fhevm_dagster.resources.chain import HostChainResource, RangeSettings
+from fhevm_dagster.resources.chain import HostChainResource
 from fhevm_dagster.settings import load_settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -31,6 +32,22 @@ READERS_ALLOWED = {
     **NAMES_ALLOWED,
     "fhevm_dagster/chain/registry.py": "the variable a registry entry names in `rpc_url_env` "
     "(data of the registry file: the URL's API key stays out of files and the UI)",
+}
+
+#: The modules that load the settings: the entry points, and where a value must be read on use.
+LOADERS = {
+    "fhevm_dagster/definitions.py": "the code location's entry point (`defs`)",
+    "fhevm_dagster/cli/ciphertext.py": "a CLI command",
+    "fhevm_dagster/cli/metrics.py": "a CLI command",
+    "fhevm_dagster/cli/runs.py": "a CLI command",
+    "fhevm_dagster/cli/trace.py": "a CLI command",
+    "fhevm_dagster/resources/signer.py": "the private keys are read on use, in the run process, "
+    "so that they never pass through Dagster's config (which the UI shows)",
+    "fhevm_dagster/compute/keys.py": "the cache of server keys derived from a seeded key "
+    "directory, wherever a process (a run, a CLI, a test, a benchmark) derives one",
+    "fhevm_dagster/devnet/state.py": "the devnet tools' own directory (the devnet is a "
+    "developer tool, not a part of the coprocessor)",
+    "fhevm_dagster/resources/fhe.py": "the FHE pool of the asset definitions",
 }
 
 
@@ -111,7 +128,7 @@ def test_registry_file_and_its_errors(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_bad_numbers_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FHEVM_DAGSTER_GATEWAY_RANGE_SIZE", "ten")
     with pytest.raises(ValueError, match="FHEVM_DAGSTER_GATEWAY_RANGE_SIZE='ten' is not an int"):
-        RangeSettings.gateway(load_settings())
+        gateway_range_rules(load_settings())
 
 
 def test_typed_values(tmp_path: Path) -> None:
@@ -198,3 +215,19 @@ def test_no_module_but_settings_reads_a_setting() -> None:
             if reads and where not in READERS_ALLOWED:
                 found.append(f"{where}:{node.lineno} reads the environment")
     assert not found, "settings read outside fhevm_dagster.settings:\n" + "\n".join(found)
+
+
+def test_the_settings_are_loaded_by_the_entry_points() -> None:
+    """`defs()` and each CLI load the `Settings` once and pass down what each part needs (as
+    plain configs and resource fields); the few modules that load them for a value read on use
+    are named, with their reason, in `LOADERS`."""
+    loaders = set()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "load_settings"
+            ):
+                loaders.add(path.relative_to(PACKAGE.parent).as_posix())
+    assert loaders == set(LOADERS)

@@ -25,6 +25,7 @@ from fhevm_dagster.store import (
     ProofStatus,
     StaleRange,
     Store,
+    StoreTimeouts,
     create_store_engine,
     migrate,
     schema,
@@ -236,7 +237,7 @@ def test_engine_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert create_store_engine("postgresql://u@h/db").url.drivername == "postgresql+psycopg2"
     monkeypatch.setenv("FHEVM_DAGSTER_DATABASE_URL", f"sqlite:///{tmp_path}/sub/x.sqlite")
     assert load_settings().database_url.endswith("sub/x.sqlite")
-    Store.open().dispose()  # creates the folder and migrates
+    Store.open(load_settings().database_url).dispose()  # creates the folder and migrates
     assert (tmp_path / "sub" / "x.sqlite").is_file()
     monkeypatch.delenv("FHEVM_DAGSTER_DATABASE_URL")
     assert load_settings().database_url.endswith(".cache/fhevm-dagster/store.sqlite")
@@ -362,7 +363,8 @@ def test_a_read_never_waits_for_a_writer(store: Store, monkeypatch: pytest.Monke
 
     store.register_chain(HostChain(31337, "0x" + "aa" * 20, "0x" + "bb" * 20, 0))
     monkeypatch.setenv("FHEVM_DAGSTER_DB_LOCK_TIMEOUT", "1")
-    other = Store.open(str(store.engine.url), run_migrations=False)
+    timeouts = StoreTimeouts.of(load_settings())
+    other = Store.open(str(store.engine.url), run_migrations=False, timeouts=timeouts)
     try:
         with store.writer.begin() as held:
             held.execute(

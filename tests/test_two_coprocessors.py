@@ -35,6 +35,7 @@ from host_defs import (
 )
 
 from fhevm_dagster.chain.ciphertext_commits import commit_events
+from fhevm_dagster.chain.config import DEFAULT_RPC
 from fhevm_dagster.chain.keyfiles import write_private_key_file
 from fhevm_dagster.compute.keys import METADATA
 from fhevm_dagster.devnet import (
@@ -171,7 +172,13 @@ def test_two_coprocessors_reach_consensus_and_drift_is_detected(
     assert len(responses) == 1 and len(responses[0]["args"]["signatures"]) == 2
     handles = _allowed(tmp_path / "one", host)
     assert handles
-    events = commit_events(w3, chain.ciphertext_commits_address, handles, chain.gateway_start_block)
+    events = commit_events(
+        w3,
+        chain.ciphertext_commits_address,
+        handles,
+        chain.gateway_start_block,
+        max_span=DEFAULT_RPC.logs_max_span,
+    )
     assert {e.material.handle for e in events if e.consensus} == set(handles)
 
     # An observer fed another server key (same client key, a fresh store, an identity outside

@@ -23,6 +23,7 @@ from web3.exceptions import TransactionNotFound
 
 from fhevm_dagster.chain.calls import SentTx, TxJournal, TxOutcome, TxStatus
 from fhevm_dagster.chain.ciphertext_commits import GatewayCommits, commit_key
+from fhevm_dagster.chain.config import DEFAULT_RPC
 from fhevm_dagster.chain.sender import TransactionSender
 from fhevm_dagster.devnet import (
     ToolMissingError,
@@ -99,7 +100,7 @@ def commits(
         poll_s=0.1,
         lease_s=lease,
     )
-    return GatewayCommits(sender, gw.commits, 0)
+    return GatewayCommits(sender, gw.commits, 0, DEFAULT_RPC.logs_max_span)
 
 
 def materials(n: int) -> list[Material]:

@@ -274,9 +274,8 @@ def commit_checks(
                 r.commit_settings.lookback_blocks,
                 int(w3.eth.block_number),
             )
-            events = commit_events(
-                w3, gw.ciphertext_commits_address, list(handles.stored), first, last
-            )
+            address, span = gw.ciphertext_commits_address, gw.rpc.logs_max_span
+            events = commit_events(w3, address, list(handles.stored), first, last, max_span=span)
         except Exception as exc:  # any RPC failure: nothing can be decided now
             return _unreachable(exc)
         report = peer_report(

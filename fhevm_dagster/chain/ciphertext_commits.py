@@ -61,10 +61,17 @@ class CommitEvent:
 
 
 def commit_events(
-    w3: Web3, address: str, handles: Sequence[bytes], first: int, last: int | None = None
+    w3: Web3,
+    address: str,
+    handles: Sequence[bytes],
+    first: int,
+    last: int | None = None,
+    *,
+    max_span: int,
 ) -> list[CommitEvent]:
     """Every AddCiphertextMaterial / ...Consensus event for `handles` in gateway blocks
-    `first..last` (None: the head), in chain order."""
+    `first..last` (None: the head), in chain order, read `max_span` blocks at most at a time (the
+    gateway's `RpcSettings.logs_max_span`)."""
     if not address:
         raise CommitConfigError(
             "gateway ciphertext_commits_address is not configured "
@@ -82,7 +89,9 @@ def commit_events(
                 [HexBytes(h) for h in chunk],
             ],
         }
-        out.extend(_decode(log) for log in get_logs_windowed(w3, params, max(0, first), end))
+        out.extend(
+            _decode(log) for log in get_logs_windowed(w3, params, max(0, first), end, max_span)
+        )
     return sorted(out, key=lambda e: (e.block_number, e.log_index))
 
 
@@ -125,15 +134,19 @@ def _result(outcome: TxOutcome) -> TxOutcome:
 
 class GatewayCommits(CommitGateway):
     """`CommitGateway` on a real gateway chain, sending from the sender's account; an earlier
-    commit is looked up in the last `lookback` gateway blocks at most."""
+    commit is looked up in the last `lookback` gateway blocks at most, `max_span` blocks per
+    eth_getLogs at most."""
 
-    def __init__(self, sender: TransactionSender, address: str, lookback: int) -> None:
+    def __init__(
+        self, sender: TransactionSender, address: str, lookback: int, max_span: int
+    ) -> None:
         if not address:
             raise CommitConfigError(
                 "gateway ciphertext_commits_address is not configured "
                 f"({variable('gateway_ciphertext_commits_address')} or a devnet)"
             )
         self.txs, self.address, self.lookback = sender, address, lookback
+        self.max_span = max_span
         self.sender = Web3.to_checksum_address(sender.address)
 
     @classmethod
@@ -141,7 +154,7 @@ class GatewayCommits(CommitGateway):
         cls, gateway: GatewayConfig, account: LocalAccount, lookback: int, journal: TxJournal
     ) -> GatewayCommits:
         sender = gateway_sender(gateway, account, journal)
-        return cls(sender, gateway.ciphertext_commits_address, lookback)
+        return cls(sender, gateway.ciphertext_commits_address, lookback, gateway.rpc.logs_max_span)
 
     def committed(
         self, handles: Sequence[bytes], first: int | None = None, last: int | None = None
@@ -149,7 +162,9 @@ class GatewayCommits(CommitGateway):
         try:
             end = int(self.txs.w3.eth.block_number) if last is None else last
             start = end - self.lookback if first is None else first
-            events = commit_events(self.txs.w3, self.address, handles, start, end)
+            events = commit_events(
+                self.txs.w3, self.address, handles, start, end, max_span=self.max_span
+            )
         except Exception as exc:  # any RPC failure: nothing can be decided, retry the step
             raise GatewayUnreachable(f"{type(exc).__name__}: {exc}") from exc
         return {

@@ -25,8 +25,8 @@ from web3.types import BlockData, FilterParams, LogReceipt
 
 from ..protocol.bloom import may_contain_address
 from ..protocol.events import RawLog
-from ..settings import Settings, variable
-from .config import DEFAULT_RPC, GatewayConfig, HostChainConfig, RpcSettings, sensor_rpc
+from ..settings import variable
+from .config import DEFAULT_RPC, GatewayConfig, HostChainConfig, RpcSettings, SensorRpc
 from .logs import get_logs_windowed
 
 #: Errors worth retrying: the node was unreachable, slow or answered with an HTTP error (requests'
@@ -104,11 +104,11 @@ class ChainReader:
         return cls(chain.rpc_url, chain.rpc, chain.chain_id)
 
     @classmethod
-    def for_sensor(cls, chain: HostChainConfig | GatewayConfig, settings: Settings) -> ChainReader:
-        """The chain's reader for a sensor tick: the sensor's short timeout and few retries
-        (`Settings.sensor_rpc_*`), so a stalled node ends the tick with a skip reason inside
-        Dagster's 60-s sensor deadline rather than a timed-out tick."""
-        return cls(chain.rpc_url, sensor_rpc(chain.rpc, settings), chain.chain_id)
+    def for_sensor(cls, chain: HostChainConfig | GatewayConfig, sensor: SensorRpc) -> ChainReader:
+        """The chain's reader for a sensor tick: the sensor's short timeout and few retries, so a
+        stalled node ends the tick with a skip reason inside Dagster's 60-s sensor deadline
+        rather than a timed-out tick."""
+        return cls(chain.rpc_url, sensor.apply(chain.rpc), chain.chain_id)
 
     def chain_id(self) -> int:
         """The node's chain id; `WrongChainError` when it is not the expected one."""
@@ -179,5 +179,8 @@ class ChainReader:
         """Logs of `addresses` in blocks first..last, in chain order (in chunks the provider
         accepts: `chain.logs`)."""
         params: FilterParams = {"address": [Web3.to_checksum_address(a) for a in addresses]}
-        logs = [raw_log(log) for log in get_logs_windowed(self.web3, params, first, last)]
+        logs = [
+            raw_log(log)
+            for log in get_logs_windowed(self.web3, params, first, last, self.rpc.logs_max_span)
+        ]
         return sorted(logs, key=lambda r: (r.block_number, r.log_index))

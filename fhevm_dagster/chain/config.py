@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from ..settings import Settings, variable
+from ..settings import Settings, default, variable
 
 #: The gateway contracts this coprocessor sends to, by ABI name.
 GATEWAY_CONTRACTS = ("InputVerification", "CiphertextCommits")
@@ -24,10 +24,12 @@ class RpcSettings:
     """How to talk to one node: timeout per request, web3's retries (backoff doubles), and
     whether its blocks carry a proof-of-authority `extraData` (Polygon, BSC: 97 bytes)."""
 
-    timeout_s: float = 10.0
-    retries: int = 5
-    backoff_s: float = 0.5
-    poa: bool = False
+    timeout_s: float = default("host_rpc_timeout")
+    retries: int = default("rpc_retries")
+    backoff_s: float = default("rpc_backoff")
+    poa: bool = default("host_poa")
+    #: Blocks per eth_getLogs at most (`chain.logs` learns a provider's lower cap).
+    logs_max_span: int = default("logs_max_span")
 
 
 DEFAULT_RPC = RpcSettings()
@@ -108,14 +110,44 @@ class GatewayConfig:
 
 
 def rpc_settings(settings: Settings, timeout_s: float, poa: bool = False) -> RpcSettings:
-    """A chain's RPC settings: its timeout, the shared retry settings."""
-    return RpcSettings(timeout_s, settings.rpc_retries, settings.rpc_backoff, poa)
+    """A chain's RPC settings: its timeout, the shared retry and eth_getLogs settings."""
+    return RpcSettings(
+        timeout_s, settings.rpc_retries, settings.rpc_backoff, poa, settings.logs_max_span
+    )
 
 
-def sensor_rpc(rpc: RpcSettings, settings: Settings) -> RpcSettings:
-    """A chain's RPC settings for a sensor tick: the sensor's timeout per request and retries
+@dataclass(frozen=True, slots=True)
+class SensorRpc:
+    """How a sensor tick talks to a chain's node: a short timeout per request and few retries
     (`Settings.sensor_rpc_*`), so that a tick ends within Dagster's 60-s deadline."""
-    return replace(rpc, timeout_s=settings.sensor_rpc_timeout, retries=settings.sensor_rpc_retries)
+
+    timeout_s: float = default("sensor_rpc_timeout")
+    retries: int = default("sensor_rpc_retries")
+
+    @classmethod
+    def of(cls, settings: Settings) -> SensorRpc:
+        return cls(settings.sensor_rpc_timeout, settings.sensor_rpc_retries)
+
+    def apply(self, rpc: RpcSettings) -> RpcSettings:
+        """The chain's RPC settings with the sensor's timeout and retries."""
+        return replace(rpc, timeout_s=self.timeout_s, retries=self.retries)
+
+
+def gateway_range_rules(settings: Settings) -> RangeRules:
+    """How the gateway is cut into ranges (a host chain's rules are its registry entry's)."""
+    gateway = gateway_from_settings(settings)
+    return RangeRules(
+        range_size=settings.gateway_range_size,
+        # Default 0 on every chain, as Zama's gw-listener reads gateway logs up to the head
+        # (zama-ai/fhevm v0.14.0, coprocessor/fhevm-engine/gw-listener/src/gw_listener.rs:
+        # 188-210: `to_block` is at most `get_block_number()`).
+        confirmations=settings.gateway_confirmations,
+        max_ranges_per_tick=settings.gateway_max_ranges_per_tick,
+        start_block=settings.gateway_start_block,
+        reorg_check_ranges=settings.gateway_reorg_check_ranges,
+        accept_reset=accept_chain_reset(settings, gateway.chain_id, gateway.rpc_url),
+        run_empty=settings.run_empty_ranges,
+    )
 
 
 def accept_chain_reset(settings: Settings, chain_id: int, rpc_url: str) -> bool:

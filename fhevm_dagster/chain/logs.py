@@ -3,7 +3,7 @@
 Providers cap one eth_getLogs by blocks (Alchemy, QuickNode: "eth_getLogs is limited to a 10,000
 range"), by results (Infura: "query returned more than 10000 results") or by response size, each
 with its own words and codes. The reader learns the cap instead of being told it: per RPC URL, for
-the whole process, it keeps a span (at most `Settings.logs_max_span` blocks), halves it when
+the whole process, it keeps a span (at most `RpcSettings.logs_max_span` blocks), halves it when
 the provider refuses a chunk for its size, and doubles it back after a few chunks in a row pass at
 the current span (a dense stretch of blocks should not cap the sparse ones after it; a doubling
 that is refused makes the next one wait twice as long, so a fixed cap is rarely probed). A one-block
@@ -24,8 +24,6 @@ import requests
 from web3 import Web3
 from web3.exceptions import Web3RPCError
 from web3.types import FilterParams, LogReceipt
-
-from ..settings import load_settings
 
 #: Chunks in a row accepted at the current span before it doubles ...
 GROW_AFTER = 4
@@ -93,9 +91,9 @@ def _key(w3: Web3) -> str:
     return str(getattr(w3.provider, "endpoint_uri", None) or id(w3.provider))
 
 
-def current_span(w3: Web3) -> int:
+def current_span(w3: Web3, max_span: int) -> int:
     """The span that the next eth_getLogs chunk of `w3`'s node starts with (learnt so far)."""
-    limit = max(1, load_settings().logs_max_span)
+    limit = max(1, max_span)
     with _LOCK:
         state = _SPANS.setdefault(_key(w3), _Span(limit))
         state.blocks = min(state.blocks, limit)
@@ -113,8 +111,8 @@ def _refused(w3: Web3, asked: int) -> None:
         state.passed, state.probing = 0, False
 
 
-def _accepted(w3: Web3, asked: int) -> None:
-    limit = max(1, load_settings().logs_max_span)
+def _accepted(w3: Web3, asked: int, max_span: int) -> None:
+    limit = max(1, max_span)
     with _LOCK:
         state = _SPANS[_key(w3)]
         if asked < state.blocks:
@@ -128,10 +126,11 @@ def _accepted(w3: Web3, asked: int) -> None:
 
 
 def get_logs_windowed(
-    w3: Web3, log_filter: FilterParams, first: int, last: int
+    w3: Web3, log_filter: FilterParams, first: int, last: int, max_span: int
 ) -> list[LogReceipt]:
     """Every log matching `log_filter` (its `address` and `topics`; its block fields are replaced)
-    in blocks first..last inclusive, in chain order, asked in chunks the provider accepts.
+    in blocks first..last inclusive, in chain order, asked in chunks the provider accepts (of at
+    most `max_span` blocks, the chain's `RpcSettings.logs_max_span`).
 
     Raises `LogsRefusedError` when a one-block chunk is refused for its size, and lets transport
     errors and other JSON-RPC errors propagate."""
@@ -140,7 +139,7 @@ def get_logs_windowed(
     out: list[LogReceipt] = []
     start = first
     while start <= last:
-        asked = min(current_span(w3), last - start + 1)
+        asked = min(current_span(w3, max_span), last - start + 1)
         params: FilterParams = {**log_filter, "fromBlock": start, "toBlock": start + asked - 1}
         try:
             logs = w3.eth.get_logs(params)
@@ -153,7 +152,7 @@ def get_logs_windowed(
                 ) from exc
             _refused(w3, asked)
             continue
-        _accepted(w3, asked)
+        _accepted(w3, asked, max_span)
         out.extend(logs)
         start += asked
     return out

@@ -26,8 +26,8 @@ from ..chain.config import gateway_from_settings
 from ..objects import FetchError, ObjectStoreError, fetch_verified, open_backend
 from ..protocol.digests import ciphertext_digest, sns_ciphertext_digest
 from ..protocol.types import FheType
-from ..settings import load_settings
-from ..store import Store
+from ..settings import Settings, load_settings
+from ..store import Store, StoreTimeouts
 
 ERRORS: tuple[type[BaseException], ...] = (
     CommitConfigError,
@@ -70,10 +70,11 @@ def _fail(code: int, message: str, report: dict[str, Any], as_json: bool) -> int
 
 
 def _from_store(
-    args: argparse.Namespace, handle: bytes, report: dict[str, Any]
+    args: argparse.Namespace, settings: Settings, handle: bytes, report: dict[str, Any]
 ) -> tuple[bytes, bytes, int, int] | str:
     """(ct64, ct128, key id, fhe type) from the store, or why not (absent)."""
-    store = Store.open(args.database_url or None)
+    url = args.database_url or settings.database_url
+    store = Store.open(url, timeouts=StoreTimeouts.of(settings))
     try:
         ct64 = store.get_ciphertexts([handle]).get(handle)
         ct128 = store.get_ciphertexts128([handle]).get(handle)
@@ -88,10 +89,12 @@ def _from_store(
 
 
 def _from_objects(
-    args: argparse.Namespace, handle: bytes, report: dict[str, Any]
+    args: argparse.Namespace, settings: Settings, handle: bytes, report: dict[str, Any]
 ) -> tuple[bytes, bytes, int, int]:
     """A KMS's fetch: both objects, attestation verified, bytes bound to its digests."""
-    backend = open_backend(args.object_store or None, args.s3_endpoint or None)
+    backend = open_backend(
+        args.object_store or settings.object_store, args.s3_endpoint or settings.s3_endpoint
+    )
     report["object_store"] = backend.url
     fetched = fetch_verified(backend, handle, args.signer or None)
     report["attestation"] = {
@@ -105,14 +108,15 @@ def _from_objects(
 def _get(args: argparse.Namespace) -> int:
     handle = parse_handle(args.handle)
     report: dict[str, Any] = {"handle": _hex(handle), "source": args.source}
+    settings = load_settings()
     if args.source == "objects":
         try:
-            got = _from_objects(args, handle, report)
+            got = _from_objects(args, settings, handle, report)
         except FetchError as exc:
             code = EXIT_ABSENT if exc.absent else EXIT_MISMATCH
             return _fail(code, str(exc), report, args.json)
     else:
-        found = _from_store(args, handle, report)
+        found = _from_store(args, settings, handle, report)
         if isinstance(found, str):
             return _fail(EXIT_ABSENT, found, report, args.json)
         got = found
@@ -138,7 +142,7 @@ def _get(args: argparse.Namespace) -> int:
     if args.no_gateway:
         return _print(report, args.json)
 
-    base = gateway_from_settings(load_settings())
+    base = gateway_from_settings(settings)
     url = args.gateway_rpc_url or base.rpc_url
     try:
         events = commit_events(
@@ -146,6 +150,7 @@ def _get(args: argparse.Namespace) -> int:
             args.commits_address or base.ciphertext_commits_address,
             [handle],
             args.from_block,
+            max_span=base.rpc.logs_max_span,
         )
     except CommitConfigError:
         raise

@@ -16,12 +16,14 @@ from ..chain.registry import host_chains_from_settings
 from ..metrics import serve
 from ..metrics.sources import make_inputs
 from ..settings import load_settings, variable
-from ..store import Store
+from ..store import Store, StoreTimeouts
 
 
 def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()
-    store = Store.open(args.database_url or None, settings=settings)
+    store = Store.open(
+        args.database_url or settings.database_url, timeouts=StoreTimeouts.of(settings)
+    )
     instance = None
     if not args.no_dagster:
         from dagster import DagsterInstance

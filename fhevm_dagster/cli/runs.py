@@ -8,7 +8,7 @@ import argparse
 from typing import Any
 
 from ..settings import load_settings, variable
-from ..store import Store
+from ..store import Store, StoreTimeouts
 
 
 def _prune(args: argparse.Namespace) -> int:
@@ -21,7 +21,7 @@ def _prune(args: argparse.Namespace) -> int:
     if days <= 0:
         print("every run is kept (retention 0 days)")
         return 0
-    store = Store.open(settings=settings)
+    store = Store.open(settings.database_url, timeouts=StoreTimeouts.of(settings))
     try:
         with DagsterInstance.get() as instance:
             pruned = prune_runs(

@@ -13,26 +13,30 @@ from collections.abc import Callable
 from typing import Any
 
 from ..objects import ObjectStoreError, open_backend
-from ..store import Store
+from ..settings import Settings, load_settings
+from ..store import Store, StoreTimeouts
 from ..trace import TraceNode, trace
 from .ciphertext import parse_handle
 
 ERRORS: tuple[type[BaseException], ...] = (ObjectStoreError,)
 
 
-def _consensus(args: argparse.Namespace) -> Callable[[bytes], str]:
+def _consensus(args: argparse.Namespace, settings: Settings) -> Callable[[bytes], str]:
     from ..chain.ciphertext_commits import commit_events
     from ..chain.client import ChainReader
     from ..chain.config import gateway_from_settings
-    from ..settings import load_settings
 
-    gateway = gateway_from_settings(load_settings())
+    gateway = gateway_from_settings(settings)
 
     def lookup(handle: bytes) -> str:
         try:
             w3 = ChainReader.of(gateway).web3
             events = commit_events(
-                w3, gateway.ciphertext_commits_address, [handle], args.from_block
+                w3,
+                gateway.ciphertext_commits_address,
+                [handle],
+                args.from_block,
+                max_span=gateway.rpc.logs_max_span,
             )
         except Exception as exc:  # the trace still shows the rest
             return f"unknown (gateway at {gateway.rpc_url}: {exc})"
@@ -43,10 +47,10 @@ def _consensus(args: argparse.Namespace) -> Callable[[bytes], str]:
     return lookup
 
 
-def _decryptor() -> Callable[[bytes], int]:
+def _decryptor(settings: Settings) -> Callable[[bytes], int]:
     from ..resources.fhe import FheResource
 
-    keys = FheResource().key_set(with_client_key=True)
+    keys = FheResource.of(settings).key_set(with_client_key=True)
     assert keys.client_key is not None
     client, engine = keys.client_key, keys.engine()
     return lambda ct64: int(client.decrypt(engine.decompress(ct64)))
@@ -72,16 +76,22 @@ def _print_tree(node: TraceNode, indent: str = "") -> None:
 
 def _trace(args: argparse.Namespace) -> int:
     handle = parse_handle(args.handle)
-    store = Store.open(args.database_url or None)
+    settings = load_settings()
+    store = Store.open(
+        args.database_url or settings.database_url, timeouts=StoreTimeouts.of(settings)
+    )
     try:
         node = trace(
             store,
             handle,
             backend=None
             if args.no_objects
-            else open_backend(args.object_store or None, args.s3_endpoint or None),
-            consensus=None if args.no_gateway else _consensus(args),
-            decrypt=_decryptor() if args.decrypt else None,
+            else open_backend(
+                args.object_store or settings.object_store,
+                args.s3_endpoint or settings.s3_endpoint,
+            ),
+            consensus=None if args.no_gateway else _consensus(args, settings),
+            decrypt=_decryptor(settings) if args.decrypt else None,
         )
     finally:
         store.dispose()

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from ..settings import load_settings
-
 
 class ObjectStoreError(RuntimeError):
     """A backend that cannot be configured or reached."""
@@ -149,17 +147,14 @@ class S3Backend:
             raise ObjectStoreError(f"cannot delete {self.url}/{key}: {exc}") from exc
 
 
-def open_backend(url: str | None = None, endpoint_url: str | None = None) -> ObjectBackend:
-    """The backend of `url`; what is left out comes from the settings (read only then)."""
-    if not url or (urlparse(url).scheme == "s3" and not endpoint_url):
-        settings = load_settings()
-        url = url or settings.object_store
-        endpoint_url = endpoint_url or settings.s3_endpoint or None
+def open_backend(url: str, endpoint_url: str | None = None) -> ObjectBackend:
+    """The backend of `url` (`Settings.object_store`); an S3 URL's service at `endpoint_url`
+    (`Settings.s3_endpoint`; None: AWS's)."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return FileBackend(Path(parsed.netloc + parsed.path))
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise ObjectStoreError(f"{url!r}: an S3 URL names a bucket, s3://bucket[/prefix]")
-        return S3Backend(parsed.netloc, parsed.path, endpoint_url)
+        return S3Backend(parsed.netloc, parsed.path, endpoint_url or None)
     raise ObjectStoreError(f"{url!r}: the object store is file:///path or s3://bucket")

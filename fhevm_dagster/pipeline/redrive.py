@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from ..settings import Settings
+
 
 class Outcome(Enum):
     ACTIVE = "active"  # queued, starting, started, canceling
@@ -49,6 +51,12 @@ class RedrivePolicy:
     backoff_s: float = 60.0
     backoff_max_s: float = 1800.0
     alert_after: int = 5
+
+    @classmethod
+    def of(cls, settings: Settings) -> RedrivePolicy:
+        return cls(
+            settings.redrive_backoff, settings.redrive_backoff_max, settings.redrive_alert_after
+        )
 
     def delay(self, redrives_failed: int) -> float:
         """Seconds from a failure to the next re-drive, after `redrives_failed` failed ones."""

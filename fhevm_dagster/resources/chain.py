@@ -8,26 +8,20 @@ and never a URL that carries an API key.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
 from dagster import ConfigurableResource, EnvVar
 
 from ..chain.config import (
     GatewayConfig,
     HostChainConfig,
-    RangeRules,
     RpcSettings,
-    accept_chain_reset,
-    gateway_from_settings,
 )
-from ..pipeline.redrive import RedrivePolicy
 from ..protocol.addresses import ACL_ADDRESS, EXECUTOR_ADDRESS
 from ..settings import Settings
 
 #: The plain configs' defaults, which the resources' fields take rather than writing them again.
 _RPC = RpcSettings()
-_RULES = RangeRules()
-_REDRIVE = RedrivePolicy()
 
 
 class _RpcResource(ConfigurableResource):  # type: ignore[type-arg]
@@ -35,10 +29,16 @@ class _RpcResource(ConfigurableResource):  # type: ignore[type-arg]
     request_timeout_s: float = _RPC.timeout_s
     rpc_retries: int = _RPC.retries
     rpc_backoff_s: float = _RPC.backoff_s
+    logs_max_span: int = _RPC.logs_max_span
 
     @property
     def rpc(self) -> RpcSettings:
-        return RpcSettings(self.request_timeout_s, self.rpc_retries, self.rpc_backoff_s)
+        return RpcSettings(
+            self.request_timeout_s,
+            self.rpc_retries,
+            self.rpc_backoff_s,
+            logs_max_span=self.logs_max_span,
+        )
 
 
 class HostChainResource(_RpcResource):
@@ -53,7 +53,7 @@ class HostChainResource(_RpcResource):
 
     @property
     def rpc(self) -> RpcSettings:
-        return RpcSettings(self.request_timeout_s, self.rpc_retries, self.rpc_backoff_s, self.poa)
+        return replace(super().rpc, poa=self.poa)
 
     @classmethod
     def of(cls, chain: HostChainConfig) -> HostChainResource:
@@ -67,6 +67,7 @@ class HostChainResource(_RpcResource):
             request_timeout_s=chain.rpc.timeout_s,
             rpc_retries=chain.rpc.retries,
             rpc_backoff_s=chain.rpc.backoff_s,
+            logs_max_span=chain.rpc.logs_max_span,
             poa=chain.rpc.poa,
         )
 
@@ -105,6 +106,7 @@ class GatewayChainResource(_RpcResource):
             request_timeout_s=gateway.rpc.timeout_s,
             rpc_retries=gateway.rpc.retries,
             rpc_backoff_s=gateway.rpc.backoff_s,
+            logs_max_span=gateway.rpc.logs_max_span,
         )
 
     def config(self) -> GatewayConfig:
@@ -118,78 +120,6 @@ class GatewayChainResource(_RpcResource):
             self.fee_bump_s,
             self.sender_lease_s,
         )
-
-
-class RangeSettings(ConfigurableResource):  # type: ignore[type-arg]
-    """How a sensor cuts one chain into ranges (`pipeline.planner.plan_ranges`) and re-drives a
-    range whose run failed (`pipeline.redrive`)."""
-
-    range_size: int = _RULES.range_size
-    confirmations: int = _RULES.confirmations
-    max_ranges_per_tick: int = _RULES.max_ranges_per_tick
-    start_block: int = _RULES.start_block
-    reorg_check_ranges: int = _RULES.reorg_check_ranges
-    redrive_backoff_s: float = _REDRIVE.backoff_s
-    redrive_backoff_max_s: float = _REDRIVE.backoff_max_s
-    redrive_alert_after: int = _REDRIVE.alert_after
-    accept_reset: bool = _RULES.accept_reset  # a new genesis under the chain's id: a reset
-    run_empty: bool = _RULES.run_empty  # a run for ranges without a log of the chain's contracts
-
-    @classmethod
-    def of(cls, rules: RangeRules, settings: Settings) -> RangeSettings:
-        """A host chain's: its registry entry's rules, the re-drive settings."""
-        return cls(
-            range_size=rules.range_size,
-            confirmations=rules.confirmations,
-            max_ranges_per_tick=rules.max_ranges_per_tick,
-            start_block=rules.start_block,
-            reorg_check_ranges=rules.reorg_check_ranges,
-            **_redrive(settings),
-            accept_reset=rules.accept_reset,
-            run_empty=rules.run_empty,
-        )
-
-    @classmethod
-    def gateway(cls, settings: Settings) -> RangeSettings:
-        s = settings
-        gateway = gateway_from_settings(s)
-        return cls(
-            range_size=s.gateway_range_size,
-            # Default 0 on every chain, as Zama's gw-listener reads gateway logs up to the head
-            # (zama-ai/fhevm v0.14.0, coprocessor/fhevm-engine/gw-listener/src/gw_listener.rs:
-            # 188-210: `to_block` is at most `get_block_number()`).
-            confirmations=s.gateway_confirmations,
-            max_ranges_per_tick=s.gateway_max_ranges_per_tick,
-            start_block=s.gateway_start_block,
-            reorg_check_ranges=s.gateway_reorg_check_ranges,
-            **_redrive(s),
-            accept_reset=accept_chain_reset(s, gateway.chain_id, gateway.rpc_url),
-            run_empty=s.run_empty_ranges,
-        )
-
-    def rules(self) -> RangeRules:
-        return RangeRules(
-            self.range_size,
-            self.confirmations,
-            self.max_ranges_per_tick,
-            self.start_block,
-            self.reorg_check_ranges,
-            self.accept_reset,
-            self.run_empty,
-        )
-
-    def redrive(self) -> RedrivePolicy:
-        return RedrivePolicy(
-            self.redrive_backoff_s, self.redrive_backoff_max_s, self.redrive_alert_after
-        )
-
-
-def _redrive(settings: Settings) -> dict[str, Any]:
-    return {
-        "redrive_backoff_s": settings.redrive_backoff,
-        "redrive_backoff_max_s": settings.redrive_backoff_max,
-        "redrive_alert_after": settings.redrive_alert_after,
-    }
 
 
 class CommitSettings(ConfigurableResource):  # type: ignore[type-arg]

@@ -16,7 +16,7 @@ import tfhe_py
 from dagster import ConfigurableResource
 
 from ..compute.keys import KeySet, load_cuda_engine, load_key_dir
-from ..settings import Settings, load_settings, variable
+from ..settings import Settings, default, load_settings, variable
 
 DEVNET_TEST_KEYS = Path(__file__).resolve().parents[2] / "tfhe-py" / "tests" / "fixtures" / "keys"
 DEVICES = ("cpu", "cuda")
@@ -88,10 +88,11 @@ def _engine(key_dir: str, device: str) -> tfhe_py.Engine:
 
 
 class FheResource(ConfigurableResource):  # type: ignore[type-arg]
-    """Where the keys are, which device computes, and how many operations run at once."""
+    """Where the keys are (empty: the committed devnet test keys), which device computes, and
+    how many operations run at once (0: one per CPU); `of` fills them from the `Settings`."""
 
     key_dir: str = ""
-    device: str = ""
+    device: str = default("device")
     threads: int = 0
     #: Squash each allowed result as soon as `ciphertexts` stores it, on the same threads (off:
     #: `sns_ciphertexts` squashes the whole range afterwards, as the reference's sns-worker).
@@ -108,15 +109,15 @@ class FheResource(ConfigurableResource):  # type: ignore[type-arg]
 
     @property
     def resolved_key_dir(self) -> str:
-        return self.key_dir or default_key_dir(load_settings())
+        return self.key_dir or str(DEVNET_TEST_KEYS)
 
     @property
     def resolved_device(self) -> str:
-        return self.device or load_settings().device
+        return self.device
 
     @property
     def pool_size(self) -> int:
-        return self.threads or load_settings().fhe_threads or os.cpu_count() or 1
+        return self.threads or os.cpu_count() or 1
 
     def engine(self) -> tfhe_py.Engine:
         """The process-wide engine of this key directory and device (loaded on first use)."""

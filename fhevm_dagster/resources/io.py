@@ -12,16 +12,16 @@ from pathlib import Path
 import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
-from ..settings import load_settings
+from ..settings import default
 
 
 class ParquetIOManager(ConfigurableIOManager):
     """Stores pandas DataFrames as parquet, one file per asset partition."""
 
-    base_dir: str = ""
+    base_dir: str = str(default("parquet_dir"))
 
     def _path(self, asset_path: list[str], partition: str | None) -> Path:
-        base = Path(self.base_dir or load_settings().parquet_dir).expanduser()
+        base = Path(self.base_dir).expanduser()
         return base.joinpath(*asset_path) / f"{partition or '__all__'}.parquet"
 
     def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:

@@ -5,16 +5,15 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 
 from ..objects import ObjectBackend, open_backend
+from ..settings import default
 
 
 class ObjectStoreResource(ConfigurableResource):  # type: ignore[type-arg]
-    """Empty fields mean `Settings.object_store` / `Settings.s3_endpoint` (read on use).
+    """`Settings.object_store` and `Settings.s3_endpoint` (empty: AWS). Credentials never go
+    here: boto3 reads the standard AWS variables and files."""
 
-    Credentials never go here: boto3 reads the standard AWS variables and files.
-    """
-
-    url: str = ""
-    s3_endpoint_url: str = ""
+    url: str = default("object_store")
+    s3_endpoint_url: str = default("s3_endpoint")
 
     def backend(self) -> ObjectBackend:
-        return open_backend(self.url or None, self.s3_endpoint_url or None)
+        return open_backend(self.url, self.s3_endpoint_url)

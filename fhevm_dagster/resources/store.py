@@ -4,39 +4,47 @@ from __future__ import annotations
 
 from functools import cache
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 
-from ..settings import Settings, load_settings
-from ..store import Store
+from ..settings import Settings, default
+from ..store import Store, StoreTimeouts
 
 
 @cache
-def _open(url: str) -> Store:
-    return Store.open(url)
+def _open(url: str, timeouts: StoreTimeouts) -> Store:
+    return Store.open(url, timeouts=timeouts)
 
 
 class StoreResource(ConfigurableResource):  # type: ignore[type-arg]
-    """`database_url` empty means `Settings.database_url` (by default a SQLite file);
-    `range_batch_handles` 0 means `Settings.range_batch_handles`."""
+    """The store's URL, its memory bound and its PostgreSQL session timeouts (`Settings`)."""
 
-    database_url: str = ""
-    range_batch_handles: int = 0
+    database_url: str = default("database_url")
+    range_batch_handles: int = default("range_batch_handles")
+    lock_timeout_s: float = default("db_lock_timeout")
+    statement_timeout_s: float = default("db_statement_timeout")
 
     @classmethod
     def of(cls, settings: Settings) -> StoreResource:
-        """The resource of the settings (`definitions.defs`); the URL stays out of Dagster's
-        config (the UI shows config, and a PostgreSQL URL carries a password)."""
-        return cls(range_batch_handles=settings.range_batch_handles)
+        """The resource of the settings (`definitions.defs`). A URL set in the environment is
+        handed to Dagster as its variable (`EnvVar`): a PostgreSQL URL carries a password, and
+        the UI shows config."""
+        env = settings.variable_if_set("database_url")
+        return cls(
+            database_url=EnvVar(env) if env else settings.database_url,
+            range_batch_handles=settings.range_batch_handles,
+            lock_timeout_s=settings.db_lock_timeout,
+            statement_timeout_s=settings.db_statement_timeout,
+        )
 
     @property
     def batch_handles(self) -> int:
         """Ciphertexts a range step reads, computes and writes at a time: its memory bound."""
-        return self.range_batch_handles or load_settings().range_batch_handles
+        return self.range_batch_handles
 
     @property
     def url(self) -> str:
-        return self.database_url or load_settings().database_url
+        return self.database_url
 
     def get(self) -> Store:
         """The process-wide store for this URL (migrated on first use)."""
-        return _open(self.url)
+        return _open(self.url, StoreTimeouts(self.lock_timeout_s, self.statement_timeout_s))

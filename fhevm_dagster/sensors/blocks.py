@@ -14,6 +14,7 @@ so), else a failed tick (`pipeline.identity`).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 from dagster import (
     DefaultSensorStatus,
@@ -27,12 +28,12 @@ from dagster import (
 )
 
 from ..chain.client import ChainReader, redact
-from ..chain.config import ChainKind
+from ..chain.config import ChainKind, RangeRules, SensorRpc
 from ..objects import ObjectStoreError, forget_handles
 from ..pipeline.identity import ChainIdentityError, Identity, check_identity
 from ..pipeline.range_book import apply_writes
+from ..pipeline.redrive import RedrivePolicy
 from ..pipeline.tick import Tick, TickRules, TickView, plan_tick
-from ..settings import load_settings
 from ..store import Store
 from .run_history import run_history
 
@@ -44,23 +45,36 @@ SENSOR_INTERVAL_S = 10
 PROBE_BUDGET_S = 30
 
 
+@dataclass(frozen=True, slots=True)
+class SensorConfig:
+    """A block sensor's plain configuration, fixed when the definitions are built: how its chain
+    is cut into ranges, how failed ranges are re-driven, how its ticks talk to the node."""
+
+    ranges: RangeRules = field(default_factory=RangeRules)
+    redrive: RedrivePolicy = field(default_factory=RedrivePolicy)
+    rpc: SensorRpc = field(default_factory=SensorRpc)
+
+
+#: The plain configs' defaults (tests, benchmarks); `definitions.defs` builds one per chain.
+DEFAULT_SENSOR = SensorConfig()
+
+
 def evaluate_blocks(
     context: SensorEvaluationContext,
     *,
     name: str,
     job_name: str,
     chain_resource: str,
-    settings_resource: str,
+    config: SensorConfig,
     partitions: DynamicPartitionsDefinition,
     kind: ChainKind,
 ) -> SensorResult:
     """One tick: read the chain and the store, decide, record, request runs."""
     chain = getattr(context.resources, chain_resource).config()
-    ranges = getattr(context.resources, settings_resource)
     # The chain's resource key is its name in runs, tags and notes (`host_<id>`, `gateway`).
-    rules = TickRules(chain_resource, kind, ranges.rules(), ranges.redrive(), chain.log_addresses)
+    rules = TickRules(chain_resource, kind, config.ranges, config.redrive, chain.log_addresses)
     store: Store = context.resources.store.get()
-    reader = ChainReader.for_sensor(chain, load_settings())  # fails fast: 60-s tick deadline
+    reader = ChainReader.for_sensor(chain, config.rpc)  # fails fast: 60-s tick deadline
     started = time.monotonic()
     try:
         identity = _identity(context, reader, store, rules)
@@ -126,10 +140,12 @@ def block_range_sensor(
     job_name: str,
     partitions: DynamicPartitionsDefinition,
     chain_resource: str,
-    settings_resource: str,
     kind: ChainKind,
+    config: SensorConfig,
 ) -> SensorDefinition:
-    """The sensor requesting `job_name` once per confirmed range of the chain `chain_resource`."""
+    """The sensor requesting `job_name` once per confirmed range of the chain `chain_resource`,
+    cut and re-driven as `config` says."""
+    r, d = config.ranges, config.redrive
 
     @sensor(
         name=name,
@@ -137,11 +153,13 @@ def block_range_sensor(
         minimum_interval_seconds=SENSOR_INTERVAL_S,
         default_status=DefaultSensorStatus.RUNNING,
         # A host chain's reset also removes the old chain's objects (`pipeline.identity`).
-        required_resource_keys={chain_resource, settings_resource, "store"}
+        required_resource_keys={chain_resource, "store"}
         | ({"objects"} if kind is ChainKind.HOST else set()),
-        description=f"Requests one {job_name} run per confirmed {chain_resource} block range; "
-        "re-requests a range on reorg; re-drives a range whose run failed (backed off, until it "
-        "succeeds; alerting after repeated failures).",
+        description=f"Requests one {job_name} run per confirmed {chain_resource} block range "
+        f"({r.range_size} blocks, {r.confirmations} confirmations, from block {r.start_block}); "
+        "re-requests a range on reorg; re-drives a range whose run failed until it succeeds "
+        f"(first after {d.backoff_s:g} s, doubling up to {d.backoff_max_s:g} s; alerting after "
+        f"{d.alert_after} failed runs in a row).",
     )
     def _blocks(context: SensorEvaluationContext, **_resources: object) -> SensorResult:
         # Dagster passes the required resources as keywords on direct invocation; the tick reads
@@ -151,7 +169,7 @@ def block_range_sensor(
             name=name,
             job_name=job_name,
             chain_resource=chain_resource,
-            settings_resource=settings_resource,
+            config=config,
             partitions=partitions,
             kind=kind,
         )

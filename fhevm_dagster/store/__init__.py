@@ -1,7 +1,7 @@
 """The coprocessor store: SQLAlchemy schema, versioned migrations, idempotent queries."""
 
 from .chains import StaleRange
-from .engine import create_store_engine
+from .engine import StoreTimeouts, create_store_engine
 from .identity import ChainReset
 from .migrations import LATEST_VERSION, migrate
 from .queries import Store
@@ -35,6 +35,7 @@ __all__ = [
     "RangeWrite",
     "StaleRange",
     "Store",
+    "StoreTimeouts",
     "StoredComputation",
     "TransactionComputations",
     "create_store_engine",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from ..settings import Settings, load_settings
+from ..settings import Settings, default
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -39,23 +40,32 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _postgres_options(settings: Settings) -> str:
-    """Session timeouts: a statement waiting for a lock, or running, or a transaction left idle,
-    ends with an error (the step retries) instead of hanging a run until its maximum runtime."""
-    lock = settings.db_lock_timeout
-    statement = settings.db_statement_timeout
-    timeouts = {
-        "lock_timeout": lock,
-        "statement_timeout": statement,
-        "idle_in_transaction_session_timeout": statement,
-    }
-    return " ".join(f"-c {name}={int(seconds * 1000)}" for name, seconds in timeouts.items())
+@dataclass(frozen=True, slots=True)
+class StoreTimeouts:
+    """PostgreSQL session timeouts: a statement waiting for a lock, or running, or a transaction
+    left idle, ends with an error (the step retries) instead of hanging a run until its maximum
+    runtime (`Settings.db_lock_timeout`, `Settings.db_statement_timeout`)."""
+
+    lock_s: float = default("db_lock_timeout")
+    statement_s: float = default("db_statement_timeout")
+
+    @classmethod
+    def of(cls, settings: Settings) -> StoreTimeouts:
+        return cls(settings.db_lock_timeout, settings.db_statement_timeout)
+
+    def options(self) -> str:
+        """The timeouts as libpq `options`."""
+        timeouts = {
+            "lock_timeout": self.lock_s,
+            "statement_timeout": self.statement_s,
+            "idle_in_transaction_session_timeout": self.statement_s,
+        }
+        return " ".join(f"-c {name}={int(seconds * 1000)}" for name, seconds in timeouts.items())
 
 
-def create_store_engine(url: str | None = None, settings: Settings | None = None) -> Engine:
-    """Engine for the store URL (None: `Settings.database_url`) with the per-backend settings the
-    store relies on; `settings` is loaded when needed and not given."""
-    url_obj = make_url(url or (settings or load_settings()).database_url)
+def create_store_engine(url: str, timeouts: StoreTimeouts | None = None) -> Engine:
+    """Engine for the store URL with the per-backend settings the store relies on."""
+    url_obj = make_url(url)
     if url_obj.get_backend_name() == "sqlite":
         db = url_obj.database
         if db and db != ":memory:":
@@ -70,5 +80,5 @@ def create_store_engine(url: str | None = None, settings: Settings | None = None
     return create_engine(
         url_obj,
         pool_pre_ping=True,
-        connect_args={"options": _postgres_options(settings or load_settings())},
+        connect_args={"options": (timeouts or StoreTimeouts()).options()},
     )

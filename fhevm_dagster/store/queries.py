@@ -10,14 +10,13 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from ..settings import Settings
 from . import schema as s
 from .allowed import AllowedQueries
 from .chains import ChainQueries
 from .ciphertexts import CiphertextQueries
 from .commit_status import CommitQueries
 from .computations import ComputationQueries
-from .engine import create_store_engine, writer
+from .engine import StoreTimeouts, create_store_engine, writer
 from .identity import IdentityQueries
 from .migrations import migrate
 from .proofs import ProofQueries
@@ -43,14 +42,13 @@ class Store(
     @classmethod
     def open(
         cls,
-        url: str | None = None,
+        url: str,
         *,
         run_migrations: bool = True,
-        settings: Settings | None = None,
+        timeouts: StoreTimeouts | None = None,
     ) -> Store:
-        """Open (and by default migrate) the store at `url` or the configured URL (`settings`,
-        loaded when needed and not given)."""
-        store = cls(create_store_engine(url, settings))
+        """Open (and by default migrate) the store at `url` (`Settings.database_url`)."""
+        store = cls(create_store_engine(url, timeouts))
         if run_migrations:
             migrate(store.writer)
         return store
