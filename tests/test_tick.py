@@ -291,6 +291,15 @@ def test_a_gateway_range_holding_our_sends_always_runs() -> None:
     assert host.runs == () and len(host.empty) == 3
 
 
+def test_gateway_runs_go_first_in_the_run_queue() -> None:
+    """Users wait for the gateway's answers: its runs carry Dagster's `dagster/priority`, which
+    the QueuedRunCoordinator sorts queued runs by (higher first); host runs keep the default."""
+    gateway = tick(Chain(25), Book(), rules(ChainKind.GATEWAY))
+    host = tick(Chain(25), Book(), rules())
+    assert {a.tags.get("dagster/priority") for a in gateway.runs} == {"10"}
+    assert {a.tags.get("dagster/priority") for a in host.runs} == {None}
+
+
 def test_a_reorged_range_is_requested_as_a_new_generation() -> None:
     chain, book, r = Chain(19), Book(), rules(run_empty=False)
     chain.logs[5] = 1

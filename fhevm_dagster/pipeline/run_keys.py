@@ -9,6 +9,11 @@ REDRIVE_TAG = "fhevm/redrive"
 #: One run per range at a time: the instance's `tag_concurrency_limits` apply the limit per value
 #: (a reorg's run or a re-drive waits for a run of the same range still going).
 RANGE_TAG = "fhevm/range"
+#: Dagster's run-queue priority (higher first; the QueuedRunCoordinator sorts queued runs by it).
+PRIORITY_TAG = "dagster/priority"
+#: Gateway ranges answer users' inputs (a dApp user waits for the answer) and commit what host
+#: ranges computed: they go before host catch-up in the run queue.
+GATEWAY_PRIORITY = 10
 
 
 def run_key(partition: str, genesis: bytes, reorg_count: int, redrive: int | None = None) -> str:
@@ -28,6 +33,7 @@ def run_tags(
     last_hash: bytes,
     reorg_count: int,
     redrive: int | None = None,
+    priority: int = 0,
 ) -> dict[str, str]:
     tags = {
         f"fhevm/{tag}_chain_id": str(chain_id),
@@ -39,4 +45,6 @@ def run_tags(
         tags["fhevm/reorg"] = str(reorg_count)
     if redrive:
         tags[REDRIVE_TAG] = str(redrive)
+    if priority:
+        tags[PRIORITY_TAG] = str(priority)
     return tags

@@ -36,7 +36,7 @@ from .planner import (
 )
 from .range_book import BookWrite, ProvenEmpty, PruneEmpty, Requested, RunCompleted, RunsFailed
 from .redrive import Backoff, Completed, NeverRan, PastRun, Redrive, RedrivePolicy, decide_redrive
-from .run_keys import REDRIVE_TAG, run_key, run_tags
+from .run_keys import GATEWAY_PRIORITY, REDRIVE_TAG, run_key, run_tags
 
 #: Open ranges looked at per tick, oldest first: in steady state the ranges in flight and the
 #: failing ones; a backlog larger than this is worked through over the next ticks.
@@ -200,7 +200,16 @@ def _ask(
     return RunAsk(
         partition,
         run_key(partition, genesis, reorg_count, redrive),
-        run_tags(rules.name, chain_id, partition, genesis, last_hash, reorg_count, redrive),
+        run_tags(
+            rules.name,
+            chain_id,
+            partition,
+            genesis,
+            last_hash,
+            reorg_count,
+            redrive,
+            GATEWAY_PRIORITY if rules.kind is ChainKind.GATEWAY else 0,
+        ),
     )
 
 
