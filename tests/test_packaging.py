@@ -17,6 +17,8 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -243,41 +245,77 @@ def _floors() -> list[str]:
     return pins
 
 
-@pytest.mark.install
-@pytest.mark.devnet  # in the fresh venv: a devnet and a range computed on the test keys
-@pytest.mark.fhe
-@pytest.mark.parametrize("versions", ["newest", "floors"])
-def test_fresh_venv_from_pyproject(versions: str, tmp_path: Path) -> None:
-    wheels = sorted(WHEELS_DIR.glob("tfhe_py-*.whl"))
-    if not wheels:
-        pytest.skip(f"no tfhe-py wheel in {WHEELS_DIR}: run `make tfhe-py`")
-    src = tmp_path / "src"  # a copy: the build writes build/ and *.egg-info next to the sources
-    src.mkdir()
+@dataclass(frozen=True)
+class FreshVenv:
+    """A throwaway venv from pyproject.toml alone, or why its install failed."""
+
+    root: Path
+    env: dict[str, str]
+    freeze: str = ""
+    failure: str = ""
+
+    @property
+    def python(self) -> Path:
+        return self.root / "venv" / "bin" / "python"
+
+
+def _make_venv(root: Path, versions: str) -> FreshVenv:
+    src = root / "src"  # a copy: the build writes build/ and *.egg-info next to the sources
+    src.mkdir(parents=True)
     shutil.copy(ROOT / "pyproject.toml", src)
     shutil.copytree(
         PACKAGE_DIR, src / "fhevm_dagster", ignore=shutil.ignore_patterns("__pycache__")
     )
-    venv = tmp_path / "venv"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    venv = FreshVenv(root, env)
 
     def run(*cmd: str | Path) -> str:
         done = subprocess.run(
-            [str(c) for c in cmd], cwd=tmp_path, env=env, capture_output=True, text=True
+            [str(c) for c in cmd], cwd=root, env=env, capture_output=True, text=True
         )
-        assert done.returncode == 0, f"{cmd}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        if done.returncode != 0:
+            raise RuntimeError(f"{cmd}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         return done.stdout
 
-    run(sys.executable, "-m", "venv", venv)
-    pip = [venv / "bin" / "python", "-m", "pip"]
-    extra = _floors() if versions == "floors" else []
-    binary = "numpy,pandas,pyarrow,psycopg2-binary,grpcio"  # never compile these
-    run(*pip, "install", "-q", "--only-binary", binary, "--find-links", WHEELS_DIR, src, *extra)
-    run(*pip, "check")
-    freeze = run(*pip, "freeze")
+    try:
+        run(sys.executable, "-m", "venv", root / "venv")
+        pip = [venv.python, "-m", "pip"]
+        extra = _floors() if versions == "floors" else []
+        binary = "numpy,pandas,pyarrow,psycopg2-binary,grpcio"  # never compile these
+        run(*pip, "install", "-q", "--only-binary", binary, "--find-links", WHEELS_DIR, src, *extra)
+        run(*pip, "check")
+        return replace(venv, freeze=run(*pip, "freeze"))
+    except RuntimeError as exc:
+        return replace(venv, failure=str(exc))
+
+
+VERSIONS = ("newest", "floors")
+
+
+@pytest.fixture(scope="module")
+def fresh_venvs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, FreshVenv]:
+    """Both venvs, installed at once (mostly downloads and unpacking: half the wall time of one
+    after the other); a failed install fails its own test."""
+    if not sorted(WHEELS_DIR.glob("tfhe_py-*.whl")):
+        pytest.skip(f"no tfhe-py wheel in {WHEELS_DIR}: run `make tfhe-py`")
+    roots = {v: tmp_path_factory.mktemp(f"venv-{v}") for v in VERSIONS}
+    with ThreadPoolExecutor(len(VERSIONS)) as pool:
+        made = {v: pool.submit(_make_venv, roots[v], v) for v in VERSIONS}
+        return {v: f.result() for v, f in made.items()}
+
+
+@pytest.mark.install
+@pytest.mark.devnet  # in the fresh venv: a devnet and a range computed on the test keys
+@pytest.mark.fhe
+@pytest.mark.parametrize("versions", VERSIONS)
+def test_fresh_venv_from_pyproject(versions: str, fresh_venvs: dict[str, FreshVenv]) -> None:
+    venv = fresh_venvs[versions]
+    assert not venv.failure, venv.failure
+    root, env, freeze = venv.root, venv.env, venv.freeze
     smoke = subprocess.run(
-        [venv / "bin" / "python", "-c", SMOKE, tmp_path],
-        cwd=tmp_path,
+        [venv.python, "-c", SMOKE, root],
+        cwd=root,
         env=env,
         capture_output=True,
         text=True,
@@ -290,8 +328,8 @@ def test_fresh_venv_from_pyproject(versions: str, tmp_path: Path) -> None:
         "FHEVM_DAGSTER_KEY_DIR": str(ROOT / "tfhe-py" / "tests" / "fixtures" / "keys"),
     }
     demo = subprocess.run(
-        [venv / "bin" / "python", "-c", DEMO_RANGE, tmp_path],
-        cwd=tmp_path,
+        [venv.python, "-c", DEMO_RANGE, root],
+        cwd=root,
         env=demo_env,
         capture_output=True,
         text=True,
