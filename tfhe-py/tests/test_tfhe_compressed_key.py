@@ -11,37 +11,33 @@ import hashlib
 
 import pytest
 import tfhe_py
-from support import SEED, KeySet, compressed_server_key
+from support import SEED, KeySet
 
 U64 = 5
-
-
-@pytest.fixture(scope="module")
-def compressed() -> tfhe_py.CompressedServerKey:
-    return compressed_server_key()
 
 
 def test_the_seed_derives_the_same_compressed_key_every_time(
     client_key: tfhe_py.ClientKey, compressed: tfhe_py.CompressedServerKey
 ) -> None:
+    """`compressed` is the cached key: derived by an earlier run, or earlier in this session."""
     again = client_key.compressed_server_key(SEED)
     assert again.to_bytes() == compressed.to_bytes()
 
 
 def test_the_seeded_server_key_is_the_decompressed_compressed_key(
-    keyset: KeySet, client_key: tfhe_py.ClientKey, compressed: tfhe_py.CompressedServerKey
+    keyset: KeySet, client_key: tfhe_py.ClientKey, decompressed: tfhe_py.ServerKey
 ) -> None:
     """Derived directly, through the cache (the key every CPU test computes with), and by
     decompressing the GPU's key: one key, or CPU and GPU coprocessors disagree on every byte."""
-    expected = hashlib.sha256(compressed.decompress().to_bytes()).digest()
+    expected = hashlib.sha256(decompressed.to_bytes()).digest()
     assert hashlib.sha256(client_key.server_key(SEED).to_bytes()).digest() == expected
     assert hashlib.sha256(keyset.server_key.to_bytes()).digest() == expected
 
 
 def test_a_cpu_engine_computes_with_the_decompressed_key(
-    keyset: KeySet, client_key: tfhe_py.ClientKey, compressed: tfhe_py.CompressedServerKey
+    keyset: KeySet, client_key: tfhe_py.ClientKey, decompressed: tfhe_py.ServerKey
 ) -> None:
-    engine = tfhe_py.Engine(compressed.decompress(), keyset.public_key, keyset.crs)
+    engine = tfhe_py.Engine(decompressed, keyset.public_key, keyset.crs)
     assert engine.device == "cpu"
     a = engine.compress(client_key.encrypt(1000, U64))
     b = engine.compress(client_key.encrypt(234, U64))

@@ -43,11 +43,18 @@ def test_small_keys_round_trip_through_bytes_and_files(keyset: KeySet, tmp_path:
         assert cls.load(path).to_bytes() == data  # type: ignore[attr-defined]
 
 
-def test_compressed_server_key_computes_like_the_server_key(keyset: KeySet, tmp_path: Path) -> None:
+def test_compressed_server_key_computes_like_the_server_key(
+    keyset: KeySet,
+    compressed: tfhe_py.CompressedServerKey,
+    compressed_file: Path,
+    decompressed: tfhe_py.ServerKey,
+) -> None:
+    """The session's compressed key, saved to `compressed_file`; `decompressed` is the
+    decompression of what that file reads back as (conftest: one decompression per session)."""
     assert keyset.client_key is not None
-    compressed = keyset.client_key.compressed_server_key()
-    compressed.save(tmp_path / "csk.bin")
-    server_key = tfhe_py.CompressedServerKey.load(tmp_path / "csk.bin").decompress()
+    assert stat.S_IMODE(compressed_file.stat().st_mode) == 0o600
+    assert tfhe_py.CompressedServerKey.load(compressed_file).to_bytes() == compressed.to_bytes()
+    server_key = decompressed
     assert server_key.supports_noise_squashing and server_key.supports_compression
     engine = tfhe_py.Engine(server_key, keyset.public_key, keyset.crs)
     a = keyset.client_key.encrypt(250, T.Uint8)
