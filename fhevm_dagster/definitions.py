@@ -14,7 +14,7 @@ from .chain.registry import host_chains_from_settings
 from .host_chains import host_chain_defs
 from .jobs import gateway_range_job
 from .resources.chain import CommitSettings, GatewayChainResource, HostChainResource, RangeSettings
-from .resources.fhe import FheResource, check_test_keys
+from .resources.fhe import FheResource, check_test_keys, fhe_pool
 from .resources.io import ParquetIOManager
 from .resources.objects import ObjectStoreResource
 from .resources.signer import SignerResource
@@ -31,13 +31,17 @@ def defs() -> Definitions:
     fhe = FheResource.of(settings)
     check_test_keys(settings, fhe.resolved_key_dir, [c.chain_id for c in chains])
     max_runtime_s = settings.run_max_runtime
-    hosts = [host_chain_defs(c.name, max_runtime_s=max_runtime_s) for c in chains]
+    pool = fhe_pool(settings)
+    hosts = [host_chain_defs(c.name, max_runtime_s=max_runtime_s, pool=pool) for c in chains]
     host_resources: dict[str, HostChainResource | RangeSettings] = {}
     for chain, host in zip(chains, hosts, strict=True):
         host_resources[chain.name] = HostChainResource.of(chain)
         host_resources[host.settings_resource] = RangeSettings.of(chain.ranges, settings)
     return Definitions(
-        assets=[*(a for h in hosts for a in h.assets), *gateway_assets([c.name for c in chains])],
+        assets=[
+            *(a for h in hosts for a in h.assets),
+            *gateway_assets([c.name for c in chains], pool),
+        ],
         asset_checks=[c for h in hosts for c in h.checks],
         jobs=[*(h.job for h in hosts), gateway_range_job(max_runtime_s)],
         sensors=[*(h.sensor for h in hosts), gateway_blocks_sensor, run_retention_sensor],

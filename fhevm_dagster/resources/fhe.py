@@ -69,10 +69,10 @@ def check_device(device: str) -> None:
         )
 
 
-def fhe_pool() -> str | None:
-    """The pool of the FHE steps in this deployment: `gpu` when its device is CUDA (read when
-    the asset factories build the definitions)."""
-    return GPU_POOL if load_settings().device == "cuda" else None
+def fhe_pool(settings: Settings) -> str | None:
+    """The pool of the FHE steps in this deployment: `gpu` when its device is CUDA (`defs()`
+    passes it to the asset factories)."""
+    return GPU_POOL if settings.device == "cuda" else None
 
 
 @cache
