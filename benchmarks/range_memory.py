@@ -62,7 +62,10 @@ def sampled_peak(work: Callable[[], Any], every: float = 0.02) -> tuple[Any, int
 
 def child(args: argparse.Namespace) -> None:
     """One step of one range in this fresh process; prints its figures as JSON."""
+    from fhevm_dagster.chain.config import HostChainConfig
+    from fhevm_dagster.pipeline.block_ranges import parse_range_key
     from fhevm_dagster.pipeline.evaluate import evaluate_range
+    from fhevm_dagster.pipeline.range_job import RangeJob
     from fhevm_dagster.pipeline.squash import squash_range
     from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS, FheResource
     from fhevm_dagster.store import Store
@@ -72,15 +75,16 @@ def child(args: argparse.Namespace) -> None:
     engine = FheResource(key_dir=str(DEVNET_TEST_KEYS)).engine()
     load_seconds = time.perf_counter() - started
     base = rss_bytes()
+    chain = HostChainConfig(args.chain_id, "http://unused", "0x" + "aa" * 20, "0x" + "bb" * 20, 0)
+    job = RangeJob(
+        parse_range_key(args.range), store, args.batch, args.threads, lambda: engine, host=chain
+    )
 
     def step() -> dict[str, Any]:
         if args.child == "squash":
-            return squash_range(
-                store, lambda: engine, args.chain_id, args.range, args.threads, args.batch
-            )
-        report, _ = evaluate_range(
-            store, lambda: engine, args.range, 0, args.threads, args.chain_id, args.batch
-        )
+            return squash_range(job).figures
+        report = evaluate_range(job).detail
+        assert report is not None
         return report.figures()
 
     started = time.perf_counter()

@@ -15,7 +15,7 @@ from .host_chains import host_chain_defs
 from .jobs import gateway_range_job
 from .pipeline.redrive import RedrivePolicy
 from .resources.chain import CommitSettings, GatewayChainResource, HostChainResource
-from .resources.fhe import FheResource, check_test_keys
+from .resources.fhe import FheResource, check_test_keys, fhe_pool
 from .resources.io import ParquetIOManager
 from .resources.objects import ObjectStoreResource
 from .resources.signer import SignerResource
@@ -33,10 +33,14 @@ def defs() -> Definitions:
     fhe = FheResource.of(settings)
     check_test_keys(settings, fhe.resolved_key_dir, [c.chain_id for c in chains])
     max_runtime_s = settings.run_max_runtime
+    pool = fhe_pool(settings)
     redrive, rpc = RedrivePolicy.of(settings), SensorRpc.of(settings)
     hosts = [
         host_chain_defs(
-            c.name, max_runtime_s=max_runtime_s, sensor=SensorConfig(c.ranges, redrive, rpc)
+            c.name,
+            max_runtime_s=max_runtime_s,
+            sensor=SensorConfig(c.ranges, redrive, rpc),
+            pool=pool,
         )
         for c in chains
     ]
@@ -44,7 +48,10 @@ def defs() -> Definitions:
         SensorConfig(gateway_range_rules(settings), redrive, rpc)
     )
     return Definitions(
-        assets=[*(a for h in hosts for a in h.assets), *gateway_assets([c.name for c in chains])],
+        assets=[
+            *(a for h in hosts for a in h.assets),
+            *gateway_assets([c.name for c in chains], pool),
+        ],
         asset_checks=[c for h in hosts for c in h.checks],
         jobs=[*(h.job for h in hosts), gateway_range_job(max_runtime_s)],
         sensors=[

@@ -14,9 +14,16 @@ from dagster import (
     SensorDefinition,
 )
 
-from .assets.commits import COMMIT_RETRY, commit_assets, commit_checks
-from .assets.host import host_assets
-from .assets.objects import object_assets
+from .assets.commits import (
+    CIPHERTEXT_DIGESTS,
+    COMMIT_RETRY,
+    SNS_CIPHERTEXTS,
+    digest_commits_spec,
+    peer_check,
+)
+from .assets.host import CIPHERTEXTS, HOST_INGEST
+from .assets.objects import CIPHERTEXT_OBJECTS
+from .assets.range_asset import RangeGroup, range_asset
 from .chain.config import ChainKind
 from .jobs import host_range_job
 from .partitions import host_ranges
@@ -46,21 +53,28 @@ def host_chain_defs(
     commit_retry: RetryPolicy | None = COMMIT_RETRY,
     max_runtime_s: int = 0,
     sensor: SensorConfig = DEFAULT_SENSOR,
+    pool: str | None = None,
 ) -> HostChainDefs:
     """The definitions of the host chain `name` (`HostChainConfig.name`, e.g. `host_31337`);
     its range job's runs may take `max_runtime_s` seconds (0: no limit, `jobs.py`); its sensor
-    cuts and re-drives ranges as `sensor` says."""
+    cuts and re-drives ranges as `sensor` says; its FHE steps run in `pool`
+    (`resources.fhe.fhe_pool`)."""
     partitions = host_ranges(name)
     job = host_range_job(name, max_runtime_s)
+    where = RangeGroup((name,), name, partitions, chain=name, pool=pool)
+    specs = [
+        HOST_INGEST,
+        CIPHERTEXTS,
+        SNS_CIPHERTEXTS,
+        CIPHERTEXT_DIGESTS,
+        digest_commits_spec(commit_retry),
+        CIPHERTEXT_OBJECTS,
+    ]
     return HostChainDefs(
         name=name,
         partitions=partitions,
-        assets=[
-            *host_assets(name, partitions),
-            *commit_assets(name, partitions, commit_retry),
-            *object_assets(name, partitions),
-        ],
-        checks=commit_checks(name, partitions),
+        assets=[range_asset(spec, where) for spec in specs],
+        checks=[peer_check(name, partitions)],
         job=job,
         sensor=block_range_sensor(
             f"{name}_blocks_sensor",

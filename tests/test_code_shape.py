@@ -13,20 +13,8 @@ import pytest
 pytestmark = pytest.mark.fast
 ROOT = Path(__file__).resolve().parents[1] / "fhevm_dagster"
 MAX_LINES = 80
-_FACTORY = (
-    "an asset factory: its nested @asset bodies count toward it; the range-asset factory of "
-    "ARCHITECTURE.md (assets/ as specs) replaces it"
-)
-_STEP = "a range step: the one step contract (step(job) -> StepReport) reshapes it"
 #: "module:qualname" -> why it is still long.
-ALLOWED: dict[str, str] = {
-    "fhevm_dagster.assets.commits:commit_assets": _FACTORY,
-    "fhevm_dagster.assets.commits:commit_checks": _FACTORY,
-    "fhevm_dagster.assets.gateway:gateway_assets": _FACTORY,
-    "fhevm_dagster.assets.host:host_assets": _FACTORY,
-    "fhevm_dagster.pipeline.digest_commits:recheck_commits": _STEP,
-    "fhevm_dagster.pipeline.evaluate:evaluate_range": _STEP,
-}
+ALLOWED: dict[str, str] = {}
 
 
 def _functions(tree: ast.AST, prefix: str = "") -> Iterator[tuple[str, int]]:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any, cast
 
 import pytest
 
 from fhevm_dagster.chain.calls import TxOutcome, TxStatus
 from fhevm_dagster.chain.commit_port import GatewayUnreachable, OnChainCommit
+from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.pipeline.digest_commits import commit_materials, recheck_commits
 from fhevm_dagster.pipeline.errors import StepError
+from fhevm_dagster.pipeline.range_job import RangeJob
 from fhevm_dagster.protocol.digests import Material
 from fhevm_dagster.store import CommitState, CommitStatus
 
@@ -213,6 +216,15 @@ def test_nothing_is_sent_twice_on_retry_after_lost_receipts() -> None:
     }
 
 
+def recheck(book: Book, gateway: Gateway, first: int, last: int) -> tuple[Any, dict[str, Any]]:
+    """`recheck_commits` of gateway blocks `first..last` (8 commits sent at once)."""
+    job = RangeJob(
+        BlockRange(first, last), cast(Any, book), commits=lambda: gateway, commit_batch=8
+    )
+    report = recheck_commits(job)
+    return report.table, report.figures
+
+
 def confirmed_on(book: Book, gateway: Gateway, m: Material, block: int) -> OnChainCommit:
     commit = gateway.hold(m, block)
     book.set_commit_status(
@@ -229,7 +241,7 @@ def test_a_commit_lost_to_a_reorg_is_sent_again() -> None:
     confirmed_on(book, gateway, c, 12)
     del gateway.chain[b.handle]  # the reorg dropped b's block
     gateway.hold(c, 14)  # and moved c's commit
-    table, figures = recheck_commits(book, gateway, 10, 19, batch_size=8)
+    table, figures = recheck(book, gateway, 10, 19)
     assert dict(zip(table["handle"], table["outcome"], strict=True)) == {
         "0x" + a.handle.hex(): "kept",
         "0x" + b.handle.hex(): "recommitted",
@@ -248,7 +260,7 @@ def test_a_commit_lost_to_a_reorg_and_mined_again_later_is_not_sent_twice() -> N
     book, gateway = Book([a]), Gateway()
     confirmed_on(book, gateway, a, 10)
     gateway.hold(a, 25)
-    _, figures = recheck_commits(book, gateway, 10, 19, batch_size=8)
+    _, figures = recheck(book, gateway, 10, 19)
     assert gateway.mined == [] and (figures["lost"], figures["already_added"]) == (1, 1)
     assert book.statuses[a.handle].gateway_block == 25
 
@@ -259,14 +271,14 @@ def test_a_failed_resend_keeps_the_commit_in_its_range_for_the_next_run() -> Non
     confirmed_on(book, gateway, a, 10)
     del gateway.chain[a.handle]
     with pytest.raises(StepError, match="lost to a gateway reorg") as exc:
-        recheck_commits(book, gateway, 10, 19, batch_size=8)
+        recheck(book, gateway, 10, 19)
     assert exc.value.retryable and gateway.mined == []
     assert (book.statuses[a.handle].status, book.statuses[a.handle].gateway_block) == (
         CommitState.FAILED,
         10,
     )
     gateway.down, gateway.batches = False, 10
-    _, figures = recheck_commits(book, gateway, 10, 19, batch_size=8)
+    _, figures = recheck(book, gateway, 10, 19)
     assert gateway.mined == [a.handle] and figures["sent"] == 1
     assert book.statuses[a.handle].status is CommitState.CONFIRMED
 
@@ -278,5 +290,5 @@ def test_an_unreachable_gateway_fails_the_recheck_retryably_and_changes_nothing(
     before = dict(book.statuses)
     gateway.down = True
     with pytest.raises(StepError, match="gateway unreachable") as exc:
-        recheck_commits(book, gateway, 10, 19, batch_size=8)
+        recheck(book, gateway, 10, 19)
     assert exc.value.retryable and book.statuses == before and gateway.mined == []

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from dagster import AssetsDefinition, DagsterInstance, instance_for_test, materialize
 from host_defs import HOST_RANGES, ciphertexts, host_ingest, host_resource
+from range_jobs import evaluate
 
 from fhevm_dagster.compute.keys import KeySet
 from fhevm_dagster.compute.oracle import Plain
@@ -30,7 +31,7 @@ from fhevm_dagster.devnet import (
 )
 from fhevm_dagster.devnet.traffic import token_contract
 from fhevm_dagster.pipeline.block_ranges import BlockRange
-from fhevm_dagster.pipeline.evaluate import MissingInputsError, evaluate_range, oracle_range
+from fhevm_dagster.pipeline.evaluate import MissingInputsError, oracle_range
 from fhevm_dagster.protocol.computations import ComputationRow
 from fhevm_dagster.protocol.handles import trivial_encrypt_handle
 from fhevm_dagster.protocol.opcodes import HOST_OPERATORS, Operator
@@ -142,7 +143,7 @@ def test_token_transfers_across_ranges(
 
     # The later range first: its balances come from the earlier one, not evaluated yet.
     with pytest.raises(MissingInputsError) as missing:
-        evaluate_range(store, lambda: engine, later.key, KEY_ID, 2, chain.host_chain_id)
+        evaluate(store, lambda: engine, later.key, KEY_ID, 2, chain.host_chain_id)
     assert missing.value.missing
     assert all(earlier.key in why for why in missing.value.missing.values())
     assert earlier.key in str(missing.value)
@@ -225,7 +226,7 @@ def test_a_failing_computation_does_not_stop_the_range(keys: KeySet, tmp_path: P
     ]  # fmt: skip
     store = Store.open(f"sqlite:///{tmp_path / 'store.sqlite'}")
     store.write_range(31337, "000000000001-000000000001", rows, [])
-    report, _ = evaluate_range(store, keys.engine, "000000000001-000000000001", KEY_ID, 2, 31337)
+    report = evaluate(store, keys.engine, "000000000001-000000000001", KEY_ID, 2, 31337)
     assert set(report.errors) == {bad.hex(), dependent.hex()}
     assert report.errors[bad.hex()] == "OperationError: Add: operand types differ (Uint8 vs Bool)"
     assert report.errors[dependent.hex()].startswith(f"depends on failed computation {bad.hex()}")
@@ -244,7 +245,7 @@ def test_a_failing_computation_does_not_stop_the_range(keys: KeySet, tmp_path: P
         _row(fine, Operator.Add, (good, b"\x01"), FheType.Uint8, True, True, 1),
     ]
     store.write_range(31337, "000000000002-000000000002", later, [])
-    report, _ = evaluate_range(store, keys.engine, "000000000002-000000000002", KEY_ID, 2, 31337)
+    report = evaluate(store, keys.engine, "000000000002-000000000002", KEY_ID, 2, 31337)
     assert not report.missing and set(report.errors) == {consumer.hex()}
     assert report.errors[consumer.hex()].startswith(f"depends on failed computation {bad.hex()}")
     assert "range 000000000001-000000000001" in report.errors[consumer.hex()]

@@ -47,16 +47,18 @@ def test_cpu_is_the_default_device() -> None:
 
 
 def _pools() -> dict[str, str | None]:
-    host = host_chain_defs("host_31337").assets
-    gateway = gateway_assets(["host_31337"])
+    """Each asset's pool, in the definitions of the settings now (`defs()` passes the pool)."""
+    pool = fhe_pool(load_settings())
+    host = host_chain_defs("host_31337", pool=pool).assets
+    gateway = gateway_assets(["host_31337"], pool)
     return {k.path[-1]: a.op.pool for a in [*host, *gateway] for k in a.keys}
 
 
 def test_fhe_steps_hold_the_gpu_pool_on_a_cuda_deployment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert fhe_pool() is None
+    assert fhe_pool(load_settings()) is None
     assert not {name for name, pool in _pools().items() if pool == GPU_POOL}
     monkeypatch.setenv("FHEVM_DAGSTER_DEVICE", "cuda")
-    assert fhe_pool() == GPU_POOL
+    assert fhe_pool(load_settings()) == GPU_POOL
     pools = _pools()
     assert {name for name, pool in pools.items() if pool == GPU_POOL} == FHE_STEPS
     assert pools["digest_commits"] is None  # the sender's lease orders gateway sends

@@ -11,7 +11,8 @@ import pytest
 from fhevm_dagster.chain.config import HostChainConfig
 from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.pipeline.errors import RangeMoved, StepError
-from fhevm_dagster.pipeline.host import ingest_range
+from fhevm_dagster.pipeline.host import IngestReport, ingest_range
+from fhevm_dagster.pipeline.range_job import RangeJob
 from fhevm_dagster.protocol.events import RawLog
 from fhevm_dagster.store import Store
 
@@ -44,6 +45,12 @@ def log(block: int, branch: int = 0) -> RawLog:
     )
 
 
+def ingest(node: Node, store: Store, rng: BlockRange) -> IngestReport:
+    report = ingest_range(RangeJob(rng, store, host=CHAIN, logs=lambda: node)).detail
+    assert report is not None
+    return report
+
+
 @pytest.fixture()
 def store(tmp_path: Path) -> Store:
     return Store.open(f"sqlite:///{tmp_path / 'store.sqlite'}")
@@ -54,15 +61,15 @@ def test_a_log_from_another_branch_is_a_moved_range(store: Store) -> None:
     rng = BlockRange(0, 9)
     node = Node(logs=[log(3), log(5, branch=1)])  # block 5's log is from a reorged-out block
     with pytest.raises(RangeMoved):
-        ingest_range(node, CHAIN, store, rng)
+        ingest(node, store, rng)
     assert store.get_range(31337, rng.key) is None  # nothing recorded as ingested
     node.branch[5] = 1  # the chain agrees with the log now
-    report = ingest_range(node, CHAIN, store, rng)
+    report = ingest(node, store, rng)
     assert len(report.decoded.unknown) == 2
     assert store.get_range(31337, rng.key).processed_hash == block_hash(9)  # type: ignore[union-attr]
 
 
 def test_the_node_must_serve_the_configured_chain(store: Store) -> None:
     with pytest.raises(StepError, match="host RPC serves chain 1, configured 31337") as exc:
-        ingest_range(Node(chain=1), CHAIN, store, BlockRange(0, 9))
+        ingest(Node(chain=1), store, BlockRange(0, 9))
     assert not exc.value.retryable

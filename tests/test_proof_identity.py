@@ -10,7 +10,9 @@ from eth_account import Account
 
 from fhevm_dagster.chain.calls import ContractCall, TxOutcome, TxStatus
 from fhevm_dagster.chain.config import GatewayConfig
+from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.pipeline.gateway import answer_requests
+from fhevm_dagster.pipeline.range_job import RangeJob
 from fhevm_dagster.store import ProofRequest, ProofStatus, Store
 
 GATEWAY = GatewayConfig(10901, "http://127.0.0.1:1", "0x" + "ee" * 20, "0x" + "ff" * 20)
@@ -60,9 +62,12 @@ def test_same_id_from_two_transactions_is_two_requests(store: Store) -> None:
     store.set_proof_status(old.key, ProofStatus.REJECTED, "3: bad proof")
 
     sender = RecordingSender()
-    df, figures, _ = answer_requests(
-        store, lambda: sender, Account.create, GATEWAY, store.proof_request_keys(10901, 0, 9)
+    job = RangeJob(
+        BlockRange(0, 9), store, gateway=GATEWAY, sender=lambda: sender, signer=Account.create
     )
+    report = answer_requests(job)
+    df, figures = report.table, report.figures
+    assert df is not None
     assert len(sender.sent) == 2 and figures["confirmed"] == 2
     assert list(df["request_tx_hash"]) == ["0x" + "01" * 32, "0x" + "02" * 32]
     answered = store.get_proof_requests(keys)

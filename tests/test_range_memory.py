@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from range_jobs import evaluate, host_job
 
 from fhevm_dagster.compute.oracle import Plain
 from fhevm_dagster.compute.oracle import evaluate as oracle_evaluate
 from fhevm_dagster.objects.backends import FileBackend
-from fhevm_dagster.pipeline.evaluate import MissingInputsError, evaluate_range
+from fhevm_dagster.pipeline.evaluate import MissingInputsError
 from fhevm_dagster.pipeline.squash import digest_range, squash_range
 from fhevm_dagster.pipeline.uploads import upload_range
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
@@ -150,7 +151,7 @@ def test_a_range_holds_a_bounded_number_of_ciphertexts(tmp_path: Path) -> None:
     bound = 6 * BATCH + 10  # window + unstored batch + a transaction + operands in flight
 
     Counted.reset_peak()
-    report, _ = evaluate_range(store, lambda: engine, RANGE, 0, POOL, CHAIN, batch=BATCH)
+    report = evaluate(store, lambda: engine, RANGE, 0, POOL, CHAIN, batch=BATCH)
     assert report.evaluated == 1000 and not report.errors
     assert Counted.peak <= bound, f"evaluation held {Counted.peak} ciphertexts"
     stored = store.get_ciphertexts(allowed)
@@ -160,20 +161,22 @@ def test_a_range_holds_a_bounded_number_of_ciphertexts(tmp_path: Path) -> None:
     del stored
 
     Counted.reset_peak()
-    figures = squash_range(store, lambda: engine, CHAIN, RANGE, POOL, batch=BATCH)
+    job = host_job(store, RANGE, CHAIN, engine_of=lambda: engine, threads=POOL, batch=BATCH)
+    figures = squash_range(job).figures
     assert figures["squashed"] == len(allowed)
     assert Counted.peak <= bound, f"squash held {Counted.peak} ciphertexts"
 
     Counted.reset_peak()
-    table, _ = digest_range(store, CHAIN, RANGE, batch=BATCH)
+    table = digest_range(job).table
+    assert table is not None
     assert len(table) == len(allowed)
     assert Counted.peak <= bound, f"digests held {Counted.peak} ciphertexts"
 
     Counted.reset_peak()
     signer = Account.from_key("0x" + "11" * 32)
-    _, figures = upload_range(
-        store, FileBackend(tmp_path / "objects"), signer, CHAIN, RANGE, batch=BATCH
-    )
+    backend = FileBackend(tmp_path / "objects")
+    job = host_job(store, RANGE, CHAIN, batch=BATCH, objects=lambda: backend, signer=lambda: signer)
+    figures = upload_range(job).figures
     assert figures["uploaded"] + figures["skipped"] == 3 * len(allowed)
     assert Counted.peak <= bound, f"upload held {Counted.peak} ciphertexts"
 
@@ -193,7 +196,7 @@ def test_a_small_batch_fails_and_stores_what_an_unbounded_one_does(
         with store.engine.begin() as conn:
             conn.execute(s.ciphertexts.delete().where(s.ciphertexts.c.handle == lost))
         with pytest.raises(MissingInputsError) as missing:
-            evaluate_range(store, OracleEngine, RANGE, 0, POOL, CHAIN, batch=b)
+            evaluate(store, OracleEngine, RANGE, 0, POOL, CHAIN, batch=b)
         assert list(missing.value.missing) == [lost]
         statuses = {c.key: c.status for c in store.computations_of_range(RANGE, chain_id=CHAIN)}
         stored = store.snapshot()["ciphertexts"]

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from range_jobs import evaluate, host_job
 from test_range_memory import BATCH, CHAIN, POOL, RANGE, CountingStore, OracleEngine, transfers
 
 from fhevm_dagster.compute.oracle import Plain
-from fhevm_dagster.pipeline.evaluate import MissingInputsError, evaluate_range
+from fhevm_dagster.pipeline.evaluate import MissingInputsError
 from fhevm_dagster.pipeline.squash import squash_range
 from fhevm_dagster.store import ComputationStatus, Store
 from fhevm_dagster.store import schema as s
@@ -59,7 +60,7 @@ def test_a_retry_computes_only_what_is_not_stored(tmp_path: Path) -> None:
 
     first = CountingEngine()
     with pytest.raises(MissingInputsError) as missing:
-        evaluate_range(store, lambda: first, RANGE, 0, POOL, CHAIN, batch=BATCH)
+        evaluate(store, lambda: first, RANGE, 0, POOL, CHAIN, batch=BATCH)
     assert list(missing.value.missing) == [lost]
     assert not missing.value.report.errors, "a missing input fails nothing"
     waiting = len(missing.value.report.waiting)
@@ -72,19 +73,17 @@ def test_a_retry_computes_only_what_is_not_stored(tmp_path: Path) -> None:
     with store.engine.begin() as conn:  # the gateway range stores the input at last
         conn.execute(s.ciphertexts.insert().values(**saved._mapping))
     retry = CountingEngine()
-    report, _ = evaluate_range(store, lambda: retry, RANGE, 0, POOL, CHAIN, batch=BATCH)
+    report = evaluate(store, lambda: retry, RANGE, 0, POOL, CHAIN, batch=BATCH)
     assert retry.executed == report.evaluated == redo, "only failed transactions are evaluated"
     assert len(report.skipped) == len(rows) - redo and not report.errors
     assert _values(store, retry, allowed) == {h: plain[h] for h in allowed}
 
     again = CountingEngine()
-    report, _ = evaluate_range(store, lambda: again, RANGE, 0, POOL, CHAIN, batch=BATCH)
+    report = evaluate(store, lambda: again, RANGE, 0, POOL, CHAIN, batch=BATCH)
     assert again.executed == 0 and report.evaluated == 0 and len(report.skipped) == len(rows)
 
     check = CountingEngine()
-    report, _ = evaluate_range(
-        store, lambda: check, RANGE, 0, POOL, CHAIN, batch=BATCH, recompute=True
-    )
+    report = evaluate(store, lambda: check, RANGE, 0, POOL, CHAIN, batch=BATCH, recompute=True)
     assert check.executed == len(rows) and report.compared == len(allowed)
     assert not report.drift and report.stored == 0
 
@@ -130,18 +129,18 @@ def test_a_range_ahead_of_its_inputs_waits_and_nothing_becomes_final(tmp_path: P
     engine = CountingEngine()
     for key in (third, second):
         with pytest.raises(MissingInputsError) as missing:
-            evaluate_range(store, lambda: engine, key, 0, POOL, CHAIN, batch=BATCH)
+            evaluate(store, lambda: engine, key, 0, POOL, CHAIN, batch=BATCH)
         report = missing.value.report
         assert report.waiting and not report.errors, report.errors
         waits = store.range_waits(CHAIN)[key]
         assert waits and not any(waits.values())  # waits for handles not stored yet
         statuses = {c.status for c in store.computations_of_range(key, chain_id=CHAIN)}
         assert ComputationStatus.ERROR not in statuses
-    report, _ = evaluate_range(store, lambda: engine, first, 0, POOL, CHAIN, batch=BATCH)
+    report = evaluate(store, lambda: engine, first, 0, POOL, CHAIN, batch=BATCH)
     assert not report.errors and first not in store.range_waits(CHAIN)
     assert all(store.range_waits(CHAIN)[second].values()), "its inputs are stored now"
     for key in (second, third):
-        report, _ = evaluate_range(store, lambda: engine, key, 0, POOL, CHAIN, batch=BATCH)
+        report = evaluate(store, lambda: engine, key, 0, POOL, CHAIN, batch=BATCH)
         assert not report.errors and not report.waiting
     assert store.range_waits(CHAIN) == {}
     statuses = {
@@ -161,15 +160,14 @@ def test_squashing_overlaps_evaluation_within_the_memory_bound(tmp_path: Path) -
     allowed, plain = transfers(store, 200)
     engine = CountingEngine()
     Counted.reset_peak()
-    report, _ = evaluate_range(
-        store, lambda: engine, RANGE, 0, POOL, CHAIN, batch=BATCH, squash=True
-    )
+    report = evaluate(store, lambda: engine, RANGE, 0, POOL, CHAIN, batch=BATCH, squash=True)
     assert engine.squashed == len(allowed) == report.squash_stored
     assert Counted.peak <= 6 * BATCH + 10, f"evaluation and squash held {Counted.peak}"
     ct128 = store.get_ciphertexts128(allowed)
     assert {h: engine.decompress(c[len(b"ct128") :]).value for h, c in ct128.items()} == {
         h: plain[h] for h in allowed
     }
-    figures = squash_range(store, lambda: engine, CHAIN, RANGE, POOL, batch=BATCH)
+    job = host_job(store, RANGE, CHAIN, engine_of=lambda: engine, threads=POOL, batch=BATCH)
+    figures = squash_range(job).figures
     assert figures["already_stored"] == len(allowed) and figures["squashed"] == 0
     assert engine.squashed == len(allowed)

@@ -17,6 +17,7 @@ from fhevm_dagster.objects import FileBackend, ct64_key, ct128_key
 from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.pipeline.errors import StepError
 from fhevm_dagster.pipeline.host import ingest_range
+from fhevm_dagster.pipeline.range_job import RangeJob
 from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.resources.objects import ObjectStoreResource
 from fhevm_dagster.resources.store import StoreResource
@@ -155,5 +156,5 @@ def test_changed_genesis_off_the_devnet_stops_with_an_error(
     rng = BlockRange(0, 9)
     chain = HostChainConfig(31337, node.rpc_url, "0x" + "aa" * 20, "0x" + "bb" * 20, 0)
     with pytest.raises(StepError, match="this range is not read") as err:
-        ingest_range(ChainReader.of(chain), chain, store, rng)
+        ingest_range(RangeJob(rng, store, host=chain, logs=lambda: ChainReader.of(chain)))
     assert not err.value.retryable and store.snapshot() == before

@@ -47,7 +47,6 @@ LOADERS = {
     "directory, wherever a process (a run, a CLI, a test, a benchmark) derives one",
     "fhevm_dagster/devnet/state.py": "the devnet tools' own directory (the devnet is a "
     "developer tool, not a part of the coprocessor)",
-    "fhevm_dagster/resources/fhe.py": "the FHE pool of the asset definitions",
 }
 
 

@@ -31,6 +31,8 @@ class GatewayUnreachable(RuntimeError):
 class CommitGateway(Protocol):
     """The gateway's CiphertextCommits as seen by one transaction sender."""
 
+    sender: str  # the sender's address, checksummed
+
     def committed(
         self, handles: Sequence[bytes], first: int | None = None, last: int | None = None
     ) -> dict[bytes, OnChainCommit]:

@@ -15,8 +15,7 @@ import pandas as pd
 from ..chain.commit_port import CommitGateway
 from ..protocol.digests import Material
 from ..store import CommitState, Store
-from .digest_commits import peer_disagreements
-from .squash import RangeHandles
+from .range_handles import RangeHandles
 from .tables import hex_str
 
 
@@ -56,6 +55,32 @@ def committed_problems(
         elif status is None or status.status is not CommitState.CONFIRMED:
             problems[hex_str(h)] = f"store status {status.status if status else 'absent'}"
     return problems
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDisagreement:
+    """Another coprocessor committed other digests (or key id) than ours for a handle."""
+
+    handle: bytes
+    peer: str
+    ours: Material
+    theirs: Material
+
+
+def peer_disagreements(
+    ours: dict[bytes, Material], commits: Sequence[tuple[str, Material]], me: str
+) -> list[PeerDisagreement]:
+    """The (sender, material) commits of other senders that differ from `ours`, in order.
+
+    The gateway accepts a digest only when a majority commits the same one: a coprocessor whose
+    bytes differ from its peers' is outvoted on every handle, so a difference is an alarm.
+    """
+    out: list[PeerDisagreement] = []
+    for sender, theirs in commits:
+        mine = ours.get(theirs.handle)
+        if sender != me and mine is not None and mine != theirs:
+            out.append(PeerDisagreement(theirs.handle, sender, mine, theirs))
+    return out
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,15 @@ from ..chain.calls import TxStatus
 from ..chain.commit_port import CommitGateway, GatewayUnreachable
 from ..protocol.digests import Material
 from ..store import CommitState, CommitStatus, Store
+from .consensus import committed_problems
 from .errors import StepError
-from .squash import range_handles
+from .range_handles import RangeHandles, range_handles
+from .range_job import RangeJob
+from .step_report import CheckResult, Severity, StepReport
 from .tables import hex_str
+from .uploads import purge_committed_ct128
+
+COMMITTED_CHECK = "digests_committed_on_gateway"
 
 
 class CommitBook(Protocol):
@@ -177,45 +183,20 @@ def _record_already_added(
         )
 
 
-@dataclass(frozen=True, slots=True)
-class PeerDisagreement:
-    """Another coprocessor committed other digests (or key id) than ours for a handle."""
-
-    handle: bytes
-    peer: str
-    ours: Material
-    theirs: Material
-
-
-def peer_disagreements(
-    ours: dict[bytes, Material], commits: Sequence[tuple[str, Material]], me: str
-) -> list[PeerDisagreement]:
-    """The (sender, material) commits of other senders that differ from `ours`, in order.
-
-    The gateway accepts a digest only when a majority commits the same one: a coprocessor whose
-    bytes differ from its peers' is outvoted on every handle, so a difference is an alarm.
-    """
-    out: list[PeerDisagreement] = []
-    for sender, theirs in commits:
-        mine = ours.get(theirs.handle)
-        if sender != me and mine is not None and mine != theirs:
-            out.append(PeerDisagreement(theirs.handle, sender, mine, theirs))
-    return out
-
-
 COMMIT_COLUMNS = ["handle", "status", "tx_hash", "reason"]
 
 
-def commit_range(
-    store: Store, gateway: CommitGateway, chain_id: int, range_key: str, batch_size: int
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Commit the stored digests of the range's handles; a table of statuses and figures.
+def commit_range(job: RangeJob) -> StepReport[None]:
+    """Commit the stored digests of the range's handles; a table of statuses, figures, and the
+    check that this sender's commits are on the gateway. Once committed and in the object store,
+    a handle's ct128 bytes leave the store (`job.purge_ct128`).
 
     Handles without a digest yet fail the step (retryable); any failed commit fails it with its
     reason after every other handle was tried, and a retry sends only what is still missing.
     """
-    handles = range_handles(store, chain_id, range_key)
-    handles.require_ct64(range_key)
+    store, gateway = job.store, job.commit_gateway()
+    handles = range_handles(store, job.host_chain.chain_id, job.rng)
+    handles.require_ct64()
     digests = store.get_digests(list(handles.stored))
     undigested = [h for h in handles.stored if h not in digests]
     if undigested:
@@ -225,7 +206,7 @@ def commit_range(
             retryable=True,
         )
     materials = [digests[h] for h in handles.stored]
-    report = commit_materials(store, gateway, materials, batch_size)
+    report = commit_materials(store, gateway, materials, job.commit_batch)
     statuses = store.get_commit_statuses([m.handle for m in materials])
     table = pd.DataFrame(
         [
@@ -252,15 +233,43 @@ def commit_range(
         **handles.figures(),
     }
     _raise_failures(report, f"of {len(materials)} digest commit(s) failed", figures)
-    return table, figures
+    if job.purge_ct128:
+        figures |= purge_committed_ct128(store, job.object_store(), [m.handle for m in materials])
+    return StepReport(figures, table, checks=[committed_check(store, gateway, handles)])
+
+
+def committed_check(store: Store, gateway: CommitGateway, handles: RangeHandles) -> CheckResult:
+    """This sender's AddCiphertextMaterial event exists for each handle with the stored digests.
+
+    A handle whose computation failed for a deterministic reason is never committed: the rest of
+    the range is, and the check names what could not be done (a warning).
+    """
+    try:
+        problems = committed_problems(store, gateway, handles)
+    except Exception as exc:  # any RPC failure: nothing can be decided now
+        return gateway_unreachable(COMMITTED_CHECK, exc)
+    figures = {
+        "checked": len(handles.stored),
+        "sender": gateway.sender,
+        "problems": problems,
+        "waiting": [hex_str(h) for h in handles.missing],
+        **handles.figures(),
+    }
+    passed = not problems and not handles.missing and not handles.errored
+    severity: Severity = "ERROR" if problems or handles.missing else "WARN"
+    return CheckResult(COMMITTED_CHECK, passed, figures, severity)
+
+
+def gateway_unreachable(name: str, exc: Exception) -> CheckResult:
+    """A check that cannot decide now: the gateway did not answer (a warning)."""
+    message = f"gateway unreachable: {type(exc).__name__}: {exc}"
+    return CheckResult(name, False, {"error": message}, "WARN")
 
 
 RECHECK_COLUMNS = ["handle", "outcome", "status", "tx_hash", "gateway_block", "reason"]
 
 
-def recheck_commits(
-    store: RecheckBook, gateway: CommitGateway, first: int, last: int, batch_size: int
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+def recheck_commits(job: RangeJob) -> StepReport[None]:
     """Check the commits recorded in gateway blocks `first..last` against the canonical gateway
     chain; send again those a reorg dropped. A table per commit and figures.
 
@@ -273,6 +282,8 @@ def recheck_commits(
     re-drive) tries it again.
     """
     started = time.perf_counter()
+    store: RecheckBook = job.store
+    gateway, first, last = job.commit_gateway(), job.rng.first, job.rng.last
     rows = store.commits_in_gateway_blocks(first, last)
     handles = [r.handle for r in rows]
     digests = store.get_digests(handles)
@@ -308,24 +319,10 @@ def recheck_commits(
             tx = hex_str(r.tx_hash) if r.tx_hash else "?"
             reason = f"gateway reorg: commit {tx} of block {r.gateway_block} is not on the chain"
             store.set_commit_status(CommitStatus(r.handle, CommitState.FAILED, r.tx_hash, reason))
-    report = commit_materials(store, gateway, lost, batch_size)
+    report = commit_materials(store, gateway, lost, job.commit_batch)
     for m in lost:
         outcome[m.handle] = "failed" if m.handle in report.failed else "recommitted"
-    statuses = store.get_commit_statuses(handles)
-    table = pd.DataFrame(
-        [
-            {
-                "handle": hex_str(h),
-                "outcome": outcome[h],
-                "status": str(statuses[h].status),
-                "tx_hash": hex_str(statuses[h].tx_hash) if statuses[h].tx_hash else "",
-                "gateway_block": statuses[h].gateway_block,
-                "reason": statuses[h].reason or "",
-            }
-            for h in handles
-        ],
-        columns=RECHECK_COLUMNS,
-    )
+    table = _recheck_table(handles, outcome, store.get_commit_statuses(handles))
     figures = {
         "first_block": first,
         "last_block": last,
@@ -341,7 +338,27 @@ def recheck_commits(
     }
     what = f"of {len(lost)} commit(s) lost to a gateway reorg could not be sent again"
     _raise_failures(report, what, figures)
-    return table, figures
+    return StepReport(figures, table)
+
+
+def _recheck_table(
+    handles: Sequence[bytes], outcome: dict[bytes, str], statuses: dict[bytes, CommitStatus]
+) -> pd.DataFrame:
+    """One row per rechecked commit: what the recheck did, and its status now."""
+    return pd.DataFrame(
+        [
+            {
+                "handle": hex_str(h),
+                "outcome": outcome[h],
+                "status": str(statuses[h].status),
+                "tx_hash": hex_str(statuses[h].tx_hash) if statuses[h].tx_hash else "",
+                "gateway_block": statuses[h].gateway_block,
+                "reason": statuses[h].reason or "",
+            }
+            for h in handles
+        ],
+        columns=RECHECK_COLUMNS,
+    )
 
 
 def _raise_failures(report: CommitReport, what: str, figures: dict[str, Any]) -> None:

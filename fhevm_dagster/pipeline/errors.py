@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .block_ranges import BlockRange
+
 
 class StepError(RuntimeError):
     """A step that could not finish. `retryable`: a later attempt may succeed (missing inputs,
@@ -21,8 +23,8 @@ class StepError(RuntimeError):
 class RangeMoved(StepError):
     """The range's last block changed while it was read (a reorg racing the step)."""
 
-    def __init__(self, range_key: str) -> None:
-        super().__init__(f"range {range_key} changed while it was read", retryable=True)
+    def __init__(self, rng: BlockRange) -> None:
+        super().__init__(f"range {rng.key} changed while it was read", retryable=True)
 
 
 class RedriveLater(StepError):

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from ..compute.dag import NodeKey, RangeDag, build_dag, without_stored
-from ..compute.evaluate import Ct64, EngineFactory, FheBackend, PlainBackend
+from ..compute.evaluate import Ct64, FheBackend, PlainBackend
 from ..compute.oracle import Plain
 from ..compute.scheduler import EvalResult, run_dag
 from ..compute.sns import SquashPipe, SquashReport
@@ -33,7 +33,10 @@ from ..protocol.digests import ciphertext_digest
 from ..protocol.handles import parse_handle
 from ..protocol.types import FheType
 from ..store import Ciphertext, ComputationStatus, Store, StoredComputation
+from .block_ranges import BlockRange
 from .errors import StepError
+from .range_job import RangeJob
+from .step_report import CheckResult, StepReport
 from .tables import hex_str, type_name
 
 INPUT_INDEX_COMPUTED = 0xFF
@@ -43,7 +46,7 @@ INPUT_INDEX_COMPUTED = 0xFF
 class RangeReport:
     """What one evaluation did, for the asset's metadata."""
 
-    range_key: str
+    rng: BlockRange
     evaluated: int = 0
     stored: int = 0
     pruned: int = 0
@@ -93,13 +96,13 @@ class MissingInputsError(StepError):
     """Inputs of the range are not in the store yet: retry once their producers have run. The
     computations reading them are pending, never errors: nothing about them is final."""
 
-    def __init__(self, range_key: str, missing: dict[bytes, str], report: RangeReport) -> None:
-        self.range_key = range_key
+    def __init__(self, rng: BlockRange, missing: dict[bytes, str], report: RangeReport) -> None:
+        self.rng = rng
         self.missing = missing
         self.report = report
         lines = [f"{h.hex()} ({where})" for h, where in sorted(missing.items())]
         super().__init__(
-            f"range {range_key}: {len(missing)} input ciphertext(s) not in the store yet: "
+            f"range {rng.key}: {len(missing)} input ciphertext(s) not in the store yet: "
             + "; ".join(lines),
             retryable=True,
             figures=report.figures(),
@@ -144,35 +147,50 @@ def _drift(results: Sequence[Ciphertext], stored: dict[bytes, Ciphertext]) -> di
     return out
 
 
-def evaluate_range(
-    store: Store,
-    engine_of: EngineFactory,
-    range_key: str,
-    key_id: int,
-    pool_size: int,
-    chain_id: int,
-    batch: int = 0,
-    *,
-    recompute: bool = False,
-    squash: bool = False,
-) -> tuple[RangeReport, RangeDag]:
-    """Evaluates what the range has not stored yet, stores allowed results, records errors per
-    computation; with `recompute`, everything, comparing with what is stored; with `squash`,
-    stores the ct128 of each new allowed result too, squashed while evaluation goes on.
+RECOMPUTED_BYTES_CHECK = "recomputed_bytes_match_stored"
 
-    Results are stored `batch` at a time as they come, and inputs are read from the store when
-    their consumer starts, so memory is bounded by `batch` rather than by the range (0: no
+
+def evaluate_range(job: RangeJob) -> StepReport[RangeReport]:
+    """Evaluates what the range has not stored yet, stores allowed results, records errors per
+    computation; with `job.recompute`, everything, comparing with what is stored (the check
+    `recomputed_bytes_match_stored`); with `job.squash_during_evaluation`, stores the ct128 of
+    each new allowed result too, squashed while evaluation goes on.
+
+    Results are stored `job.batch` at a time as they come, and inputs are read from the store
+    when their consumer starts, so memory is bounded by the batch rather than by the range (0: no
     bound; see `run_dag`). Inputs from earlier ranges or the gateway that are not stored yet
     leave their consumers pending (recorded with why, and the handles as the range's waits), and
-    `MissingInputsError` is raised after everything else was stored. `engine_of` is called only
+    `MissingInputsError` is raised after everything else was stored. The engine is loaded only
     when there is work: a range without computations does not pay the key load.
     """
+    report, dag = _evaluate(job)
+    out: StepReport[RangeReport] = StepReport(
+        {**report.figures(), "fhe_device": job.device}, evaluation_table(report, dag), detail=report
+    )
+    for handle, message in report.errors.items():
+        out.note("error", f"computation {handle} failed: {message}")
+    for h, message in report.squash.errors.items():
+        out.note("warning", f"squashing {h.hex()} failed ({message}): sns retries it")
+    for handle, message in report.drift.items():
+        out.note("error", f"recomputed {handle} differs from the stored ciphertext: {message}")
+    metadata = {
+        "compared_handles": report.compared,
+        "differing_handles": len(report.drift),
+        "differences": report.drift,
+    }
+    out.checks.append(CheckResult(RECOMPUTED_BYTES_CHECK, not report.drift, metadata))
+    return out
+
+
+def _evaluate(job: RangeJob) -> tuple[RangeReport, RangeDag]:
+    """The range evaluated: what it did and its whole DAG (see `evaluate_range`)."""
     started = time.perf_counter()
-    rows = store.computations_of_range(range_key, chain_id=chain_id)
+    store, chain, batch = job.store, job.host_chain, job.batch
+    rows = store.computations_of_range(job.rng.key, chain_id=chain.chain_id)
     full = dag = build_dag(rows)
-    report = RangeReport(range_key, pruned=len(dag.pruned), longest_chain=dag.longest_chain())
+    report = RangeReport(job.rng, pruned=len(dag.pruned), longest_chain=dag.longest_chain())
     skipped: list[NodeKey] = []
-    if not recompute:
+    if not job.recompute:
         allowed = [k[0] for k in dag.order if dag.nodes[k].row.is_allowed]
         stored = set(allowed) - set(store.missing_ciphertexts(allowed))
         dag, skipped = without_stored(dag, stored)
@@ -180,7 +198,7 @@ def evaluate_range(
     absent = store.missing_ciphertexts(sorted(dag.external))
     failed = _failed_producers(store, absent)
     where = _producer_of(store, [h for h in absent if h not in failed])
-    engine = engine_of() if dag.order else None
+    engine = job.engine() if dag.order else None
 
     def load(handles: Sequence[bytes]) -> dict[bytes, Ct64]:
         return {h: Ct64(c.ciphertext) for h, c in store.get_ciphertexts(handles).items()}
@@ -189,16 +207,18 @@ def evaluate_range(
         report.squash_stored += store.put_ciphertexts128(items)
 
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(ThreadPoolExecutor(max(1, pool_size), thread_name_prefix="fhe"))
+        pool = stack.enter_context(
+            ThreadPoolExecutor(max(1, job.threads), thread_name_prefix="fhe")
+        )
         pipe = (
             stack.enter_context(SquashPipe(engine, pool, put_ct128, limit=batch))
-            if engine and squash
+            if engine and job.squash_during_evaluation
             else None
         )
 
         def sink(values: list[tuple[NodeKey, Ct64]]) -> None:
             results = [
-                Ciphertext(k[0], v.data, dag.nodes[k].row.fhe_type, key_id, "computed")
+                Ciphertext(k[0], v.data, dag.nodes[k].row.fhe_type, chain.key_id, "computed")
                 for k, v in values
             ]
             stored = store.get_ciphertexts([r.handle for r in results])
@@ -210,17 +230,34 @@ def evaluate_range(
                 pipe.submit([(r.handle, r.ciphertext) for r in results if r.handle in todo])
 
         result: EvalResult[Ct64] = (
-            run_dag(dag, FheBackend(engine), load, sink, pool_size, failed, batch, pool, where)
+            run_dag(dag, FheBackend(engine), load, sink, job.threads, failed, batch, pool, where)
             if engine
             else EvalResult()
         )
         if pipe is not None:
             report.squash = pipe.close()
+    _record(job, dag, skipped, result, report)
+    report.wall_seconds = time.perf_counter() - started
+    if result.waited_for:
+        report.missing = {h.hex(): w for h, w in result.waited_for.items()}
+        raise MissingInputsError(job.rng, result.waited_for, report)
+    return report, full
+
+
+def _record(
+    job: RangeJob,
+    dag: RangeDag,
+    skipped: list[NodeKey],
+    result: EvalResult[Ct64],
+    report: RangeReport,
+) -> None:
+    """The evaluation's outcome in the store (errors, waits, what is done) and in the report."""
+    store = job.store
     intermediates = [k for k in result.done if not dag.nodes[k].row.is_allowed]
     store.mark_errors([(h, tx, msg) for (h, tx), msg in result.errors.items()])
     store.mark_waiting(
-        chain_id,
-        range_key,
+        job.host_chain.chain_id,
+        job.rng.key,
         [(h, tx, msg) for (h, tx), msg in result.waiting.items()],
         result.waited_for,
     )
@@ -233,11 +270,6 @@ def evaluate_range(
     for key in result.done:
         row = dag.nodes[key].row
         report.operations[f"{row.operator.name}:{FheType(row.fhe_type).name}"] += 1
-    report.wall_seconds = time.perf_counter() - started
-    if result.waited_for:
-        report.missing = {h.hex(): w for h, w in result.waited_for.items()}
-        raise MissingInputsError(range_key, result.waited_for, report)
-    return report, full
 
 
 def oracle_range(

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import pandas as pd
 from eth_account.signers.local import LocalAccount
 
 from ..chain.calls import ContractCall, TxOutcome, TxStatus
-from ..chain.config import GatewayConfig, HostChainConfig
-from ..compute.evaluate import EngineFactory
+from ..chain.config import GatewayConfig
 from ..compute.inputs import Deferred, NotServed, RejectedInput, verify_input
 from ..protocol.eip712 import sign_ciphertext_verification
 from ..protocol.gateway_events import decode_requests
@@ -35,10 +34,11 @@ from ..store import (
     StaleRange,
     Store,
 )
-from .block_ranges import BlockRange
 from .errors import RedriveLater, StepError
-from .host import LogSource, read_range_logs
+from .host import read_range_logs
 from .identity import require_identity
+from .range_job import RangeJob
+from .step_report import Note, StepReport
 from .tables import hex_str, type_name
 
 DECIDED = (ProofStatus.VERIFIED, ProofStatus.REJECTED, ProofStatus.NOT_SERVED)
@@ -69,10 +69,15 @@ class Sender(Protocol):
     def send_many(self, calls: Sequence[ContractCall]) -> list[TxOutcome]: ...
 
 
-def collect_requests(
-    source: LogSource, gateway: GatewayConfig, store: Store, rng: BlockRange
-) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
+def range_requests(job: RangeJob) -> list[ProofKey]:
+    """The keys of the requests the store holds in the range's gateway blocks."""
+    rng = job.rng
+    return list(job.store.proof_request_keys(job.gateway_chain.chain_id, rng.first, rng.last))
+
+
+def collect_requests(job: RangeJob) -> StepReport[None]:
     """`VerifyProofRequest` events of the range, stored; a table, figures, and warnings."""
+    source, gateway, store, rng = job.log_source(), job.gateway_chain, job.store, job.rng
     chain_id = source.chain_id()
     iv = gateway.require_input_verification()
     require_identity(source, store, "gateway")
@@ -132,7 +137,7 @@ def collect_requests(
         "malformed": len(report.malformed),
         "other_logs": report.other,
     }
-    return df, figures, warnings
+    return StepReport(figures, df, [Note("warning", w) for w in warnings])
 
 
 def _verified_row(req: ProofRequest) -> dict[str, Any]:
@@ -151,12 +156,7 @@ def _verified_row(req: ProofRequest) -> dict[str, Any]:
     }
 
 
-def verify_requests(
-    store: Store,
-    engine_of: EngineFactory,
-    hosts: Mapping[int, HostChainConfig],
-    keys: Sequence[ProofKey],
-) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
+def verify_requests(job: RangeJob) -> StepReport[None]:
     """Check the ZK proofs of undecided requests; store input handles with their ct64.
 
     Requests naming a host chain not in `hosts` are `not_served`. A request the bindings could
@@ -164,6 +164,7 @@ def verify_requests(
     deferrals), the others are decided, and the step succeeds so they are answered; the answer
     step fails the run afterwards, and the range's re-drive retries the deferred one later.
     """
+    store, hosts, keys = job.store, job.hosts, range_requests(job)
     stored = store.get_proof_requests(keys)
     missing = [str(k) for k in keys if k not in stored]
     if missing:
@@ -179,7 +180,7 @@ def verify_requests(
         host = hosts.get(req.contract_chain_id)
         started = time.monotonic()
         result = verify_input(
-            engine_of(),
+            job.engine(),
             req.ciphertext_with_proof,
             contract=req.contract_address,
             user=req.user_address,
@@ -219,8 +220,9 @@ def verify_requests(
         "rejections": {
             str(k): final[k].reason for k in keys if final[k].status == ProofStatus.REJECTED
         },
+        "fhe_device": job.device,
     }
-    return df, figures, log
+    return StepReport(figures, df, [Note("info", line) for line in log])
 
 
 def answer_call(
@@ -290,16 +292,11 @@ def _send_answers(
 NOT_REQUESTED = "VerifyProofNotRequested"
 
 
-def answer_requests(
-    store: Store,
-    sender: Callable[[], Sender],
-    signer: Callable[[], LocalAccount],
-    gateway: GatewayConfig,
-    keys: Sequence[ProofKey],
-) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
+def answer_requests(job: RangeJob) -> StepReport[None]:
     """Send the answers not yet done (check-then-send: simulated first, so an answer already on
     chain reads `already_done` and costs no transaction). Requests still undecided (deferred)
     are answered around: everyone else's answer goes out, then `RedriveLater` names them."""
+    store, keys = job.store, range_requests(job)
     reqs = store.get_proof_requests(keys)
     pending = [
         reqs[k]
@@ -309,7 +306,11 @@ def answer_requests(
     ]
     undecided = [r for r in pending if r.status not in DECIDED]
     outcomes, tx_sender = _send_answers(
-        store, sender, signer, gateway, [r for r in pending if r.status in DECIDED]
+        store,
+        job.answer_sender(),
+        job.signer_account(),
+        job.gateway_chain,
+        [r for r in pending if r.status in DECIDED],
     )
     log = [
         f"answer to request {k} failed: {o.reason}"
@@ -362,7 +363,7 @@ def answer_requests(
             f"re-drive), every other request answered: {detail}",
             figures=figures,
         )
-    return df, figures, log
+    return StepReport(figures, df, [Note("error", line) for line in log])
 
 
 ANSWER_RECHECK_COLUMNS = ["zk_proof_id", "request_tx_hash", "outcome", "tx_hash", "gateway_block"]
@@ -372,19 +373,14 @@ class AnswerChain(Sender, Protocol):
     def mined_block(self, tx_hash: bytes) -> int | None: ...
 
 
-def recheck_answers(
-    store: Store,
-    sender: Callable[[], AnswerChain],
-    signer: Callable[[], LocalAccount],
-    gateway: GatewayConfig,
-    first: int,
-    last: int,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+def recheck_answers(job: RangeJob) -> StepReport[None]:
     """Check the answers recorded in gateway blocks `first..last` against the canonical gateway
     chain, as commits are: a receipt in another block is moved, none at all means a reorg
     dropped the answer, and it is sent again (check-then-send: an answer the reorg moved to a
     later block reads `already_done`). A table per answer and figures."""
     started = time.monotonic()
+    store, sender, gateway = job.store, job.answer_sender(), job.gateway_chain
+    first, last = job.rng.first, job.rng.last
     answered = store.answers_in_gateway_blocks(gateway.chain_id, first, last)
     outcome: dict[ProofKey, str] = {}
     lost: list[ProofRequest] = []
@@ -408,7 +404,7 @@ def recheck_answers(
             lost.append(req)
             why = f"gateway reorg: answer 0x{req.response_tx_hash.hex()} is not on the chain"
             store.set_proof_response(req.key, None, None, why)
-    outcomes, _ = _send_answers(store, sender, signer, gateway, lost)
+    outcomes, _ = _send_answers(store, sender, job.signer_account(), gateway, lost)
     for req in lost:
         o = outcomes[req.key]
         outcome[req.key] = "resent" if o.status is not TxStatus.FAILED else "failed"
@@ -444,4 +440,4 @@ def recheck_answers(
             retryable=True,
             figures=figures,
         )
-    return table, figures
+    return StepReport(figures, table)

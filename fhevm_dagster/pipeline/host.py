@@ -25,6 +25,8 @@ from ..store import HostChain, RangeWrite, StaleRange, Store
 from .block_ranges import BlockRange
 from .errors import RangeMoved, StepError
 from .identity import require_identity
+from .range_job import RangeJob
+from .step_report import StepOutput, StepReport
 from .tables import hex_str, type_name
 
 
@@ -44,10 +46,10 @@ def read_range_logs(
     logs = source.get_logs(rng.first, rng.last, addresses)
     after = source.block_hash(rng.last)
     if before is None or before != after:
-        raise RangeMoved(rng.key)
+        raise RangeMoved(rng)
     hashes = {n: source.block_hash(n) for n in {log.block_number for log in logs}}
     if any(hashes[log.block_number] != log.block_hash for log in logs):
-        raise RangeMoved(rng.key)
+        raise RangeMoved(rng)
     return logs, after
 
 
@@ -161,7 +163,23 @@ def _event_row(
     }
 
 
-def ingest_range(
+def ingest_range(job: RangeJob) -> StepReport[IngestReport]:
+    """Read, decode and store one range; malformed and unknown logs are reported, not fatal.
+    Two outputs: the range's logs (`host_events`) and its computations (`fhe_computations`)."""
+    report = _ingest(job.log_source(), job.host_chain, job.store, job.rng)
+    out: StepReport[IngestReport] = StepReport(
+        report.event_figures(), report.events_table(), detail=report
+    )
+    for m in report.decoded.malformed:
+        where = f"{hex_str(m.log.tx_hash)}#{m.log.log_index}"
+        out.note("warning", f"malformed {m.event} log {where}: {m.error}")
+    out.outputs["fhe_computations"] = StepOutput(
+        report.computations_table(), report.computation_figures()
+    )
+    return out
+
+
+def _ingest(
     source: LogSource, chain: HostChainConfig, store: Store, rng: BlockRange
 ) -> IngestReport:
     """Read, decode and store one range; malformed and unknown logs are reported, not fatal."""

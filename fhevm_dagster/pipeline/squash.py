@@ -1,7 +1,6 @@
 """Squash a host range (SPEC §7): every allowed ct64 to its ct128, stored; and the digests of both.
 
-A handle is in one of three states: its ct64 is stored (squash, digest, commit it), its computation
-failed (reported, nothing to commit), or neither yet (retryable: its producer has not run).
+The steps take the range's handles as `range_handles` classifies them (stored, errored, missing).
 Ciphertexts are read, squashed and hashed `batch` handles at a time, so a range's size does not
 bound its memory (0: the whole range at once).
 """
@@ -18,52 +17,17 @@ import pandas as pd
 from ..compute.evaluate import EngineFactory
 from ..compute.sns import SquashPipe, SquashReport
 from ..protocol.digests import Material, material
-from ..store import ComputationStatus, Store
+from ..store import Store
 from .errors import StepError
+from .range_handles import RangeHandles, range_handles
+from .range_job import RangeJob
+from .step_report import CheckResult, StepReport
 from .tables import hex_str, type_name
 
+SQUASHED_CHECK = "every_allowed_handle_squashed"
+DIGESTS_CHECK = "digests_match_bytes"
+
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RangeHandles:
-    """A range's allowed handles by what the store holds for them."""
-
-    stored: list[bytes]  # ct64 present (allow order): squash, digest, commit
-    errored: dict[bytes, str]  # their computation failed: nothing to commit, reported
-    missing: list[bytes]  # no ct64 and no error: not produced yet, a retryable failure
-
-    def figures(self) -> dict[str, Any]:
-        return {
-            "errored": len(self.errored),
-            "errored_handles": {hex_str(h): m for h, m in self.errored.items()},
-        }
-
-    def require_ct64(self, range_key: str) -> None:
-        if self.missing:
-            shown = ", ".join(hex_str(h) for h in self.missing[:20])
-            raise StepError(
-                f"range {range_key}: {len(self.missing)} allowed handle(s) have no ct64 in the "
-                f"store yet (run `ciphertexts` first): {shown}",
-                retryable=True,
-                figures={"missing": [hex_str(h) for h in self.missing]},
-            )
-
-
-def range_handles(store: Store, chain_id: int, range_key: str) -> RangeHandles:
-    """Classifies the allowed handles of a range (in allow order) by their ct64, unread."""
-    handles = store.allowed_handles_of_range(range_key, chain_id=chain_id)
-    absent = store.missing_ciphertexts(handles)
-    missing = set(absent)
-    errors: dict[bytes, str] = {}
-    for comp in store.computations_by_output(absent):
-        if comp.status is ComputationStatus.ERROR:
-            errors[comp.output_handle] = comp.error_message or "computation failed"
-    return RangeHandles(
-        [h for h in handles if h not in missing],
-        errors,
-        [h for h in absent if h not in errors],
-    )
 
 
 def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -73,39 +37,40 @@ def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[i : i + step]
 
 
-def squash_range(
-    store: Store,
-    engine_of: EngineFactory,
-    chain_id: int,
-    range_key: str,
-    pool_size: int,
-    batch: int = 0,
-) -> dict[str, Any]:
-    """Squash and store what is not stored yet, `batch` handles at a time; the figures.
-
-    `engine_of` is called only when there is work: an empty range does not pay the key load.
-    """
-    handles = range_handles(store, chain_id, range_key)
-    handles.require_ct64(range_key)
-    todo = store.missing_ciphertexts128(handles.stored)
+def _squash(
+    store: Store, engine_of: EngineFactory, todo: Sequence[bytes], pool_size: int, batch: int
+) -> tuple[SquashReport, int]:
+    """Squash and store the ct128 of `todo`, `batch` handles at a time; the report and how many
+    were stored. `engine_of` is called only when there is work."""
     stored = 0
 
     def sink(items: list[tuple[bytes, bytes]]) -> None:
         nonlocal stored
         stored += store.put_ciphertexts128(items)
 
-    if todo:
-        with (
-            ThreadPoolExecutor(max(1, pool_size), thread_name_prefix="sns") as pool,
-            SquashPipe(engine_of(), pool, sink, limit=batch) as pipe,
-        ):
-            for chunk in batches(todo, batch):
-                ct64 = store.get_ciphertexts(chunk)
-                pipe.submit([(h, ct64[h].ciphertext) for h in chunk])
-                del ct64
-            report = pipe.close()
-    else:
-        report = SquashReport()
+    if not todo:
+        return SquashReport(), 0
+    with (
+        ThreadPoolExecutor(max(1, pool_size), thread_name_prefix="sns") as pool,
+        SquashPipe(engine_of(), pool, sink, limit=batch) as pipe,
+    ):
+        for chunk in batches(todo, batch):
+            ct64 = store.get_ciphertexts(chunk)
+            pipe.submit([(h, ct64[h].ciphertext) for h in chunk])
+            del ct64
+        report = pipe.close()
+    return report, stored
+
+
+def squash_range(job: RangeJob) -> StepReport[None]:
+    """Squash and store what is not stored yet, `batch` handles at a time; the figures, and the
+    check that every allowed handle has its ct64 and ct128 (or a recorded computation error).
+    """
+    store = job.store
+    handles = range_handles(store, job.host_chain.chain_id, job.rng)
+    handles.require_ct64()
+    todo = store.missing_ciphertexts128(handles.stored)
+    report, stored = _squash(store, job.engine, todo, job.threads, job.batch)
     seconds = sum(report.seconds.values())
     figures = {
         "allowed": len(handles.stored) + len(handles.errored),
@@ -125,7 +90,15 @@ def squash_range(
             retryable=False,
             figures=figures,
         )
-    return figures
+    no128 = store.missing_ciphertexts128(list(handles.stored))
+    check = {
+        "with_ct64": len(handles.stored),
+        "without_ct64": [hex_str(h) for h in handles.missing],
+        "without_ct128": [hex_str(h) for h in no128],
+        **handles.figures(),
+    }
+    squashed = CheckResult(SQUASHED_CHECK, not handles.missing and not no128, check)
+    return StepReport({**figures, "fhe_device": job.device}, checks=[squashed])
 
 
 @dataclass(frozen=True)
@@ -171,17 +144,17 @@ DIGEST_COLUMNS = [
 ]  # fmt: skip
 
 
-def digest_range(
-    store: Store, chain_id: int, range_key: str, batch: int = 0
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Store the digests of the range's ct64 and ct128 bytes; a table of them and figures.
+def digest_range(job: RangeJob) -> StepReport[None]:
+    """Store the digests of the range's ct64 and ct128 bytes; a table of them, figures, and the
+    check that the stored digests are those of the stored bytes.
 
     A digest already stored with other bytes means the ciphertexts changed under a committed
     digest (non-determinism or corruption): the step fails loudly instead of hiding it.
     """
-    handles = range_handles(store, chain_id, range_key)
-    handles.require_ct64(range_key)
-    rows = range_digests(store, handles, batch)
+    store = job.store
+    handles = range_handles(store, job.host_chain.chain_id, job.rng)
+    handles.require_ct64()
+    rows = range_digests(store, handles, job.batch)
     recomputed = {r.digest.handle for r in rows}
     purged = [h for h in handles.stored if h not in recomputed]
     before = store.get_digests([r.digest.handle for r in rows] + purged)
@@ -194,20 +167,37 @@ def digest_range(
             retryable=False,
         )
     inserted = store.put_digests([r.digest for r in rows])
-    df = pd.DataFrame(
-        [
-            {
-                "handle": hex_str(r.digest.handle),
-                "fhe_type": type_name(r.fhe_type),
-                "key_id": str(r.digest.key_id),
-                "ciphertext_digest": hex_str(r.digest.ciphertext_digest),
-                "sns_ciphertext_digest": hex_str(r.digest.sns_ciphertext_digest),
-                "ct64_bytes": r.ct64_bytes,
-                "ct128_bytes": r.ct128_bytes,
-            }
-            for r in rows
-        ],
-        columns=DIGEST_COLUMNS,
-    )
+    df = pd.DataFrame([_digest_row(r) for r in rows], columns=DIGEST_COLUMNS)
     figures = {"digests": len(df), "inserted": inserted, "ct128_purged": len(purged)}
-    return df, {**figures, **handles.figures()}
+    check = _digests_check(
+        store, handles, [r.digest for r in rows if r.digest.handle in recomputed]
+    )
+    return StepReport({**figures, **handles.figures()}, df, checks=[check])
+
+
+def _digest_row(r: RangeDigest) -> dict[str, Any]:
+    return {
+        "handle": hex_str(r.digest.handle),
+        "fhe_type": type_name(r.fhe_type),
+        "key_id": str(r.digest.key_id),
+        "ciphertext_digest": hex_str(r.digest.ciphertext_digest),
+        "sns_ciphertext_digest": hex_str(r.digest.sns_ciphertext_digest),
+        "ct64_bytes": r.ct64_bytes,
+        "ct128_bytes": r.ct128_bytes,
+    }
+
+
+def _digests_check(
+    store: Store, handles: RangeHandles, expected: Sequence[Material]
+) -> CheckResult:
+    """The stored digests equal keccak256 of the stored ct64 and ct128 bytes (`expected`: those
+    of the handles whose ct128 the store still holds, hashed by this step)."""
+    stored = store.get_digests([m.handle for m in expected])
+    wrong = [hex_str(m.handle) for m in expected if stored.get(m.handle) != m]
+    metadata = {
+        "checked": len(expected),
+        # Committed and in the object store: `ciphertext get --source objects` checks them.
+        "not_checked_ct128_purged": len(handles.stored) - len(expected),
+        "mismatched_or_absent": wrong,
+    }
+    return CheckResult(DIGESTS_CHECK, not wrong and not handles.missing, metadata)

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from eth_account.signers.local import LocalAccount
 
 from ..objects import (
     HandleObjects,
@@ -23,24 +22,21 @@ from ..objects import (
 )
 from ..store import CommitState, Store
 from .errors import StepError
-from .squash import batches, range_handles
+from .range_handles import range_handles
+from .range_job import RangeJob
+from .squash import batches
+from .step_report import StepReport
 from .tables import hex_str
 
 OBJECT_COLUMNS = ["handle", "ct64", "ct128", "ct128_by_digest"]  # upload, skip, reattest, conflict
 
 
-def upload_range(
-    store: Store,
-    backend: ObjectBackend,
-    signer: LocalAccount,
-    chain_id: int,
-    range_key: str,
-    batch: int = 0,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+def upload_range(job: RangeJob) -> StepReport[None]:
     """Upload what is not there yet, reading `batch` handles' bytes at a time (0: all at once);
     a table of what each object got, and figures."""
     started = time.perf_counter()
-    handles = range_handles(store, chain_id, range_key)
+    store, backend, signer = job.store, job.object_store(), job.signer_account()()
+    handles = range_handles(store, job.host_chain.chain_id, job.rng)
     purged = store.purged_ciphertexts128(handles.stored)  # uploaded before they were purged
     live = [h for h in handles.stored if h not in purged]
     digests = store.get_digests(live)
@@ -59,7 +55,7 @@ def upload_range(
             HandleObjects(digests[h], ct64[h].ciphertext, ct128[h], txs.get(h, b"")) for h in chunk
         ]
 
-    items = (item for chunk in batches(live, batch) for item in objects_of(chunk))
+    items = (item for chunk in batches(live, job.batch) for item in objects_of(chunk))
     try:
         report = upload_handles(backend, items, signer)
     except ObjectConflict as exc:
@@ -94,7 +90,7 @@ def upload_range(
         "ct128_purged": len(purged),
         "wall_seconds": round(time.perf_counter() - started, 3),
     }
-    return table, figures
+    return StepReport(figures, table)
 
 
 def purge_committed_ct128(

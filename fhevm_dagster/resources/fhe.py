@@ -16,7 +16,7 @@ import tfhe_py
 from dagster import ConfigurableResource
 
 from ..compute.keys import KeySet, load_cuda_engine, load_key_dir
-from ..settings import Settings, default, load_settings, variable
+from ..settings import Settings, default, variable
 
 DEVNET_TEST_KEYS = Path(__file__).resolve().parents[2] / "tfhe-py" / "tests" / "fixtures" / "keys"
 DEVICES = ("cpu", "cuda")
@@ -69,10 +69,10 @@ def check_device(device: str) -> None:
         )
 
 
-def fhe_pool() -> str | None:
-    """The pool of the FHE steps in this deployment: `gpu` when its device is CUDA (read when
-    the asset factories build the definitions)."""
-    return GPU_POOL if load_settings().device == "cuda" else None
+def fhe_pool(settings: Settings) -> str | None:
+    """The pool of the FHE steps in this deployment: `gpu` when its device is CUDA (`defs()`
+    passes it to the asset factories)."""
+    return GPU_POOL if settings.device == "cuda" else None
 
 
 @cache
