@@ -13,6 +13,9 @@ Columns: `decompressions` (engine decompressions in the range, operations and sq
 `off`'s). Single process, the keys loaded once, not timed.
 
     python benchmarks/operand_cache.py [--transfers 4] [--accounts 3] [--threads 2] [--repeats 3]
+
+Measured (`--transfers 2 --accounts 2 --repeats 3`, 2 threads, a quiet 2-core machine):
+14 decompressions on, 28 off; median 36.4 s on, 41.6 s off: off/on 1.14; bytes equal.
 """
 
 from __future__ import annotations
