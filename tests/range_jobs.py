@@ -40,11 +40,12 @@ def evaluate(
     *,
     recompute: bool = False,
     squash: bool = False,
+    reuse_operands: bool = True,
 ) -> RangeReport:
     """`evaluate_range` of one host range; its report."""
     job = host_job(
         store, key, chain_id, key_id=key_id, engine_of=engine_of, threads=threads, batch=batch,
-        recompute=recompute, squash_during_evaluation=squash,
+        recompute=recompute, squash_during_evaluation=squash, reuse_operands=reuse_operands,
     )  # fmt: skip
     report = evaluate_range(job).detail
     assert report is not None

@@ -9,22 +9,28 @@ pending.
 Memory is bounded by a batch size, not by the range: results go to a sink (the store) a batch at
 a time and are let go once nothing pending reads them; operands come from a loader (the store)
 when their consumer starts (`run_dag`).
+
+The scheduler knows every pending reader of every handle, so it tells a backend that derives
+something costly from a value (the FHE backend's decompressed operands, `OperandCache`) how many
+times the value will be read, and which announced reads will never come.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar, cast
+from typing import Generic, Protocol, TypeVar, cast
 
 from fhevm_dagster.compute.dag import HandleRef, Node, NodeKey, RangeDag
 from fhevm_dagster.compute.evaluate import Backend
 from fhevm_dagster.protocol.opcodes import validate_operation
 
 V = TypeVar("V")
+V_contra = TypeVar("V_contra", contravariant=True)
 
 
 @dataclass
@@ -51,6 +57,17 @@ Sink = Callable[[list[tuple[NodeKey, V]]], None]
 _MISSING = object()
 
 
+class Readers(Protocol[V_contra]):
+    """Told ahead how many times each value will be read, so that what a backend derives from a
+    value (a decompressed ciphertext) is kept exactly as long as a reader is pending."""
+
+    def key(self, value: V_contra) -> bytes: ...
+
+    def expect(self, key: bytes, reads: int) -> None: ...
+
+    def forgo(self, key: bytes, reads: int) -> None: ...
+
+
 def run_dag(
     dag: RangeDag,
     backend: Backend[V],
@@ -61,6 +78,8 @@ def run_dag(
     batch: int = 0,
     pool: Executor | None = None,
     waiting_inputs: Mapping[bytes, str] | None = None,
+    readers: Readers[V] | None = None,
+    sink_reads: int = 0,
 ) -> EvalResult[V]:
     """Evaluates every node of `dag` and hands each allowed result to `sink`, `batch` at a time.
 
@@ -75,9 +94,11 @@ def run_dag(
     not run): the nodes that read one wait, and so do their descendants; an operand the loader
     does not have when its consumer starts makes it wait the same way. `pool` (else one of
     `pool_size` threads, for this call) runs the operations; the caller may share it with other
-    work of the range (its squashes)."""
+    work of the range (its squashes). `readers` hears, for each value, how many operand slots of
+    pending nodes read it, plus `sink_reads` for an allowed result (the sink's own reads: a squash),
+    and which of those reads will never come; the backend makes them (the sink, its own)."""
     started = time.perf_counter()
-    scheduler = DagScheduler(dag, backend, load, sink, batch)
+    scheduler = DagScheduler(dag, backend, load, sink, batch, readers, sink_reads)
     scheduler.settle_given(failed_inputs or {}, waiting_inputs or {})
     with contextlib.ExitStack() as stack:
         if pool is None:
@@ -95,9 +116,17 @@ class DagScheduler(Generic[V]):
     pool."""
 
     def __init__(
-        self, dag: RangeDag, backend: Backend[V], load: Loader[V], sink: Sink[V], batch: int
+        self,
+        dag: RangeDag,
+        backend: Backend[V],
+        load: Loader[V],
+        sink: Sink[V],
+        batch: int,
+        readers: Readers[V] | None = None,
+        sink_reads: int = 0,
     ) -> None:
         self.dag, self.backend, self.load, self.sink = dag, backend, load, sink
+        self.readers, self.sink_reads = readers, sink_reads
         self.result: EvalResult[V] = EvalResult()
         self.window = batch if batch > 0 else len(dag.order) or 1
         self.index = {k: i for i, k in enumerate(dag.order)}
@@ -108,6 +137,13 @@ class DagScheduler(Generic[V]):
         self.submitted: set[NodeKey] = set()
         self.running: dict[Future[tuple[V, float]], NodeKey] = {}
         self.frontier = 0  # index of the first node neither evaluated nor failed
+        # Operand slots of nodes neither submitted nor settled, by handle; and the key of each
+        # handle's value announced to `readers`, while such slots remain.
+        self.reads: Counter[bytes] = Counter(
+            o.handle for k in dag.order for o in dag.nodes[k].operands if isinstance(o, HandleRef)
+        )
+        self.announced: dict[bytes, bytes] = {}
+        self.unread: set[NodeKey] = set()  # settled before reading: their reads given up
 
     # -- settling: failed or waiting nodes, and what depends on them
 
@@ -117,6 +153,7 @@ class DagScheduler(Generic[V]):
         errors = self.result.errors
         for key, reason in self.dag.cycles.items():
             errors[key] = f"cycle: {reason}"
+            self._give_up_reads(key)
         for key in self.dag.cycles:
             self._fail_descendants(key, errors[key])
         for key in self.dag.order:
@@ -135,10 +172,12 @@ class DagScheduler(Generic[V]):
             if child in self.result.errors:
                 continue
             self.result.errors[child] = f"depends on failed computation {key[0].hex()}: {cause}"
+            self._give_up_reads(child)
             stack.extend(self.dag.nodes[child].children)
 
     def _fail(self, key: NodeKey, message: str) -> None:
         self.result.errors[key] = message
+        self._give_up_reads(key)
         self._fail_descendants(key, message)
 
     def _wait_for(self, key: NodeKey, handle: bytes, why: str) -> None:
@@ -150,10 +189,41 @@ class DagScheduler(Generic[V]):
             if node in self.result.errors or node in self.result.waiting:
                 continue
             self.result.waiting[node] = f"waiting for input {handle.hex()} ({why})"
+            self._give_up_reads(node)
             stack.extend(self.dag.nodes[node].children)
 
     def _settled(self, key: NodeKey) -> bool:
         return key in self.result.errors or key in self.result.waiting
+
+    # -- readers: how often each value will still be read
+
+    def _announce(self, handle: bytes, value: V, extra: int = 0) -> None:
+        """Tell `readers` how often `handle`'s value will be read: once per pending slot."""
+        if self.readers is None or self.reads[handle] + extra <= 0:
+            return
+        key = self.readers.key(value)
+        self.readers.expect(key, self.reads[handle] + extra)
+        if self.reads[handle] > 0:
+            self.announced[handle] = key
+
+    def _read(self, node: NodeKey, give_up: bool) -> None:
+        """`node`'s operand slots are read now (it was submitted) or never (`give_up`)."""
+        for o in self.dag.nodes[node].operands:
+            if not isinstance(o, HandleRef):
+                continue
+            h = o.handle
+            self.reads[h] -= 1
+            key = self.announced.get(h)
+            if give_up and key is not None and self.readers is not None:
+                self.readers.forgo(key, 1)
+            if self.reads[h] <= 0:
+                self.announced.pop(h, None)
+                del self.reads[h]
+
+    def _give_up_reads(self, key: NodeKey) -> None:
+        if key not in self.submitted and key not in self.unread:
+            self.unread.add(key)
+            self._read(key, give_up=True)
 
     # -- memory: what is held, sunk and let go
 
@@ -220,6 +290,7 @@ class DagScheduler(Generic[V]):
             self._wait_for(key, gone, "not in the store when its consumer started")
             return
         self.submitted.add(key)
+        self._read(key, give_up=False)  # the backend takes each announced read as it runs
         self.running[pool.submit(self._work, node, cast(list[V | bytes], operands))] = key
         for p in node.parents:
             self._release(p)
@@ -230,6 +301,9 @@ class DagScheduler(Generic[V]):
         refs = [o.handle for o in node.operands if isinstance(o, HandleRef)]
         wanted = [h for h in refs if h not in parents]
         loaded = self.load(wanted) if wanted else {}
+        for h, value in loaded.items():
+            if h not in self.announced:  # an input: every pending slot reads the same bytes
+                self._announce(h, value)
         return [
             o
             if not isinstance(o, HandleRef)
@@ -259,6 +333,7 @@ class DagScheduler(Generic[V]):
         self.result.done.append(key)
         self.result.op_seconds[key] = seconds
         self.held[key] = value
+        self._announce(key[0], value, self.sink_reads if self.dag.nodes[key].row.is_allowed else 0)
         self.result.peak_held = max(self.result.peak_held, len(self.held))
         if self.dag.nodes[key].row.is_allowed:
             self.unsunk.append(key)

@@ -7,7 +7,9 @@ makes `snsCiphertextDigest` agree between coprocessors.
 A `SquashPipe` takes handles as they become final and squashes them while the caller goes on (the
 range's evaluation hands over each allowed result as it is stored, on the evaluation's own thread
 pool), so squashing overlaps evaluation instead of waiting for the whole range, and fills the
-pool's threads when the DAG is too narrow to.
+pool's threads when the DAG is too narrow to. There, a ct64 that an operation of the range has
+already decompressed is not decompressed again (`OperandCache`): the squash reads the same value,
+`decompress(ct64)`, exactly what the reference's sns-worker squashes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 import tfhe_py
+
+from fhevm_dagster.compute.operand_cache import OperandCache
 
 
 @dataclass
@@ -49,12 +53,19 @@ class SquashPipe:
     full, which bounds memory (a ct128 is ~50 x its ct64). Finished ct128s reach `sink` on the
     caller's thread (from `submit` and `close`), never on a worker, so the sink may use a store
     connection that is not thread-safe. A bad ciphertext is reported by handle, not raised.
+    With `cache`, ct64s are decompressed through it (one read each).
     """
 
     def __init__(
-        self, engine: tfhe_py.Engine, pool: Executor, sink: Ct128Sink, limit: int = 0
+        self,
+        engine: tfhe_py.Engine,
+        pool: Executor,
+        sink: Ct128Sink,
+        limit: int = 0,
+        cache: OperandCache[tfhe_py.Ciphertext] | None = None,
     ) -> None:
         self.engine = engine
+        self._decompress = cache.read if cache is not None else engine.decompress
         self.sink = sink
         self.limit = limit if limit > 0 else 1 << 30
         self.report = SquashReport()
@@ -65,7 +76,8 @@ class SquashPipe:
     def _run(self, handle: bytes, ct64: bytes) -> _Outcome:
         t0 = time.perf_counter()
         try:
-            return handle, squash_one(self.engine, ct64), None, time.perf_counter() - t0
+            ct128 = self.engine.squash(self._decompress(ct64))
+            return handle, ct128, None, time.perf_counter() - t0
         except (tfhe_py.TfheError, ValueError, RuntimeError) as exc:
             return handle, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0
 

@@ -10,6 +10,10 @@ stored bytes are the ones this coprocessor committed and others must agree with.
 With `squash`, each allowed result is squashed (SPEC §7) as soon as it is stored, on the same
 `pool_size` threads as the evaluation, so the range's squash overlaps its evaluation instead of
 following it, and the FHE work of a range never runs on more threads than configured.
+
+Every reader of the same ct64 in the range, operations and squashes alike, shares one
+decompression (`OperandCache`, issue #29): the scheduler announces each value's pending readers,
+the value is let go after the last one, and at most `batch` decompressed values are held.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import pandas as pd
 
 from ..compute.dag import NodeKey, RangeDag, build_dag, without_stored
 from ..compute.evaluate import Ct64, FheBackend, PlainBackend
+from ..compute.operand_cache import CacheStats, OperandCache, ct64_key
 from ..compute.oracle import Plain
 from ..compute.scheduler import EvalResult, run_dag
 from ..compute.sns import SquashPipe, SquashReport
@@ -63,6 +68,7 @@ class RangeReport:
     peak_held: int = 0  # most results of the range held in memory at once
     squash: SquashReport = field(default_factory=SquashReport)  # its ct128 stay empty
     squash_stored: int = 0
+    operands: CacheStats = field(default_factory=CacheStats)  # decompressions, reuse
 
     @property
     def operations_per_second(self) -> float:
@@ -89,6 +95,9 @@ class RangeReport:
             "squashed": len(self.squash.seconds) - len(self.squash.errors),
             "squash_errors": {h.hex(): e for h, e in self.squash.errors.items()},
             "squash_seconds": round(sum(self.squash.seconds.values()), 3),
+            "decompressions": self.operands.decompressions,
+            "decompressions_reused": self.operands.reused,
+            "decompressed_peak_held": self.operands.peak_held,
         }
 
 
@@ -162,6 +171,8 @@ def evaluate_range(job: RangeJob) -> StepReport[RangeReport]:
     leave their consumers pending (recorded with why, and the handles as the range's waits), and
     `MissingInputsError` is raised after everything else was stored. The engine is loaded only
     when there is work: a range without computations does not pay the key load.
+    `job.reuse_operands=False` announces no readers, so every read decompresses, as the
+    reference does (a switch for benchmarks; the figures count decompressions either way).
     """
     report, dag = _evaluate(job)
     out: StepReport[RangeReport] = StepReport(
@@ -199,6 +210,7 @@ def _evaluate(job: RangeJob) -> tuple[RangeReport, RangeDag]:
     failed = _failed_producers(store, absent)
     where = _producer_of(store, [h for h in absent if h not in failed])
     engine = job.engine() if dag.order else None
+    cache = OperandCache(engine.decompress, batch) if engine else None
 
     def load(handles: Sequence[bytes]) -> dict[bytes, Ct64]:
         return {h: Ct64(c.ciphertext) for h, c in store.get_ciphertexts(handles).items()}
@@ -211,7 +223,7 @@ def _evaluate(job: RangeJob) -> tuple[RangeReport, RangeDag]:
             ThreadPoolExecutor(max(1, job.threads), thread_name_prefix="fhe")
         )
         pipe = (
-            stack.enter_context(SquashPipe(engine, pool, put_ct128, limit=batch))
+            stack.enter_context(SquashPipe(engine, pool, put_ct128, limit=batch, cache=cache))
             if engine and job.squash_during_evaluation
             else None
         )
@@ -228,14 +240,33 @@ def _evaluate(job: RangeJob) -> tuple[RangeReport, RangeDag]:
             if pipe is not None:
                 todo = set(store.missing_ciphertexts128([r.handle for r in results]))
                 pipe.submit([(r.handle, r.ciphertext) for r in results if r.handle in todo])
+                for r in results:
+                    if cache is not None and r.handle not in todo:
+                        cache.forgo(ct64_key(r.ciphertext), 1)  # its announced squash read
 
-        result: EvalResult[Ct64] = (
-            run_dag(dag, FheBackend(engine), load, sink, job.threads, failed, batch, pool, where)
-            if engine
-            else EvalResult()
-        )
+        backend = FheBackend(engine, cache) if engine else None
+        result: EvalResult[Ct64] = EvalResult()
+        if backend is not None:
+            readers = backend if job.reuse_operands else None
+            sink_reads = 1 if pipe is not None else 0
+            result = run_dag(
+                dag,
+                backend,
+                load,
+                sink,
+                job.threads,
+                failed,
+                batch,
+                pool,
+                where,
+                readers,
+                sink_reads,
+            )
         if pipe is not None:
             report.squash = pipe.close()
+        if cache is not None:
+            cache.clear()
+            report.operands = cache.stats
     _record(job, dag, skipped, result, report)
     report.wall_seconds = time.perf_counter() - started
     if result.waited_for:

@@ -72,6 +72,9 @@ class RangeJob:
     recompute: bool = False
     #: Squash each new allowed result while the evaluation goes on.
     squash_during_evaluation: bool = False
+    #: Share one decompression of each ct64 among its readers (off: every read decompresses, as
+    #: the reference does; a switch for benchmarks).
+    reuse_operands: bool = True
 
     @property
     def host_chain(self) -> HostChainConfig:
