@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity, DagsterInstance, instance_for_test, materialize
 from eth_account import Account
+from fault_proxy import RpcProxy
 from host_defs import (
     COMMIT_ASSETS,
     COMMIT_CHECKS,
@@ -436,9 +436,6 @@ def test_commits_through_a_provider_capping_log_spans(devnet: DevnetInfo, tmp_pa
     and the earlier commit of a handle the store forgot is found in the look-back window, in
     spans the provider accepts. (Before: every commit decision read from the gateway's start
     block to latest in one request, so every commit failed as 'gateway unreachable'.)"""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from fault_proxy import RpcProxy
-
     proxy = RpcProxy(int(devnet.gateway_rpc_url.rsplit(":", 1)[1]))
     proxy.span_cap = 10
     store = Store.open(f"sqlite:///{tmp_path / 'store.sqlite'}")

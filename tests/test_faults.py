@@ -13,14 +13,10 @@ The full suite is run by hand:
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 from devnet_fixtures import _require_tools
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
 from faults import Options, row_markdown, run_suite
 
 SHORT = ["host-rpc-drop", "daemon-restart", "lost-tick", "gateway-reorg-commits-only"]

@@ -7,7 +7,6 @@ The anvil tests skip without `npm ci` (like the devnet tests); the pure ones are
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from devnet_fixtures import _require_tools
+from fault_proxy import RpcProxy
 from web3 import Web3
 from web3.exceptions import Web3RPCError
 from web3.types import RPCEndpoint
@@ -31,10 +31,6 @@ from fhevm_dagster.protocol.bloom import bloom_bits, may_contain, may_contain_ad
 from fhevm_dagster.protocol.events import RawLog
 from fhevm_dagster.resources.chain import HostChainResource
 from fhevm_dagster.settings import load_settings
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from fault_proxy import RpcProxy
 
 #: The emitter: runtime code that emits LOG1(TOPIC, data = counter) `n` times, n = calldata[0:32].
 TOPIC = bytes(Web3.keccak(text="Emitted(uint256)"))
