@@ -1,12 +1,12 @@
 """A range of N confidential transfers, with and without sharing decompressions (issue #29).
 
-The range (each transfer: Ge, Sub, IfThenElse, Add, IfThenElse on Uint64, both new balances
-allowed, between `--accounts` accounts, so transfers read earlier ones' balances) is written to a
-SQLite store with real encrypted inputs; then, on fresh copies of that store, `evaluate_range`
-evaluates and squashes it (`squash=True`, as the `ciphertexts` asset does by default), in pairs
-interleaved `--repeats` times so a change of load hits both sides alike:
+The range (`transfer_dag`: each transfer Ge, Sub, IfThenElse, Add, IfThenElse on Uint64, both new
+balances allowed, between `--accounts` accounts, so transfers read earlier ones' balances) is
+written to a SQLite store with real encrypted inputs; then, on fresh copies of that store,
+`evaluate_range` evaluates and squashes it (`squash=True`, as the `ciphertexts` asset does by
+default), in pairs interleaved `--repeats` times so a change of load hits both sides alike:
 - `on`: the range's `OperandCache` (the default): one decompression per ct64 for all its readers;
-- `off`: `reuse_operands=False`: a decompression per reader, the reference's count.
+- `off`: `RangeJob.reuse_operands=False`: a decompression per reader, the reference's count.
 Columns: `decompressions` (engine decompressions in the range, operations and squashes),
 `on s`/`off s` (median wall seconds of the whole `evaluate_range`: DAG, FHE, stores, squashes),
 `off/on` (the ratio of the medians), `equal` (every stored ct64 and ct128 of `on` equals
@@ -28,71 +28,16 @@ import time
 from pathlib import Path
 
 import tfhe_py
+from transfer_dag import CHAIN, RANGE, write_transfers
 
 from fhevm_dagster.chain.config import HostChainConfig
 from fhevm_dagster.compute.keys import load_key_dir
 from fhevm_dagster.pipeline.block_ranges import parse_range_key
 from fhevm_dagster.pipeline.evaluate import RangeReport, evaluate_range
 from fhevm_dagster.pipeline.range_job import RangeJob
-from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
-from fhevm_dagster.protocol.opcodes import Operator
 from fhevm_dagster.protocol.types import FheType
 from fhevm_dagster.resources.fhe import DEVNET_TEST_KEYS
-from fhevm_dagster.store import Ciphertext, Store
-
-CHAIN = 31337
-RANGE = "000000000001-000000001000"
-U64 = FheType.Uint64
-
-
-def _handle(n: int, fhe_type: FheType, computed: bool) -> bytes:
-    index = b"\xff" if computed else b"\x00"
-    return n.to_bytes(21, "big") + index + CHAIN.to_bytes(8, "big") + bytes([fhe_type, 0])
-
-
-def write_transfers(
-    store: Store, engine: tfhe_py.Engine, ck: tfhe_py.ClientKey, n: int, accounts: int
-) -> list[bytes]:
-    """`n` transfers between `accounts` accounts as ingestion writes them; the allowed handles."""
-    counter = iter(range(1, 1 << 30))
-    inputs: list[Ciphertext] = []
-    rows: list[ComputationRow] = []
-    allowed: list[AllowedHandle] = []
-
-    def stored_input(value: int) -> bytes:
-        h = _handle(next(counter), FheType.Uint64, computed=False)
-        ct64 = engine.compress(ck.encrypt(value, FheType.Uint64))
-        inputs.append(Ciphertext(h, ct64, FheType.Uint64, 0, "input"))
-        return h
-
-    def row(tx: int, op: Operator, deps: tuple[bytes, ...], t: FheType, ok: bool) -> bytes:
-        h, tx_hash, caller = (
-            _handle(next(counter), t, computed=True),
-            tx.to_bytes(32),
-            "0x" + "00" * 20,
-        )
-        rows.append(
-            ComputationRow(
-                h, tx_hash, tx + 1, b"\x02" * 32, 0, len(rows), int(op), deps, False, ok, int(t),
-                caller,
-            )
-        )  # fmt: skip
-        if ok:
-            allowed.append(AllowedHandle(h, caller, "account", caller, tx_hash, tx + 1, len(rows)))
-        return h
-
-    balance = {a: stored_input(1000) for a in range(accounts)}
-    for i in range(n):
-        src, dst, amount = i % accounts, (i + 1) % accounts, stored_input(10 + i)
-        ge = row(i, Operator.Ge, (balance[src], amount), FheType.Bool, False)
-        debited = row(i, Operator.Sub, (balance[src], amount), FheType.Uint64, False)
-        credited = row(i, Operator.Add, (balance[dst], amount), FheType.Uint64, False)
-        new_src = row(i, Operator.IfThenElse, (ge, debited, balance[src]), U64, True)
-        balance[dst] = row(i, Operator.IfThenElse, (ge, credited, balance[dst]), U64, True)
-        balance[src] = new_src
-    store.put_ciphertexts(inputs)
-    store.write_range(CHAIN, RANGE, rows, allowed)
-    return [a.handle for a in allowed]
+from fhevm_dagster.store import Store
 
 
 def copy_store(src: Path, dst: Path) -> Path:
@@ -128,8 +73,12 @@ def main() -> None:
     engine = keys.engine()
     work = Path(tempfile.mkdtemp(prefix="operand-cache-"))
     base = work / "base.sqlite"
-    allowed = write_transfers(
-        Store.open(f"sqlite:///{base}"), engine, keys.client_key, args.transfers, args.accounts
+    client = keys.client_key
+    allowed, _ = write_transfers(
+        Store.open(f"sqlite:///{base}"),
+        args.transfers,
+        args.accounts,
+        lambda value: engine.compress(client.encrypt(value, FheType.Uint64)),
     )
     seconds: dict[bool, list[float]] = {True: [], False: []}
     counts: dict[bool, int] = {}

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from range_jobs import evaluate, host_job
+from transfer_dag import CHAIN, RANGE, write_transfers
 
 from fhevm_dagster.compute.oracle import Plain
 from fhevm_dagster.compute.oracle import evaluate as oracle_evaluate
@@ -23,14 +24,11 @@ from fhevm_dagster.objects.backends import FileBackend
 from fhevm_dagster.pipeline.evaluate import MissingInputsError
 from fhevm_dagster.pipeline.squash import digest_range, squash_range
 from fhevm_dagster.pipeline.uploads import upload_range
-from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.protocol.opcodes import Operator
 from fhevm_dagster.protocol.types import FheType
 from fhevm_dagster.store import Ciphertext, Store
 from fhevm_dagster.store import schema as s
 
-CHAIN = 31337
-RANGE = "000000000001-000000001000"
 ACCOUNTS = 8
 BATCH = 8
 POOL = 2
@@ -93,53 +91,10 @@ class OracleEngine:
         return Counted(b"ct128" + _encode(value))
 
 
-def _handle(n: int, fhe_type: FheType, computed: bool) -> bytes:
-    index = b"\xff" if computed else b"\x00"
-    return n.to_bytes(21, "big") + index + CHAIN.to_bytes(8, "big") + bytes([fhe_type, 0])
-
-
 def transfers(store: Store, n: int) -> tuple[list[bytes], dict[bytes, int]]:
-    """`n` confidential transfers between 8 accounts, as ingestion writes them: each moves its
-    amount when the sender's balance covers it. The allowed handles and their expected values."""
-    counter = iter(range(1, 1 << 30))
-    plain: dict[bytes, int] = {}
-    inputs: list[Ciphertext] = []
-    rows: list[ComputationRow] = []
-    allowed: list[AllowedHandle] = []
-
-    def stored_input(value: int) -> bytes:
-        h = _handle(next(counter), FheType.Uint64, computed=False)
-        inputs.append(Ciphertext(h, bytes(_encode(Plain(value, FheType.Uint64))), 5, 0, "input"))
-        plain[h] = value
-        return h
-
-    def row(tx: int, op: Operator, deps: tuple[bytes, ...], t: FheType, ok: bool) -> bytes:
-        h, tx_hash = _handle(next(counter), t, computed=True), tx.to_bytes(32)
-        caller = "0x" + "0" * 40
-        rows.append(
-            ComputationRow(
-                h, tx_hash, tx + 1, b"\x02" * 32, 0, len(rows), int(op), deps, False, ok, int(t),
-                caller,
-            )
-        )  # fmt: skip
-        if ok:
-            allowed.append(AllowedHandle(h, caller, "account", caller, tx_hash, tx + 1, len(rows)))
-        return h
-
-    balance = {a: stored_input(1000) for a in range(ACCOUNTS)}
-    for i in range(n):
-        src, dst, amount = i % ACCOUNTS, (3 * i + 1) % ACCOUNTS, stored_input(37 * i % 300)
-        src_bal, dst_bal = balance[src], balance[dst]
-        moved = plain[amount] if plain[src_bal] >= plain[amount] else 0
-        ge = row(i, Operator.Ge, (src_bal, amount), FheType.Bool, False)
-        debited = row(i, Operator.Sub, (src_bal, amount), FheType.Uint64, False)
-        balance[src] = row(i, Operator.IfThenElse, (ge, debited, src_bal), FheType.Uint64, True)
-        credited = row(i, Operator.Add, (dst_bal, amount), FheType.Uint64, False)
-        balance[dst] = row(i, Operator.IfThenElse, (ge, credited, dst_bal), FheType.Uint64, True)
-        plain[balance[src]], plain[balance[dst]] = plain[src_bal] - moved, plain[dst_bal] + moved
-    store.put_ciphertexts(inputs)
-    store.write_range(CHAIN, RANGE, rows, allowed)
-    return [a.handle for a in allowed], plain
+    """`n` confidential transfers between 8 accounts (`transfer_dag`), their inputs stored as
+    oracle values: the allowed handles and their expected values."""
+    return write_transfers(store, n, ACCOUNTS, lambda v: bytes(_encode(Plain(v, FheType.Uint64))))
 
 
 def test_a_range_holds_a_bounded_number_of_ciphertexts(tmp_path: Path) -> None:
