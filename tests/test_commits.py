@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity, DagsterInstance, instance_for_test, materialize
 from eth_account import Account
+from failed_results import allow_with_one_failure
 from fault_proxy import RpcProxy
 from host_defs import (
     COMMIT_ASSETS,
@@ -49,7 +50,6 @@ from fhevm_dagster.objects import FileBackend, ObjectBackend, S3Backend, fetch_v
 from fhevm_dagster.partitions import GATEWAY_RANGES
 from fhevm_dagster.pipeline.block_ranges import BlockRange
 from fhevm_dagster.pipeline.digest_commits import commit_materials
-from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.protocol.digests import Material, material
 from fhevm_dagster.protocol.types import FheType
 from fhevm_dagster.resources.chain import CommitSettings, GatewayChainResource
@@ -94,27 +94,7 @@ def seed(store: Store, keys: KeySet, plain: Sequence[tuple[int, int]]) -> Seeded
         ]
     )
     errored = handle(FheType.Uint8)
-    tx = os.urandom(32)
-    row = ComputationRow(
-        errored,
-        tx,
-        5,
-        b"\x01" * 32,
-        0,
-        0,
-        0,
-        (handle(2), handle(2)),
-        False,
-        True,
-        2,
-        "0x" + "11" * 20,
-    )
-    allowed = [
-        AllowedHandle(h, "0x" + "22" * 20, "account", "0x" + "11" * 20, tx, 5, i + 1)
-        for i, h in enumerate([*values, errored])
-    ]
-    store.write_range(CHAIN_ID, RANGE, [row], allowed)
-    store.mark_errors([(errored, tx, "scalar division by zero")])
+    allow_with_one_failure(store, CHAIN_ID, RANGE, list(values), errored, operand=handle(2))
     return Seeded(values, errored)
 
 

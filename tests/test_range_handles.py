@@ -4,13 +4,13 @@ squash, digest, upload and commit steps on a real store (the bytes are stand-ins
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_account import Account
+from failed_results import allow_with_one_failure
 from range_jobs import host_job
 from test_commit_steps import Gateway
 
@@ -20,7 +20,6 @@ from fhevm_dagster.pipeline.range_job import RangeJob
 from fhevm_dagster.pipeline.squash import DIGESTS_CHECK, SQUASHED_CHECK, digest_range, squash_range
 from fhevm_dagster.pipeline.step_report import StepReport
 from fhevm_dagster.pipeline.uploads import upload_range
-from fhevm_dagster.protocol.computations import AllowedHandle, ComputationRow
 from fhevm_dagster.protocol.types import FheType
 from fhevm_dagster.store import Ciphertext, Store
 
@@ -55,27 +54,7 @@ def _seed(store: Store, handles: Sequence[bytes], errored: bytes) -> None:
         [Ciphertext(h, b"ct64" + h, FheType.Uint8, 0, "computed") for h in handles]
     )
     store.put_ciphertexts128([(h, b"ct128" + h) for h in handles])
-    tx = os.urandom(32)
-    row = ComputationRow(
-        errored,
-        tx,
-        5,
-        b"\x01" * 32,
-        0,
-        0,
-        0,
-        (handles[0], handles[0]),
-        False,
-        True,
-        2,
-        "0x" + "11" * 20,
-    )
-    allowed = [
-        AllowedHandle(h, "0x" + "22" * 20, "account", "0x" + "11" * 20, tx, 5, i + 1)
-        for i, h in enumerate([*handles, errored])
-    ]
-    store.write_range(CHAIN, RANGE, [row], allowed)
-    store.mark_errors([(errored, tx, "scalar division by zero")])
+    allow_with_one_failure(store, CHAIN, RANGE, handles, errored, operand=handles[0])
 
 
 def test_each_step_classifies_the_range_once(tmp_path: Path) -> None:
