@@ -43,7 +43,7 @@ def test_cuda_where_it_cannot_run_is_a_clear_error() -> None:
 
 def test_cpu_is_the_default_device() -> None:
     assert load_settings().device == "cpu"
-    check_device(FheResource().resolved_device)
+    check_device(FheResource().device)
 
 
 def _pools() -> dict[str, str | None]:

@@ -29,10 +29,13 @@ from ..chain.ciphertext_commits import GatewayCommits
 from ..chain.client import ChainReader
 from ..chain.commit_port import CommitGateway
 from ..chain.config import GatewayConfig
-from ..chain.sender import gateway_sender
+from ..chain.sender import TransactionSender, gateway_sender
 from ..pipeline.block_ranges import parse_range_key
 from ..pipeline.range_job import RangeJob
 from ..pipeline.step_report import StepOutput, StepReport
+from ..resources.chain import CommitSettings
+from ..resources.signer import SignerResource
+from ..resources.store import StoreResource
 from .metadata import figures_metadata, partition_link, step_errors, table_metadata
 
 #: In a spec's resources: the host chain's resource (its name), and those of the chains a
@@ -205,7 +208,7 @@ def range_job(context: AssetExecutionContext, where: RangeGroup, keys: set[str])
         batch=store.batch_handles,
         threads=fhe.pool_size if fhe else 1,
         engine_of=fhe.engine if fhe else None,
-        device=fhe.resolved_device if fhe else "",
+        device=fhe.device if fhe else "",
         host=host,
         hosts={c.chain_id: c for c in (getattr(r, n).config() for n in where.hosts if n in keys)},
         gateway=gateway,
@@ -214,28 +217,31 @@ def range_job(context: AssetExecutionContext, where: RangeGroup, keys: set[str])
         sender=_sender(gateway, signer, store),
         signer=signer.signer_account if signer else None,
         objects=r.objects.backend if "objects" in keys else None,
-        commit_batch=commit.batch_size if commit else 32,
-        purge_ct128=commit.purge_ct128 if commit else False,
+        commit_batch=commit.batch_size if commit else RangeJob.commit_batch,
+        purge_ct128=commit.purge_ct128 if commit else RangeJob.purge_ct128,
         recompute=context.run.tags.get(VERIFY_TAG) == "1",
         squash_during_evaluation=fhe.squash_during_evaluation if fhe else False,
     )
 
 
 def _commits(
-    gateway: GatewayConfig | None, signer: Any, commit: Any, store: Any
+    gateway: GatewayConfig | None,
+    signer: SignerResource | None,
+    commit: CommitSettings,
+    store: StoreResource,
 ) -> Callable[[], CommitGateway] | None:
     """The digest-commit client of this coprocessor's sender, journaling in the store."""
     if gateway is None or signer is None:
         return None
-    gw = gateway
-    return lambda: GatewayCommits.of(
-        gw, signer.tx_sender_account(), commit.lookback_blocks, store.get()
-    )
+    gw, account = gateway, signer.tx_sender_account
+    return lambda: GatewayCommits.of(gw, account(), commit.lookback_blocks, store.get())
 
 
-def _sender(gateway: GatewayConfig | None, signer: Any, store: Any) -> Callable[[], Any] | None:
+def _sender(
+    gateway: GatewayConfig | None, signer: SignerResource | None, store: StoreResource
+) -> Callable[[], TransactionSender] | None:
     """The gateway sender of this coprocessor's answers, journaling in the store."""
     if gateway is None or signer is None:
         return None
-    gw = gateway
-    return lambda: gateway_sender(gw, signer.tx_sender_account(), store.get())
+    gw, account = gateway, signer.tx_sender_account
+    return lambda: gateway_sender(gw, account(), store.get())

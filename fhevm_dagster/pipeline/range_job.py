@@ -18,6 +18,7 @@ from ..chain.commit_port import CommitGateway
 from ..chain.config import GatewayConfig, HostChainConfig
 from ..compute.evaluate import Engine, EngineFactory
 from ..objects import ObjectBackend
+from ..settings import default
 from ..store import Store
 from .block_ranges import BlockRange
 
@@ -66,7 +67,7 @@ class RangeJob:
     signer: Callable[[], LocalAccount] | None = None
     objects: Callable[[], ObjectBackend] | None = None
     #: Digest commits sent at once; whether committed ct128 bytes leave the store.
-    commit_batch: int = 32
+    commit_batch: int = default("commit_batch")
     purge_ct128: bool = False
     #: A determinism check: recompute results already stored and compare the bytes.
     recompute: bool = False

@@ -18,7 +18,7 @@ from ..chain.config import (
     RpcSettings,
 )
 from ..protocol.addresses import ACL_ADDRESS, EXECUTOR_ADDRESS
-from ..settings import Settings
+from ..settings import Settings, default
 
 #: The plain configs' defaults, which the resources' fields take rather than writing them again.
 _RPC = RpcSettings()
@@ -127,9 +127,10 @@ class CommitSettings(ConfigurableResource):  # type: ignore[type-arg]
     gateway: providers cap it), how many commits to send at once, and whether committed ct128
     bytes leave the store."""
 
-    lookback_blocks: int = 10_000
-    batch_size: int = 32
-    purge_ct128: bool = True  # drop committed ct128 bytes from the store once in the objects
+    lookback_blocks: int = default("gateway_commit_lookback")
+    batch_size: int = default("commit_batch")
+    #: Drop committed ct128 bytes from the store once they are in the object store.
+    purge_ct128: bool = default("purge_ct128")
 
     @classmethod
     def of(cls, settings: Settings) -> CommitSettings:

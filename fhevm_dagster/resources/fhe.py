@@ -112,17 +112,13 @@ class FheResource(ConfigurableResource):  # type: ignore[type-arg]
         return self.key_dir or str(DEVNET_TEST_KEYS)
 
     @property
-    def resolved_device(self) -> str:
-        return self.device
-
-    @property
     def pool_size(self) -> int:
         return self.threads or os.cpu_count() or 1
 
     def engine(self) -> tfhe_py.Engine:
         """The process-wide engine of this key directory and device (loaded on first use)."""
-        check_device(self.resolved_device)
-        return _engine(self.resolved_key_dir, self.resolved_device)
+        check_device(self.device)
+        return _engine(self.resolved_key_dir, self.device)
 
     def key_set(self, with_client_key: bool = False) -> KeySet:
         return _key_set(self.resolved_key_dir, with_client_key)

@@ -41,10 +41,7 @@ class StoreResource(ConfigurableResource):  # type: ignore[type-arg]
         """Ciphertexts a range step reads, computes and writes at a time: its memory bound."""
         return self.range_batch_handles
 
-    @property
-    def url(self) -> str:
-        return self.database_url
-
     def get(self) -> Store:
         """The process-wide store for this URL (migrated on first use)."""
-        return _open(self.url, StoreTimeouts(self.lock_timeout_s, self.statement_timeout_s))
+        timeouts = StoreTimeouts(self.lock_timeout_s, self.statement_timeout_s)
+        return _open(self.database_url, timeouts)
