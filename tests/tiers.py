@@ -139,5 +139,5 @@ def pytest_configure(config: pytest.Config) -> None:
     from fhevm_dagster.devnet import anvil
 
     anvil.anvil_binary = guarded(anvil.anvil_binary, "devnet", "starts anvil")
-    for name in ("cached_server_key", "cached_compressed_server_key"):
+    for name in ("cached_server_key", "cached_compressed_server_key", "decompressed_server_key"):
         setattr(keys, name, guarded(getattr(keys, name), "fhe", "loads the FHE server key"))

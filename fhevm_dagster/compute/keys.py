@@ -6,7 +6,8 @@ A key directory holds `client_key.bin` (only where decryption is allowed: tests,
 (a CPU `ServerKey` keeps its bootstrapping keys in the Fourier domain and cannot be moved).
 Server keys are about 1.6 GB and take minutes to derive on a small machine, so a server key
 derived from a client key is cached under the cache directory, keyed by the client key's digest
-and the derivation seed.
+and the derivation seed, and the decompression of a compressed server key is cached keyed by the
+compressed key's digest (one file, hard-linked under both names when they are the same key).
 
 Coprocessors agree on ciphertext bytes only when they compute with the same server key. A
 directory without a server key therefore names a `server_key_seed` in `keys.json`: every machine
@@ -62,12 +63,12 @@ class KeySet:
         return tfhe_py.Engine(self.server_key, self.public_key, self.crs)
 
 
-def _digest(path: Path) -> str:
+def _digest(path: Path, length: int = 16) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()[:16]
+    return h.hexdigest()[:length]
 
 
 def _derived_key_path(client_key_path: Path, seed: int, form: str) -> Path:
@@ -80,14 +81,38 @@ def derived_server_key_path(client_key_path: Path, seed: int) -> Path:
     return _derived_key_path(client_key_path, seed, "decompressed")
 
 
+def decompression_path(compressed_path: Path) -> Path:
+    """Where the decompression of a compressed server key file is cached: named by the SHA-256 of
+    its bytes, so another key (a rotation, a re-generated devnet) is never served from here."""
+    name = f"{_digest(compressed_path, 64)}-{tfhe_py.TFHE_RS_VERSION}-decompressed.bin"
+    return cache_dir() / "server-keys" / "by-compressed-digest" / name
+
+
+def decompressed_server_key(compressed_path: Path) -> tfhe_py.ServerKey:
+    """The decompression of a compressed server key file (a bootstrap of every key block:
+    a minute or more here), once per key; then loaded from the cache."""
+    target = decompression_path(compressed_path)
+    if target.exists():
+        return tfhe_py.ServerKey.load(target)
+    server_key = tfhe_py.CompressedServerKey.load(compressed_path).decompress()
+    _save_atomically(server_key, target)
+    return server_key
+
+
 def cached_server_key(client_key_path: Path, seed: int) -> tfhe_py.ServerKey:
     """The server key derived from a client key and `seed` (the decompression of the compressed
-    key a GPU engine expands), once; then loaded from the cache."""
+    key a GPU engine expands), once; then loaded from the cache. The decompression cache holds
+    the same file, so a key set that ships this compressed key loads it without decompressing."""
     target = derived_server_key_path(client_key_path, seed)
     if target.exists():
         return tfhe_py.ServerKey.load(target)
-    server_key = cached_compressed_server_key(client_key_path, seed).decompress()
-    _save_atomically(server_key, target)
+    cached_compressed_server_key(client_key_path, seed)
+    compressed_path = _derived_key_path(client_key_path, seed, "compressed")
+    server_key = decompressed_server_key(compressed_path)
+    decompressed = decompression_path(compressed_path)
+    partial = target.with_suffix(f".partial-{os.getpid()}")
+    os.link(decompressed, partial)
+    partial.replace(target)
     return server_key
 
 
@@ -160,13 +185,13 @@ def _metadata(directory: Path) -> dict[str, str]:
 def load_key_dir(directory: Path, with_client_key: bool = False) -> KeySet:
     """Loads a key set. Without `server_key.bin`, the server key is the decompression of
     `compressed_server_key.bin` (a key set shipped compressed: 444 MB rather than 1.6 GB, as the
-    reference's CPU workers decompress theirs), or is derived (cached) from the client key."""
+    reference's CPU workers decompress theirs; cached by its digest), or is derived (cached) from
+    the client key."""
     meta = _metadata(directory)
     if (directory / SERVER_KEY).exists():
         server_key = tfhe_py.ServerKey.load(directory / SERVER_KEY)
     elif (directory / COMPRESSED_SERVER_KEY).exists():
-        compressed = tfhe_py.CompressedServerKey.load(directory / COMPRESSED_SERVER_KEY)
-        server_key = compressed.decompress()
+        server_key = decompressed_server_key(directory / COMPRESSED_SERVER_KEY)
     elif (directory / CLIENT_KEY).exists() and "server_key_seed" in meta:
         server_key = cached_server_key(directory / CLIENT_KEY, int(meta["server_key_seed"]))
     elif (directory / CLIENT_KEY).exists():
