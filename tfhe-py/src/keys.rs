@@ -134,34 +134,15 @@ impl ClientKey {
         Ok(Self { inner })
     }
 
-    /// The server key with compression, noise squashing and re-randomization material.
+    /// The server key with compression, noise squashing and re-randomization material, in its
+    /// compressed form: what a GPU engine expands (`Engine.cuda`) and what a CPU engine
+    /// decompresses (`decompress`), so CPU and GPU coprocessors of one key set compute with one
+    /// key. This is the only way to make a server key here.
     ///
     /// Server keys are random: coprocessors agree on bytes only when they compute with the same
     /// one. With `seed`, the key is derived deterministically (the same seed and client key give
-    /// the same server key on every machine), which is how test and devnet deployments share
-    /// one key without shipping 1.6 GB; a production network distributes its server key instead.
-    /// The seeded key is the decompression of `compressed_server_key(seed)`, the key a GPU engine
-    /// expands, so CPU and GPU coprocessors of one devnet compute with one key.
-    #[pyo3(signature = (seed=None))]
-    fn server_key(&self, py: Python<'_>, seed: Option<u128>) -> PyResult<ServerKey> {
-        let inner = py
-            .detach(|| {
-                guard(|| {
-                    Ok(match seed {
-                        Some(s) => {
-                            seeded(s, || self.inner.generate_compressed_server_key()).decompress()
-                        }
-                        None => self.inner.generate_server_key(),
-                    })
-                })
-            })
-            .map_err(py_err)?;
-        Ok(ServerKey { inner })
-    }
-
-    /// The seeded, compressed form of a server key: what a GPU engine expands (`Engine.cuda`),
-    /// and what a CPU engine decompresses to compute with the same key. With `seed`, the same
-    /// key on every machine; its decompression is `server_key(seed)`.
+    /// the same key on every machine), which is how test and devnet deployments share one key
+    /// without shipping it; a production network distributes its key instead.
     #[pyo3(signature = (seed=None))]
     fn compressed_server_key(
         &self,

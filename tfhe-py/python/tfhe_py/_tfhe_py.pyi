@@ -34,15 +34,12 @@ class ClientKey(_KeyIO):
     def from_bytes(data: bytes) -> ClientKey: ...
     @staticmethod
     def load(path: _Path) -> ClientKey: ...
-    def server_key(self, seed: int | None = None) -> ServerKey:
-        """The server key with compression, noise squashing and re-randomization material.
+    def compressed_server_key(self, seed: int | None = None) -> CompressedServerKey:
+        """The server key, compressed: a GPU engine expands it, a CPU engine decompresses it.
 
         With `seed` (u128) the derivation is deterministic: the same client key and seed give the
-        same server key on every machine (how test and devnet deployments share one key); it is
-        the decompression of `compressed_server_key(seed)`.
+        same key on every machine (how test and devnet deployments share one key).
         """
-    def compressed_server_key(self, seed: int | None = None) -> CompressedServerKey:
-        """The compressed key a GPU engine expands; seeded, it decompresses to server_key(seed)."""
     def public_key(self) -> CompactPublicKey: ...
     def encrypt(self, value: int, fhe_type: int) -> Ciphertext:
         """Encrypts `value` as `fhe_type`; a value wider than the type raises `TfheError`."""
