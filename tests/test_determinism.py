@@ -44,14 +44,14 @@ print(json.dumps({
 """
 
 
-def test_three_fresh_processes_give_identical_bytes(tmp_path: Path) -> None:
+def test_two_fresh_processes_give_identical_bytes(tmp_path: Path) -> None:
     keys: KeySet = FheResource(key_dir=str(DEVNET_TEST_KEYS)).key_set(with_client_key=True)
     assert keys.client_key is not None
     engine = keys.engine()
     a = engine.compress(keys.client_key.encrypt(1_000, 5)).hex()
     b = engine.compress(keys.client_key.encrypt(234, 5)).hex()
     runs = []
-    for _ in range(3):
+    for _ in range(2):
         out = subprocess.run(
             [sys.executable, "-c", WORKER, str(DEVNET_TEST_KEYS), a, b],
             capture_output=True,
@@ -60,6 +60,6 @@ def test_three_fresh_processes_give_identical_bytes(tmp_path: Path) -> None:
             check=True,
         )
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    assert runs[0] == runs[1] == runs[2], [{k: r[k] for k in ("add", "mul", "ct128")} for r in runs]
+    assert runs[0] == runs[1], [{k: r[k] for k in ("add", "mul", "ct128")} for r in runs]
     scaled = engine.decompress(bytes.fromhex(runs[0]["mul_ct64"]))
     assert keys.client_key.decrypt(scaled) == (1_000 + 234) * 3
