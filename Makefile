@@ -17,6 +17,10 @@ TRANSFERS ?= 6
 BLOCK_TIME ?= 2
 RANGE_SIZE ?= 5
 PYTEST_ARGS ?=
+# Two pytest workers (pytest-xdist), each test module whole on one (its module fixtures once): the
+# devnet, fault and install tests wait on blocks, daemons and downloads for most of their time, and
+# the other worker computes meanwhile. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo test test-full test-fast install system python node tfhe-py tfhe-py-gpu lint fmt bench demo-down lock
 
@@ -52,7 +56,7 @@ test:
 	@$(call timed,python,$(sub) python)
 	@$(call timed,tfhe-py,$(sub) tfhe-py)
 	@$(call timed,lint,$(sub) lint)
-	@$(call timed,pytest,$(VENV)/bin/pytest $(PYTEST_ARGS))
+	@$(call timed,pytest,$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS))
 
 test-full:
 	FHEVM_DAGSTER_FULL=1 $(sub) test
