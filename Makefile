@@ -47,7 +47,7 @@ demo-down:
 # compute/ lands. Each phase prints its wall time (and appends it to $(PHASES)).
 PHASES ?= $(CACHE)/phases.log
 timed = s=$$(date +%s); $(2); rc=$$?; printf 'phase %-8s %5d s%s\n' $(1) $$(( $$(date +%s) - s )) \
-	"$$( [ $$rc -eq 0 ] || echo " (exit $$rc)" )" | tee -a $(PHASES); exit $$rc
+	"$$( [ $$rc -eq 0 ] || echo " (exit $$rc)" )" | { mkdir -p $(dir $(PHASES)); tee -a $(PHASES); }; exit $$rc
 sub = $(MAKE) --no-print-directory
 
 test:
