@@ -91,7 +91,10 @@ def decompression_path(compressed_path: Path) -> Path:
 def decompressed_server_key(compressed_path: Path) -> tfhe_py.ServerKey:
     """The decompression of a compressed server key file (a bootstrap of every key block:
     a minute or more here), once per key; then loaded from the cache."""
-    target = decompression_path(compressed_path)
+    return _cached_decompression(compressed_path, decompression_path(compressed_path))
+
+
+def _cached_decompression(compressed_path: Path, target: Path) -> tfhe_py.ServerKey:
     if target.exists():
         return tfhe_py.ServerKey.load(target)
     server_key = tfhe_py.CompressedServerKey.load(compressed_path).decompress()
@@ -106,10 +109,11 @@ def cached_server_key(client_key_path: Path, seed: int) -> tfhe_py.ServerKey:
     target = derived_server_key_path(client_key_path, seed)
     if target.exists():
         return tfhe_py.ServerKey.load(target)
-    cached_compressed_server_key(client_key_path, seed)
     compressed_path = _derived_key_path(client_key_path, seed, "compressed")
-    server_key = decompressed_server_key(compressed_path)
+    if not compressed_path.exists():
+        cached_compressed_server_key(client_key_path, seed)
     decompressed = decompression_path(compressed_path)
+    server_key = _cached_decompression(compressed_path, decompressed)
     partial = target.with_suffix(f".partial-{os.getpid()}")
     os.link(decompressed, partial)
     partial.replace(target)
