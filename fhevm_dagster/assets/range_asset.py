@@ -205,7 +205,7 @@ def range_job(context: AssetExecutionContext, where: RangeGroup, keys: set[str])
     return RangeJob(
         parse_range_key(context.partition_key),
         store.get(),
-        batch=store.batch_handles,
+        batch=store.range_batch_handles,
         threads=fhe.pool_size if fhe else 1,
         engine_of=fhe.engine if fhe else None,
         device=fhe.device if fhe else "",

@@ -19,6 +19,7 @@ class StoreResource(ConfigurableResource):  # type: ignore[type-arg]
     """The store's URL, its memory bound and its PostgreSQL session timeouts (`Settings`)."""
 
     database_url: str = default("database_url")
+    #: Ciphertexts a range step reads, computes and writes at a time: its memory bound.
     range_batch_handles: int = default("range_batch_handles")
     lock_timeout_s: float = default("db_lock_timeout")
     statement_timeout_s: float = default("db_statement_timeout")
@@ -35,11 +36,6 @@ class StoreResource(ConfigurableResource):  # type: ignore[type-arg]
             lock_timeout_s=settings.db_lock_timeout,
             statement_timeout_s=settings.db_statement_timeout,
         )
-
-    @property
-    def batch_handles(self) -> int:
-        """Ciphertexts a range step reads, computes and writes at a time: its memory bound."""
-        return self.range_batch_handles
 
     def get(self) -> Store:
         """The process-wide store for this URL (migrated on first use)."""
