@@ -11,7 +11,6 @@ no difference.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 from dagster import DagsterInstance, instance_for_test, materialize
 from host_defs import HOST_RANGES, ciphertexts, host_ingest, host_resource
 from sqlalchemy import update
+from tiers import FULL
 
 from fhevm_dagster.assets.host import RECOMPUTED_BYTES_CHECK, VERIFY_TAG
 from fhevm_dagster.devnet import DevnetInfo, devnet_down, devnet_up, free_port, run_token_traffic
@@ -31,7 +31,7 @@ from fhevm_dagster.resources.store import StoreResource
 from fhevm_dagster.store import Store, schema
 
 pytestmark = pytest.mark.fhe
-CUTS = (1, 5, 20) if os.environ.get("FHEVM_DAGSTER_FULL") == "1" else (1, 20)
+CUTS = (1, 5, 20) if FULL else (1, 20)
 
 
 @pytest.fixture(scope="module")

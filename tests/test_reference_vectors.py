@@ -11,12 +11,12 @@ a coprocessor whose bytes differ is outvoted on every handle.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tiers import FULL
 
 from fhevm_dagster.compute.evaluate import Ct64, FheBackend
 from fhevm_dagster.compute.inputs import RejectedInput, VerifiedInput, verify_input
@@ -35,7 +35,6 @@ VECTORS = Vectors(ROOT / "tests" / "fixtures" / "reference_vectors" / "vectors.j
 #: up; MulDiv works at twice its type's width): CI's tier checks them up to 64 working bits.
 QUADRATIC = {Operator.Mul, Operator.Div, Operator.Rem, Operator.MulDiv, Operator.Shl,
              Operator.Shr, Operator.Rotl, Operator.Rotr}  # fmt: skip
-FULL = os.environ.get("FHEVM_DAGSTER_FULL") == "1"
 #: The types a case id names, and those over 16 bits, where one case costs seconds rather than
 #: a fraction of one.
 TYPE_NAME = re.compile(r"Bool|Uint\d+")

@@ -20,6 +20,7 @@ start a devnet, a cluster, or load a 1.6 GB key.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Generator, Iterable
 from types import CodeType, FunctionType
 from typing import Any, TypeVar
@@ -27,6 +28,8 @@ from typing import Any, TypeVar
 import pytest
 
 NEEDS = ("devnet", "postgres", "fhe")
+#: `make test-full` (`FHEVM_DAGSTER_FULL=1`): the slow modules add their costliest cases.
+FULL = os.environ.get("FHEVM_DAGSTER_FULL") == "1"
 #: Tiers that are not fast either: a fresh venv from PyPI, the fault suite.
 NOT_FAST = ("install", "faults")
 DEVNET_FIXTURES = frozenset({"devnet", "host_w3", "gateway_w3", "devnet_client", "host_clients"})
