@@ -23,7 +23,7 @@ def host_job(
     threads: int = 1,
     batch: int = 0,
     **more: Any,
-) -> RangeJob:
+) -> RangeJob[Store]:
     """The job of the host range `key` of chain `chain_id` (addresses unused by the steps)."""
     chain = HostChainConfig(chain_id, "http://unused", "0x" + "aa" * 20, "0x" + "bb" * 20, key_id)
     return RangeJob(parse_range_key(key), store, batch, threads, engine_of, host=chain, **more)

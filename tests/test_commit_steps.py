@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
@@ -66,6 +66,8 @@ class Gateway:
     `down` makes every call fail as an unreachable RPC would; `lose_receipts` mines the sends
     but reports them as unreachable (a crash between broadcast and receipt).
     """
+
+    sender = "0x" + "33" * 20
 
     def __init__(self, head: int = 100) -> None:
         self.head = head
@@ -218,9 +220,7 @@ def test_nothing_is_sent_twice_on_retry_after_lost_receipts() -> None:
 
 def recheck(book: Book, gateway: Gateway, first: int, last: int) -> tuple[Any, dict[str, Any]]:
     """`recheck_commits` of gateway blocks `first..last` (8 commits sent at once)."""
-    job = RangeJob(
-        BlockRange(first, last), cast(Any, book), commits=lambda: gateway, commit_batch=8
-    )
+    job = RangeJob(BlockRange(first, last), book, commits=lambda: gateway, commit_batch=8)
     report = recheck_commits(job)
     return report.table, report.figures
 

@@ -75,7 +75,7 @@ def test_each_step_classifies_the_range_once(tmp_path: Path) -> None:
         purge_ct128=True,
     )
 
-    def run(step: Any, job: RangeJob = job) -> StepReport[Any]:
+    def run(step: Any, job: RangeJob[Store] = job) -> StepReport[Any]:
         before = counting.classified
         report: StepReport[Any] = step(job)
         counts[step.__name__] = counting.classified - before

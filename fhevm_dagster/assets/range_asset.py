@@ -2,6 +2,9 @@
 becomes a Dagster asset that builds the step's `RangeJob` from its resources, runs the step
 (`step(job) -> StepReport`), logs its notes and yields its outputs' metadata and check results.
 Adding a step to a range is one pipeline function and one `RangeAssetSpec`.
+
+A step asks for a job over the port it needs of the store (`RangeJob[SquashBook]`, …); the job
+built here holds the whole `Store`, so a spec's step type-checks only if the store fits its port.
 """
 
 from collections.abc import Callable, Iterator
@@ -36,6 +39,7 @@ from ..pipeline.step_report import StepOutput, StepReport
 from ..resources.chain import CommitSettings
 from ..resources.signer import SignerResource
 from ..resources.store import StoreResource
+from ..store import Store
 from .metadata import figures_metadata, partition_link, step_errors, table_metadata
 
 #: In a spec's resources: the host chain's resource (its name), and those of the chains a
@@ -74,7 +78,7 @@ class RangeCheck:
 
 @dataclass(frozen=True)
 class RangeAssetSpec:
-    step: Callable[[RangeJob], StepReport[Any]]
+    step: Callable[[RangeJob[Store]], StepReport[Any]]
     outs: tuple[RangeOut, ...]
     resources: frozenset[str]
     retry_policy: RetryPolicy | None
@@ -191,7 +195,7 @@ def _run(
         )
 
 
-def range_job(context: AssetExecutionContext, where: RangeGroup, keys: set[str]) -> RangeJob:
+def range_job(context: AssetExecutionContext, where: RangeGroup, keys: set[str]) -> RangeJob[Store]:
     """The step's job, from the resources its asset holds (`keys`): costly or secret parts
     (chain clients, keys, the object store, the engine) are made only when the step uses them."""
     r = context.resources

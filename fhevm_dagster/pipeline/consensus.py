@@ -8,15 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
 from ..chain.commit_port import CommitGateway
 from ..protocol.digests import Material
-from ..store import CommitState, Store
+from ..store import CommitState
+from .ports import CommitStatusReader, DigestReader
 from .range_handles import RangeHandles
 from .tables import hex_str
+
+
+class CommittedBook(DigestReader, CommitStatusReader, Protocol):
+    """What the check of our commits needs of the store: the digests and their commit status."""
 
 
 def commit_window(blocks: Sequence[int | None], lookback: int, head: int) -> tuple[int, int]:
@@ -30,7 +35,7 @@ def commit_window(blocks: Sequence[int | None], lookback: int, head: int) -> tup
 
 
 def committed_problems(
-    store: Store, gateway: CommitGateway, handles: RangeHandles
+    store: CommittedBook, gateway: CommitGateway, handles: RangeHandles
 ) -> dict[str, str]:
     """Per handle, what is wrong with its commit: absent, other digests, or not confirmed in the
     store. Commits are looked up where the store recorded them (bounded). Raises when the
@@ -103,7 +108,7 @@ class PeerReport:
 
 
 def peer_report(
-    store: Store,
+    store: DigestReader,
     handles: RangeHandles,
     commits: Sequence[tuple[str, Material]],
     consensus: set[bytes],

@@ -24,35 +24,37 @@ import pandas as pd
 from ..chain.calls import TxStatus
 from ..chain.commit_port import CommitGateway, GatewayUnreachable
 from ..protocol.digests import Material
-from ..store import CommitState, CommitStatus, Store
-from .consensus import committed_problems
+from ..store import CommitState, CommitStatus
+from .consensus import CommittedBook, committed_problems
 from .errors import StepError
-from .range_handles import RangeHandles, range_handles
+from .ports import CommitStatusReader, DigestReader
+from .range_handles import HandleBook, RangeHandles, range_handles
 from .range_job import RangeJob
 from .step_report import CheckResult, Severity, StepReport
 from .tables import hex_str
-from .uploads import purge_committed_ct128
+from .uploads import PurgeBook, purge_committed_ct128
 
 COMMITTED_CHECK = "digests_committed_on_gateway"
 
 
-class CommitBook(Protocol):
+class CommitBook(CommitStatusReader, Protocol):
     """What committing needs of the store: each handle's commit status."""
-
-    def get_commit_statuses(self, handles: Sequence[bytes]) -> dict[bytes, CommitStatus]: ...
 
     def set_commit_status(self, status: CommitStatus) -> None:
         """Insert or update; a status without a gateway block keeps the stored block."""
         ...
 
 
-class RecheckBook(CommitBook, Protocol):
+class RecheckBook(CommitBook, DigestReader, Protocol):
     """What a gateway range's recheck needs of the store: the commits it placed in a span of
     gateway blocks, and their digests to send again."""
 
     def commits_in_gateway_blocks(self, first: int, last: int) -> list[CommitStatus]: ...
 
-    def get_digests(self, handles: Sequence[bytes]) -> dict[bytes, Material]: ...
+
+class CommitRangeBook(HandleBook, CommitBook, CommittedBook, PurgeBook, Protocol):
+    """What `commit_range` needs of the store: the range's handles and digests, their commit
+    status, and the purge of committed ct128 bytes."""
 
 
 @dataclass
@@ -186,7 +188,7 @@ def _record_already_added(
 COMMIT_COLUMNS = ["handle", "status", "tx_hash", "reason"]
 
 
-def commit_range(job: RangeJob) -> StepReport[None]:
+def commit_range(job: RangeJob[CommitRangeBook]) -> StepReport[None]:
     """Commit the stored digests of the range's handles; a table of statuses, figures, and the
     check that this sender's commits are on the gateway. Once committed and in the object store,
     a handle's ct128 bytes leave the store (`job.purge_ct128`).
@@ -238,7 +240,9 @@ def commit_range(job: RangeJob) -> StepReport[None]:
     return StepReport(figures, table, checks=[committed_check(store, gateway, handles)])
 
 
-def committed_check(store: Store, gateway: CommitGateway, handles: RangeHandles) -> CheckResult:
+def committed_check(
+    store: CommittedBook, gateway: CommitGateway, handles: RangeHandles
+) -> CheckResult:
     """This sender's AddCiphertextMaterial event exists for each handle with the stored digests.
 
     A handle whose computation failed for a deterministic reason is never committed: the rest of
@@ -269,7 +273,7 @@ def gateway_unreachable(name: str, exc: Exception) -> CheckResult:
 RECHECK_COLUMNS = ["handle", "outcome", "status", "tx_hash", "gateway_block", "reason"]
 
 
-def recheck_commits(job: RangeJob) -> StepReport[None]:
+def recheck_commits(job: RangeJob[RecheckBook]) -> StepReport[None]:
     """Check the commits recorded in gateway blocks `first..last` against the canonical gateway
     chain; send again those a reorg dropped. A table per commit and figures.
 
@@ -282,7 +286,7 @@ def recheck_commits(job: RangeJob) -> StepReport[None]:
     re-drive) tries it again.
     """
     started = time.perf_counter()
-    store: RecheckBook = job.store
+    store = job.store
     gateway, first, last = job.commit_gateway(), job.rng.first, job.rng.last
     rows = store.commits_in_gateway_blocks(first, last)
     handles = [r.handle for r in rows]

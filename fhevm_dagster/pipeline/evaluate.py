@@ -21,10 +21,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -37,14 +37,48 @@ from ..compute.sns import SquashPipe, SquashReport
 from ..protocol.digests import ciphertext_digest
 from ..protocol.handles import parse_handle
 from ..protocol.types import FheType
-from ..store import Ciphertext, ComputationStatus, Store, StoredComputation
+from ..store import Ciphertext, ComputationStatus, StoredComputation
 from .block_ranges import BlockRange
 from .errors import StepError
+from .ports import Ct64Absence, Ct128Absence, ProducerBook
 from .range_job import RangeJob
+from .squash import SquashIO
 from .step_report import CheckResult, StepReport
 from .tables import hex_str, type_name
 
 INPUT_INDEX_COMPUTED = 0xFF
+
+
+class OutcomeBook(Protocol):
+    """What recording an evaluation's outcome needs of the store: results, errors, waits."""
+
+    def store_results(
+        self, ciphertexts: Sequence[Ciphertext], done: Sequence[tuple[bytes, bytes]]
+    ) -> int: ...
+
+    def mark_errors(self, errors: Sequence[tuple[bytes, bytes, str]]) -> None: ...
+
+    def mark_waiting(
+        self,
+        chain_id: int,
+        range_key: str,
+        waiting: Sequence[tuple[bytes, bytes, str]],
+        inputs: Mapping[bytes, str],
+    ) -> None: ...
+
+
+class EvaluateBook(OutcomeBook, Ct64Absence, ProducerBook, SquashIO, Ct128Absence, Protocol):
+    """What `evaluate_range` needs of the store: the range's computations, which operands are
+    stored (and who produces the others), the operands' bytes, and where results and their
+    squashes go."""
+
+    def computations_of_range(
+        self,
+        range_key: str,
+        statuses: Iterable[ComputationStatus] | None = None,
+        *,
+        chain_id: int,
+    ) -> list[StoredComputation]: ...
 
 
 @dataclass
@@ -118,7 +152,7 @@ class MissingInputsError(StepError):
         )
 
 
-def _failed_producers(store: Store, handles: Sequence[bytes]) -> dict[bytes, str]:
+def _failed_producers(store: ProducerBook, handles: Sequence[bytes]) -> dict[bytes, str]:
     """The missing handles whose producing computation failed for good (a deterministic failure:
     nothing transient is ever recorded as an error), with why: waiting for them cannot help, so
     their consumers fail too instead of retrying the range."""
@@ -129,7 +163,7 @@ def _failed_producers(store: Store, handles: Sequence[bytes]) -> dict[bytes, str
     }
 
 
-def _producer_of(store: Store, handles: Sequence[bytes]) -> dict[bytes, str]:
+def _producer_of(store: ProducerBook, handles: Sequence[bytes]) -> dict[bytes, str]:
     """Where each missing handle should come from, for the retry message."""
     producers = {c.output_handle: c.range_key for c in store.computations_by_output(handles)}
     out: dict[bytes, str] = {}
@@ -159,7 +193,7 @@ def _drift(results: Sequence[Ciphertext], stored: dict[bytes, Ciphertext]) -> di
 RECOMPUTED_BYTES_CHECK = "recomputed_bytes_match_stored"
 
 
-def evaluate_range(job: RangeJob) -> StepReport[RangeReport]:
+def evaluate_range(job: RangeJob[EvaluateBook]) -> StepReport[RangeReport]:
     """Evaluates what the range has not stored yet, stores allowed results, records errors per
     computation; with `job.recompute`, everything, comparing with what is stored (the check
     `recomputed_bytes_match_stored`); with `job.squash_during_evaluation`, stores the ct128 of
@@ -193,7 +227,7 @@ def evaluate_range(job: RangeJob) -> StepReport[RangeReport]:
     return out
 
 
-def _evaluate(job: RangeJob) -> tuple[RangeReport, RangeDag]:
+def _evaluate(job: RangeJob[EvaluateBook]) -> tuple[RangeReport, RangeDag]:
     """The range evaluated: what it did and its whole DAG (see `evaluate_range`)."""
     started = time.perf_counter()
     store, chain, batch = job.store, job.host_chain, job.batch
@@ -276,7 +310,7 @@ def _evaluate(job: RangeJob) -> tuple[RangeReport, RangeDag]:
 
 
 def _record(
-    job: RangeJob,
+    job: RangeJob[OutcomeBook],
     dag: RangeDag,
     skipped: list[NodeKey],
     result: EvalResult[Ct64],

@@ -26,17 +26,10 @@ from ..compute.inputs import Deferred, NotServed, RejectedInput, verify_input
 from ..protocol.eip712 import sign_ciphertext_verification
 from ..protocol.gateway_events import decode_requests
 from ..protocol.handles import input_blob_hash
-from ..store import (
-    Ciphertext,
-    ProofKey,
-    ProofRequest,
-    ProofStatus,
-    StaleRange,
-    Store,
-)
+from ..store import Ciphertext, ProofKey, ProofRequest, ProofStatus, StaleRange
 from .errors import RedriveLater, StepError
 from .host import read_range_logs
-from .identity import require_identity
+from .identity import GenesisBook, require_identity
 from .range_job import RangeJob
 from .step_report import Note, StepReport
 from .tables import hex_str, type_name
@@ -69,13 +62,81 @@ class Sender(Protocol):
     def send_many(self, calls: Sequence[ContractCall]) -> list[TxOutcome]: ...
 
 
-def range_requests(job: RangeJob) -> list[ProofKey]:
+class RequestKeys(Protocol):
+    def proof_request_keys(
+        self, gateway_chain_id: int, first_block: int, last_block: int
+    ) -> list[ProofKey]: ...
+
+
+class RequestReader(Protocol):
+    def get_proof_requests(self, keys: Sequence[ProofKey]) -> dict[ProofKey, ProofRequest]: ...
+
+
+class ResponseBook(Protocol):
+    """Where an answer's outcome goes: its status, transaction and gateway block."""
+
+    def set_proof_response(
+        self,
+        key: ProofKey,
+        status: TxStatus | str | None,
+        tx_hash: bytes | None,
+        reason: str | None,
+        block: int | None = None,
+    ) -> None: ...
+
+
+class CollectBook(GenesisBook, Protocol):
+    """What `collect_requests` needs of the store: the gateway's identity, and the range's
+    requests written in one go."""
+
+    def write_gateway_range(
+        self,
+        gateway_chain_id: int,
+        range_key: str,
+        first_block: int,
+        last_block: int,
+        last_hash: bytes,
+        requests: Sequence[ProofRequest],
+    ) -> tuple[int, list[ProofKey]]: ...
+
+
+class VerifyBook(RequestKeys, RequestReader, Protocol):
+    """What `verify_requests` needs of the store: the range's requests, their decisions, and
+    the input ciphertexts of the verified ones."""
+
+    def set_proof_status(
+        self,
+        key: ProofKey,
+        status: ProofStatus | str,
+        reason: str | None = None,
+        handles: Sequence[bytes] | None = None,
+    ) -> None: ...
+
+    def defer_proof_request(self, key: ProofKey, reason: str) -> None: ...
+
+    def put_ciphertexts(self, cts: Sequence[Ciphertext]) -> int: ...
+
+
+class AnswerBook(RequestKeys, RequestReader, ResponseBook, Protocol):
+    """What `answer_requests` needs of the store."""
+
+
+class AnswerRecheckBook(RequestReader, ResponseBook, Protocol):
+    """What `recheck_answers` needs of the store: the answers it placed in a span of gateway
+    blocks, too."""
+
+    def answers_in_gateway_blocks(
+        self, gateway_chain_id: int, first: int, last: int
+    ) -> list[ProofRequest]: ...
+
+
+def range_requests(job: RangeJob[RequestKeys]) -> list[ProofKey]:
     """The keys of the requests the store holds in the range's gateway blocks."""
     rng = job.rng
     return list(job.store.proof_request_keys(job.gateway_chain.chain_id, rng.first, rng.last))
 
 
-def collect_requests(job: RangeJob) -> StepReport[None]:
+def collect_requests(job: RangeJob[CollectBook]) -> StepReport[None]:
     """`VerifyProofRequest` events of the range, stored; a table, figures, and warnings."""
     source, gateway, store, rng = job.log_source(), job.gateway_chain, job.store, job.rng
     chain_id = source.chain_id()
@@ -156,7 +217,7 @@ def _verified_row(req: ProofRequest) -> dict[str, Any]:
     }
 
 
-def verify_requests(job: RangeJob) -> StepReport[None]:
+def verify_requests(job: RangeJob[VerifyBook]) -> StepReport[None]:
     """Check the ZK proofs of undecided requests; store input handles with their ct64.
 
     Requests naming a host chain not in `hosts` are `not_served`. A request the bindings could
@@ -258,7 +319,7 @@ def answer_call(
 
 
 def _send_answers(
-    store: Store,
+    store: ResponseBook,
     sender: Callable[[], Sender],
     signer: Callable[[], LocalAccount],
     gateway: GatewayConfig,
@@ -292,7 +353,7 @@ def _send_answers(
 NOT_REQUESTED = "VerifyProofNotRequested"
 
 
-def answer_requests(job: RangeJob) -> StepReport[None]:
+def answer_requests(job: RangeJob[AnswerBook]) -> StepReport[None]:
     """Send the answers not yet done (check-then-send: simulated first, so an answer already on
     chain reads `already_done` and costs no transaction). Requests still undecided (deferred)
     are answered around: everyone else's answer goes out, then `RedriveLater` names them."""
@@ -373,7 +434,7 @@ class AnswerChain(Sender, Protocol):
     def mined_block(self, tx_hash: bytes) -> int | None: ...
 
 
-def recheck_answers(job: RangeJob) -> StepReport[None]:
+def recheck_answers(job: RangeJob[AnswerRecheckBook]) -> StepReport[None]:
     """Check the answers recorded in gateway blocks `first..last` against the canonical gateway
     chain, as commits are: a receipt in another block is moved, none at all means a reorg
     dropped the answer, and it is sent again (check-then-send: an answer the reorg moved to a

@@ -21,10 +21,10 @@ from ..protocol.computations import (
 )
 from ..protocol.events import DecodeReport, RawLog, decode_logs
 from ..protocol.opcodes import Operator
-from ..store import HostChain, RangeWrite, StaleRange, Store
+from ..store import HostChain, RangeWrite, StaleRange
 from .block_ranges import BlockRange
 from .errors import RangeMoved, StepError
-from .identity import require_identity
+from .identity import GenesisBook, require_identity
 from .range_job import RangeJob
 from .step_report import StepOutput, StepReport
 from .tables import hex_str, type_name
@@ -34,6 +34,22 @@ class LogSource(Protocol):
     def chain_id(self) -> int: ...
     def block_hash(self, number: int) -> bytes | None: ...
     def get_logs(self, first: int, last: int, addresses: Sequence[str]) -> list[RawLog]: ...
+
+
+class IngestBook(GenesisBook, Protocol):
+    """What ingesting needs of the store: the chain's identity, its record, and the range's
+    rows written in one go."""
+
+    def register_chain(self, chain: HostChain) -> None: ...
+
+    def write_range(
+        self,
+        chain_id: int,
+        range_key: str,
+        rows: Sequence[ComputationRow],
+        allowed: Sequence[AllowedHandle] = (),
+        processed: tuple[int, int, bytes] | None = None,
+    ) -> RangeWrite: ...
 
 
 def read_range_logs(
@@ -163,7 +179,7 @@ def _event_row(
     }
 
 
-def ingest_range(job: RangeJob) -> StepReport[IngestReport]:
+def ingest_range(job: RangeJob[IngestBook]) -> StepReport[IngestReport]:
     """Read, decode and store one range; malformed and unknown logs are reported, not fatal.
     Two outputs: the range's logs (`host_events`) and its computations (`fhe_computations`)."""
     report = _ingest(job.log_source(), job.host_chain, job.store, job.rng)
@@ -180,7 +196,7 @@ def ingest_range(job: RangeJob) -> StepReport[IngestReport]:
 
 
 def _ingest(
-    source: LogSource, chain: HostChainConfig, store: Store, rng: BlockRange
+    source: LogSource, chain: HostChainConfig, store: IngestBook, rng: BlockRange
 ) -> IngestReport:
     """Read, decode and store one range; malformed and unknown logs are reported, not fatal."""
     chain_id = source.chain_id()

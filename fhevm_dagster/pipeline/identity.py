@@ -17,13 +17,35 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..settings import variable
-from ..store import ChainReset, Store
+from ..store import ChainReset
 from .errors import StepError
 
 
 class GenesisSource(Protocol):
     def chain_id(self) -> int: ...
     def block_hash(self, number: int) -> bytes | None: ...
+
+
+class GenesisBook(Protocol):
+    """What a range step's identity check needs of the store: the genesis recorded per chain."""
+
+    def record_genesis(self, chain_id: int, genesis: bytes) -> bytes: ...
+
+
+class IdentityBook(GenesisBook, Protocol):
+    """What the sensors' identity check needs of the store: adopting a reset, too."""
+
+    def ciphertext_handles_of_chain(self, chain_id: int) -> list[bytes]: ...
+
+    def adopt_reset(
+        self,
+        chain_id: int,
+        old: bytes,
+        new: bytes,
+        *,
+        gateway: bool,
+        removed_elsewhere: dict[str, int] | None = None,
+    ) -> ChainReset | None: ...
 
 
 class ChainIdentityError(RuntimeError):
@@ -68,7 +90,7 @@ def _mismatch(what: str, chain_id: int, recorded: bytes, found: bytes) -> str:
 
 def check_identity(
     chain: GenesisSource,
-    store: Store,
+    store: IdentityBook,
     what: str,
     *,
     accept_reset: bool,
@@ -101,7 +123,7 @@ def check_identity(
     return Identity(chain_id, found, reset)
 
 
-def require_identity(chain: GenesisSource, store: Store, what: str) -> None:
+def require_identity(chain: GenesisSource, store: GenesisBook, what: str) -> None:
     """A range step's check: the node serves the chain the store knows (recorded if new)."""
     chain_id = chain.chain_id()
     found = genesis(chain)

@@ -7,22 +7,21 @@ run). Every step and check that needs the range's handles takes this one classif
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..store import ComputationStatus, StoredComputation
+from ..store import ComputationStatus
 from .block_ranges import BlockRange
 from .errors import StepError
+from .ports import Ct64Absence, ProducerBook
 from .tables import hex_str
 
 
-class HandleBook(Protocol):
-    """What the classification reads of the store."""
+class HandleBook(Ct64Absence, ProducerBook, Protocol):
+    """What the classification reads of the store: the range's allowed handles, which of them
+    have no ct64, and their computations."""
 
     def allowed_handles_of_range(self, range_key: str, *, chain_id: int) -> list[bytes]: ...
-    def missing_ciphertexts(self, handles: Sequence[bytes]) -> list[bytes]: ...
-    def computations_by_output(self, handles: Sequence[bytes]) -> list[StoredComputation]: ...
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,10 @@
-"""What a range step needs (`step(job: RangeJob) -> StepReport`), built once per step run by the
-Dagster layer (`assets/range_asset.py`) from its resources, or by a test from plain values.
+"""What a range step needs (`step(job: RangeJob[Port]) -> StepReport`), built once per step run by
+the Dagster layer (`assets/range_asset.py`) from its resources, or by a test from plain values.
+
+The job is generic over its store: a step names the port it needs of the store (a `Protocol` in
+its own module, made of the parts in `pipeline.ports`). The Dagster layer builds a
+`RangeJob[Store]`, which mypy accepts as a step's job only if `Store` has every method of the
+step's port; a test can build one over an in-memory fake of the port.
 
 Everything that is costly or reads a secret (a chain client, a key, the object store, the FHE
 engine) is a factory, called only by a step that uses it; a part the step's asset does not
@@ -10,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from eth_account.signers.local import LocalAccount
 
@@ -19,7 +24,6 @@ from ..chain.config import GatewayConfig, HostChainConfig
 from ..compute.evaluate import Engine, EngineFactory
 from ..objects import ObjectBackend
 from ..settings import default
-from ..store import Store
 from .block_ranges import BlockRange
 
 if TYPE_CHECKING:
@@ -27,6 +31,8 @@ if TYPE_CHECKING:
     from .host import LogSource
 
 T = TypeVar("T")
+#: The job's store port: covariant, so a job of the whole `Store` is a job of any port it fits.
+S = TypeVar("S", covariant=True)
 
 
 class MissingPart(RuntimeError):
@@ -40,12 +46,12 @@ def _need(value: T | None, what: str) -> T:
 
 
 @dataclass(frozen=True)
-class RangeJob:
-    """One step's run on one block range: the store, the chains, the FHE engine, the bounds
-    and the run's flags."""
+class RangeJob(Generic[S]):
+    """One step's run on one block range: the store (or the part of it the step uses), the
+    chains, the FHE engine, the bounds and the run's flags."""
 
     rng: BlockRange
-    store: Store
+    store: S
     #: Ciphertexts a step reads, computes and writes at a time (0: the whole range).
     batch: int = 0
     #: Threads of the FHE work (evaluation, squash).

@@ -10,16 +10,23 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
 from ..compute.evaluate import EngineFactory
 from ..compute.sns import SquashPipe, SquashReport
 from ..protocol.digests import Material, material
-from ..store import Store
 from .errors import StepError
-from .range_handles import RangeHandles, range_handles
+from .ports import (
+    BytesReader,
+    Ct64Reader,
+    Ct128Absence,
+    Ct128Writer,
+    DigestReader,
+    PurgedCt128,
+)
+from .range_handles import HandleBook, RangeHandles, range_handles
 from .range_job import RangeJob
 from .step_report import CheckResult, StepReport
 from .tables import hex_str, type_name
@@ -30,6 +37,25 @@ DIGESTS_CHECK = "digests_match_bytes"
 T = TypeVar("T")
 
 
+class SquashIO(Ct64Reader, Ct128Writer, Protocol):
+    """What squashing reads and writes: ct64s in, ct128s out."""
+
+
+class SquashBook(HandleBook, SquashIO, Ct128Absence, Protocol):
+    """What `squash_range` needs of the store."""
+
+
+class DigestSource(BytesReader, Ct128Absence, PurgedCt128, Protocol):
+    """What the digests of a range's handles are computed from: the bytes the store holds."""
+
+
+class DigestBook(HandleBook, DigestSource, DigestReader, Protocol):
+    """What `digest_range` needs of the store: the bytes, and the stored digests to compare with
+    and to write."""
+
+    def put_digests(self, digests: Sequence[Material]) -> int: ...
+
+
 def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """`items` in slices of `size` (0: one slice)."""
     step = size if size > 0 else max(1, len(items))
@@ -38,7 +64,7 @@ def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 def _squash(
-    store: Store, engine_of: EngineFactory, todo: Sequence[bytes], pool_size: int, batch: int
+    store: SquashIO, engine_of: EngineFactory, todo: Sequence[bytes], pool_size: int, batch: int
 ) -> tuple[SquashReport, int]:
     """Squash and store the ct128 of `todo`, `batch` handles at a time; the report and how many
     were stored. `engine_of` is called only when there is work."""
@@ -62,7 +88,7 @@ def _squash(
     return report, stored
 
 
-def squash_range(job: RangeJob) -> StepReport[None]:
+def squash_range(job: RangeJob[SquashBook]) -> StepReport[None]:
     """Squash and store what is not stored yet, `batch` handles at a time; the figures, and the
     check that every allowed handle has its ct64 and ct128 (or a recorded computation error).
     """
@@ -109,7 +135,7 @@ class RangeDigest:
     ct128_bytes: int
 
 
-def range_digests(store: Store, handles: RangeHandles, batch: int = 0) -> list[RangeDigest]:
+def range_digests(store: DigestSource, handles: RangeHandles, batch: int = 0) -> list[RangeDigest]:
     """The digests of every stored handle whose ct128 bytes the store still holds, computed from
     the stored bytes `batch` at a time (a purged ct128 was committed and stored as an object: its
     digests are the stored ones)."""
@@ -125,7 +151,7 @@ def range_digests(store: Store, handles: RangeHandles, batch: int = 0) -> list[R
     return [d for chunk in batches(live, batch) for d in _digests_of(store, chunk)]
 
 
-def _digests_of(store: Store, handles: Sequence[bytes]) -> list[RangeDigest]:
+def _digests_of(store: BytesReader, handles: Sequence[bytes]) -> list[RangeDigest]:
     ct64, ct128 = store.get_ciphertexts(handles), store.get_ciphertexts128(handles)
     return [
         RangeDigest(
@@ -144,7 +170,7 @@ DIGEST_COLUMNS = [
 ]  # fmt: skip
 
 
-def digest_range(job: RangeJob) -> StepReport[None]:
+def digest_range(job: RangeJob[DigestBook]) -> StepReport[None]:
     """Store the digests of the range's ct64 and ct128 bytes; a table of them, figures, and the
     check that the stored digests are those of the stored bytes.
 
@@ -188,7 +214,7 @@ def _digest_row(r: RangeDigest) -> dict[str, Any]:
 
 
 def _digests_check(
-    store: Store, handles: RangeHandles, expected: Sequence[Material]
+    store: DigestReader, handles: RangeHandles, expected: Sequence[Material]
 ) -> CheckResult:
     """The stored digests equal keccak256 of the stored ct64 and ct128 bytes (`expected`: those
     of the handles whose ct128 the store still holds, hashed by this step)."""

@@ -1,4 +1,4 @@
-"""What every range step returns (`step(job: RangeJob) -> StepReport`): plain data that the
+"""What every range step returns (`step(job: RangeJob[Port]) -> StepReport`): plain data that the
 range-asset factory (`assets/range_asset.py`) shows in Dagster's UI.
 
 A step that cannot finish raises the `StepError` family (`pipeline.errors`) instead: a report is a

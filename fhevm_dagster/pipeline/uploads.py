@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -20,9 +20,10 @@ from ..objects import (
     ct128_key,
     upload_handles,
 )
-from ..store import CommitState, Store
+from ..store import CommitState
 from .errors import StepError
-from .range_handles import range_handles
+from .ports import BytesReader, CommitStatusReader, DigestReader, PurgedCt128
+from .range_handles import HandleBook, range_handles
 from .range_job import RangeJob
 from .squash import batches
 from .step_report import StepReport
@@ -31,7 +32,18 @@ from .tables import hex_str
 OBJECT_COLUMNS = ["handle", "ct64", "ct128", "ct128_by_digest"]  # upload, skip, reattest, conflict
 
 
-def upload_range(job: RangeJob) -> StepReport[None]:
+class UploadBook(HandleBook, BytesReader, PurgedCt128, DigestReader, Protocol):
+    """What `upload_range` needs of the store: the range's handles, their bytes, digests and
+    transactions (the attestation's), and which ct128s left the store (uploaded before)."""
+
+
+class PurgeBook(CommitStatusReader, PurgedCt128, Protocol):
+    """What purging committed ct128 bytes needs of the store."""
+
+    def purge_ciphertexts128(self, handles: Sequence[bytes]) -> int: ...
+
+
+def upload_range(job: RangeJob[UploadBook]) -> StepReport[None]:
     """Upload what is not there yet, reading `batch` handles' bytes at a time (0: all at once);
     a table of what each object got, and figures."""
     started = time.perf_counter()
@@ -94,7 +106,7 @@ def upload_range(job: RangeJob) -> StepReport[None]:
 
 
 def purge_committed_ct128(
-    store: Store, backend: ObjectBackend, handles: Sequence[bytes]
+    store: PurgeBook, backend: ObjectBackend, handles: Sequence[bytes]
 ) -> dict[str, Any]:
     """Drop from the store the ct128 bytes of `handles` whose commit is confirmed and whose ct128
     object the KMS reads is in the object store, as the reference's transaction sender deletes
