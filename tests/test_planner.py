@@ -211,6 +211,7 @@ def test_ranges_cut_under_other_sizes_are_kept() -> None:
         BlockRange(42, 43), BlockRange(44, 45),
     ]  # fmt: skip
     assert cut_ranges(8, 12, 10, 2, kept, 10) == [BlockRange(8, 9)]  # 10-14 not complete yet
+    assert cut_ranges(12, 30, 10, 2, kept, 2) == [BlockRange(10, 14), BlockRange(15, 15)]
     with pytest.raises(ValueError, match="head range size 3 must divide range size 10"):
         cut_ranges(0, 10, 10, 3, [], 1)
     with pytest.raises(ValueError, match="head_range_size=4 must divide range_size=10"):

@@ -65,7 +65,8 @@ def cut_ranges(
     cap: int,
 ) -> list[BlockRange]:
     """Complete ranges from `start` to `safe_head`, at most `cap`: the `kept` ones (ranges cut
-    before, by first block, none ending before `start`) as they are, new ones between them.
+    before, by first block; those ending before `start` are skipped) as they are, new ones
+    between them.
 
     A new range is the rest of its aligned `size` range when all of it is under the safe head,
     else an aligned `head_size` range: the same start, head and kept ranges give the same keys,
@@ -79,6 +80,8 @@ def cut_ranges(
     nxt = next(ahead, None)
     first = start
     while len(out) < cap:
+        while nxt is not None and nxt.last < first:
+            nxt = next(ahead, None)
         if nxt is not None and nxt.first <= first:  # a kept range holds `first`
             if nxt.last > safe_head:
                 break

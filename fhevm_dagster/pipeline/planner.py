@@ -3,9 +3,9 @@
 The cursor is the next block to cover, of one chain: `<genesis hex>:<next block>` (a plain number,
 the format before genesis hashes were kept, is read as this chain's). Only complete ranges under
 the safe head (head minus confirmations) are planned, at most `max_ranges_per_tick`, cut as
-`block_ranges.cut_ranges` says from the backlog: ranges of the range size while the safe head is
-past the end of the aligned range-size range holding the next block (catching up: fewer, larger
-runs), head-size ranges at the chain's head (caught up: a range waits for fewer blocks). The
+`block_ranges.cut_ranges` says from the backlog: ranges of the range size while the safe head
+reaches the end of the aligned range-size range holding the next block (catching up: fewer,
+larger runs), head-size ranges at the chain's head (caught up: a range waits for fewer blocks). The
 book's ranges from the cursor on (those of a tick whose cursor was lost, those past a shrunk
 chain's head) are kept as they are and new ones are cut between them, so a range's key never
 changes once requested: re-planning the same cursor, head and book gives the same keys, and no
@@ -130,7 +130,7 @@ def plan_ranges(
     ahead = book.ranges_from(chain_id, next_block, cap)
     kept = {r.partition_key: r for r in ahead}
     taken = [BlockRange(r.first_block, r.last_block) for r in ahead]
-    sizes = (rules.range_size, rules.head_size)
+    sizes = rules.range_size, rules.head_size
     for rng in cut_ranges(next_block, safe, *sizes, taken, cap - len(decisions)):
         next_block = rng.last + 1
         if rng.key in decisions:
