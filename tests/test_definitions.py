@@ -33,7 +33,12 @@ def two_host_chains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         json.dumps(
             [
                 {"chain_id": 31337, "rpc_url": "http://127.0.0.1:8545"},
-                {"chain_id": 31338, "rpc_url_env": "SECOND_RPC", "confirmations": 3},
+                {
+                    "chain_id": 31338,
+                    "rpc_url_env": "SECOND_RPC",
+                    "confirmations": 3,
+                    "head_range_size": 10,
+                },
             ]
         )
     )
@@ -81,7 +86,11 @@ def test_every_job_and_sensor_resolves() -> None:
     second = resources["host_31338"]
     assert second.rpc_url == EnvVar("SECOND_RPC")  # the UI shows the variable, not the key
     sensor = d.resolve_sensor_def("host_31338_blocks_sensor")
-    assert "100 blocks, 3 confirmations" in (sensor.description or "")
+    assert "(100 blocks while catching up, 10 at the chain's head, 3 confirmations" in (
+        sensor.description or ""
+    )
+    first = d.resolve_sensor_def("host_31337_blocks_sensor")
+    assert "(100 blocks, 20 confirmations" in (first.description or "")
 
 
 def test_range_runs_have_a_maximum_runtime(monkeypatch: pytest.MonkeyPatch) -> None:

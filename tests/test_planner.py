@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from fhevm_dagster import settings
 from fhevm_dagster.chain.config import RangeRules, accept_chain_reset
-from fhevm_dagster.pipeline.block_ranges import BlockRange, next_ranges, parse_range_key
+from fhevm_dagster.pipeline.block_ranges import BlockRange, cut_ranges, parse_range_key
 from fhevm_dagster.pipeline.planner import (
     ChainShrankError,
     RangeDecision,
@@ -55,8 +57,9 @@ class Book:
     def recent_ranges(self, chain_id: int, limit: int) -> list[HostRange]:
         return sorted(self.ranges.values(), key=lambda r: -r.first_block)[:limit]
 
-    def get_range(self, chain_id: int, partition_key: str) -> HostRange | None:
-        return self.ranges.get(partition_key)
+    def ranges_from(self, chain_id: int, block: int, limit: int) -> list[HostRange]:
+        found = [r for r in self.ranges.values() if r.last_block >= block]
+        return sorted(found, key=lambda r: r.last_block)[:limit]
 
 
 def keys(plan_decisions: object) -> list[tuple[str, bool]]:
@@ -73,7 +76,7 @@ def test_complete_aligned_ranges_under_the_safe_head() -> None:
     ]
     plan = plan_ranges(None, Chain(30), Book(), rules)
     assert plan.next_block == 20 and plan.safe_head == 28
-    assert "needs safe head >= 29" in plan.waiting_reason(10)
+    assert "needs safe head >= 29" in plan.waiting_reason(10, 10)
 
 
 def test_cap_and_cursor() -> None:
@@ -135,6 +138,136 @@ def test_a_block_vanishing_mid_plan_is_an_error() -> None:
         plan_ranges(None, Racing(20), Book(), RangeRules(range_size=10))
 
 
+def spans(plan_decisions: object) -> list[tuple[int, int]]:
+    return [(d.rng.first, d.rng.last) for d in plan_decisions]  # type: ignore[attr-defined]
+
+
+def test_head_ranges_when_caught_up_range_size_ones_behind() -> None:
+    """A range-size range once the safe head reaches its end; head-size ranges for the rest
+    (aligned to the head size: never across a range-size boundary), the part waits."""
+    rules = RangeRules(range_size=10, head_range_size=2)
+    plan = plan_ranges(None, Chain(26), Book(), rules)
+    assert spans(plan.decisions) == [(0, 9), (10, 19), (20, 21), (22, 23), (24, 25)]
+    assert plan.next_block == 26
+    assert plan.waiting_reason(10, 2) == (
+        "next range 26..27 (2-block ranges at the head) needs safe head >= 27, "
+        "safe head is 26 (head 26)"
+    )
+    later = plan_ranges(26, Chain(33), Book(), rules)
+    assert spans(later.decisions) == [(26, 29), (30, 31), (32, 33)]  # the rest of 20-29 at once
+    assert spans(plan_ranges(26, Chain(28), Book(), rules).decisions) == [(26, 27)]
+    same = RangeRules(range_size=10)  # head size unset: the range size, as before
+    assert spans(plan_ranges(None, Chain(26), Book(), same).decisions) == [(0, 9), (10, 19)]
+
+
+def test_a_lost_ticks_head_ranges_are_kept_when_a_backlog_follows() -> None:
+    """A tick requested head ranges and its cursor was lost; the next tick, from the old cursor
+    with the head far ahead, requests those ranges again under their keys, then cuts on: no
+    larger range over them. Empty ones pruned since are cut again at the head size, as before."""
+    book, rules = Book(), RangeRules(range_size=10, head_range_size=2, max_ranges_per_tick=10)
+    lost = plan_ranges(20, Chain(25), book, rules)
+    assert spans(lost.decisions) == [(20, 21), (22, 23), (24, 25)]
+    for d in lost.decisions:
+        book.record(d.rng, d.last_hash, ingested=d.rng.first == 22)
+    again = plan_ranges(20, Chain(95), book, rules)
+    assert spans(again.decisions) == [(20, 21), (24, 25), (26, 29)] + [
+        (f, f + 9) for f in range(30, 70, 10)
+    ]  # 22-23 is ingested: nothing to request, and it counts in the tick's 10 ranges
+    assert again.next_block == 70
+    assert plan_ranges(20, Chain(95), book, rules) == again  # re-planning gives the same
+    del book.ranges[BlockRange(20, 21).key], book.ranges[BlockRange(22, 23).key]  # pruned
+    assert spans(plan_ranges(20, Chain(95), book, rules).decisions)[:4] == [
+        (20, 21), (22, 23), (24, 25), (26, 29)
+    ]  # fmt: skip
+
+
+def test_head_ranges_past_a_shrunk_head_keep_their_keys() -> None:
+    """A reorg shortens the chain under requested head ranges: the cursor goes back, and once
+    the chain is long again those ranges are planned again as the book holds them (reorg)."""
+    book, chain = Book(), Chain(25)
+    rules = RangeRules(range_size=10, head_range_size=2)
+    first = plan_ranges(20, chain, book, rules)
+    for d in first.decisions:
+        book.record(d.rng, d.last_hash)
+    chain.head_block = 21
+    short = plan_ranges(first.next_block, chain, book, rules)
+    assert short.decisions == [] and short.next_block == 22
+    chain.head_block, chain.fork[23] = 60, b"\x01" * 32
+    plan = plan_ranges(short.next_block, chain, book, rules)
+    assert keys(plan.decisions)[:3] == [
+        (BlockRange(22, 23).key, True), (BlockRange(26, 29).key, False),
+        (BlockRange(30, 39).key, False),
+    ]  # fmt: skip
+    assert all(d.rng.first != 24 for d in plan.decisions)  # 24-25: same blocks, ingested
+
+
+def test_ranges_cut_under_other_sizes_are_kept() -> None:
+    """The sizes changed between two runs of the sensor: the book's ranges stay as they are, new
+    ones are cut between them, a gap no size fits is one range."""
+    kept = [BlockRange(10, 14), BlockRange(19, 29)]
+    assert cut_ranges(8, 45, 10, 2, kept, 10) == [
+        BlockRange(8, 9), BlockRange(10, 14), BlockRange(15, 15), BlockRange(16, 17),
+        BlockRange(18, 18), BlockRange(19, 29), BlockRange(30, 39), BlockRange(40, 41),
+        BlockRange(42, 43), BlockRange(44, 45),
+    ]  # fmt: skip
+    assert cut_ranges(8, 12, 10, 2, kept, 10) == [BlockRange(8, 9)]  # 10-14 not complete yet
+    assert cut_ranges(12, 30, 10, 2, kept, 2) == [BlockRange(10, 14), BlockRange(15, 15)]
+    with pytest.raises(ValueError, match="head range size 3 must divide range size 10"):
+        cut_ranges(0, 10, 10, 3, [], 1)
+    with pytest.raises(ValueError, match="head_range_size=4 must divide range_size=10"):
+        RangeRules(range_size=10, head_range_size=4)
+
+
+def _disjoint(ranges: Sequence[BlockRange]) -> bool:
+    ordered = sorted(ranges, key=lambda r: r.first)
+    return all(a.last < b.first for a, b in pairwise(ordered))
+
+
+def test_ranges_never_overlap_nor_leave_gaps() -> None:
+    """Random cursors, heads, sizes, reorgs shortening the chain, lost ticks (with or without
+    their book writes), pruned empty ranges: the book's ranges never overlap, every block below
+    the cursor is in a range the book holds or held, re-planning gives the same plan, and each
+    new range ends at a head-size boundary inside one range-size range."""
+    rnd = random.Random(29)
+    for _ in range(300):
+        size = rnd.choice([1, 2, 4, 6, 10, 12, 100])
+        head = rnd.choice([d for d in range(1, size + 1) if size % d == 0])
+        rules = RangeRules(
+            range_size=size,
+            head_range_size=head,
+            confirmations=rnd.randint(0, 3),
+            max_ranges_per_tick=rnd.randint(1, 8),
+            start_block=rnd.randint(0, 2 * size),
+            reorg_check_ranges=rnd.randint(1, 8),
+        )
+        chain, book, held = Chain(rules.start_block + rnd.randint(0, 3 * size)), Book(), []
+        cursor: int | None = None
+        for step in range(40):
+            chain.head_block = max(0, chain.head_block + rnd.randint(-2 * head, 3 * size))
+            if rnd.random() < 0.15:
+                forked = range(max(0, chain.head_block - 3 * head), chain.head_block + 1)
+                chain.fork.update({b: bytes([step + 1]) * 32 for b in forked})
+            plan = plan_ranges(cursor, chain, book, rules)
+            assert plan_ranges(cursor, chain, book, rules) == plan
+            new = [d.rng for d in plan.decisions if d.rng.key not in book.ranges]
+            for rng in new:
+                assert (rng.last + 1) % head == 0 and rng.first // size == rng.last // size
+                assert rng.last <= plan.safe_head
+            lost = rnd.random() < 0.25
+            if not lost or rnd.random() < 0.5:  # a tick lost after its writes, or kept
+                for d in plan.decisions:
+                    book.record(d.rng, d.last_hash, ingested=rnd.random() < 0.6)
+                    held.append(d.rng)
+            if not lost:
+                cursor = plan.next_block
+            for key in [k for k in book.ranges if rnd.random() < 0.1]:  # pruned empty
+                del book.ranges[key]
+            ranges = [BlockRange(r.first_block, r.last_block) for r in book.ranges.values()]
+            assert _disjoint(ranges), sorted(ranges, key=lambda r: r.first)
+            covered = {b for r in held for b in range(r.first, r.last + 1)}
+            assert set(range(rules.start_block, cursor or rules.start_block)) <= covered
+
+
 def test_range_keys() -> None:
     assert BlockRange(1000, 1099).key == "000000001000-000000001099"
     assert parse_range_key("000000001000-000000001099") == BlockRange(1000, 1099)
@@ -142,8 +275,8 @@ def test_range_keys() -> None:
         parse_range_key("1000-1099")
     with pytest.raises(ValueError, match="invalid block range"):
         parse_range_key("000000000009-000000000001")
-    assert next_ranges(5, 25, 10, 10) == [BlockRange(5, 9), BlockRange(10, 19)]
-    assert next_ranges(0, 8, 10, 10) == [] and len(next_ranges(0, 10**6, 10, 3)) == 3
+    assert cut_ranges(5, 25, 10, 10, [], 10) == [BlockRange(5, 9), BlockRange(10, 19)]
+    assert cut_ranges(0, 8, 10, 10, [], 10) == [] and len(cut_ranges(0, 10**6, 10, 10, [], 3)) == 3
 
 
 def test_cursor_names_its_chain() -> None:

@@ -130,6 +130,43 @@ def test_bad_numbers_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
         gateway_range_rules(load_settings())
 
 
+def test_head_range_sizes_divide_the_range_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unset: the range size (no smaller ranges at the head); set: a divisor of the range size,
+    else an error naming where each size came from."""
+    assert gateway_range_rules(load_settings()).head_size == 100
+    monkeypatch.setenv("FHEVM_DAGSTER_GATEWAY_HEAD_RANGE_SIZE", "10")
+    rules = gateway_range_rules(load_settings())
+    assert (rules.range_size, rules.head_size) == (100, 10)
+    monkeypatch.setenv("FHEVM_DAGSTER_GATEWAY_HEAD_RANGE_SIZE", "30")
+    message = "GATEWAY_HEAD_RANGE_SIZE=30 must divide FHEVM_DAGSTER_GATEWAY_RANGE_SIZE=100"
+    with pytest.raises(ValueError, match=f"FHEVM_DAGSTER_{message}"):
+        gateway_range_rules(load_settings())
+    monkeypatch.setenv("FHEVM_DAGSTER_GATEWAY_RANGE_SIZE", "0")
+    with pytest.raises(ValueError, match="FHEVM_DAGSTER_GATEWAY_RANGE_SIZE=0: a range holds at"):
+        gateway_range_rules(load_settings())
+    registry = tmp_path / "hosts.json"
+    monkeypatch.setenv("FHEVM_DAGSTER_HOST_CHAINS", str(registry))
+
+    def host(entry: dict[str, object]) -> tuple[int, int]:
+        registry.write_text(json.dumps([{"chain_id": 1, "rpc_url": "http://x", **entry}]))
+        (chain,) = host_chains_from_settings(load_settings())
+        return chain.ranges.range_size, chain.ranges.head_size
+
+    assert host({}) == (100, 100) and host({"range_size": 50}) == (50, 50)
+    assert host({"range_size": 50, "head_range_size": 5}) == (50, 5)
+    monkeypatch.setenv("FHEVM_DAGSTER_HOST_HEAD_RANGE_SIZE", "4")
+    assert host({}) == (100, 4) and host({"range_size": 8}) == (8, 4)
+    for entry, message in (
+        ({"range_size": 50}, "FHEVM_DAGSTER_HOST_HEAD_RANGE_SIZE=4 must divide range_size=50"),
+        ({"head_range_size": 3}, "head_range_size=3 must divide FHEVM_DAGSTER_HOST_RANGE_SIZE=100"),
+        ({"range_size": 10, "head_range_size": 0}, "head_range_size=0 must divide range_size=10"),
+    ):
+        with pytest.raises(RegistryError, match=rf"entry 0 \(chain 1\): {message}"):
+            host(entry)
+
+
 def test_typed_values(tmp_path: Path) -> None:
     absent = str(tmp_path / "absent.json")
     s = load_settings(

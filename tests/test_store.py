@@ -425,3 +425,7 @@ def test_open_and_empty_ranges(store: Store) -> None:
     assert [r.partition_key for r in store.open_ranges(31337, 10)] == [keys[2], keys[4]]
     assert store.prune_empty_ranges(31337, 30) == 2  # 0-9 and 10-19: 30-39 and 2x are kept
     assert [store.get_range(31337, k) is None for k in keys] == [True, True, False, False, False]
+    # The ranges a block sensor keeps when it cuts from a block: those ending at or after it.
+    assert [r.partition_key for r in store.ranges_from(31337, 25, 10)] == keys[2:]
+    assert [r.partition_key for r in store.ranges_from(31337, 30, 1)] == [keys[3]]
+    assert store.ranges_from(31337, 50, 10) == [] and store.ranges_from(1, 0, 10) == []

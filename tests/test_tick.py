@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -89,8 +90,9 @@ class Book:
     def recent_ranges(self, chain_id: int, limit: int) -> list[HostRange]:
         return sorted(self.ranges.values(), key=lambda r: -r.last_block)[:limit]
 
-    def get_range(self, chain_id: int, partition_key: str) -> HostRange | None:
-        return self.ranges.get(partition_key)
+    def ranges_from(self, chain_id: int, block: int, limit: int) -> list[HostRange]:
+        found = [r for r in self.ranges.values() if r.last_block >= block]
+        return sorted(found, key=lambda r: r.last_block)[:limit]
 
     def open_ranges(self, chain_id: int, limit: int) -> list[HostRange]:
         found = [r for r in self.ranges.values() if r.is_open]
@@ -375,3 +377,36 @@ def test_a_reset_chain_starts_again_from_its_start_block() -> None:
     assert "starting again from block 0 (rows of the old chain removed: 3 computations)" in t.log[0]
     other = tick(Chain(15), Book(), rules(), f"{'cd' * 32}:90")  # another chain's cursor
     assert other.cursor == f"{GENESIS.hex()}:10"
+
+
+def test_a_lost_tick_of_head_ranges_then_a_backlog() -> None:
+    """A tick cut head ranges, wrote them (an empty one pruned at once: older than the reorg
+    window) and lost its cursor with the daemon; the next one, with the head far ahead, asks for
+    the requested range under its run key, cuts the pruned one again as before and the backlog
+    in range-size ranges: no range over the book's."""
+    chain, book = Chain(27, logs={21: 1}), Book()
+    r = rules(run_empty=False, head_range_size=2, reorg_check_ranges=2)
+    cursor = f"{GENESIS.hex()}:20"
+    lost = tick(chain, book, r, cursor)
+    assert asked(lost) == [(k(20, 21), f"{k(20, 21)}@{G8}")]
+    assert lost.empty == (BlockRange(22, 23), BlockRange(24, 25), BlockRange(26, 27))
+    assert lost.writes[-1] == PruneEmpty(24) and lost.cursor.endswith(":28")
+    apply_writes(book, lost.chain_id, lost.writes)
+    assert sorted(book.ranges) == [k(20, 21), k(24, 25), k(26, 27)]
+    chain.head_block = 60
+    t = tick(chain, book, r, cursor)
+    assert asked(t) == [(k(20, 21), f"{k(20, 21)}@{G8}")]
+    assert t.empty == (
+        BlockRange(22, 23), BlockRange(28, 29), BlockRange(30, 39), BlockRange(40, 49),
+        BlockRange(50, 59),
+    )  # fmt: skip
+    assert t.cursor.endswith(":60")
+    apply_writes(book, t.chain_id, t.writes)
+    held = sorted((r.first_block, r.last_block) for r in book.ranges.values())
+    assert all(a[1] < b[0] for a, b in pairwise(held)), held
+    assert t.skip_reason is None
+    waiting = tick(chain, Book(), rules(head_range_size=5), f"{GENESIS.hex()}:61")
+    assert waiting.skip_reason == (
+        "no complete host_31337 range: next range 61..64 (5-block ranges at the head) needs "
+        "safe head >= 64, safe head is 60 (head 60), 0 confirmations"
+    )

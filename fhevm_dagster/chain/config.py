@@ -37,9 +37,11 @@ DEFAULT_RPC = RpcSettings()
 
 @dataclass(frozen=True, slots=True)
 class RangeRules:
-    """How a chain is cut into block ranges (`pipeline.planner`)."""
+    """How a chain is cut into block ranges (`pipeline.planner`, `pipeline.block_ranges`)."""
 
     range_size: int = 100
+    #: Blocks per range at the chain's head (a divisor of `range_size`); None: `range_size`.
+    head_range_size: int | None = None
     confirmations: int = 0
     max_ranges_per_tick: int = 10
     start_block: int = 0
@@ -49,6 +51,22 @@ class RangeRules:
     #: A range without a log of the chain's contracts gets a run too (else it is recorded as
     #: processed without one: `pipeline.planner.without_empty`).
     run_empty: bool = False
+
+    def __post_init__(self) -> None:
+        check_range_sizes(self.range_size, self.head_size, "range_size", "head_range_size")
+
+    @property
+    def head_size(self) -> int:
+        return self.range_size if self.head_range_size is None else self.head_range_size
+
+
+def check_range_sizes(size: int, head_size: int, size_name: str, head_name: str) -> None:
+    """A range size of at least 1 and a head size that divides it (a head range never crosses
+    a range-size boundary); the error names where each came from."""
+    if size < 1:
+        raise ValueError(f"{size_name}={size}: a range holds at least 1 block")
+    if head_size < 1 or size % head_size:
+        raise ValueError(f"{head_name}={head_size} must divide {size_name}={size}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +154,16 @@ class SensorRpc:
 def gateway_range_rules(settings: Settings) -> RangeRules:
     """How the gateway is cut into ranges (a host chain's rules are its registry entry's)."""
     gateway = gateway_from_settings(settings)
+    head = settings.gateway_head_range_size
+    check_range_sizes(
+        settings.gateway_range_size,
+        settings.gateway_range_size if head is None else head,
+        variable("gateway_range_size"),
+        variable("gateway_head_range_size"),
+    )
     return RangeRules(
         range_size=settings.gateway_range_size,
+        head_range_size=head,
         # Default 0 on every chain, as Zama's gw-listener reads gateway logs up to the head
         # (zama-ai/fhevm v0.14.0, coprocessor/fhevm-engine/gw-listener/src/gw_listener.rs:
         # 188-210: `to_block` is at most `get_block_number()`).

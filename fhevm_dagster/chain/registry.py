@@ -9,9 +9,10 @@ devnet's `host_chains`; else the one chain of the `Settings.host_*` settings. A 
 
 `rpc_url` or `rpc_url_env` (the variable that holds the URL: it keeps API keys out of the file and
 the UI) is required, as is `chain_id`; the other fields default to the `Settings.host_*`
-settings (range size, confirmations, ticks, reorg window, timeout, PoA) or the canonical
-addresses. `poa` (true/false): the chain's blocks carry a proof-of-authority `extraData` (Polygon,
-BSC), which web3 reads only when told.
+settings (range size, head range size, confirmations, ticks, reorg window, timeout, PoA) or the
+canonical addresses; `head_range_size` must divide the entry's `range_size`. `poa` (true/false):
+the chain's blocks carry a proof-of-authority `extraData` (Polygon, BSC), which web3 reads only
+when told.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ from .config import (
     HostChainConfig,
     RangeRules,
     accept_chain_reset,
+    check_range_sizes,
     host_confirmations,
     rpc_settings,
 )
 
 _FIELDS = {
     "chain_id", "rpc_url", "rpc_url_env", "acl_address", "executor_address", "key_id",
-    "start_block", "confirmations", "range_size", "max_ranges_per_tick", "reorg_check_ranges",
-    "poa",
+    "start_block", "confirmations", "range_size", "head_range_size", "max_ranges_per_tick",
+    "reorg_check_ranges", "poa",
 }  # fmt: skip
 
 
@@ -59,6 +61,20 @@ def _bool(entry: Mapping[str, Any], key: str, default: bool, where: str) -> bool
     raise RegistryError(f"{where}: {key} must be true or false, got {value!r}")
 
 
+def _head_size(entry: Mapping[str, Any], settings: Settings, size: int, where: str) -> int | None:
+    """The entry's `head_range_size`, else the setting's (None: the range size), a divisor of
+    the entry's range size; the error names where each size came from."""
+    head = settings.host_head_range_size
+    if "head_range_size" in entry:
+        head = _int(entry, "head_range_size", 0, where)
+    names = [k if k in entry else variable(f"host_{k}") for k in ("range_size", "head_range_size")]
+    try:
+        check_range_sizes(size, size if head is None else head, *names)
+    except ValueError as exc:
+        raise RegistryError(f"{where}: {exc}") from None
+    return head
+
+
 def host_chain(
     settings: Settings, entry: Mapping[str, Any], where: str = "host chain"
 ) -> HostChainConfig:
@@ -78,8 +94,11 @@ def host_chain(
         need = f"${env} is empty" if env else "rpc_url or rpc_url_env is required"
         raise RegistryError(f"{where}: {need}")
     s = settings
+    size = _int(entry, "range_size", s.host_range_size, where)
+    head = _head_size(entry, s, size, where)
     ranges = RangeRules(
-        range_size=_int(entry, "range_size", s.host_range_size, where),
+        range_size=size,
+        head_range_size=head,
         confirmations=_int(entry, "confirmations", host_confirmations(s, chain_id, url), where),
         max_ranges_per_tick=_int(entry, "max_ranges_per_tick", s.host_max_ranges_per_tick, where),
         start_block=_int(entry, "start_block", 0, where),

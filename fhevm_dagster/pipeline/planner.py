@@ -2,8 +2,14 @@
 
 The cursor is the next block to cover, of one chain: `<genesis hex>:<next block>` (a plain number,
 the format before genesis hashes were kept, is read as this chain's). Only complete ranges under
-the safe head (head minus confirmations) are planned, aligned to multiples of the range size, at
-most `max_ranges_per_tick`. A recent range whose last-block hash changed (a reorg) is planned
+the safe head (head minus confirmations) are planned, at most `max_ranges_per_tick`, cut as
+`block_ranges.cut_ranges` says from the backlog: ranges of the range size while the safe head
+reaches the end of the aligned range-size range holding the next block (catching up: fewer,
+larger runs), head-size ranges at the chain's head (caught up: a range waits for fewer blocks). The
+book's ranges from the cursor on (those of a tick whose cursor was lost, those past a shrunk
+chain's head) are kept as they are and new ones are cut between them, so a range's key never
+changes once requested: re-planning the same cursor, head and book gives the same keys, and no
+two ranges overlap. A recent range whose last-block hash changed (a reorg) is planned
 again, flagged `reorg`. A range requested but not ingested yet is planned again too, under the
 same run key: what Dagster did with a tick (a run exists for that key, or the tick was lost with
 the daemon) is Dagster's record, and Dagster skips a run key it has seen, so a lost tick costs one
@@ -27,7 +33,7 @@ from typing import Protocol
 
 from ..chain.config import RangeRules
 from ..store import HostRange
-from .block_ranges import BlockRange, next_ranges
+from .block_ranges import BlockRange, cut_ranges
 from .host import LogSource
 
 
@@ -39,7 +45,7 @@ class ChainView(Protocol):
 
 class RangeBook(Protocol):
     def recent_ranges(self, chain_id: int, limit: int) -> list[HostRange]: ...
-    def get_range(self, chain_id: int, partition_key: str) -> HostRange | None: ...
+    def ranges_from(self, chain_id: int, block: int, limit: int) -> list[HostRange]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +67,13 @@ class RangePlan:
     next_block: int
     decisions: Sequence[RangeDecision]
 
-    def waiting_reason(self, range_size: int) -> str:
-        """Why nothing was planned: the next range's end is past the safe head."""
-        end = (self.next_block // range_size + 1) * range_size - 1
+    def waiting_reason(self, range_size: int, head_size: int) -> str:
+        """Why nothing was planned: the next range's end is past the safe head. The next range is
+        a head-size one (the range-size one ends at or after it)."""
+        end = (self.next_block // head_size + 1) * head_size - 1
+        sizes = "" if head_size == range_size else f" ({head_size}-block ranges at the head)"
         return (
-            f"next range {self.next_block}..{end} needs safe head >= {end}, "
+            f"next range {self.next_block}..{end}{sizes} needs safe head >= {end}, "
             f"safe head is {self.safe_head} (head {self.head})"
         )
 
@@ -119,13 +127,16 @@ def plan_ranges(
             decisions[rng.key] = RangeDecision(rng, current, True, r.reorg_count + 1)
         elif r.processed_hash is None:  # requested, not ingested: request it again
             decisions[rng.key] = RangeDecision(rng, current, False, r.reorg_count)
-    start = next_block
-    for rng in next_ranges(start, safe, rules.range_size, cap - len(decisions)):
+    ahead = book.ranges_from(chain_id, next_block, cap)
+    kept = {r.partition_key: r for r in ahead}
+    taken = [BlockRange(r.first_block, r.last_block) for r in ahead]
+    sizes = rules.range_size, rules.head_size
+    for rng in cut_ranges(next_block, safe, *sizes, taken, cap - len(decisions)):
         next_block = rng.last + 1
         if rng.key in decisions:
             continue
         last_hash = known_hash.get(rng.key) or _hash(chain, rng.last)
-        seen = book.get_range(chain_id, rng.key)
+        seen = kept.get(rng.key)
         if seen is None:
             decisions[rng.key] = RangeDecision(rng, last_hash, False, 0)
         elif seen.processed_hash is None and seen.known_hash == last_hash:

@@ -124,7 +124,7 @@ def plan_tick(view: TickView, book: TickBook, rules: TickRules, cursor: str | No
     start = None if identity.reset else read_cursor(cursor, identity.genesis)
     plan = plan_ranges(start, view.chain, book, rules.ranges)
     run, empty = _without_empty(plan, view, book, rules)
-    waiting = plan.waiting_reason(rules.ranges.range_size)
+    waiting = plan.waiting_reason(rules.ranges.range_size, rules.ranges.head_size)
     notes = [f"no complete {name} range: {waiting}, {rules.ranges.confirmations} confirmations"]
     log: list[str] = []
     if identity.reset:

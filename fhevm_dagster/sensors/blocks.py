@@ -156,7 +156,7 @@ def block_range_sensor(
         required_resource_keys={chain_resource, "store"}
         | ({"objects"} if kind is ChainKind.HOST else set()),
         description=f"Requests one {job_name} run per confirmed {chain_resource} block range "
-        f"({r.range_size} blocks, {r.confirmations} confirmations, from block {r.start_block}); "
+        f"({_sizes(r)}, {r.confirmations} confirmations, from block {r.start_block}); "
         "re-requests a range on reorg; re-drives a range whose run failed until it succeeds "
         f"(first after {d.backoff_s:g} s, doubling up to {d.backoff_max_s:g} s; alerting after "
         f"{d.alert_after} failed runs in a row).",
@@ -175,3 +175,10 @@ def block_range_sensor(
         )
 
     return _blocks
+
+
+def _sizes(r: RangeRules) -> str:
+    """The range sizes as the sensor's description states them."""
+    if r.head_size == r.range_size:
+        return f"{r.range_size} blocks"
+    return f"{r.range_size} blocks while catching up, {r.head_size} at the chain's head"

@@ -137,6 +137,19 @@ class ChainQueries(StoreBase):
             ).all()
         return [_range(m) for m in rows]
 
+    def ranges_from(self, chain_id: int, block: int, limit: int) -> list[HostRange]:
+        """The `limit` ranges ending at or after `block`, lowest first: the ones a block sensor
+        keeps as they are when it cuts new ranges from `block` (`pipeline.block_ranges`)."""
+        t = s.host_ranges
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t)
+                .where(t.c.chain_id == chain_id, t.c.last_block >= block)
+                .order_by(t.c.last_block)
+                .limit(limit)
+            ).all()
+        return [_range(m) for m in rows]
+
     def record_range_request(
         self,
         chain_id: int,
