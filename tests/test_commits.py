@@ -64,6 +64,9 @@ from fhevm_dagster.store.records import Ciphertext
 pytestmark = pytest.mark.fhe
 RANGE = "000000000000-000000000099"
 CHAIN_ID = 31337
+#: Anvil accounts that only `test_real_host_range_end_to_end` trades between (the demo traffic
+#: users, `TRAFFIC_USER_INDEXES`, are funded by whichever test sends traffic first).
+OWN_USERS = (5, 6)
 KEY_ID = 0
 
 
@@ -496,7 +499,10 @@ def test_real_host_range_end_to_end(
 ) -> None:
     """Demo token traffic through the whole host range: events to commits on the gateway, and
     every allowed handle's objects, attested, in both object-store backends."""
-    records = run_token_traffic(devnet, transfers=1)
+    # Users no other test funds on the session devnet: their mints fall in this range, so the
+    # transfer reads no balance that a range outside the test produced.
+    records = run_token_traffic(devnet, transfers=1, users=OWN_USERS)
+    assert [r.kind for r in records] == ["mint", "mint", "transfer"]
     rng = BlockRange(min(r.block_number for r in records), max(r.block_number for r in records))
     instance.add_dynamic_partitions(HOST_RANGES, [rng.key])
     url = f"sqlite:///{tmp_path / 'store.sqlite'}"
