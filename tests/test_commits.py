@@ -65,8 +65,9 @@ pytestmark = pytest.mark.fhe
 RANGE = "000000000000-000000000099"
 CHAIN_ID = 31337
 #: Anvil accounts that only `test_real_host_range_end_to_end` trades between (the demo traffic
-#: users, `TRAFFIC_USER_INDEXES`, are funded by whichever test sends traffic first).
-OWN_USERS = (5, 6)
+#: users, `TRAFFIC_USER_INDEXES`, are funded by whichever test sends traffic first; 5-8 by
+#: test_contracts_token and the gateway tests): `devnet.anvil.ACCOUNTS`.
+OWN_USERS = (10, 11)
 KEY_ID = 0
 
 

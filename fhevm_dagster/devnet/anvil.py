@@ -26,6 +26,10 @@ from .tools import anvil_binary
 HARDFORK = "prague"
 #: The default anvil mnemonic: its accounts are public test keys.
 TEST_MNEMONIC = "test test test test test test test test test test test junk"
+#: Prefunded accounts of that mnemonic: 0 deploys, 1-4 are the demo traffic's users, 9 owns the
+#: host contracts; tests take the others as users of their own (a user's first mint must fall in
+#: the blocks the test ingests, so no two tests on one devnet may fund the same user).
+ACCOUNTS = 12
 
 # Popen objects of nodes started by this process, so stopping them also reaps them (no zombies).
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -149,7 +153,7 @@ def start_anvil(
         "--mnemonic",
         TEST_MNEMONIC,
         "--accounts",
-        "10",
+        str(ACCOUNTS),
         "--balance",
         "10000",
         *(extra_args or []),
